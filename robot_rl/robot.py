@@ -1,0 +1,118 @@
+"""Robot descriptions: a robot is data, not code.
+
+A :class:`RobotDescription` holds everything both simulators and every stage need to
+agree on: the canonical joint order, the nominal standing pose, joint position, velocity
+and torque limits, default PD gains, foot links, and the URDF inside ``pybullet_data``.
+Descriptions live as JSON files in ``robot_rl/robots/``; :data:`ROBOTS` lists them
+explicitly (nothing registers itself on import).  A new robot is a new JSON file and one
+line in :data:`ROBOTS`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from robot_rl.config import ConfigError, from_dict
+
+ROBOT_DIR = Path(__file__).parent / "robots"
+#: Registered robots, by name -> description file.  The first is the default.
+ROBOTS: dict[str, Path] = {
+    "a1": ROBOT_DIR / "a1.json",
+    "aliengo": ROBOT_DIR / "aliengo.json",
+    "laikago": ROBOT_DIR / "laikago.json",
+}
+DEFAULT_ROBOT = "a1"
+
+
+@dataclass(frozen=True)
+class RobotDescription:
+    """One legged robot, as both simulators and all stages see it (SI units, radians)."""
+
+    # robot name, as used on the command line and in artifact metadata
+    name: str
+    # URDF path relative to pybullet_data.getDataPath()
+    urdf: str
+    # name of the floating-base link in the URDF
+    base_link: str
+    # actuated joints in canonical order (the order of every per-joint array in the project)
+    joint_names: tuple[str, ...]
+    # URDF links at the feet, one per leg (contact points)
+    foot_links: tuple[str, ...]
+    # nominal standing joint positions (rad), canonical order
+    nominal_pose: tuple[float, ...]
+    # lower joint position limits (rad)
+    q_min: tuple[float, ...]
+    # upper joint position limits (rad)
+    q_max: tuple[float, ...]
+    # joint speed limits (rad/s)
+    qd_max: tuple[float, ...]
+    # joint torque limits (N m)
+    tau_max: tuple[float, ...]
+    # default PD proportional gains (N m / rad)
+    kp: tuple[float, ...]
+    # default PD derivative gains (N m s / rad)
+    kd: tuple[float, ...]
+    # trunk height above the ground when standing at the nominal pose (m)
+    nominal_base_height: float
+    # trunk height at which episodes start, feet just above the ground (m)
+    base_init_height: float
+    # base roll, pitch, yaw at spawn (rad)
+    base_rpy: tuple[float, ...] = (0.0, 0.0, 0.0)
+    # Coulomb friction coefficient between feet and floor (-)
+    foot_friction: float = 0.8
+    # free-text provenance of the numbers above
+    notes: str = ""
+    # legs, derived from foot_links order (read-only convenience)
+    legs: tuple[str, ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        n = len(self.joint_names)
+        for fname in ("nominal_pose", "q_min", "q_max", "qd_max", "tau_max", "kp", "kd"):
+            value = getattr(self, fname)
+            if len(value) != n:
+                raise ConfigError(
+                    f"robot {self.name!r}: field {fname!r} has {len(value)} values, "
+                    f"expected {n} (one per joint)"
+                )
+        if len(set(self.joint_names)) != n:
+            raise ConfigError(f"robot {self.name!r}: joint_names has duplicates")
+        lo, hi, q0 = np.array(self.q_min), np.array(self.q_max), np.array(self.nominal_pose)
+        if np.any(lo >= hi):
+            raise ConfigError(f"robot {self.name!r}: q_min must be below q_max for every joint")
+        if np.any(q0 < lo) or np.any(q0 > hi):
+            raise ConfigError(f"robot {self.name!r}: nominal_pose lies outside the joint limits")
+        if not self.legs:
+            object.__setattr__(self, "legs", tuple(f"leg{i}" for i in range(len(self.foot_links))))
+
+    @property
+    def num_joints(self) -> int:
+        """Number of actuated joints."""
+        return len(self.joint_names)
+
+    @property
+    def urdf_path(self) -> Path:
+        """Absolute path of the URDF inside the installed pybullet_data."""
+        import pybullet_data
+
+        return Path(pybullet_data.getDataPath()) / self.urdf
+
+    def array(self, fname: str) -> np.ndarray:
+        """A per-joint field as a float64 numpy array."""
+        return np.asarray(getattr(self, fname), dtype=np.float64)
+
+
+def load_robot(name: str = DEFAULT_ROBOT) -> RobotDescription:
+    """Load a registered robot description by name (or from a path to a JSON file)."""
+    path = ROBOTS.get(name)
+    if path is None:
+        candidate = Path(name)
+        if candidate.suffix == ".json" and candidate.exists():
+            path = candidate
+        else:
+            raise ConfigError(f"unknown robot {name!r}; registered robots: {sorted(ROBOTS)}")
+    data = json.loads(Path(path).read_text())
+    return from_dict(RobotDescription, data, where=f"{path}")

@@ -1,0 +1,143 @@
+"""Both simulators see the same robot, for every registered robot.
+
+Tolerances: masses 1e-6 kg, centres of mass 1e-6 m, inertia tensors 1e-6 relative to
+the body's largest entry, joint axes 1e-6 (unit vectors, world frame), joint limits
+1e-9 rad, foot positions 1e-5 m, all at the nominal pose with the base upright.
+"""
+
+import mujoco
+import numpy as np
+import pybullet as pb
+import pytest
+
+from robot_rl.config import ConfigError
+from robot_rl.consistency import mujoco_view, pybullet_view
+from robot_rl.robot import ROBOTS, RobotDescription, load_robot
+from robot_rl.sim_mujoco import build_model, index, set_nominal
+from robot_rl.sim_pybullet import load_pybullet_robot, new_world
+
+URDF_MASS = {"a1": 12.458, "aliengo": 20.638, "laikago": 25.567}
+
+
+@pytest.fixture(scope="module", params=sorted(ROBOTS))
+def views(request):
+    robot = load_robot(request.param)
+    return robot, mujoco_view(robot), pybullet_view(robot)
+
+
+def test_total_mass_matches_urdf(views):
+    robot, mj, bt = views
+    assert mj.total_mass == pytest.approx(URDF_MASS[robot.name], abs=1e-6)
+    assert bt.total_mass == pytest.approx(URDF_MASS[robot.name], abs=1e-6)
+
+
+def test_per_body_mass_com_inertia(views):
+    _, mj, bt = views
+    assert sorted(mj.body_mass) == sorted(bt.body_mass)
+    for name in mj.body_mass:
+        assert mj.body_mass[name] == pytest.approx(bt.body_mass[name], abs=1e-6), name
+        np.testing.assert_allclose(mj.body_com[name], bt.body_com[name], atol=1e-6, err_msg=name)
+        scale = np.abs(bt.body_inertia[name]).max()
+        np.testing.assert_allclose(mj.body_inertia[name], bt.body_inertia[name],
+                                   atol=1e-6 * scale, err_msg=name)
+
+
+def test_joint_order_axes_limits(views):
+    robot, mj, bt = views
+    assert mj.joint_names == list(robot.joint_names) == bt.joint_names
+    np.testing.assert_allclose(mj.joint_axis, bt.joint_axis, atol=1e-6)
+    np.testing.assert_allclose(np.linalg.norm(mj.joint_axis, axis=1), 1.0, atol=1e-9)
+    expected = np.stack([robot.q_min, robot.q_max], axis=1)
+    np.testing.assert_allclose(mj.joint_range, expected, atol=1e-9)
+    np.testing.assert_allclose(bt.joint_range, expected, atol=1e-9)
+
+
+def test_foot_positions(views):
+    _, mj, bt = views
+    np.testing.assert_allclose(mj.foot_pos, bt.foot_pos, atol=1e-5)
+    # feet below the base, left/right mirrored
+    assert np.all(mj.foot_pos[:, 2] < 1.0 - 0.15)
+
+
+def test_naive_mujoco_load_loses_trunk_mass():
+    """The pitfall our builder avoids: without a free joint first, fusion eats the trunk."""
+    robot = load_robot("a1")
+    naive = mujoco.MjModel.from_xml_string(
+        robot.urdf_path.read_text().replace("<robot name=\"a1_description\">",
+                                            "<robot name=\"a1_description\"><mujoco><compiler "
+                                            "discardvisual=\"true\"/></mujoco>"))
+    assert naive.body_mass[1:].sum() < 8.0
+    assert build_model(robot).body_mass.sum() == pytest.approx(12.458, abs=1e-6)
+
+
+@pytest.mark.parametrize("name", sorted(ROBOTS))
+def test_limits_enforced_in_both_simulators(name):
+    """Push every joint with 30 % of its torque limit into the upper bound: both stop near it
+    (both enforce limits as soft constraints, PyBullet softer: 0.5 rad of give;
+    an unlimited joint under constant torque would turn many radians)."""
+    robot = load_robot(name)
+    client = new_world()
+    try:
+        r = load_pybullet_robot(client, robot, fixed_base=True, base_height=1.0)
+        for _ in range(400):
+            r.apply_torques(0.3 * robot.array("tau_max"))
+            pb.stepSimulation(physicsClientId=client)
+        q_bt, _ = r.joint_state()
+    finally:
+        pb.disconnect(client)
+    from robot_rl.sim_mujoco import MujocoModelConfig
+
+    model = build_model(robot, MujocoModelConfig(fixed_base=True, fixed_base_height=1.0))
+    data = mujoco.MjData(model)
+    set_nominal(model, data, robot)
+    idx = index(model, robot)
+    for _ in range(400):
+        data.ctrl[idx.actuator] = 0.3 * robot.array("tau_max")
+        mujoco.mj_step(model, data)
+    q_mj = data.qpos[idx.qpos]
+    hi = robot.array("q_max")
+    assert np.all(q_bt < hi + 0.5), q_bt - hi
+    assert np.all(q_mj < hi + 0.5), q_mj - hi
+
+
+@pytest.mark.parametrize("name", sorted(ROBOTS))
+def test_pd_standing_in_both_simulators(name):
+    """Dropped at the nominal pose under PD control, both simulators settle standing."""
+    robot = load_robot(name)
+    q0, kp, kd = (robot.array(f) for f in ("nominal_pose", "kp", "kd"))
+    kp, kd = kp * 2, kd * 2
+    model = build_model(robot)
+    data = mujoco.MjData(model)
+    set_nominal(model, data, robot)
+    idx = index(model, robot)
+    for _ in range(400):
+        tau = kp * (q0 - data.qpos[idx.qpos]) - kd * data.qvel[idx.qvel]
+        data.ctrl[idx.actuator] = tau
+        mujoco.mj_step(model, data)
+    z_mj = data.qpos[2]
+    client = new_world()
+    try:
+        r = load_pybullet_robot(client, robot)
+        for _ in range(400):
+            q, qd = r.joint_state()
+            r.apply_torques(np.clip(kp * (q0 - q) - kd * qd, -robot.array("tau_max"),
+                                    robot.array("tau_max")))
+            pb.stepSimulation(physicsClientId=client)
+        z_bt = pb.getBasePositionAndOrientation(r.body, physicsClientId=client)[0][2]
+    finally:
+        pb.disconnect(client)
+    assert z_mj > 0.6 * robot.nominal_base_height
+    assert z_bt > 0.6 * robot.nominal_base_height
+    assert abs(z_mj - z_bt) < 0.05
+
+
+def test_description_validation():
+    robot = load_robot("a1")
+    from dataclasses import asdict
+
+    data = asdict(robot)
+    data["kp"] = data["kp"][:11]
+    with pytest.raises(ConfigError, match="kp"):
+        RobotDescription(**data)
+    with pytest.raises(ConfigError, match="unknown robot"):
+        load_robot("spot")
