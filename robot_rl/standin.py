@@ -1,0 +1,138 @@
+"""The hardware stand-in: a PyBullet robot with hidden physics, behind :class:`RobotInterface`.
+
+No real robot is attached to these machines, so stages 1 and 2 read logs produced here.
+The stand-in draws hidden perturbations of the robot's physics (link masses, a trunk
+payload with an offset centre of mass, joint damping and Coulomb friction, rotor inertia,
+foot friction) from its config's seed, and drives the joints through a reference actuator
+richer than an ideal PD (latency, torque-speed saturation, first-order torque response);
+see :mod:`robot_rl.standin_model` for the equations.  Real users replace this class with a
+bridge to their robot; everything downstream sees only the logs.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pybullet as pb
+
+from robot_rl.interface import RobotInterface, RobotState
+from robot_rl.robot import RobotDescription
+from robot_rl.sim_pybullet import PyBulletRobot, load_pybullet_robot, new_world
+from robot_rl.standin_model import (
+    HiddenParams,
+    ReferenceActuator,
+    StandInConfig,
+    draw_hidden,
+    perturbed_urdf,
+)
+
+
+class PyBulletStandIn(RobotInterface):
+    """PyBullet robot with hidden physics; ``suspended=True`` fixes the base on a rig."""
+
+    def __init__(self, robot: RobotDescription, cfg: StandInConfig | None = None,
+                 suspended: bool = False, gui: bool = False):
+        self.robot = robot
+        self.cfg = cfg or StandInConfig()
+        self.control_dt = self.cfg.control_dt
+        self.suspended = suspended
+        self._rng = np.random.default_rng(self.cfg.seed)
+        import xml.etree.ElementTree as ET
+
+        trunk_mass = float(ET.parse(robot.urdf_path).getroot().find(
+            f"link[@name='{robot.base_link}']/inertial/mass").get("value"))
+        self._hidden = draw_hidden(self.cfg, robot, trunk_mass, self._rng)
+        self._noise_rng = np.random.default_rng(self.cfg.seed + 1)
+        self._tmp = Path(tempfile.mkdtemp(prefix="robot_rl_standin_"))
+        self._client = new_world(self.cfg.physics_dt, gui=gui)
+        urdf = perturbed_urdf(robot, self._hidden, self._tmp)
+        desc = _with_urdf(robot, urdf)
+        height = self.cfg.rig_height if suspended else robot.base_init_height
+        self._body: PyBulletRobot = load_pybullet_robot(self._client, desc, fixed_base=suspended,
+                                                        base_height=height)
+        for f in self._body.foot_ids:
+            pb.changeDynamics(self._body.body, int(f), lateralFriction=self._hidden.foot_friction,
+                              physicsClientId=self._client)
+        self._act = ReferenceActuator(self.cfg.actuator, robot, self.cfg.physics_dt, self._hidden)
+        self._time = 0.0
+        self._tau_meas = np.zeros(robot.num_joints)
+        self._height = height
+
+    # -- RobotInterface ---------------------------------------------------------------
+    def reset(self) -> RobotState:
+        q0 = self.robot.array("nominal_pose")
+        pb.resetBasePositionAndOrientation(
+            self._body.body, [0, 0, self._height], pb.getQuaternionFromEuler(self.robot.base_rpy),
+            physicsClientId=self._client)
+        pb.resetBaseVelocity(self._body.body, [0, 0, 0], [0, 0, 0], physicsClientId=self._client)
+        self._body.set_joint_state(q0)
+        self._act.reset(q0)
+        self._act.push_target(q0)
+        self._time = 0.0
+        self._tau_meas = np.zeros(self.robot.num_joints)
+        return self.read_state()
+
+    def read_state(self) -> RobotState:
+        q, qd = self._body.joint_state()
+        n = self._noise_rng.normal
+        nj = self.robot.num_joints
+        pos, orn = pb.getBasePositionAndOrientation(self._body.body, physicsClientId=self._client)
+        lin, ang = pb.getBaseVelocity(self._body.body, physicsClientId=self._client)
+        rot = np.array(pb.getMatrixFromQuaternion(orn)).reshape(3, 3)
+        return RobotState(
+            stamp=self._time,
+            q=q + n(0, self.cfg.noise_q, nj),
+            qd=qd + n(0, self.cfg.noise_qd, nj),
+            tau=self._tau_meas + n(0, self.cfg.noise_tau, nj),
+            base_pos=np.array(pos),
+            base_quat=np.array([orn[3], orn[0], orn[1], orn[2]]),
+            base_linvel=np.array(lin),
+            base_angvel=rot.T @ np.array(ang),
+        )
+
+    def send_targets(self, q_target: np.ndarray) -> None:
+        q_target = np.asarray(q_target, dtype=np.float64)
+        if q_target.shape != (self.robot.num_joints,) or not np.all(np.isfinite(q_target)):
+            raise ValueError(f"send_targets: expected {self.robot.num_joints} finite targets "
+                             f"(rad), got {q_target!r}")
+        self._act.push_target(q_target)
+
+    def step(self) -> RobotState:
+        for _ in range(self.cfg.decimation):
+            q, qd = self._body.joint_state()
+            self._tau_meas, tau_joint = self._act.step(q, qd)
+            self._body.apply_torques(tau_joint)
+            pb.stepSimulation(physicsClientId=self._client)
+            self._time += self.cfg.physics_dt
+        return self.read_state()
+
+    def close(self) -> None:
+        if self._client is not None and pb.isConnected(self._client):
+            pb.disconnect(self._client)
+        self._client = None
+        shutil.rmtree(self._tmp, ignore_errors=True)
+
+    # -- for grading only ---------------------------------------------------------------
+    def hidden_truth(self) -> HiddenParams:
+        """The drawn physics.  For tests that grade identification; never for stages."""
+        return self._hidden
+
+    @property
+    def pybullet(self) -> tuple[int, int]:
+        """(client, body) for evaluation tools that need to look (rendering, contacts)."""
+        return self._client, self._body.body
+
+
+def _with_urdf(robot: RobotDescription, urdf: Path) -> RobotDescription:
+    import dataclasses
+
+    class _Desc(type(robot)):  # a description whose urdf_path points at the perturbed copy
+        @property
+        def urdf_path(self) -> Path:  # type: ignore[override]
+            return urdf
+
+    fields = {f.name: getattr(robot, f.name) for f in dataclasses.fields(robot)}
+    return _Desc(**fields)

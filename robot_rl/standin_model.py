@@ -1,0 +1,291 @@
+"""The hardware stand-in's hidden physics: configuration, perturbations, reference actuator.
+
+Nothing outside the stand-in (and tests that grade identification against it) may read
+the values drawn here: stages see only logs.
+
+Reference actuator (per joint, evaluated at every physics step of length ``dt``)::
+
+    q*_k     = target sent at time t_k - latency (commands arrive ``latency`` s late)
+    u_k      = kp_a (q*_k - q_k) - kd_a qd_k                  driver PD on the encoder
+    L(qd,u)  = T_max                        if u qd <= 0      (braking)
+             = T_max max(0, 1 - |qd| / w_0) otherwise         (torque-speed line)
+    u'_k     = clip(u_k, -L, L)                               current / torque saturation
+    tau_k    = tau_{k-1} + (1 - exp(-dt / tc)) (u'_k - tau_{k-1})   first-order torque response
+    measured = tau_k + noise                                  (the log's ``tau``)
+
+and on the joint side, between actuator and link (not in the measured torque)::
+
+    tau_joint = tau_k - b qd - f_c tanh(qd / v_s) - J_r qdd_{k-1}
+
+with viscous damping ``b``, Coulomb friction ``f_c`` (smoothed over v_s = 0.02 rad/s) and
+rotor inertia ``J_r`` (acceleration from the previous physics step; stable while J_r is
+below the link inertia seen by the joint).  Link masses, payload and foot friction are
+written into a perturbed copy of the URDF that PyBullet loads.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from robot_rl.config import ConfigError, from_dict
+from robot_rl.robot import RobotDescription
+
+STANDIN_DIR = Path(__file__).parent / "standin"
+
+
+@dataclass(frozen=True)
+class ReferenceActuatorConfig:
+    """The stand-in's actuator, richer than an ideal PD."""
+
+    # command latency between sending a target and the driver using it (s)
+    latency: float = 0.01
+    # time constant of the first-order torque (current) response (s)
+    torque_time_constant: float = 0.004
+    # stall torque as a multiple of the description's tau_max (-)
+    tau_max_scale: float = 1.0
+    # no-load speed as a multiple of the description's qd_max (-)
+    noload_speed_scale: float = 1.0
+    # driver proportional gain as a multiple of the description's kp (-)
+    kp_scale: float = 1.0
+    # driver derivative gain as a multiple of the description's kd (-)
+    kd_scale: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.latency < 0 or self.torque_time_constant < 0:
+            raise ConfigError("actuator: latency and torque_time_constant must be >= 0 s")
+        for f in ("tau_max_scale", "noload_speed_scale", "kp_scale", "kd_scale"):
+            if getattr(self, f) <= 0:
+                raise ConfigError(f"actuator.{f} must be > 0")
+
+
+@dataclass(frozen=True)
+class PerturbationRanges:
+    """Uniform ranges [low, high] from which the hidden parameters are drawn."""
+
+    # payload added to the trunk, as a fraction of the trunk's URDF mass (-)
+    trunk_payload_fraction: tuple[float, float] = (0.05, 0.3)
+    # payload position in the trunk frame, each axis (m)
+    trunk_payload_offset: tuple[float, float] = (-0.05, 0.05)
+    # scale of every link mass and inertia of one leg, drawn per leg (-)
+    leg_mass_scale: tuple[float, float] = (0.8, 1.2)
+    # joint viscous damping (N m s / rad), per joint
+    joint_damping: tuple[float, float] = (0.02, 0.3)
+    # joint Coulomb friction (N m), per joint
+    joint_coulomb: tuple[float, float] = (0.05, 0.6)
+    # reflected rotor inertia (kg m^2), per joint
+    rotor_inertia: tuple[float, float] = (0.0005, 0.002)
+    # foot-floor friction coefficient (-)
+    foot_friction: tuple[float, float] = (0.5, 1.1)
+
+    def __post_init__(self) -> None:
+        for f in self.__dataclass_fields__:
+            lo, hi = getattr(self, f)
+            if lo > hi:
+                raise ConfigError(f"ranges.{f}: low {lo} above high {hi}")
+
+
+@dataclass(frozen=True)
+class StandInConfig:
+    """Everything the stand-in needs; load from a JSON file with :func:`load_standin_config`."""
+
+    # seed of the hidden parameter draw and the measurement noise
+    seed: int = 0
+    # physics time step (s)
+    physics_dt: float = 0.001
+    # control (and logging) period (s)
+    control_dt: float = 0.005
+    # the reference actuator
+    actuator: ReferenceActuatorConfig = field(default_factory=ReferenceActuatorConfig)
+    # ranges of the hidden physical perturbations
+    ranges: PerturbationRanges = field(default_factory=PerturbationRanges)
+    # standard deviation of joint position measurement noise (rad)
+    noise_q: float = 1e-4
+    # standard deviation of joint velocity measurement noise (rad/s)
+    noise_qd: float = 5e-3
+    # standard deviation of joint torque measurement noise (N m)
+    noise_tau: float = 0.02
+    # height of the base on the suspended rig (m)
+    rig_height: float = 0.7
+
+    def __post_init__(self) -> None:
+        if self.physics_dt <= 0 or self.control_dt <= 0:
+            raise ConfigError("physics_dt and control_dt must be > 0 s")
+        ratio = self.control_dt / self.physics_dt
+        if abs(ratio - round(ratio)) > 1e-6:
+            raise ConfigError(f"control_dt {self.control_dt} must be a multiple of physics_dt "
+                              f"{self.physics_dt}")
+
+    @property
+    def decimation(self) -> int:
+        return int(round(self.control_dt / self.physics_dt))
+
+
+def load_standin_config(path: str | Path | None = None, **overrides) -> StandInConfig:
+    """Load a stand-in config JSON (default: ``robot_rl/standin/default.json``)."""
+    path = Path(path) if path else STANDIN_DIR / "default.json"
+    if not path.exists():
+        raise ConfigError(f"{path}: no such stand-in config")
+    data = json.loads(path.read_text())
+    data.update(overrides)
+    return from_dict(StandInConfig, data, where=str(path))
+
+
+@dataclass
+class HiddenParams:
+    """The stand-in's drawn physical truth.  Stages must never read this."""
+
+    trunk_payload: float  # kg
+    trunk_payload_offset: np.ndarray  # (3,) m, trunk frame
+    leg_mass_scale: np.ndarray  # (legs,)
+    joint_damping: np.ndarray  # (J,) N m s/rad
+    joint_coulomb: np.ndarray  # (J,) N m
+    rotor_inertia: np.ndarray  # (J,) kg m^2
+    foot_friction: float
+
+    def as_dict(self) -> dict[str, float | list[float]]:
+        return {k: (v.tolist() if isinstance(v, np.ndarray) else float(v)) for k, v in vars(self).items()}
+
+
+def draw_hidden(cfg: StandInConfig, robot: RobotDescription, trunk_mass: float,
+                rng: np.random.Generator) -> HiddenParams:
+    """Draw the hidden parameters from ``cfg.ranges``."""
+    r, nj, nl = cfg.ranges, robot.num_joints, len(robot.foot_links)
+    u = rng.uniform
+    return HiddenParams(
+        trunk_payload=float(u(*r.trunk_payload_fraction)) * trunk_mass,
+        trunk_payload_offset=u(*r.trunk_payload_offset, size=3),
+        leg_mass_scale=u(*r.leg_mass_scale, size=nl),
+        joint_damping=u(*r.joint_damping, size=nj),
+        joint_coulomb=u(*r.joint_coulomb, size=nj),
+        rotor_inertia=u(*r.rotor_inertia, size=nj),
+        foot_friction=float(u(*r.foot_friction)),
+    )
+
+
+def _vec(text: str | None) -> np.ndarray:
+    return np.array([float(x) for x in (text or "0 0 0").split()])
+
+
+def leg_links(robot: RobotDescription, urdf_root: ET.Element) -> list[list[str]]:
+    """Names of the links of each leg: descendants of the leg's first joint."""
+    children: dict[str, list[tuple[str, str]]] = {}
+    for j in urdf_root.findall("joint"):
+        children.setdefault(j.find("parent").get("link"), []).append((j.get("name"), j.find("child").get("link")))
+    joint_child = {j.get("name"): j.find("child").get("link") for j in urdf_root.findall("joint")}
+    per_leg = len(robot.joint_names) // len(robot.foot_links)
+    legs = []
+    for i in range(len(robot.foot_links)):
+        first = joint_child[robot.joint_names[i * per_leg]]
+        stack, names = [first], []
+        while stack:
+            link = stack.pop()
+            names.append(link)
+            stack.extend(c for _, c in children.get(link, []))
+        legs.append(names)
+    return legs
+
+
+def perturbed_urdf(robot: RobotDescription, hidden: HiddenParams, out_dir: Path) -> Path:
+    """Write a copy of the robot's URDF with the hidden mass perturbations applied."""
+    src = robot.urdf_path
+    tree = ET.parse(src)
+    root = tree.getroot()
+    links = {ln.get("name"): ln for ln in root.findall("link")}
+
+    def scale_link(link: ET.Element, s: float) -> None:
+        inertial = link.find("inertial")
+        if inertial is None:
+            return
+        m = inertial.find("mass")
+        m.set("value", repr(float(m.get("value")) * s))
+        ine = inertial.find("inertia")
+        for k in ("ixx", "ixy", "ixz", "iyy", "iyz", "izz"):
+            if ine.get(k) is not None:
+                ine.set(k, repr(float(ine.get(k)) * s))
+
+    for s, names in zip(hidden.leg_mass_scale, leg_links(robot, root)):
+        for n in names:
+            scale_link(links[n], float(s))
+
+    trunk = links[robot.base_link].find("inertial")
+    origin = trunk.find("origin")
+    if origin is not None and np.any(_vec(origin.get("rpy")) != 0):
+        raise ConfigError(f"{src}: trunk inertial frame is rotated; payload merging needs rpy=0")
+    m0 = float(trunk.find("mass").get("value"))
+    c0 = _vec(origin.get("xyz") if origin is not None else None)
+    mp, p = hidden.trunk_payload, hidden.trunk_payload_offset
+    m1 = m0 + mp
+    c1 = (m0 * c0 + mp * p) / m1
+    ine = trunk.find("inertia")
+    keys = ("ixx", "ixy", "ixz", "iyy", "iyz", "izz")
+    v = {k: float(ine.get(k, "0")) for k in keys}
+    inertia = np.array([[v["ixx"], v["ixy"], v["ixz"]], [v["ixy"], v["iyy"], v["iyz"]],
+                        [v["ixz"], v["iyz"], v["izz"]]])
+    for mass, c in ((m0, c0), (mp, p)):
+        d = c - c1
+        inertia = inertia + mass * (d @ d * np.eye(3) - np.outer(d, d))
+    trunk.find("mass").set("value", repr(m1))
+    if origin is None:
+        origin = ET.SubElement(trunk, "origin")
+    origin.set("xyz", " ".join(repr(float(x)) for x in c1))
+    origin.set("rpy", "0 0 0")
+    for k, (a, b) in zip(keys, [(0, 0), (0, 1), (0, 2), (1, 1), (1, 2), (2, 2)]):
+        ine.set(k, repr(float(inertia[a, b])))
+    # mesh paths become absolute so the copy can live anywhere
+    for mesh in root.iter("mesh"):
+        fn = mesh.get("filename")
+        if fn and not fn.startswith(("/", "package://")):
+            mesh.set("filename", str((src.parent / fn).resolve()))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f"{robot.name}_standin_", suffix=".urdf", dir=out_dir)
+    with open(fd, "wb") as f:
+        tree.write(f)
+    return Path(name)
+
+
+class ReferenceActuator:
+    """Vectorised reference actuator over J joints (equations in the module docstring)."""
+
+    def __init__(self, cfg: ReferenceActuatorConfig, robot: RobotDescription, dt: float,
+                 hidden: HiddenParams):
+        self.cfg, self.dt = cfg, dt
+        self.kp = robot.array("kp") * cfg.kp_scale
+        self.kd = robot.array("kd") * cfg.kd_scale
+        self.t_max = robot.array("tau_max") * cfg.tau_max_scale
+        self.w0 = robot.array("qd_max") * cfg.noload_speed_scale
+        self.alpha = 1.0 - np.exp(-dt / cfg.torque_time_constant) if cfg.torque_time_constant > 0 else 1.0
+        self.delay_steps = int(round(cfg.latency / dt))
+        self.hidden = hidden
+        self.reset(robot.array("nominal_pose"))
+
+    def reset(self, q_target: np.ndarray) -> None:
+        self.tau = np.zeros_like(q_target)
+        self.queue = [q_target.copy() for _ in range(self.delay_steps + 1)]
+        self.qd_prev: np.ndarray | None = None
+
+    def push_target(self, q_target: np.ndarray) -> None:
+        """The latest target (held until the next one); it reaches the driver after the latency."""
+        self.latest = q_target.copy()
+
+    def step(self, q: np.ndarray, qd: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Advance one physics step: return (measured actuator torque, torque on the joint)."""
+        self.queue.append(getattr(self, "latest", self.queue[-1]))
+        target = self.queue.pop(0)
+        u = self.kp * (target - q) - self.kd * qd
+        motoring = u * qd > 0
+        limit = np.where(motoring, self.t_max * np.clip(1.0 - np.abs(qd) / self.w0, 0.0, 1.0), self.t_max)
+        u = np.clip(u, -limit, limit)
+        self.tau = self.tau + self.alpha * (u - self.tau)
+        h = self.hidden
+        qdd = np.zeros_like(qd) if self.qd_prev is None else (qd - self.qd_prev) / self.dt
+        self.qd_prev = qd.copy()
+        joint = self.tau - h.joint_damping * qd - h.joint_coulomb * np.tanh(qd / 0.02) - h.rotor_inertia * qdd
+        return self.tau.copy(), joint
+
+
