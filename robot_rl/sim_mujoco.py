@@ -9,7 +9,7 @@ The URDF is the one PyBullet loads.  Steps, and why:
    into the world body (a naive load of a1.urdf weighs 7.7 kg instead of 12.5 kg);
 4. floor, torque actuators (``motor``, one per joint, clamped at the torque limit), foot
    sites, and sensors (base orientation, gyro, local linear velocity, accelerometer,
-   foot positions) are added programmatically; joint limits come from the description.
+   foot positions and velocities) are added programmatically; joint limits come from the description.
 
 All contacts are robot-against-floor only (no self-collision), as in PyBullet's default.
 """
@@ -117,6 +117,8 @@ def build_spec(robot: RobotDescription, cfg: MujocoModelConfig | None = None) ->
     sensor("base_acc", mujoco.mjtSensor.mjSENS_ACCELEROMETER, site, "imu")
     for foot in robot.foot_links:
         sensor(f"foot_pos_{foot}", mujoco.mjtSensor.mjSENS_FRAMEPOS, site, f"foot_{foot}")
+    for foot in robot.foot_links:
+        sensor(f"foot_vel_{foot}", mujoco.mjtSensor.mjSENS_FRAMELINVEL, site, f"foot_{foot}")
     return spec
 
 

@@ -1,0 +1,65 @@
+"""The one actuation seam: joint targets in, joint torques out, at every physics step.
+
+Every model has the same contract, batched over N envs x J joints (numpy float64):
+``reset(env_ids, q, qd)`` clears per-env history at episode start, and
+``__call__(q_target, q, qd) -> tau`` returns torques (N m), clipped to the torque limits.
+Ideal PD uses the robot's gains; the actuator network (stage 2) is loaded from its
+``actuator.pt`` through the stage's documented runtime loader.  The identified joint
+physics of stage 1 (rotor inertia, damping, friction) live in the MuJoCo model itself.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from robot_rl.robot import RobotDescription
+
+
+class IdealPD:
+    """tau = kp (q_target - q) - kd qd, clipped to +-tau_max."""
+
+    def __init__(self, robot: RobotDescription):
+        self.kp, self.kd, self.tau_max = robot.array("kp"), robot.array("kd"), robot.array("tau_max")
+
+    def reset(self, env_ids: np.ndarray, q: np.ndarray, qd: np.ndarray) -> None:
+        """Ideal PD has no history."""
+
+    def __call__(self, q_target: np.ndarray, q: np.ndarray, qd: np.ndarray) -> np.ndarray:
+        return np.clip(self.kp * (q_target - q) - self.kd * qd, -self.tau_max, self.tau_max)
+
+
+class NetworkActuation:
+    """The learned actuator network of stage 2, evaluated batched with per-env history."""
+
+    def __init__(self, robot: RobotDescription, actuator_dir: str | Path, num_envs: int,
+                 physics_dt: float):
+        from actuator_net.runtime import ActuatorNetEvaluator  # stage 2's public runtime
+
+        path = Path(actuator_dir)
+        path = path / "actuator.pt" if path.is_dir() else path
+        if not path.exists():
+            raise FileNotFoundError(f"{path}: no actuator model (run `robot-rl actuator train`)")
+        self.net = ActuatorNetEvaluator.load(path, num_envs=num_envs, num_joints=robot.num_joints,
+                                             physics_dt=physics_dt)
+        self.tau_max = robot.array("tau_max")
+
+    def reset(self, env_ids: np.ndarray, q: np.ndarray, qd: np.ndarray) -> None:
+        self.net.reset(env_ids, q, qd)
+
+    def __call__(self, q_target: np.ndarray, q: np.ndarray, qd: np.ndarray) -> np.ndarray:
+        tau = np.asarray(self.net(q_target, q, qd), dtype=np.float64)
+        return np.clip(tau, -self.tau_max, self.tau_max)
+
+
+def make_actuation(kind: str, robot: RobotDescription, num_envs: int, physics_dt: float,
+                   actuator_dir: str | Path | None = None):
+    """Build the actuation model named ``kind`` ("pd" or "net")."""
+    if kind == "pd":
+        return IdealPD(robot)
+    if kind == "net":
+        if actuator_dir is None:
+            raise ValueError("actuation 'net' needs --actuator <run>/actuator/")
+        return NetworkActuation(robot, actuator_dir, num_envs, physics_dt)
+    raise ValueError(f"unknown actuation {kind!r}; expected 'pd' or 'net'")

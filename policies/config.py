@@ -1,0 +1,113 @@
+"""Configuration of the locomotion task (one dataclass per piece, composed)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from robot_rl.config import ConfigError
+
+
+@dataclass(frozen=True)
+class CommandConfig:
+    """Velocity commands, resampled at every episode start."""
+
+    # forward velocity range (m/s)
+    vx: tuple[float, float] = (-0.8, 0.8)
+    # lateral velocity range (m/s)
+    vy: tuple[float, float] = (-0.3, 0.3)
+    # yaw rate range (rad/s)
+    yaw: tuple[float, float] = (-0.6, 0.6)
+    # fraction of episodes commanded to stand still (-)
+    zero_fraction: float = 0.1
+
+
+@dataclass(frozen=True)
+class RewardConfig:
+    """Scales of the named reward terms (a zero scale skips the term).
+
+    Tracking terms use the logistic kernel K(x) = 4 / (exp(x/s) + 2 + exp(-x/s)) in (0, 1];
+    cost terms are multiplied by the curriculum factor k_c, which grows from
+    ``curriculum_start`` towards 1 as k_c <- k_c ** curriculum_rate each iteration.
+    """
+
+    # forward/lateral velocity tracking (per second)
+    lin_vel: float = 2.0
+    # yaw rate tracking (per second)
+    ang_vel: float = 1.0
+    # kernel width for velocity tracking (m/s, rad/s)
+    kernel_width: float = 0.25
+    # torque cost, sum of squares (per N^2 m^2 s)
+    torque: float = -2e-4
+    # joint speed cost, sum of squares (per rad^2/s)
+    joint_speed: float = -2e-4
+    # foot slip: horizontal speed of feet in contact, sum of squares (per m^2/s)
+    foot_slip: float = -0.2
+    # foot clearance: swing feet below the target height (per m s)
+    foot_clearance: float = -5.0
+    # target swing-foot height above the ground (m)
+    clearance_height: float = 0.06
+    # orientation: squared xy of gravity in the base frame (per s)
+    orientation: float = -2.0
+    # action smoothness: squared change of action (per s)
+    smoothness: float = -0.01
+    # vertical base velocity, squared (per s m^2/s^2)
+    base_vertical: float = -1.0
+    # roll/pitch rates, squared (per s rad^2/s^2)
+    base_roll_pitch: float = -0.05
+    # constant reward for staying alive (per s)
+    alive: float = 0.5
+    # initial curriculum factor on cost terms (-)
+    curriculum_start: float = 0.3
+    # curriculum exponent per training iteration (-)
+    curriculum_rate: float = 0.997
+
+
+@dataclass(frozen=True)
+class EnvConfig:
+    """The vectorised MuJoCo locomotion environment."""
+
+    # robot description name
+    robot: str = "a1"
+    # number of parallel robots
+    num_envs: int = 64
+    # physics time step (s)
+    physics_dt: float = 0.005
+    # physics steps per control step (-)
+    decimation: int = 4
+    # episode length before truncation (s)
+    episode_seconds: float = 20.0
+    # worker threads for physics (0: all cores)
+    threads: int = 0
+    # actuation model: "pd" (ideal PD with the robot's gains) or "net" (actuator network)
+    actuation: str = "pd"
+    # action latency (control steps, 0 or more)
+    action_latency: int = 0
+    # observation noise, std in units of the scaled observation (-)
+    obs_noise: float = 0.02
+    # random push: interval (s, 0 disables) and max horizontal base velocity kick (m/s)
+    push_interval: float = 8.0
+    push_velocity: float = 0.5
+    # apply domain randomization from the sysid ranges at every episode start
+    randomize: bool = True
+    # base height below which the robot has fallen (fraction of the nominal height)
+    fall_height_fraction: float = 0.5
+    # base tilt beyond which the robot has fallen: min z of the base up-vector (-)
+    fall_up_z: float = 0.5
+    commands: CommandConfig = field(default_factory=CommandConfig)
+    rewards: RewardConfig = field(default_factory=RewardConfig)
+
+    def __post_init__(self) -> None:
+        if self.actuation not in ("pd", "net"):
+            raise ConfigError(f"env.actuation must be 'pd' or 'net', got {self.actuation!r}")
+        if self.num_envs < 1 or self.decimation < 1 or self.physics_dt <= 0:
+            raise ConfigError("env: num_envs and decimation must be >= 1, physics_dt > 0")
+        if self.action_latency < 0:
+            raise ConfigError("env.action_latency must be >= 0")
+
+    @property
+    def control_dt(self) -> float:
+        return self.physics_dt * self.decimation
+
+    @property
+    def max_episode_steps(self) -> int:
+        return int(round(self.episode_seconds / self.control_dt))

@@ -1,0 +1,260 @@
+"""Vectorised MuJoCo locomotion environment (gymnasium vector API, same-step autoreset).
+
+N robots are stepped together, one physics step at a time, by ``mujoco.rollout`` over
+all cores (one MjModel per env so each can carry its own randomized physics); the
+actuation model turns joint targets into torques at every physics step.  Simulation,
+actuation, observations (:mod:`robot_rl.obs_spec`), rewards (:mod:`policies.rewards`),
+commands and randomization are separate pieces composed here.
+
+Contract with the RL runner: ``reset(seed) -> (obs, info)``; ``step(actions) -> (obs,
+reward, terminated, truncated, info)`` where envs that ended are reset in the same call,
+``obs`` holds their first new observation and ``info["final_obs"]`` (with the boolean mask
+``info["_final_obs"]``) their last one, for bootstrapping at truncation.  A fall is
+termination; the time limit is truncation.  ``info["reward_terms"]`` holds each term.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+
+import gymnasium as gym
+import mujoco
+import numpy as np
+from mujoco import rollout
+
+from policies import rewards
+from policies.actuation import make_actuation
+from policies.config import EnvConfig
+from policies.randomization import SysidParams, randomize
+from robot_rl.obs_spec import JointHistory, ObservationSpec, build_observation, quat_rotate_inverse
+from robot_rl.robot import load_robot
+from robot_rl.sim_mujoco import MujocoModelConfig, build_model, index, set_nominal
+
+FOOT_CONTACT_HEIGHT = 0.035  # m: a foot site lower than this touches the ground
+
+
+class EnvNaNError(RuntimeError):
+    """The simulation produced NaN/Inf; the message says where."""
+
+
+class LeggedEnv(gym.vector.VectorEnv):
+    """Command-following locomotion for one robot, N envs in parallel."""
+
+    metadata = {"autoreset_mode": gym.vector.AutoresetMode.SAME_STEP}
+
+    def __init__(self, cfg: EnvConfig, sysid: SysidParams | None = None,
+                 actuator_dir: str | None = None, spec: ObservationSpec | None = None,
+                 seed: int = 0):
+        self.cfg = cfg
+        self.robot = load_robot(cfg.robot)
+        self.spec = spec or ObservationSpec(num_joints=self.robot.num_joints)
+        self.num_envs = cfg.num_envs
+        self.sysid = sysid
+        self.base_model = build_model(self.robot, MujocoModelConfig(timestep=cfg.physics_dt))
+        if sysid is not None:
+            from sysid.apply import apply_params  # stage 1's single definition of the mapping
+
+            self._apply = apply_params
+            self._apply(self.base_model, sysid.values, self.robot)
+        self.models = [copy.copy(self.base_model) for _ in range(self.num_envs)]
+        self.idx = index(self.base_model, self.robot)
+        nthread = cfg.threads or os.cpu_count() or 1
+        self._datas = [mujoco.MjData(self.base_model) for _ in range(nthread)]
+        self._rollout = rollout.Rollout(nthread=nthread)
+        self._state_spec = mujoco.mjtState.mjSTATE_FULLPHYSICS
+        d = mujoco.MjData(self.base_model)
+        set_nominal(self.base_model, d, self.robot)
+        nstate = mujoco.mj_stateSize(self.base_model, self._state_spec)
+        self._init_state = np.zeros(nstate)
+        mujoco.mj_getState(self.base_model, d, self._init_state, self._state_spec)
+        self.state = np.tile(self._init_state, (self.num_envs, 1))
+        self.sensordata = np.zeros((self.num_envs, self.base_model.nsensordata))
+        self._ctrl = np.zeros((self.num_envs, 1, self.base_model.nu))
+        self._state_out = np.zeros((self.num_envs, 1, nstate))
+        self._sens_out = np.zeros((self.num_envs, 1, self.base_model.nsensordata))
+        self.actuation = make_actuation(cfg.actuation, self.robot, self.num_envs, cfg.physics_dt,
+                                        actuator_dir)
+        nq, nv = self.base_model.nq, self.base_model.nv
+        self._qpos = slice(1, 1 + nq)
+        self._qvel = slice(1 + nq, 1 + nq + nv)
+        self.q0 = self.robot.array("nominal_pose")
+        self.q_lo, self.q_hi = self.robot.array("q_min"), self.robot.array("q_max")
+        nj, nf = self.robot.num_joints, len(self.robot.foot_links)
+        self.history = JointHistory(self.num_envs, self.spec)
+        self.command = np.zeros((self.num_envs, 3))
+        self.action = np.zeros((self.num_envs, nj))
+        self.prev_action = np.zeros((self.num_envs, nj))
+        self._pending = [np.zeros((self.num_envs, nj)) for _ in range(cfg.action_latency)]
+        self.steps = np.zeros(self.num_envs, dtype=np.int64)
+        self.curriculum = cfg.rewards.curriculum_start
+        self.rng = np.random.default_rng(seed)
+        self._nf = nf
+        sd = 0
+        self._sens = {}
+        for name, width in (("quat", 4), ("gyro", 3), ("linvel", 3), ("acc", 3),
+                            ("foot_pos", 3 * nf), ("foot_vel", 3 * nf)):
+            self._sens[name] = slice(sd, sd + width)
+            sd += width
+        assert sd == self.base_model.nsensordata
+        obs_space = gym.spaces.Box(-np.inf, np.inf, (self.spec.size,), np.float32)
+        act_space = gym.spaces.Box(-np.inf, np.inf, (nj,), np.float32)
+        self.single_observation_space, self.single_action_space = obs_space, act_space
+        self.observation_space = gym.vector.utils.batch_space(obs_space, self.num_envs)
+        self.action_space = gym.vector.utils.batch_space(act_space, self.num_envs)
+        self.randomized: list[dict[str, float]] = [{} for _ in range(self.num_envs)]
+
+    # -- state accessors ------------------------------------------------------------------
+    @property
+    def qpos(self) -> np.ndarray:
+        return self.state[:, self._qpos]
+
+    @property
+    def qvel(self) -> np.ndarray:
+        return self.state[:, self._qvel]
+
+    def joint_q(self) -> np.ndarray:
+        return self.state[:, 1 + self.idx.qpos]
+
+    def joint_qd(self) -> np.ndarray:
+        return self.state[:, 1 + self.base_model.nq + self.idx.qvel]
+
+    # -- episode management -----------------------------------------------------------------
+    def _sample_commands(self, ids: np.ndarray) -> None:
+        c = self.cfg.commands
+        n = len(ids)
+        cmd = np.stack([self.rng.uniform(*c.vx, n), self.rng.uniform(*c.vy, n),
+                        self.rng.uniform(*c.yaw, n)], axis=1)
+        cmd[self.rng.random(n) < c.zero_fraction] = 0.0
+        self.command[ids] = cmd
+
+    def _reset_envs(self, ids: np.ndarray) -> None:
+        if len(ids) == 0:
+            return
+        nq = self.base_model.nq
+        for i in ids:
+            if self.cfg.randomize and self.sysid is not None:
+                m = copy.copy(self.base_model)
+                values = randomize(self.sysid.ranges, self.rng)
+                self._apply(m, values, self.robot)
+                self.models[i] = m
+                self.randomized[i] = values
+        st = np.tile(self._init_state, (len(ids), 1))
+        qpos = st[:, 1:1 + nq]
+        qpos[:, 1 + self.idx.qpos - 1] += self.rng.normal(0, 0.05, (len(ids), len(self.q0)))
+        yaw = self.rng.uniform(-np.pi, np.pi, len(ids))
+        qpos[:, 3:7] = np.stack([np.cos(yaw / 2), 0 * yaw, 0 * yaw, np.sin(yaw / 2)], axis=1)
+        self.state[ids] = st
+        self._sample_commands(ids)
+        self.action[ids] = 0.0
+        self.prev_action[ids] = 0.0
+        for p in self._pending:
+            p[ids] = 0.0
+        self.steps[ids] = 0
+        q, qd = self.joint_q()[ids], self.joint_qd()[ids]
+        self.history.reset(ids, self.q0 - q, qd)
+        self.actuation.reset(ids, q, qd)
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        if seed is not None:
+            self.rng = np.random.default_rng(seed)
+        self._reset_envs(np.arange(self.num_envs))
+        self._physics_step(np.tile(self.q0, (self.num_envs, 1)))  # fills sensordata
+        return self._observe(), {}
+
+    # -- stepping ----------------------------------------------------------------------------
+    def _physics_step(self, q_target: np.ndarray) -> np.ndarray:
+        tau = self.actuation(q_target, self.joint_q(), self.joint_qd())
+        ctrl = self._ctrl
+        ctrl[:, 0, self.idx.actuator] = tau
+        init = np.ascontiguousarray(self.state)
+        self._rollout.rollout(self.models, self._datas, init, ctrl, nstep=1, skip_checks=True,
+                              state=self._state_out, sensordata=self._sens_out)
+        self.state = self._state_out[:, 0].copy()
+        self.sensordata = self._sens_out[:, 0]
+        return tau
+
+    def _observe(self, noise: bool = True) -> np.ndarray:
+        s = self.sensordata
+        obs = build_observation(
+            self.spec, base_quat=s[:, self._sens["quat"]], base_linvel_b=s[:, self._sens["linvel"]],
+            base_angvel_b=s[:, self._sens["gyro"]], command=self.command, q=self.joint_q(),
+            qd=self.joint_qd(), nominal=self.q0, prev_action=self.action, history=self.history)
+        if noise and self.cfg.obs_noise > 0:
+            obs += self.rng.normal(0, self.cfg.obs_noise, obs.shape).astype(np.float32)
+        return obs
+
+    def step(self, actions):
+        actions = np.asarray(actions, dtype=np.float64)
+        if actions.shape != (self.num_envs, self.robot.num_joints):
+            raise ValueError(f"actions: expected shape {(self.num_envs, self.robot.num_joints)}, "
+                             f"got {actions.shape}")
+        if not np.all(np.isfinite(actions)):
+            raise EnvNaNError(f"actions contain NaN/Inf in envs {np.where(~np.isfinite(actions).all(1))[0]}")
+        actions = np.clip(actions, -10.0, 10.0)
+        self.prev_action = self.action
+        self.action = actions
+        if self._pending:
+            self._pending.append(actions)
+            applied = self._pending.pop(0)
+        else:
+            applied = actions
+        q_target = np.clip(self.q0 + self.spec.action_scale * applied, self.q_lo, self.q_hi)
+        tau_sum = np.zeros_like(q_target)
+        for _ in range(self.cfg.decimation):
+            tau_sum += self._physics_step(q_target)
+        self._maybe_push()
+        self.steps += 1
+        q, qd = self.joint_q(), self.joint_qd()
+        self.history.push(q_target - q, qd)
+        if not np.all(np.isfinite(self.state)):
+            bad = np.where(~np.isfinite(self.state).all(1))[0]
+            raise EnvNaNError(f"MuJoCo state is NaN/Inf in envs {bad.tolist()} at step "
+                              f"{self.steps[bad].tolist()} (randomized params: "
+                              f"{[self.randomized[i] for i in bad[:1]]})")
+        s = self.sensordata
+        quat = s[:, self._sens["quat"]]
+        gravity = quat_rotate_inverse(quat, np.tile([0.0, 0.0, -1.0], (self.num_envs, 1)))
+        foot_pos = s[:, self._sens["foot_pos"]].reshape(self.num_envs, self._nf, 3)
+        foot_vel = s[:, self._sens["foot_vel"]].reshape(self.num_envs, self._nf, 3)
+        st = rewards.StepState(
+            command=self.command, base_linvel_b=s[:, self._sens["linvel"]],
+            base_angvel_b=s[:, self._sens["gyro"]], gravity_b=gravity,
+            tau=tau_sum / self.cfg.decimation, qd=qd, action=self.action, prev_action=self.prev_action,
+            foot_height=foot_pos[..., 2], foot_vel=foot_vel,
+            foot_contact=foot_pos[..., 2] < FOOT_CONTACT_HEIGHT)
+        terms = rewards.compute(st, self.cfg.rewards, self.cfg.control_dt, self.curriculum)
+        reward = sum(terms.values())
+        height = self.qpos[:, 2]
+        terminated = (height < self.cfg.fall_height_fraction * self.robot.nominal_base_height) | \
+                     (-gravity[:, 2] < self.cfg.fall_up_z)
+        truncated = (self.steps >= self.cfg.max_episode_steps) & ~terminated
+        done = terminated | truncated
+        obs = self._observe()
+        info: dict = {"reward_terms": terms}
+        if done.any():
+            ids = np.where(done)[0]
+            final = np.zeros_like(obs)
+            final[ids] = obs[ids]
+            info["final_obs"], info["_final_obs"] = final, done.copy()
+            self._reset_envs(ids)
+            obs[ids] = self._observe()[ids]
+        return obs, reward.astype(np.float32), terminated, truncated, info
+
+    def _maybe_push(self) -> None:
+        c = self.cfg
+        if c.push_interval <= 0 or c.push_velocity <= 0:
+            return
+        every = int(round(c.push_interval / c.control_dt))
+        push = (self.steps > 0) & (self.steps % every == 0)
+        if push.any():
+            ids = np.where(push)[0]
+            self.state[ids, self._qvel.start:self._qvel.start + 2] += \
+                self.rng.uniform(-c.push_velocity, c.push_velocity, (len(ids), 2))
+
+    def set_curriculum(self, factor: float) -> None:
+        """Set the cost curriculum factor k_c in (0, 1]."""
+        self.curriculum = float(np.clip(factor, 0.0, 1.0))
+
+    def close_extras(self, **kwargs) -> None:
+        self._rollout.close()

@@ -1,0 +1,102 @@
+"""Reward terms after Hwangbo et al. 2019: small functions, each returning one (N,) array.
+
+:func:`compute` evaluates every term with a non-zero scale, multiplies by its scale, the
+control period and (for costs) the curriculum factor, and returns them by name so each
+is logged on its own as ``reward/<name>``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from policies.config import RewardConfig
+
+
+@dataclass
+class StepState:
+    """What the reward terms read, all batched over N envs."""
+
+    command: np.ndarray  # (N, 3) vx, vy, yaw rate
+    base_linvel_b: np.ndarray  # (N, 3) m/s
+    base_angvel_b: np.ndarray  # (N, 3) rad/s
+    gravity_b: np.ndarray  # (N, 3)
+    tau: np.ndarray  # (N, J) N m, mean over the control step
+    qd: np.ndarray  # (N, J) rad/s
+    action: np.ndarray  # (N, J)
+    prev_action: np.ndarray  # (N, J)
+    foot_height: np.ndarray  # (N, F) m
+    foot_vel: np.ndarray  # (N, F, 3) m/s world
+    foot_contact: np.ndarray  # (N, F) bool
+
+
+def logistic_kernel(x: np.ndarray, width: float) -> np.ndarray:
+    """K(x) = 4 / (exp(x/w) + 2 + exp(-x/w)): 1 at x = 0, falling smoothly to 0."""
+    z = np.clip(x / width, -30, 30)
+    return 4.0 / (np.exp(z) + 2.0 + np.exp(-z))
+
+
+def lin_vel(s: StepState, c: RewardConfig) -> np.ndarray:
+    return logistic_kernel(np.linalg.norm(s.command[:, :2] - s.base_linvel_b[:, :2], axis=1), c.kernel_width)
+
+
+def ang_vel(s: StepState, c: RewardConfig) -> np.ndarray:
+    return logistic_kernel(np.abs(s.command[:, 2] - s.base_angvel_b[:, 2]), c.kernel_width)
+
+
+def torque(s: StepState, c: RewardConfig) -> np.ndarray:
+    return np.sum(s.tau ** 2, axis=1)
+
+
+def joint_speed(s: StepState, c: RewardConfig) -> np.ndarray:
+    return np.sum(s.qd ** 2, axis=1)
+
+
+def foot_slip(s: StepState, c: RewardConfig) -> np.ndarray:
+    return np.sum(s.foot_contact * np.sum(s.foot_vel[..., :2] ** 2, axis=2), axis=1)
+
+
+def foot_clearance(s: StepState, c: RewardConfig) -> np.ndarray:
+    swing = ~s.foot_contact & (np.linalg.norm(s.foot_vel[..., :2], axis=2) > 0.1)
+    return np.sum(swing * np.clip(c.clearance_height - s.foot_height, 0.0, None), axis=1)
+
+
+def orientation(s: StepState, c: RewardConfig) -> np.ndarray:
+    return np.sum(s.gravity_b[:, :2] ** 2, axis=1)
+
+
+def smoothness(s: StepState, c: RewardConfig) -> np.ndarray:
+    return np.sum((s.action - s.prev_action) ** 2, axis=1)
+
+
+def base_vertical(s: StepState, c: RewardConfig) -> np.ndarray:
+    return s.base_linvel_b[:, 2] ** 2
+
+
+def base_roll_pitch(s: StepState, c: RewardConfig) -> np.ndarray:
+    return np.sum(s.base_angvel_b[:, :2] ** 2, axis=1)
+
+
+def alive(s: StepState, c: RewardConfig) -> np.ndarray:
+    return np.ones(s.command.shape[0])
+
+
+TRACKING = {"lin_vel": lin_vel, "ang_vel": ang_vel, "alive": alive}
+COSTS = {"torque": torque, "joint_speed": joint_speed, "foot_slip": foot_slip,
+         "foot_clearance": foot_clearance, "orientation": orientation, "smoothness": smoothness,
+         "base_vertical": base_vertical, "base_roll_pitch": base_roll_pitch}
+
+
+def compute(s: StepState, cfg: RewardConfig, dt: float, curriculum: float) -> dict[str, np.ndarray]:
+    """Scaled reward terms by name (costs multiplied by the curriculum factor)."""
+    out = {}
+    for name, fn in TRACKING.items():
+        scale = getattr(cfg, name)
+        if scale:
+            out[name] = scale * dt * fn(s, cfg)
+    for name, fn in COSTS.items():
+        scale = getattr(cfg, name)
+        if scale:
+            out[name] = curriculum * scale * dt * fn(s, cfg)
+    return out
