@@ -1,1 +1,66 @@
-"""On-policy RL algorithms (TRPO, NPG, PPO) over one rollout storage and one runner."""
+"""On-policy RL algorithms (TRPO, NPG, PPO) over one rollout storage and one runner.
+
+Seams as in rsl_rl: :mod:`~robot_rl.rl.storage` (rollout buffers, GAE),
+:mod:`~robot_rl.rl.models` (actor-critic, observation normalizer),
+:mod:`~robot_rl.rl.algorithms` (TRPO, NPG, PPO-clip, PPO-adaptive-KL and the pure
+natural-gradient utilities), :mod:`~robot_rl.rl.runner` (rollout loop, logging,
+checkpoints; its docstring is the environment contract) and :mod:`~robot_rl.rl.config`.
+"""
+
+from robot_rl.rl.algorithms import (
+    ALGORITHM_CLASSES,
+    NPG,
+    TRPO,
+    LineSearchResult,
+    OnPolicyAlgorithm,
+    PPOAdaptiveKL,
+    PPOClip,
+    adapt_kl_beta,
+    conjugate_gradient,
+    fisher_vector_product,
+    line_search,
+    make_algorithm,
+    make_fisher_vector_product,
+)
+from robot_rl.rl.config import AlgoConfig, PolicyConfig, RunnerConfig, TrainConfig
+from robot_rl.rl.models import ActorCritic, EmpiricalNormalization
+from robot_rl.rl.runner import (
+    EnvContractError,
+    NonFiniteError,
+    OnPolicyRunner,
+    make_gym_vec_env,
+    resolve_device,
+    seed_everything,
+)
+from robot_rl.rl.storage import Batch, RolloutStorage, compute_gae
+
+__all__ = [
+    "ALGORITHM_CLASSES",
+    "NPG",
+    "TRPO",
+    "ActorCritic",
+    "AlgoConfig",
+    "Batch",
+    "EmpiricalNormalization",
+    "EnvContractError",
+    "LineSearchResult",
+    "NonFiniteError",
+    "OnPolicyAlgorithm",
+    "OnPolicyRunner",
+    "PPOAdaptiveKL",
+    "PPOClip",
+    "PolicyConfig",
+    "RolloutStorage",
+    "RunnerConfig",
+    "TrainConfig",
+    "adapt_kl_beta",
+    "compute_gae",
+    "conjugate_gradient",
+    "fisher_vector_product",
+    "line_search",
+    "make_algorithm",
+    "make_fisher_vector_product",
+    "make_gym_vec_env",
+    "resolve_device",
+    "seed_everything",
+]

@@ -93,17 +93,42 @@ class AlgoConfig:
         _check(self.name in ALGORITHMS, "AlgoConfig.name", f"{self.name!r} not in {ALGORITHMS}")
         _check(0.0 <= self.gamma <= 1.0, "AlgoConfig.gamma", f"must be in [0, 1], got {self.gamma}")
         _check(0.0 <= self.lam <= 1.0, "AlgoConfig.lam", f"must be in [0, 1], got {self.lam}")
-        _positive(self, "max_kl", "value_lr", "ppo_lr", "ppo_clip", "ppo_max_grad_norm",
-                  "kl_target", "kl_beta_init", "max_grad_norm")
+        _positive(
+            self,
+            "max_kl",
+            "value_lr",
+            "ppo_lr",
+            "ppo_clip",
+            "ppo_max_grad_norm",
+            "kl_target",
+            "kl_beta_init",
+            "max_grad_norm",
+        )
         _fraction(self, "fvp_subsample")
-        _check(0.0 < self.backtrack < 1.0, "AlgoConfig.backtrack", f"must be in (0, 1), got {self.backtrack}")
-        _check(self.cg_damping >= 0.0, "AlgoConfig.cg_damping", f"must be >= 0, got {self.cg_damping}")
+        _check(
+            0.0 < self.backtrack < 1.0,
+            "AlgoConfig.backtrack",
+            f"must be in (0, 1), got {self.backtrack}",
+        )
+        _check(
+            self.cg_damping >= 0.0, "AlgoConfig.cg_damping", f"must be >= 0, got {self.cg_damping}"
+        )
         _check(self.cg_residual_tol >= 0.0, "AlgoConfig.cg_residual_tol", "must be >= 0")
         _check(self.entropy_coef >= 0.0, "AlgoConfig.entropy_coef", "must be >= 0")
-        for n in ("cg_iters", "line_search_steps", "value_epochs", "value_minibatches",
-                  "ppo_epochs", "ppo_minibatches"):
+        for n in (
+            "cg_iters",
+            "line_search_steps",
+            "value_epochs",
+            "value_minibatches",
+            "ppo_epochs",
+            "ppo_minibatches",
+        ):
             v = getattr(self, n)
-            _check(isinstance(v, int) and v >= 1, f"AlgoConfig.{n}", f"must be an integer >= 1, got {v!r}")
+            _check(
+                isinstance(v, int) and v >= 1,
+                f"AlgoConfig.{n}",
+                f"must be an integer >= 1, got {v!r}",
+            )
 
 
 @dataclass(frozen=True)
@@ -128,12 +153,21 @@ class PolicyConfig:
     def __post_init__(self) -> None:
         for n in ("actor_hidden", "critic_hidden"):
             v = getattr(self, n)
-            _check(len(v) >= 1 and all(int(h) >= 1 for h in v), f"PolicyConfig.{n}",
-                   f"needs at least one layer of width >= 1, got {v!r}")
-        _check(self.activation in ACTIVATIONS, "PolicyConfig.activation",
-               f"{self.activation!r} not in {ACTIVATIONS}")
-        _check(math.isfinite(self.init_log_std) and -20 < self.init_log_std < 5,
-               "PolicyConfig.init_log_std", f"must be in (-20, 5), got {self.init_log_std}")
+            _check(
+                len(v) >= 1 and all(int(h) >= 1 for h in v),
+                f"PolicyConfig.{n}",
+                f"needs at least one layer of width >= 1, got {v!r}",
+            )
+        _check(
+            self.activation in ACTIVATIONS,
+            "PolicyConfig.activation",
+            f"{self.activation!r} not in {ACTIVATIONS}",
+        )
+        _check(
+            math.isfinite(self.init_log_std) and -20 < self.init_log_std < 5,
+            "PolicyConfig.init_log_std",
+            f"must be in (-20, 5), got {self.init_log_std}",
+        )
         _positive(self, "obs_clip")
 
 
@@ -170,12 +204,23 @@ class RunnerConfig:
     def __post_init__(self) -> None:
         for n in ("num_steps_per_env", "iterations", "episode_window"):
             v = getattr(self, n)
-            _check(isinstance(v, int) and v >= 1, f"RunnerConfig.{n}", f"must be an integer >= 1, got {v!r}")
+            _check(
+                isinstance(v, int) and v >= 1,
+                f"RunnerConfig.{n}",
+                f"must be an integer >= 1, got {v!r}",
+            )
         for n in ("save_interval", "torch_threads"):
             v = getattr(self, n)
-            _check(isinstance(v, int) and v >= 0, f"RunnerConfig.{n}", f"must be an integer >= 0, got {v!r}")
-        _check(self.device == "auto" or self.device.split(":")[0] in ("cpu", "cuda", "mps"),
-               "RunnerConfig.device", f"unknown device {self.device!r}")
+            _check(
+                isinstance(v, int) and v >= 0,
+                f"RunnerConfig.{n}",
+                f"must be an integer >= 0, got {v!r}",
+            )
+        _check(
+            self.device == "auto" or self.device.split(":")[0] in ("cpu", "cuda", "mps"),
+            "RunnerConfig.device",
+            f"unknown device {self.device!r}",
+        )
         _positive(self, "reward_clip")
 
 

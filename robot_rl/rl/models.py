@@ -1,0 +1,169 @@
+"""Actor-critic networks and the observation normalizer that travels with them.
+
+:class:`ActorCritic` holds, as one ``nn.Module``:
+
+* ``obs_normalizer`` -- :class:`EmpiricalNormalization`, running mean/var as *buffers*,
+  so the statistics are part of ``state_dict()`` and of an exported ONNX graph;
+* ``actor`` -- MLP from normalized observations to the Gaussian mean;
+* ``log_std`` -- state-independent log standard deviation, one per action dimension;
+* ``critic`` -- a separate MLP from normalized observations to the state value.
+
+Training code feeds *normalized* observations (the runner normalizes once per step and
+stores the result); :meth:`ActorCritic.act_deterministic` (also ``forward``) takes *raw*
+observations, normalizes them and returns the mean action: that is the deployed policy.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+from robot_rl.rl.config import PolicyConfig
+
+_LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
+
+
+def gaussian_log_prob(actions: Tensor, mean: Tensor, log_std: Tensor) -> Tensor:
+    """Log density of a diagonal Gaussian, summed over the last dimension."""
+    z = (actions - mean) * torch.exp(-log_std)
+    return (-0.5 * z.pow(2) - log_std - _LOG_SQRT_2PI).sum(-1)
+
+
+def gaussian_kl(mean0: Tensor, std0: Tensor, mean1: Tensor, std1: Tensor) -> Tensor:
+    """``KL(N(mean0, std0) || N(mean1, std1))`` of diagonal Gaussians, summed over the last dim."""
+    var0, var1 = std0.pow(2), std1.pow(2)
+    kl = torch.log(std1 / std0) + (var0 + (mean0 - mean1).pow(2)) / (2.0 * var1) - 0.5
+    return kl.sum(-1)
+
+
+def gaussian_entropy(log_std: Tensor) -> Tensor:
+    """Entropy of a diagonal Gaussian (nats), summed over the last dimension."""
+    return (log_std + 0.5 + _LOG_SQRT_2PI).sum(-1)
+
+
+class EmpiricalNormalization(nn.Module):
+    """``clip((x - mean) / sqrt(var + eps))`` with running mean/var kept as buffers.
+
+    Statistics are updated only by :meth:`update` (the runner calls it on each batch of
+    raw observations while training); ``forward`` never changes them, so it is a pure
+    function of its input and exports to ONNX as a few elementwise ops.
+    """
+
+    def __init__(self, shape: int | tuple[int, ...], eps: float = 1e-8, clip: float | None = 10.0):
+        super().__init__()
+        shape = (shape,) if isinstance(shape, int) else tuple(shape)
+        self.eps, self.clip = float(eps), clip
+        self.register_buffer("mean", torch.zeros(shape))
+        self.register_buffer("var", torch.ones(shape))
+        self.register_buffer("count", torch.zeros((), dtype=torch.float64))
+
+    @property
+    def std(self) -> Tensor:
+        """Running standard deviation (without eps)."""
+        return self.var.sqrt()
+
+    def forward(self, x: Tensor) -> Tensor:
+        y = (x - self.mean) * torch.rsqrt(self.var + self.eps)
+        if self.clip is not None:
+            y = y.clamp(-self.clip, self.clip)
+        return y
+
+    @torch.no_grad()
+    def update(self, x: Tensor) -> None:
+        """Merge a batch ``x`` of shape ``(B, *shape)`` into the statistics (Chan et al.)."""
+        x = x.reshape(-1, *self.mean.shape).to(torch.float64)
+        n = x.shape[0]
+        if n == 0:
+            return
+        b_mean = x.mean(0)
+        b_var = x.var(0, unbiased=False)
+        count = self.count
+        total = count + n
+        delta = b_mean - self.mean.to(torch.float64)
+        new_mean = self.mean + delta * (n / total)
+        m2 = self.var.to(torch.float64) * count + b_var * n + delta.pow(2) * count * n / total
+        self.mean.copy_(new_mean)
+        self.var.copy_(m2 / total)
+        self.count.copy_(total)
+
+
+_ACTIVATIONS = {"tanh": nn.Tanh, "elu": nn.ELU, "relu": nn.ReLU}
+
+
+def mlp(
+    in_dim: int,
+    hidden: tuple[int, ...],
+    out_dim: int,
+    activation: str,
+    ortho_init: bool = True,
+    out_gain: float = 1.0,
+) -> nn.Sequential:
+    """Linear-activation stack; orthogonal init (gain sqrt(2), ``out_gain`` on the head)."""
+    layers: list[nn.Module] = []
+    dims = (in_dim, *hidden)
+    for a, b in zip(dims[:-1], dims[1:]):
+        layers += [nn.Linear(a, b), _ACTIVATIONS[activation]()]
+    layers.append(nn.Linear(dims[-1], out_dim))
+    if ortho_init:
+        linears = [m for m in layers if isinstance(m, nn.Linear)]
+        for i, m in enumerate(linears):
+            nn.init.orthogonal_(m.weight, gain=out_gain if i == len(linears) - 1 else math.sqrt(2))
+            nn.init.zeros_(m.bias)
+    return nn.Sequential(*layers)
+
+
+class ActorCritic(nn.Module):
+    """Gaussian MLP policy (state-independent log std) and a separate MLP value function."""
+
+    def __init__(self, obs_dim: int, action_dim: int, cfg: PolicyConfig | None = None):
+        super().__init__()
+        cfg = cfg or PolicyConfig()
+        self.cfg, self.obs_dim, self.action_dim = cfg, obs_dim, action_dim
+        self.obs_normalizer = EmpiricalNormalization(obs_dim, clip=cfg.obs_clip)
+        self.actor = mlp(
+            obs_dim, cfg.actor_hidden, action_dim, cfg.activation, cfg.ortho_init, 0.01
+        )
+        self.log_std = nn.Parameter(torch.full((action_dim,), float(cfg.init_log_std)))
+        self.critic = mlp(obs_dim, cfg.critic_hidden, 1, cfg.activation, cfg.ortho_init, 1.0)
+
+    def actor_parameters(self) -> list[nn.Parameter]:
+        """Parameters of the policy: actor MLP then ``log_std`` (a fixed order)."""
+        return [*self.actor.parameters(), self.log_std]
+
+    def critic_parameters(self) -> list[nn.Parameter]:
+        """Parameters of the value function."""
+        return list(self.critic.parameters())
+
+    def action_std(self) -> Tensor:
+        """Standard deviation per action dimension, shape ``(action_dim,)``."""
+        return self.log_std.exp()
+
+    def act(self, obs: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """Sample from the policy at normalized ``obs``: ``(actions, log_prob, mean, std)``."""
+        mean = self.actor(obs)
+        std = self.log_std.exp().expand_as(mean)
+        actions = mean + std * torch.randn_like(mean)
+        return actions, gaussian_log_prob(actions, mean, self.log_std), mean, std
+
+    def log_prob(self, obs: Tensor, actions: Tensor) -> tuple[Tensor, Tensor]:
+        """``(log pi(actions | obs), mean)`` at normalized ``obs``."""
+        mean = self.actor(obs)
+        return gaussian_log_prob(actions, mean, self.log_std), mean
+
+    def entropy(self) -> Tensor:
+        """Policy entropy (nats), the same for every state."""
+        return gaussian_entropy(self.log_std)
+
+    def value(self, obs: Tensor) -> Tensor:
+        """State value at normalized ``obs``, shape ``(B,)``."""
+        return self.critic(obs).squeeze(-1)
+
+    def act_deterministic(self, obs_raw: Tensor) -> Tensor:
+        """Mean action for *raw* observations (normalization applied): the deployed policy."""
+        return self.actor(self.obs_normalizer(obs_raw))
+
+    def forward(self, obs_raw: Tensor) -> Tensor:
+        """Same as :meth:`act_deterministic` (what ONNX export traces)."""
+        return self.act_deterministic(obs_raw)
