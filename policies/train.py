@@ -1,0 +1,128 @@
+"""Train the locomotion policy: TRPO (default) or PPO over the MuJoCo env.
+
+The run folder (``--out``) holds ``config.json`` (env + training config), ``git.json``,
+TensorBoard events, checkpoints ``model_<iteration>.pt`` (atomic; resumable) and
+``policy.pt`` (the deployable policy with its metadata, read by ``robot-rl export``).
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from policies.config import EnvConfig
+from policies.env import LeggedEnv
+from policies.randomization import SysidParams
+from robot_rl.config import atomic_write_bytes, atomic_write_json, from_dict, to_dict
+from robot_rl.rl.config import AlgoConfig, PolicyConfig, RunnerConfig, TrainConfig
+from robot_rl.rl.runner import OnPolicyRunner
+
+POLICY_FORMAT = "robot_rl.policy"
+POLICY_VERSION = 1
+
+
+@dataclass(frozen=True)
+class LocomotionConfig:
+    """A whole training run: the environment and the learner."""
+
+    env: EnvConfig = field(default_factory=EnvConfig)
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(
+        algo=AlgoConfig(name="trpo", gamma=0.99, lam=0.95, max_kl=0.01, cg_iters=10,
+                        cg_damping=0.1, fvp_subsample=0.25, value_epochs=5,
+                        value_minibatches=4),
+        policy=PolicyConfig(actor_hidden=(128, 128), critic_hidden=(128, 128),
+                            activation="elu", init_log_std=-0.5),
+        runner=RunnerConfig(num_steps_per_env=64, iterations=600, save_interval=20, seed=0,
+                            torch_threads=1),
+    ))
+
+
+BUDGETS = {
+    # a few iterations: proves the machinery (tests, pipeline smoke)
+    "smoke": {"env.num_envs": 8, "train.runner.num_steps_per_env": 16,
+              "train.runner.iterations": 2, "train.runner.save_interval": 1},
+    "default": {},
+}
+
+
+def apply_overrides(cfg: LocomotionConfig, pairs: dict[str, Any]) -> LocomotionConfig:
+    """Apply dotted ``section.key`` overrides (validated: unknown keys fail)."""
+    data = to_dict(cfg)
+    for key, value in pairs.items():
+        node = data
+        parts = key.split(".")
+        for p in parts[:-1]:
+            if p not in node:
+                raise KeyError(f"unknown config section {p!r} in {key!r}")
+            node = node[p]
+        if parts[-1] not in node:
+            raise KeyError(f"unknown config key {key!r}; valid here: {sorted(node)}")
+        node[parts[-1]] = value
+    return from_dict(LocomotionConfig, data)
+
+
+def policy_meta(env: LeggedEnv, iteration: int) -> dict[str, Any]:
+    r = env.robot
+    return {"robot": r.name, "joint_names": list(r.joint_names), "observation": env.spec.layout(),
+            "control_dt": env.cfg.control_dt, "nominal_pose": list(r.nominal_pose),
+            "action_scale": env.spec.action_scale, "q_min": list(r.q_min), "q_max": list(r.q_max),
+            "iteration": iteration}
+
+
+def save_policy(path: Path, runner: OnPolicyRunner, env: LeggedEnv) -> None:
+    """Write ``policy.pt`` (deployable policy + metadata), atomically."""
+    state = {"format": POLICY_FORMAT, "version": POLICY_VERSION,
+             "model_state": {k: v.detach().cpu() for k, v in runner.policy.state_dict().items()},
+             "policy_config": to_dict(runner.policy.cfg), "obs_dim": runner.obs_dim,
+             "action_dim": runner.action_dim, "meta": policy_meta(env, runner.iteration)}
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def latest_checkpoint(out: Path) -> Path | None:
+    """The checkpoint with the highest iteration in ``out``, if any."""
+    found = [(int(m.group(1)), p) for p in out.glob("model_*.pt")
+             if (m := re.fullmatch(r"model_(\d+)\.pt", p.name))]
+    return max(found)[1] if found else None
+
+
+def train(cfg: LocomotionConfig, out: str | Path, sysid: SysidParams | None = None,
+          actuator_dir: str | None = None, resume: bool = False) -> dict[str, Any]:
+    """Train; return the last iteration's log.  ``resume`` continues from the latest checkpoint."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    if sysid is not None and sysid.robot and sysid.robot != cfg.env.robot:
+        raise ValueError(f"sysid parameters are for robot {sysid.robot!r}, training robot is "
+                         f"{cfg.env.robot!r}")
+    env = LeggedEnv(cfg.env, sysid=sysid, actuator_dir=actuator_dir, seed=cfg.train.runner.seed)
+    tcfg = replace(cfg.train, runner=replace(cfg.train.runner, log_dir=str(out)))
+    rate = cfg.env.rewards.curriculum_rate
+
+    def callback(iteration: int, log: dict[str, Any]) -> None:
+        # curriculum: k_c <- k_c ** rate per iteration
+        env.set_curriculum(cfg.env.rewards.curriculum_start ** (rate ** iteration))
+        log["train/curriculum"] = env.curriculum
+        if tcfg.runner.save_interval and iteration % tcfg.runner.save_interval == 0:
+            save_policy(out / "policy.pt", runner, env)
+
+    runner = OnPolicyRunner.from_config(env, tcfg, callback=callback)
+    atomic_write_json(out / "locomotion_config.json", to_dict(cfg))
+    if resume:
+        ckpt = latest_checkpoint(out)
+        if ckpt is not None:
+            runner.load(ckpt)
+            env.set_curriculum(cfg.env.rewards.curriculum_start ** (rate ** runner.iteration))
+            print(f"resumed from {ckpt} (iteration {runner.iteration})")
+    try:
+        log = runner.learn()
+        save_policy(out / "policy.pt", runner, env)
+    finally:
+        runner.close()
+        env.close()
+    return log
