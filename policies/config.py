@@ -35,7 +35,7 @@ class RewardConfig:
     # yaw rate tracking (per second)
     ang_vel: float = 1.0
     # kernel width for velocity tracking (m/s, rad/s)
-    kernel_width: float = 0.25
+    kernel_width: float = 0.15
     # torque cost, sum of squares (per N^2 m^2 s)
     torque: float = -2e-4
     # joint speed cost, sum of squares (per rad^2/s)

@@ -31,7 +31,7 @@ def test_smoke_every_robot(robot):
 def test_truncation_is_not_termination():
     env = LeggedEnv(EnvConfig(num_envs=2, episode_seconds=0.2, push_interval=0.0))
     env.reset(seed=0)
-    for k in range(10):
+    for _ in range(10):
         obs, _, term, trunc, info = env.step(np.zeros((2, 12)))
     assert trunc.all() and not term.any()
     assert info["_final_obs"].all() and info["final_obs"].shape == obs.shape
