@@ -32,6 +32,8 @@ numbers as ``train/<key>`` and the skip reason as text):
 ``skip_reason``          "" or why (str): non_finite_gradient, gradient_norm_too_large,
                          non_finite_direction, non_positive_curvature, non_finite_step
 ``value_loss``           mean squared error of the value fit, averaged over its minibatches
+``value_skip_reason``    "" or why the value fit was skipped/undone (str): non_finite_returns,
+                         non_finite_value_weights
 ``explained_variance``   1 - Var(returns - V_old) / Var(returns), before the value fit
 ``entropy``              policy entropy after the update (nats)
 ``beta``                 PPO-KL: penalty coefficient after adaptation
@@ -40,6 +42,7 @@ numbers as ``train/<key>`` and the skip reason as text):
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -291,7 +294,7 @@ class OnPolicyAlgorithm:
         }
         stats["explained_variance"] = explained_variance(batch.values, batch.returns)
         stats.update(self.update_policy(batch, adv))
-        stats["value_loss"] = self.fit_value(batch)
+        stats["value_loss"], stats["value_skip_reason"] = self.fit_value(batch)
         with torch.no_grad():
             stats["entropy"] = float(self.policy.entropy())
         self.storage.clear()
@@ -301,8 +304,18 @@ class OnPolicyAlgorithm:
         """Change the policy parameters from one batch; return statistics."""
         raise NotImplementedError
 
-    def fit_value(self, batch: Batch) -> float:
-        """Fit the value net to ``batch.returns`` (MSE, Adam); mean minibatch loss."""
+    def fit_value(self, batch: Batch) -> tuple[float, str]:
+        """Fit the value net to ``batch.returns`` (MSE, Adam).
+
+        Returns ``(mean minibatch loss, skip reason)``.  Guards: non-finite returns or
+        observations skip the fit; if the fit itself ends with non-finite weights, the
+        value net and its optimizer are restored to their state before the fit.
+        """
+        if not bool(torch.isfinite(batch.returns).all() & torch.isfinite(batch.obs).all()):
+            return float("nan"), "non_finite_returns"
+        params = self.policy.critic_parameters()
+        x0 = flat_params(params)
+        opt_state = copy.deepcopy(self.value_optimizer.state_dict())
         losses = []
         for idx in minibatch_indices(
             len(batch), self.cfg.value_minibatches, self.cfg.value_epochs, self.device
@@ -312,7 +325,11 @@ class OnPolicyAlgorithm:
             loss.backward()
             self.value_optimizer.step()
             losses.append(loss.detach())
-        return float(torch.stack(losses).mean())
+        if not bool(torch.isfinite(flat_params(params)).all()):
+            set_flat_params(params, x0)
+            self.value_optimizer.load_state_dict(opt_state)
+            return float("nan"), "non_finite_value_weights"
+        return float(torch.stack(losses).mean()), ""
 
     # -- shared helpers -----------------------------------------------------------------
 

@@ -296,7 +296,8 @@ class OnPolicyRunner:
 
     # -- training loop ------------------------------------------------------------------
 
-    def _rollout(self) -> dict[str, Any]:
+    def collect(self) -> dict[str, Any]:
+        """Collect one rollout into the algorithm's storage and compute its returns."""
         cfg, algo, policy = self.cfg, self.algo, self.policy
         normalizer = policy.obs_normalizer
         update_norm = policy.cfg.normalize_obs
@@ -374,7 +375,7 @@ class OnPolicyRunner:
             while self.iteration < target:
                 t0 = time.perf_counter()
                 self.policy.train()
-                roll = self._rollout()
+                roll = self.collect()
                 t1 = time.perf_counter()
                 stats = self.algo.update()
                 t2 = time.perf_counter()
@@ -421,8 +422,9 @@ class OnPolicyRunner:
             for k, v in log.items():
                 if isinstance(v, (int, float)):
                     self.writer.add_scalar(k, v, self.iteration)
-            if stats.get("skip_reason"):
-                self.writer.add_text("train/skip_reason", str(stats["skip_reason"]), self.iteration)
+            for k, v in stats.items():
+                if isinstance(v, str) and v:
+                    self.writer.add_text(f"train/{k}", v, self.iteration)
         self.last_log = log
         if self.callback is not None:
             self.callback(self.iteration, log)

@@ -1,0 +1,86 @@
+"""A tiny deterministic vector env that follows the runner's contract (SAME_STEP autoreset)."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+
+class PointEnv(gym.vector.VectorEnv):
+    """1-D point: obs ``[x, t / horizon]``, action moves x by ``0.1 * a``.
+
+    Reward ``1 - 0.1 x^2``; truncated after ``horizon`` steps; terminated when
+    ``|x| > x_max``.  Records every finished episode (return, length, final obs) so tests
+    can compare with what the runner saw.  ``nan_at`` injects a NaN observation in env 0
+    at that global step.  ``dense_final`` gives ``final_obs`` as a dense array instead of
+    gymnasium's object array.
+    """
+
+    metadata = {"autoreset_mode": gym.vector.AutoresetMode.SAME_STEP}
+
+    def __init__(self, num_envs=3, horizon=4, x_max=1e9, nan_at=None, dense_final=False):
+        self.num_envs, self.horizon, self.x_max = num_envs, horizon, x_max
+        self.nan_at, self.dense_final = nan_at, dense_final
+        self.single_observation_space = gym.spaces.Box(-np.inf, np.inf, (2,), np.float32)
+        self.single_action_space = gym.spaces.Box(-1.0, 1.0, (1,), np.float32)
+        self.observation_space = gym.vector.utils.batch_space(
+            self.single_observation_space, num_envs
+        )
+        self.action_space = gym.vector.utils.batch_space(self.single_action_space, num_envs)
+        self.finished: list[
+            tuple[int, int, float, int, np.ndarray]
+        ] = []  # (step, env, ret, len, final)
+        self.global_step = 0
+
+    def _obs(self):
+        return np.stack([self.x, self.t / self.horizon], 1).astype(np.float32)
+
+    def reset(self, *, seed=None, options=None):
+        self.rng = np.random.default_rng(seed)
+        self.x = self.rng.uniform(-0.5, 0.5, self.num_envs)
+        self.t = np.zeros(self.num_envs)
+        self.ret = np.zeros(self.num_envs)
+        return self._obs(), {}
+
+    def step(self, actions):
+        a = np.asarray(actions, dtype=np.float64).reshape(self.num_envs)
+        assert np.all(np.abs(a) <= 1.0), "runner must clip actions to the Box bounds"
+        self.x = self.x + 0.1 * a
+        self.t += 1
+        pos = -0.1 * self.x**2
+        reward = (1.0 + pos).astype(np.float32)
+        self.ret += reward
+        terminated = np.abs(self.x) > self.x_max
+        truncated = (self.t >= self.horizon) & ~terminated
+        done = terminated | truncated
+        obs = self._obs()
+        if self.nan_at is not None and self.global_step == self.nan_at:
+            obs[0, 0] = np.nan
+        info = {"reward_terms": {"pos": pos, "const": np.ones(self.num_envs)}}
+        if done.any():
+            ids = np.nonzero(done)[0]
+            if self.dense_final:
+                final = np.zeros_like(obs)
+                final[ids] = obs[ids]
+            else:
+                final = np.empty(self.num_envs, dtype=object)
+                for i in ids:
+                    final[i] = obs[i].copy()
+            info["final_obs"], info["_final_obs"] = final, done.copy()
+            for i in ids:
+                self.finished.append(
+                    (self.global_step, int(i), float(self.ret[i]), int(self.t[i]), obs[i].copy())
+                )
+            self.x[ids] = self.rng.uniform(-0.5, 0.5, len(ids))
+            self.t[ids] = 0
+            self.ret[ids] = 0.0
+            obs[ids] = self._obs()[ids]
+        self.global_step += 1
+        return obs, reward, terminated, truncated, info
+
+
+@pytest.fixture
+def point_env():
+    """Factory of :class:`PointEnv` instances."""
+    return PointEnv
