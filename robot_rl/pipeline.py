@@ -1,0 +1,283 @@
+"""``robot-rl pipeline``: collect -> sysid -> actuator -> train -> export -> eval, one robot.
+
+Each stage reads the files the previous one wrote and writes its own under ``--out``::
+
+    logs/suspended.npz, logs/ground.npz   collect (hardware stand-in)
+    sysid/params.json                     stage 1
+    actuator/actuator.pt                  stage 2
+    policy/policy.pt                      stage 3
+    policy.onnx                           stage 4, export
+    eval/mujoco/report.json               evaluation in MuJoCo
+    eval/pybullet/report.json             evaluation in PyBullet (the stand-in)
+    summary.md, summary.html              every stage's figures, read from the artifacts
+
+A stage whose outputs exist and validate is skipped (``--force`` redoes all); training
+resumes from its latest checkpoint, so a killed pipeline picks up where it stopped.
+Stages are called through their own command-line entry points, exactly as a user would.
+"""
+
+from __future__ import annotations
+
+import argparse
+import html
+import json
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from robot_rl.config import atomic_write_bytes
+from robot_rl.robot import DEFAULT_ROBOT, ROBOTS
+
+BUDGETS = {
+    "smoke": {"collect_s": 6.0, "train": ["--budget", "smoke"], "eval": ["--seconds", "3", "--no-video"]},
+    "default": {"collect_s": 30.0, "train": [], "eval": []},
+}
+
+
+@dataclass
+class Stage:
+    name: str
+    outputs: Callable[[Path], list[Path]]
+    run: Callable[[Path, argparse.Namespace], None]
+    validate: Callable[[Path], None]
+
+
+def _call(module: str, argv: list[str]) -> None:
+    import importlib
+
+    print(f"$ robot-rl {module.split('.')[0]} {' '.join(argv)}", flush=True)
+    rc = importlib.import_module(module).main(argv)
+    if rc:
+        raise RuntimeError(f"stage {module} failed with exit code {rc}")
+
+
+def _collect(out: Path, a: argparse.Namespace) -> None:
+    from robot_rl.collect import collect
+    from robot_rl.robot import load_robot
+    from robot_rl.standin_model import load_standin_config
+
+    cfg = load_standin_config(a.standin_config)
+    for exp in ("suspended", "ground"):
+        path = out / "logs" / f"{exp}.npz"
+        if not path.exists() or a.force:
+            collect(load_robot(a.robot), exp, BUDGETS[a.budget]["collect_s"], path, cfg, seed=a.seed)
+
+
+def _validate_logs(out: Path) -> None:
+    from robot_rl.logs import read_log
+    from robot_rl.robot import load_robot
+
+    for p in sorted((out / "logs").glob("*.npz")):
+        read_log(p, load_robot(_robot_of(out)))
+
+
+def _validate_json(*keys: str) -> Callable[[Path], None]:
+    def check(path: Path) -> None:
+        data = json.loads(path.read_text())
+        for k in keys:
+            if k not in data:
+                raise ValueError(f"{path}: field {k!r} missing")
+    return check
+
+
+def _robot_of(out: Path) -> str:
+    meta = out / "pipeline.json"
+    return json.loads(meta.read_text())["robot"] if meta.exists() else DEFAULT_ROBOT
+
+
+def stages(a: argparse.Namespace) -> list[Stage]:
+    b = BUDGETS[a.budget]
+    logs = lambda o: [o / "logs" / "suspended.npz", o / "logs" / "ground.npz"]  # noqa: E731
+    return [
+        Stage("collect", logs, _collect, _validate_logs),
+        Stage("sysid", lambda o: [o / "sysid" / "params.json"],
+              lambda o, a: _call("sysid.cli", ["--logs", *map(str, logs(o)), "--robot", a.robot,
+                                               "--out", str(o / "sysid")]),
+              lambda o: _validate_json("parameters")(o / "sysid" / "params.json")),
+        Stage("actuator", lambda o: [o / "actuator" / "actuator.pt", o / "actuator" / "metrics.json"],
+              lambda o, a: _call("actuator_net.cli", ["train", "--logs", str(o / "logs" / "suspended.npz"),
+                                                      "--robot", a.robot, "--out", str(o / "actuator")]),
+              lambda o: None),
+        Stage("train", lambda o: [o / "policy" / "policy.pt"],
+              lambda o, a: _call("policies.cli", ["--sysid", str(o / "sysid"), "--actuator",
+                                                  str(o / "actuator"), "--robot", a.robot, "--out",
+                                                  str(o / "policy"), "--seed", str(a.seed),
+                                                  "--resume", *b["train"]]),
+              lambda o: None),
+        Stage("export", lambda o: [o / "policy.onnx"],
+              lambda o, a: _call("deploy.export_cli", ["--policy", str(o / "policy"), "--out",
+                                                       str(o / "policy.onnx")]),
+              lambda o: None),
+        Stage("eval-mujoco", lambda o: [o / "eval" / "mujoco" / "report.json"],
+              lambda o, a: _call("deploy.eval_cli", ["--sim", "mujoco", "--policy", str(o / "policy.onnx"),
+                                                     "--robot", a.robot, "--sysid", str(o / "sysid"),
+                                                     "--out", str(o / "eval" / "mujoco"), *b["eval"]]),
+              lambda o: _validate_json("metrics")(o / "eval" / "mujoco" / "report.json")),
+        Stage("eval-pybullet", lambda o: [o / "eval" / "pybullet" / "report.json"],
+              lambda o, a: _call("deploy.eval_cli", ["--sim", "pybullet", "--policy", str(o / "policy.onnx"),
+                                                     "--robot", a.robot, "--out", str(o / "eval" / "pybullet"),
+                                                     "--compare", str(o / "eval" / "mujoco" / "report.json"),
+                                                     *b["eval"]]),
+              lambda o: _validate_json("metrics")(o / "eval" / "pybullet" / "report.json")),
+    ]
+
+
+def stage_done(stage: Stage, out: Path) -> bool:
+    """Outputs exist and validate."""
+    if not all(p.exists() for p in stage.outputs(out)):
+        return False
+    try:
+        stage.validate(out)
+    except Exception as e:  # noqa: BLE001 - any invalid artifact means: redo the stage
+        print(f"[{stage.name}] existing output invalid ({e}); redoing", flush=True)
+        return False
+    return True
+
+
+def run(a: argparse.Namespace) -> Path:
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    meta = out / "pipeline.json"
+    if meta.exists():
+        prev = json.loads(meta.read_text())
+        if prev.get("robot") != a.robot:
+            raise SystemExit(f"{out} holds a pipeline for robot {prev.get('robot')!r}, not {a.robot!r}")
+    atomic_write_bytes(meta, json.dumps({"robot": a.robot, "budget": a.budget, "seed": a.seed}).encode())
+    timings = {}
+    all_stages = stages(a)
+    for i, st in enumerate(all_stages, 1):
+        if not a.force and stage_done(st, out):
+            print(f"[{i}/{len(all_stages)}] {st.name}: outputs present and valid, skipped", flush=True)
+            continue
+        print(f"[{i}/{len(all_stages)}] {st.name} ...", flush=True)
+        t = time.perf_counter()
+        st.run(out, a)
+        timings[st.name] = time.perf_counter() - t
+        missing = [str(p) for p in st.outputs(out) if not p.exists()]
+        if missing:
+            raise RuntimeError(f"stage {st.name} finished but did not write {missing}")
+        st.validate(out)
+        print(f"[{i}/{len(all_stages)}] {st.name}: done in {timings[st.name]:.1f} s", flush=True)
+    path = write_summary(out)
+    print(f"summary: {path}")
+    return path
+
+
+def _fmt(x, nd=3) -> str:
+    return f"{x:.{nd}f}" if isinstance(x, (int, float)) else str(x)
+
+
+def write_summary(out: Path) -> Path:
+    """summary.md and summary.html from the artifacts (no figure is typed in by hand)."""
+    lines = [f"# robot_rl pipeline: {out.name}", ""]
+    meta = json.loads((out / "pipeline.json").read_text())
+    lines += [f"Robot `{meta['robot']}`, budget `{meta['budget']}`, seed {meta['seed']}.", ""]
+    images: list[Path] = []
+    p = out / "sysid" / "params.json"
+    if p.exists():
+        params = json.loads(p.read_text())
+        lines += ["## 1. System identification", "", f"Method: {params.get('method', '?')}", "",
+                  "| parameter | nominal | fitted | std | identifiable | randomization range |",
+                  "|---|---|---|---|---|---|"]
+        for k, v in params["parameters"].items():
+            rng = v.get("range", ["?", "?"])
+            lines.append(f"| {k} | {_fmt(v.get('nominal'), 4)} | {_fmt(v.get('fitted'), 4)} | "
+                         f"{_fmt(v.get('std'), 4)} | {v.get('identifiable', '?')} | "
+                         f"[{_fmt(rng[0], 4)}, {_fmt(rng[1], 4)}] |")
+        lines.append("")
+        images += sorted((out / "sysid").glob("*.png"))
+    p = out / "actuator" / "metrics.json"
+    if p.exists():
+        m = json.loads(p.read_text())
+        lines += ["## 2. Actuator network", "", "Validation RMSE (N m), held-out by time:", "",
+                  "```json", json.dumps({k: v for k, v in m.items() if "rmse" in k.lower()}, indent=1)[:2000],
+                  "```", ""]
+        images += sorted((out / "actuator").glob("*.png"))
+    if (out / "policy").exists():
+        lines += ["## 3. Policy training", ""]
+        try:
+            from policies.curve import read_scalars
+
+            s = read_scalars(out / "policy")
+            ret = s.get("episode/return_mean", [])
+            if ret:
+                lines.append(f"Episode return: first {ret[0][1]:.2f} (iteration {ret[0][0]}), "
+                             f"last {ret[-1][1]:.2f} (iteration {ret[-1][0]}).")
+            fps = s.get("perf/fps", [])
+            if fps:
+                lines.append(f"Throughput: {sum(v for _, v in fps) / len(fps):.0f} env steps/s (mean).")
+            curve = _plot_curve(s, out / "policy" / "curve.png")
+            if curve:
+                images.append(curve)
+        except Exception as e:  # noqa: BLE001
+            lines.append(f"(training curve unavailable: {e})")
+        lines.append("")
+    rows = {}
+    for sim in ("mujoco", "pybullet"):
+        p = out / "eval" / sim / "report.json"
+        if p.exists():
+            rows[sim] = json.loads(p.read_text()).get("metrics", {})
+            images += sorted((out / "eval" / sim).glob("*.png"))
+    if rows:
+        keys = sorted({k for r in rows.values() for k in r if isinstance(r[k], (int, float))})
+        lines += ["## 4. Deployment: evaluation", "", "| metric | " + " | ".join(rows) + " |",
+                  "|---|" + "---|" * len(rows)]
+        for k in keys:
+            lines.append(f"| {k} | " + " | ".join(_fmt(rows[s].get(k, float('nan'))) for s in rows) + " |")
+        lines.append("")
+    lat = out / "eval" / "latency.json"
+    if lat.exists():
+        lines += ["ONNX latency: " + lat.read_text(), ""]
+    md = "\n".join(lines) + "\n"
+    atomic_write_bytes(out / "summary.md", md.encode())
+    body = "".join(f"<pre>{html.escape(md)}</pre>")
+    body += "".join(f'<figure><img src="{img.relative_to(out)}" width="640"><figcaption>'
+                    f"{html.escape(str(img.relative_to(out)))}</figcaption></figure>" for img in images)
+    atomic_write_bytes(out / "summary.html",
+                       f"<!doctype html><html><head><meta charset='utf-8'><title>{out.name}</title>"
+                       f"</head><body>{body}</body></html>".encode())
+    return out / "summary.md"
+
+
+def _plot_curve(s: dict, path: Path) -> Path | None:
+    ret = s.get("episode/return_mean")
+    if not ret:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.plot([i for i, _ in ret], [v for _, v in ret])
+    ax.set_xlabel("iteration")
+    ax.set_ylabel("mean episode return")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="robot-rl pipeline",
+        description="Run the four stages on one robot: collect logs from the hardware stand-in, "
+                    "identify parameters, learn the actuator network, train a TRPO policy, export "
+                    "it to ONNX and evaluate it in MuJoCo and PyBullet.  Stages whose outputs are "
+                    "present and valid are skipped; a killed run resumes.")
+    p.add_argument("--robot", default=DEFAULT_ROBOT, choices=sorted(ROBOTS))
+    p.add_argument("--out", required=True, help="run folder, e.g. runs/a1-demo")
+    p.add_argument("--budget", default="default", choices=sorted(BUDGETS),
+                   help="smoke: minutes, to check the machinery; default: a walking policy")
+    p.add_argument("--force", action="store_true", help="redo every stage")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--standin-config", default=None, help="hardware stand-in config JSON")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    run(build_parser().parse_args(sys.argv[1:] if argv is None else argv))
+    return 0
