@@ -1,0 +1,474 @@
+"""Evaluate an exported policy with the onboard runtime, in PyBullet or MuJoCo.
+
+The same :class:`~deploy.runtime.OnboardController` that a robot computer runs drives a
+:class:`~robot_rl.interface.RobotInterface`:
+
+* ``pybullet``: the hardware stand-in (:class:`robot_rl.standin.PyBulletStandIn`: hidden
+  physics, reference actuator with latency and saturation), the "real world" here;
+* ``mujoco``: :class:`robot_rl.mujoco_robot.MujocoRobot`, the training simulator with an
+  ideal PD (optionally with stage 1's identified parameters applied, ``--sysid``).
+
+Both run the same fixed command set: one episode per command, each starting from a reset
+with the controller's start sequence (HOLD, RAMP), then ``seconds`` of policy control.
+Metrics per episode (tracking errors use POLICY periods after ``settle_s``):
+
+* ``vx_abs_err``: mean |base-frame forward velocity - commanded| (m/s);
+* ``yaw_abs_err``: mean |base-frame yaw rate - commanded| (rad/s);
+* ``fell``: base height below ``fall_height_fraction`` x nominal, or the base's up axis
+  z-component below ``fall_up_z``; ``fault``: the controller's DAMPING reason, if any;
+* ``torque_mean``: mean |tau| over joints and time (N m); ``power_mean``: mean of
+  sum_j |tau_j qd_j| (W).
+
+Files in ``out``: ``report_<sim>.json`` and ``report_<sim>.md``; ``report.json`` and
+``report.md`` hold the headline (the PyBullet report when there is one) with the
+sim-to-sim gap when both simulators (or ``compare``) are available; ``velocity_<sim>.png``;
+for PyBullet ``rollout.gif`` unless ``video=False``.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from deploy.export import read_metadata
+from deploy.runtime import Mode, OnboardController, SafetyConfig
+from robot_rl.config import atomic_write_bytes, atomic_write_json, to_dict
+from robot_rl.interface import RobotInterface
+from robot_rl.obs_spec import quat_rotate_inverse
+from robot_rl.robot import RobotDescription, load_robot
+
+SIMS = ("pybullet", "mujoco")
+#: (vx m/s, vy m/s, yaw rate rad/s), one episode each: forward sweep, then turning on the spot
+DEFAULT_COMMANDS: tuple[tuple[float, float, float], ...] = (
+    (-0.8, 0.0, 0.0), (-0.4, 0.0, 0.0), (0.0, 0.0, 0.0), (0.4, 0.0, 0.0), (0.8, 0.0, 0.0),
+    (0.0, 0.0, -0.5), (0.0, 0.0, 0.5))
+#: metrics of the summary, with units, in report order
+SUMMARY_METRICS = (("vx_abs_err", "m/s"), ("yaw_abs_err", "rad/s"), ("falls", "-"),
+                   ("faults", "-"), ("torque_mean", "N m"), ("power_mean", "W"),
+                   ("policy_seconds", "s"))
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """One evaluation: simulator, command set, durations, fall criteria, outputs."""
+
+    # simulator: "pybullet" (hardware stand-in) or "mujoco" (ideal PD)
+    sim: str = "pybullet"
+    # robot description name; "" = the robot named in the model's metadata
+    robot: str = ""
+    # policy-controlled duration of each command episode, after the start sequence (s)
+    seconds: float = 20.0
+    # time after the handover to the policy excluded from tracking errors (s)
+    settle_s: float = 2.0
+    # one episode per command: (forward m/s, lateral m/s, yaw rate rad/s)
+    commands: tuple[tuple[float, float, float], ...] = DEFAULT_COMMANDS
+    # start sequence: hold the measured pose (s), then cosine ramp to nominal (s)
+    hold_s: float = 0.5
+    ramp_s: float = 1.0
+    # fall: base height below this fraction of the nominal base height (-)
+    fall_height_fraction: float = 0.5
+    # fall: z-component of the base's up axis below this (-)
+    fall_up_z: float = 0.5
+    # time simulated after a fault (in DAMPING) to see whether the robot falls (s)
+    after_fault_s: float = 1.0
+    # PyBullet stand-in: hidden-physics seed (the stand-in config's default seed: 0)
+    standin_seed: int = 0
+    # render a short GIF (PyBullet only)
+    video: bool = True
+    # GIF: seconds of policy control recorded, frame rate (1/s), size (px)
+    video_seconds: float = 3.0
+    video_fps: int = 10
+    video_size: tuple[int, int] = (160, 120)
+
+    def __post_init__(self) -> None:
+        if self.sim not in SIMS:
+            raise ValueError(f"sim must be one of {SIMS}, got {self.sim!r}")
+        if not self.seconds > 0 or self.settle_s < 0:
+            raise ValueError("seconds must be > 0 and settle_s >= 0")
+        if not self.commands or any(len(c) != 3 for c in self.commands):
+            raise ValueError("commands: need at least one (vx, vy, yaw_rate) triple")
+
+
+# -- simulators -----------------------------------------------------------------------------
+def sysid_hook(robot: RobotDescription, sysid: str | Path):
+    """``model_hook`` applying stage 1's fitted parameters (``<run>/sysid/params.json``)."""
+    path = Path(sysid)
+    path = path / "params.json" if path.is_dir() else path
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no sysid parameters (run `robot-rl sysid`)")
+    data = json.loads(path.read_text())
+    try:
+        values = {k: float(v["fitted"]) for k, v in data["parameters"].items()}
+    except (KeyError, TypeError, ValueError) as e:
+        raise ValueError(f"{path}: field 'parameters' missing or malformed ({e})") from e
+    if data.get("robot") and data["robot"] != robot.name:
+        raise ValueError(f"{path}: parameters are for robot {data['robot']!r}, evaluating "
+                         f"{robot.name!r}")
+    from sysid.apply import apply_params  # stage 1's single definition of the mapping
+
+    return lambda model: apply_params(model, values, robot)
+
+
+def make_interface(cfg: EvalConfig, robot: RobotDescription,
+                   sysid: str | Path | None = None) -> RobotInterface:
+    """The simulated robot for ``cfg.sim``."""
+    if cfg.sim == "pybullet":
+        from robot_rl.standin import PyBulletStandIn
+        from robot_rl.standin_model import load_standin_config
+
+        return PyBulletStandIn(robot, load_standin_config(None, seed=cfg.standin_seed))
+    from robot_rl.mujoco_robot import MujocoRobot
+
+    hook = sysid_hook(robot, sysid) if sysid is not None else None
+    return MujocoRobot(robot, physics_dt=0.005, model_hook=hook)
+
+
+# -- one episode ------------------------------------------------------------------------------
+class _Video:
+    """Headless PyBullet frames (TinyRenderer), following the base."""
+
+    def __init__(self, iface, cfg: EvalConfig):
+        import pybullet as pb
+
+        self.pb, (self.client, self.body) = pb, iface.pybullet
+        self.w, self.h = cfg.video_size
+        self.proj = pb.computeProjectionMatrixFOV(60, self.w / self.h, 0.05, 10.0)
+        self.frames: list[np.ndarray] = []
+
+    def capture(self) -> None:
+        pb = self.pb
+        pos, _ = pb.getBasePositionAndOrientation(self.body, physicsClientId=self.client)
+        view = pb.computeViewMatrixFromYawPitchRoll(pos, 1.0, 50, -20, 0, 2)
+        img = pb.getCameraImage(self.w, self.h, view, self.proj, renderer=pb.ER_TINY_RENDERER,
+                                physicsClientId=self.client)
+        self.frames.append(np.asarray(img[2], dtype=np.uint8).reshape(self.h, self.w, 4)[..., :3])
+
+
+def run_episode(ctl: OnboardController, iface: RobotInterface, command, cfg: EvalConfig,
+                video: _Video | None = None) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """Reset, start sequence, then ``cfg.seconds`` of policy control under ``command``."""
+    robot = ctl.robot
+    iface.reset()
+    ctl.set_command(*command)
+    ctl.start()
+    dt = ctl.control_dt
+    n_start = int(round((cfg.hold_s + cfg.ramp_s) / dt))
+    n_total = n_start + int(round(cfg.seconds / dt))
+    n_after_fault = int(round(cfg.after_fault_s / dt))
+    every = max(1, int(round(1.0 / (cfg.video_fps * dt))))
+    n_video = int(round(cfg.video_seconds / dt))
+    rec: dict[str, list] = {k: [] for k in ("t", "mode", "vx", "vy", "yaw", "tau", "power")}
+    fell_at = None
+    fault_steps = 0
+    t_policy0 = None
+    k_policy0 = 0
+    for k in range(n_total):
+        step = ctl.step()
+        s = step.state
+        quat = np.asarray(s.base_quat, dtype=np.float64)[None]
+        v_b = quat_rotate_inverse(quat, np.asarray(s.base_linvel, dtype=np.float64)[None])[0]
+        up_z = -quat_rotate_inverse(quat, np.array([[0.0, 0.0, -1.0]]))[0, 2]
+        if step.mode is Mode.POLICY and t_policy0 is None:
+            t_policy0, k_policy0 = k * dt, k
+        rec["t"].append(k * dt)
+        rec["mode"].append(step.mode.value)
+        rec["vx"].append(v_b[0])
+        rec["vy"].append(v_b[1])
+        rec["yaw"].append(float(s.base_angvel[2]))
+        rec["tau"].append(float(np.mean(np.abs(s.tau))))
+        rec["power"].append(float(np.sum(np.abs(np.asarray(s.tau) * np.asarray(s.qd)))))
+        if video is not None and t_policy0 is not None and k - k_policy0 < n_video \
+                and (k - k_policy0) % every == 0:
+            video.capture()
+        if fell_at is None and (s.base_pos[2] < cfg.fall_height_fraction * robot.nominal_base_height
+                                or up_z < cfg.fall_up_z):
+            fell_at = k * dt
+            break
+        if ctl.mode is Mode.DAMPING:
+            fault_steps += 1
+            if fault_steps > n_after_fault:
+                break
+    data = {k: np.asarray(v) for k, v in rec.items()}
+    mode = data["mode"]
+    policy = mode == Mode.POLICY.value
+    settled = policy & (data["t"] >= (t_policy0 if t_policy0 is not None else 0.0) + cfg.settle_s)
+    use = settled if settled.any() else policy
+    cmd = np.asarray(command, dtype=np.float64)
+
+    def mean(x: np.ndarray) -> float | None:
+        return float(np.mean(x)) if x.size else None
+
+    metrics = {
+        "command": {"vx": cmd[0], "vy": cmd[1], "yaw_rate": cmd[2]},
+        "policy_seconds": float(policy.sum() * dt),
+        "tracking_samples": int(use.sum()),
+        "settled": bool(settled.any()),
+        "vx_mean": mean(data["vx"][use]),
+        "vx_abs_err": mean(np.abs(data["vx"][use] - cmd[0])),
+        "vy_abs_err": mean(np.abs(data["vy"][use] - cmd[1])),
+        "yaw_abs_err": mean(np.abs(data["yaw"][use] - cmd[2])),
+        "torque_mean": mean(data["tau"][policy]),
+        "power_mean": mean(data["power"][policy]),
+        "fell": fell_at is not None,
+        "fall_time_s": None if fell_at is None or t_policy0 is None else fell_at - t_policy0,
+        "fault": ctl.fault,
+    }
+    data["command"] = np.tile(cmd, (len(mode), 1))
+    return metrics, data
+
+
+def summarize(episodes: list[dict[str, Any]]) -> dict[str, Any]:
+    """Averages over episodes (those with samples), counts of falls and faults."""
+
+    def avg(key: str) -> float | None:
+        vals = [e[key] for e in episodes if e[key] is not None]
+        return float(np.mean(vals)) if vals else None
+
+    return {"episodes": len(episodes), "falls": sum(e["fell"] for e in episodes),
+            "faults": sum(e["fault"] is not None for e in episodes),
+            "vx_abs_err": avg("vx_abs_err"), "yaw_abs_err": avg("yaw_abs_err"),
+            "vy_abs_err": avg("vy_abs_err"), "torque_mean": avg("torque_mean"),
+            "power_mean": avg("power_mean"),
+            "policy_seconds": float(sum(e["policy_seconds"] for e in episodes))}
+
+
+# -- the evaluation ----------------------------------------------------------------------------
+def evaluate(policy: str | Path, out: str | Path | None = None, cfg: EvalConfig | None = None,
+             sysid: str | Path | None = None, compare: str | Path | None = None,
+             progress: bool = False) -> dict[str, Any]:
+    """Run the onboard runtime with ``policy`` (an exported ``.onnx``) in ``cfg.sim``.
+
+    Returns the report dict; with ``out``, writes the report files, plot and GIF there.
+    ``sysid`` (MuJoCo only) applies stage 1's fitted parameters to the model; ``compare``
+    names another report.json for the sim-to-sim table.
+    """
+    cfg = cfg or EvalConfig()
+    policy = Path(policy)
+    meta = read_metadata(policy)
+    robot = load_robot(cfg.robot or meta.robot)
+    if sysid is not None and cfg.sim != "mujoco":
+        print(f"note: --sysid applies to --sim mujoco only; ignored for {cfg.sim}")
+        sysid = None
+    safety = SafetyConfig(hold_s=cfg.hold_s, ramp_s=cfg.ramp_s)
+    iface = make_interface(cfg, robot, sysid)
+    episodes, traces = [], []
+    frames: list[np.ndarray] = []
+    t0 = time.perf_counter()
+    try:
+        ctl = OnboardController(policy, robot, iface, safety=safety)
+        cmds = cfg.commands
+        if progress:
+            from tqdm import tqdm
+
+            cmds = tqdm(cmds, desc=f"eval {cfg.sim}", unit="episode")
+        video_ep = _video_episode(cfg.commands)
+        for i, command in enumerate(cmds):
+            video = _Video(iface, cfg) if (cfg.video and out is not None and cfg.sim == "pybullet"
+                                           and i == video_ep) else None
+            n_events = len(ctl.events)
+            metrics, data = run_episode(ctl, iface, command, cfg, video)
+            metrics["events"] = ctl.event_log[n_events:]
+            episodes.append(metrics)
+            traces.append(data)
+            if video is not None:
+                frames = video.frames
+    finally:
+        iface.close()
+    wall = time.perf_counter() - t0
+    sim_seconds = sum(len(d["t"]) for d in traces) * meta.control_dt
+    report = {
+        "sim": cfg.sim, "robot": robot.name, "policy": str(policy),
+        "model": {"iteration": meta.iteration, "source_sha256": meta.source_sha256,
+                  "control_dt": meta.control_dt, "obs_dim": meta.obs_dim},
+        "sysid": None if sysid is None else str(sysid),
+        "config": _jsonable(to_dict(cfg)),
+        "summary": summarize(episodes),
+        "episodes": episodes,
+        "timing": {"wall_s": wall, "simulated_s": sim_seconds,
+                   "realtime_factor": sim_seconds / wall if wall > 0 else None},
+    }
+    if out is not None:
+        write_outputs(Path(out), report, traces, frames, cfg, compare)
+    return report
+
+
+def _video_episode(commands) -> int:
+    """The episode filmed: the first with a forward command, else the first."""
+    for i, c in enumerate(commands):
+        if c[0] > 0:
+            return i
+    return 0
+
+
+def _jsonable(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {k: _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, (np.floating, np.integer)):
+        return obj.item()
+    return obj
+
+
+# -- outputs ------------------------------------------------------------------------------------
+def compare_reports(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    """Side-by-side summary and per-command vx error of two reports (gap = a - b)."""
+    rows = []
+    for key, unit in SUMMARY_METRICS:
+        va, vb = a["summary"].get(key), b["summary"].get(key)
+        gap = va - vb if isinstance(va, (int, float)) and isinstance(vb, (int, float)) else None
+        rows.append({"metric": key, "unit": unit, a["sim"]: va, b["sim"]: vb, "gap": gap})
+    per_cmd = []
+    for ea, eb in zip(a["episodes"], b["episodes"]):
+        if ea["command"] != eb["command"]:
+            continue
+        per_cmd.append({"command": ea["command"],
+                        **{f"{a['sim']}_{k}": ea[k] for k in ("vx_abs_err", "yaw_abs_err", "fell")},
+                        **{f"{b['sim']}_{k}": eb[k] for k in ("vx_abs_err", "yaw_abs_err", "fell")}})
+    return {"a": a["sim"], "b": b["sim"], "a_policy": a["policy"], "b_policy": b["policy"],
+            "summary": rows, "per_command": per_cmd}
+
+
+def _fmt(v: Any) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, float):
+        return f"{v:.3f}" if math.isfinite(v) else str(v)
+    return str(v)
+
+
+def report_markdown(report: dict[str, Any]) -> str:
+    """The human-readable report."""
+    s = report["summary"]
+    cfg = report["config"]
+    lines = [f"# Evaluation in {report['sim']} ({report['robot']})", "",
+             f"- policy: `{report['policy']}` (iteration {report['model']['iteration']})",
+             f"- episodes: {s['episodes']} x {cfg['seconds']} s of policy control after a "
+             f"{cfg['hold_s']} s hold and {cfg['ramp_s']} s ramp; tracking measured after "
+             f"{cfg['settle_s']} s",
+             f"- simulated {report['timing']['simulated_s']:.1f} s in "
+             f"{report['timing']['wall_s']:.1f} s wall", ""]
+    if report.get("sysid"):
+        lines.insert(3, f"- sysid parameters: `{report['sysid']}`")
+    lines += ["## Summary", "", "| metric | value | unit |", "|---|---|---|"]
+    for key, unit in SUMMARY_METRICS:
+        lines.append(f"| {key} | {_fmt(s.get(key))} | {unit} |")
+    lines += ["", "## Episodes", "",
+              "| vx cmd | yaw cmd | vx mean | vx err | yaw err | torque | power | fell | fault |",
+              "|---|---|---|---|---|---|---|---|---|"]
+    for e in report["episodes"]:
+        c = e["command"]
+        lines.append(f"| {c['vx']:+.2f} | {c['yaw_rate']:+.2f} | {_fmt(e['vx_mean'])} | "
+                     f"{_fmt(e['vx_abs_err'])} | {_fmt(e['yaw_abs_err'])} | "
+                     f"{_fmt(e['torque_mean'])} | {_fmt(e['power_mean'])} | {_fmt(e['fell'])} | "
+                     f"{e['fault'] or '-'} |")
+    comp = report.get("compare")
+    if comp:
+        a, b = comp["a"], comp["b"]
+        lines += ["", f"## Sim-to-sim gap ({a} vs {b})", "",
+                  f"{b} report: policy `{comp['b_policy']}`", "",
+                  f"| metric | {a} | {b} | gap ({a} - {b}) | unit |", "|---|---|---|---|---|"]
+        for r in comp["summary"]:
+            lines.append(f"| {r['metric']} | {_fmt(r[a])} | {_fmt(r[b])} | {_fmt(r['gap'])} "
+                         f"| {r['unit']} |")
+        if comp["per_command"]:
+            lines += ["", f"| vx cmd | yaw cmd | vx err {a} | vx err {b} | fell {a} | fell {b} |",
+                      "|---|---|---|---|---|---|"]
+            for r in comp["per_command"]:
+                c = r["command"]
+                lines.append(f"| {c['vx']:+.2f} | {c['yaw_rate']:+.2f} | "
+                             f"{_fmt(r[f'{a}_vx_abs_err'])} | {_fmt(r[f'{b}_vx_abs_err'])} | "
+                             f"{_fmt(r[f'{a}_fell'])} | {_fmt(r[f'{b}_fell'])} |")
+    files = report.get("files")
+    if files:
+        lines += ["", "## Files", ""] + [f"- `{f}`" for f in files]
+        if "rollout.gif" in files:
+            lines += ["", "![rollout](rollout.gif)"]
+        for f in files:
+            if f.endswith(".png"):
+                lines += ["", f"![{f}]({f})"]
+    return "\n".join(lines) + "\n"
+
+
+def plot_velocity(traces: list[dict[str, np.ndarray]], sim: str) -> bytes:
+    """PNG: commanded vs measured forward velocity and yaw rate, episodes side by side."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(2, 1, figsize=(10, 5), sharex=True)
+    offset = 0.0
+    for i, d in enumerate(traces):
+        t = d["t"] + offset
+        for ax, key, col in ((axes[0], "vx", 0), (axes[1], "yaw", 2)):
+            ax.plot(t, d[key], color="tab:blue", lw=0.8, label="measured" if i == 0 else None)
+            ax.plot(t, d["command"][:, col], color="tab:orange", lw=1.2,
+                    label="commanded" if i == 0 else None)
+            ax.axvline(offset, color="0.8", lw=0.6)
+            start = t[d["mode"] != Mode.POLICY.value]
+            if start.size:  # the start sequence (HOLD, RAMP) and any DAMPING, shaded
+                ax.axvspan(start[0], min(start[-1], t[-1]), color="0.92", lw=0)
+        offset = t[-1] + 0.5 if len(t) else offset
+    axes[0].set_ylabel("forward velocity (m/s)")
+    axes[1].set_ylabel("yaw rate (rad/s)")
+    axes[1].set_xlabel("time (s), episodes one after another")
+    axes[0].legend(loc="upper right", fontsize=8)
+    axes[0].set_title(f"{sim}: commanded vs measured (base frame)")
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def gif_bytes(frames: list[np.ndarray], fps: int) -> bytes:
+    import imageio.v3 as iio
+
+    return iio.imwrite("<bytes>", np.stack(frames), extension=".gif",
+                       duration=int(1000 / fps), loop=0)
+
+
+def write_outputs(out: Path, report: dict[str, Any], traces, frames, cfg: EvalConfig,
+                  compare: str | Path | None = None) -> None:
+    """Write the report files, plot and GIF (each atomically) and the headline report."""
+    out.mkdir(parents=True, exist_ok=True)
+    sim = report["sim"]
+    files = [f"report_{sim}.json", f"report_{sim}.md", f"velocity_{sim}.png"]
+    atomic_write_bytes(out / f"velocity_{sim}.png", plot_velocity(traces, sim))
+    if frames:
+        atomic_write_bytes(out / "rollout.gif", gif_bytes(frames, cfg.video_fps))
+        files.append("rollout.gif")
+    report["files"] = files
+    other = None
+    if compare is not None:
+        other = json.loads(Path(compare).read_text())
+    else:
+        peer = out / f"report_{'mujoco' if sim == 'pybullet' else 'pybullet'}.json"
+        if peer.exists():
+            other = json.loads(peer.read_text())
+    if other is not None:
+        report["compare"] = compare_reports(report, other)
+    atomic_write_json(out / f"report_{sim}.json", report)
+    atomic_write_bytes(out / f"report_{sim}.md", report_markdown(report).encode())
+    # the headline: the PyBullet (stand-in) report when there is one, with the gap table
+    pb_path = out / "report_pybullet.json"
+    head = report
+    if sim == "mujoco" and pb_path.exists():
+        head = json.loads(pb_path.read_text())
+        head["compare"] = compare_reports(head, report)
+    atomic_write_json(out / "report.json", head)
+    atomic_write_bytes(out / "report.md", report_markdown(head).encode())
+
+
+__all__ = ["EvalConfig", "evaluate", "run_episode", "compare_reports", "make_interface",
+           "DEFAULT_COMMANDS", "SIMS"]

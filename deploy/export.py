@@ -1,0 +1,135 @@
+"""Export a trained ``policy.pt`` to ONNX: normalization + deterministic action head + metadata.
+
+The exported graph is ``actions = actor(clip((obs - mean) / sqrt(var + eps)))``: the
+observation normalizer's statistics are constants inside the graph, so the onboard
+runtime feeds raw observations built by :func:`robot_rl.obs_spec.build_observation`.
+Input ``obs`` is float32 ``[batch, obs_dim]`` with a dynamic batch; output ``actions`` is
+float32 ``[batch, action_dim]``.  The graph carries the metadata of
+:mod:`deploy.metadata` (robot, joint order, observation layout, action scale, nominal
+pose, joint limits, control period, format version).
+
+The write is atomic (temporary file, then rename) and happens only after
+``onnx.checker`` has passed and onnxruntime has reproduced torch's actions.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnx
+import torch
+
+from deploy.metadata import INPUT_NAME, OUTPUT_NAME, PolicyMetadata
+from deploy.policy_file import load_policy_file
+from robot_rl.config import atomic_write_bytes
+
+#: ONNX opset of the exported graph
+OPSET = 17
+#: largest tolerated |onnxruntime - torch| on the check observations
+TOLERANCE = 1e-5
+
+
+class ExportError(RuntimeError):
+    """The exported graph failed its checks (nothing was written)."""
+
+
+@dataclass
+class ExportResult:
+    """What :func:`export_policy` wrote and how well it matched torch."""
+
+    path: Path
+    meta: PolicyMetadata
+    max_abs_error: float
+    num_checked: int
+
+
+def onnx_bytes(model: torch.nn.Module, obs_dim: int, meta: PolicyMetadata) -> bytes:
+    """Serialized ONNX model of ``model.forward`` (raw obs -> mean action) with metadata."""
+    model = model.eval()
+    buf = io.BytesIO()
+    with warnings.catch_warnings():
+        # the TorchScript exporter is deprecated in favour of torch.export + onnxscript,
+        # which is not a dependency of this project; the graph is an MLP either way
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            model, (torch.zeros(1, obs_dim),), buf, dynamo=False, opset_version=OPSET,
+            input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+            dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
+            do_constant_folding=True)
+    proto = onnx.load_from_string(buf.getvalue())
+    proto.producer_name = "robot-rl export"
+    proto.doc_string = (f"robot_rl policy for robot {meta.robot!r}: raw observation "
+                        f"[{meta.obs_dim}] -> joint position actions [{meta.action_dim}]")
+    del proto.metadata_props[:]
+    onnx.helper.set_model_props(proto, meta.to_props())
+    onnx.checker.check_model(proto, full_check=True)
+    return proto.SerializeToString()
+
+
+def ort_session(model: bytes | str | Path, threads: int = 1):
+    """An onnxruntime CPU session with ``threads`` intra-op threads, sequential execution."""
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    so.inter_op_num_threads = 1
+    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    so.log_severity_level = 3
+    src = model if isinstance(model, bytes) else str(model)
+    return ort.InferenceSession(src, sess_options=so, providers=["CPUExecutionProvider"])
+
+
+def compare_with_torch(model: torch.nn.Module, onnx_model: bytes | str | Path,
+                       obs: np.ndarray) -> float:
+    """Largest |onnxruntime - torch| over the observations ``obs`` (N, obs_dim)."""
+    obs = np.ascontiguousarray(obs, dtype=np.float32)
+    sess = ort_session(onnx_model)
+    got = sess.run([OUTPUT_NAME], {INPUT_NAME: obs})[0]
+    with torch.inference_mode():
+        want = model.eval()(torch.from_numpy(obs)).numpy()
+    if got.shape != want.shape:
+        raise ExportError(f"onnxruntime output shape {got.shape} != torch {want.shape}")
+    return float(np.max(np.abs(got - want))) if obs.size else 0.0
+
+
+def check_observations(meta: PolicyMetadata, n: int = 256, seed: int = 0) -> np.ndarray:
+    """Random observations for the export check: standard normal, plus large outliers
+    (beyond the normalizer's clip) so clipping inside the graph is exercised."""
+    rng = np.random.default_rng(seed)
+    obs = rng.normal(size=(n, meta.obs_dim)).astype(np.float32)
+    obs[: n // 8] *= 50.0
+    return obs
+
+
+def export_policy(policy: str | Path, out: str | Path, extra_obs: np.ndarray | None = None,
+                  tolerance: float = TOLERANCE) -> ExportResult:
+    """Export ``<run>/policy`` (or a ``policy.pt``) to the ONNX file ``out``, atomically.
+
+    The graph is checked with ``onnx.checker`` and onnxruntime's actions are compared
+    with torch's on random observations (and ``extra_obs``, e.g. recorded ones); a
+    difference above ``tolerance`` raises :class:`ExportError` and nothing is written.
+    """
+    loaded = load_policy_file(policy)
+    data = onnx_bytes(loaded.model, loaded.meta.obs_dim, loaded.meta)
+    obs = check_observations(loaded.meta)
+    if extra_obs is not None:
+        obs = np.concatenate([obs, np.asarray(extra_obs, np.float32).reshape(-1, loaded.meta.obs_dim)])
+    err = compare_with_torch(loaded.model, data, obs)
+    if not err <= tolerance:
+        raise ExportError(f"{loaded.path}: onnxruntime differs from torch by {err:.3g} "
+                          f"(tolerance {tolerance:g}); {out} not written")
+    out = Path(out)
+    atomic_write_bytes(out, data)
+    return ExportResult(path=out, meta=loaded.meta, max_abs_error=err, num_checked=len(obs))
+
+
+def read_metadata(path: str | Path) -> PolicyMetadata:
+    """Parse and check the metadata of an exported ``policy.onnx``."""
+    proto = onnx.load(str(path), load_external_data=False)
+    props = {p.key: p.value for p in proto.metadata_props}
+    return PolicyMetadata.from_props(props, where=str(path))

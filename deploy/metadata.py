@@ -1,0 +1,192 @@
+"""What an exported policy says about itself: the ONNX ``metadata_props`` schema, defined once.
+
+``robot-rl export`` writes these keys into ``policy.onnx``; the onboard runtime reads and
+checks them before it runs anything.  Every value is a string (ONNX metadata is
+string-to-string); structured values are JSON.
+
+==================  ==========================================================  =========
+key                 meaning                                                     example
+==================  ==========================================================  =========
+``format``          always ``robot_rl.onnx_policy``                             -
+``format_version``  version of this schema (:data:`ONNX_FORMAT_VERSION`)        ``1``
+``robot``           robot description name the policy was trained for           ``a1``
+``joint_names``     canonical joint order of actions and observations (JSON)    ``[...]``
+``observation``     :meth:`robot_rl.obs_spec.ObservationSpec.layout` (JSON)     ``{...}``
+``obs_dim``         observation width, the ``obs`` input's second dimension      ``96``
+``action_dim``      action width, the ``actions`` output's second dimension      ``12``
+``action_scale``    ``q_target = nominal_pose + action_scale * action`` (rad)    ``0.25``
+``nominal_pose``    joint positions the actions are relative to (rad, JSON)     ``[...]``
+``q_min/q_max``     joint position limits used in training (rad, JSON)          ``[...]``
+``control_dt``      policy control period (s)                                   ``0.02``
+``iteration``       training iteration of the exported weights                  ``600``
+``policy_config``   :class:`robot_rl.rl.config.PolicyConfig` fields (JSON)      ``{...}``
+``source_sha256``   SHA-256 of the ``policy.pt`` it was exported from           ``ab12..``
+==================  ==========================================================  =========
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from robot_rl.obs_spec import FORMAT_VERSION as OBS_FORMAT_VERSION
+from robot_rl.obs_spec import ObservationSpec
+
+#: value of the ``format`` key
+ONNX_FORMAT = "robot_rl.onnx_policy"
+#: version of the metadata schema this code writes and reads
+ONNX_FORMAT_VERSION = 1
+#: graph input and output names
+INPUT_NAME, OUTPUT_NAME = "obs", "actions"
+
+
+class MetadataError(ValueError):
+    """An exported model's metadata is missing, malformed or does not fit this robot."""
+
+
+@dataclass(frozen=True)
+class PolicyMetadata:
+    """The facts about a policy that export writes and the onboard runtime checks."""
+
+    # robot description name the policy was trained for
+    robot: str
+    # canonical joint order of actions and joint observations
+    joint_names: tuple[str, ...]
+    # observation layout, as ObservationSpec.layout() returns it
+    observation: dict[str, Any]
+    # observation width (-)
+    obs_dim: int
+    # action width (-)
+    action_dim: int
+    # q_target = nominal_pose + action_scale * action (rad per unit action)
+    action_scale: float
+    # nominal joint positions the actions are relative to (rad)
+    nominal_pose: tuple[float, ...]
+    # lower joint limits used in training (rad)
+    q_min: tuple[float, ...]
+    # upper joint limits used in training (rad)
+    q_max: tuple[float, ...]
+    # policy control period (s)
+    control_dt: float
+    # training iteration of the weights (-)
+    iteration: int = 0
+    # PolicyConfig fields of the network (JSON-ready)
+    policy_config: dict[str, Any] = field(default_factory=dict)
+    # SHA-256 of the policy.pt the model was exported from ("" if unknown)
+    source_sha256: str = ""
+    # metadata schema version
+    format_version: int = ONNX_FORMAT_VERSION
+
+    def validate(self, where: str, prefix: str = "") -> None:
+        """Raise :class:`MetadataError` naming ``where`` and the field (``prefix`` + name)."""
+        n = len(self.joint_names)
+
+        def bad(fname: str, msg: str) -> MetadataError:
+            return MetadataError(f"{where}: metadata field '{prefix}{fname}': {msg}")
+
+        if self.action_dim != n:
+            raise bad("action_dim", f"{self.action_dim} actions but {n} joint_names")
+        for fname in ("nominal_pose", "q_min", "q_max"):
+            v = getattr(self, fname)
+            if len(v) != n:
+                raise bad(fname, f"has {len(v)} values, expected {n} (one per joint)")
+            if not all(math.isfinite(x) for x in v):
+                raise bad(fname, "contains NaN/Inf")
+        if any(lo >= hi for lo, hi in zip(self.q_min, self.q_max)):
+            raise bad("q_min", "must be below q_max for every joint")
+        if not (math.isfinite(self.control_dt) and self.control_dt > 0):
+            raise bad("control_dt", f"must be > 0 s, got {self.control_dt!r}")
+        if not (math.isfinite(self.action_scale) and self.action_scale > 0):
+            raise bad("action_scale", f"must be > 0, got {self.action_scale!r}")
+        spec = self.spec(where, prefix)
+        if spec.size != self.obs_dim:
+            raise bad("obs_dim", f"{self.obs_dim}, but the observation layout has size {spec.size}")
+        if spec.num_joints != n:
+            raise bad("observation", f"layout is for {spec.num_joints} joints, joint_names has {n}")
+        if abs(spec.action_scale - self.action_scale) > 1e-12:
+            raise bad("action_scale", f"{self.action_scale} differs from the observation "
+                                      f"layout's action_scale {spec.action_scale}")
+
+    def spec(self, where: str = "metadata", prefix: str = "") -> ObservationSpec:
+        """The :class:`ObservationSpec` this policy was trained with."""
+        layout = self.observation
+        label = f"{where}: metadata field '{prefix}observation'"
+        version = layout.get("format_version") if isinstance(layout, dict) else None
+        if version != OBS_FORMAT_VERSION:
+            raise MetadataError(f"{label}: observation format version {version!r}, this "
+                                f"runtime builds version {OBS_FORMAT_VERSION}")
+        try:
+            spec = ObservationSpec.from_layout(layout)
+        except (KeyError, TypeError, ValueError) as e:
+            raise MetadataError(f"{label}: {e}") from e
+        if layout.get("size") is not None and int(layout["size"]) != spec.size:
+            raise MetadataError(f"{label}: size {layout['size']} does not match its blocks "
+                                f"({spec.size})")
+        return spec
+
+    # -- ONNX metadata_props -------------------------------------------------------------
+    def to_props(self) -> dict[str, str]:
+        """String-to-string metadata for ``onnx.ModelProto.metadata_props``."""
+        return {
+            "format": ONNX_FORMAT, "format_version": str(self.format_version),
+            "robot": self.robot, "joint_names": json.dumps(list(self.joint_names)),
+            "observation": json.dumps(_jsonable(self.observation)),
+            "obs_dim": str(self.obs_dim), "action_dim": str(self.action_dim),
+            "action_scale": repr(float(self.action_scale)),
+            "nominal_pose": json.dumps(list(self.nominal_pose)),
+            "q_min": json.dumps(list(self.q_min)), "q_max": json.dumps(list(self.q_max)),
+            "control_dt": repr(float(self.control_dt)), "iteration": str(self.iteration),
+            "policy_config": json.dumps(_jsonable(self.policy_config)),
+            "source_sha256": self.source_sha256,
+        }
+
+    @classmethod
+    def from_props(cls, props: dict[str, str], where: str) -> PolicyMetadata:
+        """Parse and check metadata read from an ONNX file; errors name ``where`` and the key."""
+        fmt = props.get("format")
+        if fmt != ONNX_FORMAT:
+            raise MetadataError(
+                f"{where}: metadata field 'format' is {fmt!r}, expected {ONNX_FORMAT!r} "
+                f"(was this model written by `robot-rl export`?)")
+        try:
+            version = int(props.get("format_version", ""))
+        except ValueError:
+            raise MetadataError(f"{where}: metadata field 'format_version' is "
+                                f"{props.get('format_version')!r}, not an integer") from None
+        if version != ONNX_FORMAT_VERSION:
+            raise MetadataError(f"{where}: metadata field 'format_version': model has format "
+                                f"version {version}, this runtime reads version {ONNX_FORMAT_VERSION}")
+
+        def get(key: str, parse):
+            if key not in props:
+                raise MetadataError(f"{where}: metadata field {key!r} is missing")
+            try:
+                return parse(props[key])
+            except (ValueError, TypeError) as e:
+                raise MetadataError(f"{where}: metadata field {key!r} is malformed: {e}") from e
+
+        def floats(s: str) -> tuple[float, ...]:
+            return tuple(float(x) for x in json.loads(s))
+
+        meta = cls(
+            robot=get("robot", str), joint_names=get("joint_names", lambda s: tuple(json.loads(s))),
+            observation=get("observation", json.loads), obs_dim=get("obs_dim", int),
+            action_dim=get("action_dim", int), action_scale=get("action_scale", float),
+            nominal_pose=get("nominal_pose", floats), q_min=get("q_min", floats),
+            q_max=get("q_max", floats), control_dt=get("control_dt", float),
+            iteration=int(props.get("iteration", "0") or 0),
+            policy_config=json.loads(props.get("policy_config", "{}") or "{}"),
+            source_sha256=props.get("source_sha256", ""), format_version=version,
+        )
+        meta.validate(where)
+        return meta
+
+
+def _jsonable(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {k: _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    return obj

@@ -1,0 +1,417 @@
+"""The onboard controller: what the robot's computer runs.
+
+:class:`OnboardController` reads the robot's state through a
+:class:`~robot_rl.interface.RobotInterface`, builds the observation with
+:func:`robot_rl.obs_spec.build_observation` from the :class:`ObservationSpec` stored in the
+ONNX metadata (the one definition of the layout; nothing is re-declared here), runs the
+policy with onnxruntime on one thread, and sends joint position targets, once per policy
+control period (``control_dt`` in the metadata, e.g. 0.02 s).  The interface's own period
+must divide it: each control period the target is sent once and held while the interface
+is stepped ``decimation = policy_dt / interface.control_dt`` times (on hardware, ``step()``
+waits for the period to elapse, so the loop runs in real time).
+
+Modes, in order::
+
+    HOLD     hold the joint positions measured at start() for ``hold_s``
+    RAMP     move to the nominal pose by cosine interpolation over ``ramp_s``
+    POLICY   q_target = nominal + action_scale * policy(obs)
+    DAMPING  entered on any fault and latched until start() is called again;
+             targets = the measured joint positions, so the joint PD only damps
+
+Faults (each sets :attr:`OnboardController.fault` to a readable reason): NaN/Inf in the
+state or the policy output, missing base state, a joint beyond its limits by more than
+``joint_limit_margin``, a joint faster than ``qd_limit_factor * qd_max``, a base tilt
+above ``max_tilt``, and a stale state (its stamp more than ``state_timeout`` behind the
+controller's clock, e.g. a frozen driver).  Targets are always clipped to the joint
+limits (the tighter of the robot description's and the model's).
+
+Base linear velocity is taken from ``RobotState.base_linvel`` (world frame; rotated into
+the base frame here).  On a real robot it comes from the bridge's state estimator (e.g. a
+leg-kinematics + IMU Kalman filter); see docs/bridge.md.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+
+import numpy as np
+
+from deploy.metadata import INPUT_NAME, OUTPUT_NAME, MetadataError, PolicyMetadata
+from robot_rl.interface import RobotInterface, RobotState
+from robot_rl.obs_spec import JointHistory, ObservationSpec, build_observation, quat_rotate_inverse
+from robot_rl.robot import RobotDescription
+
+log = logging.getLogger(__name__)
+
+
+class Mode(str, Enum):
+    """Controller mode."""
+
+    HOLD = "HOLD"
+    RAMP = "RAMP"
+    POLICY = "POLICY"
+    DAMPING = "DAMPING"
+
+
+@dataclass(frozen=True)
+class SafetyConfig:
+    """Start sequence and fault thresholds of the onboard controller."""
+
+    # time spent holding the joint positions measured at start (s)
+    hold_s: float = 0.5
+    # duration of the cosine ramp from the start position to the nominal pose (s)
+    ramp_s: float = 1.5
+    # tolerated excursion of a measured joint position beyond its limits (rad)
+    joint_limit_margin: float = 0.1
+    # tolerated joint speed as a multiple of the robot's qd_max (-)
+    qd_limit_factor: float = 1.2
+    # largest tolerated angle between the base z axis and world up (rad)
+    max_tilt: float = 1.0
+    # a state whose stamp lags the controller clock by more than this is stale (s)
+    state_timeout: float = 0.05
+    # policy actions are clipped to +-action_clip before use, as in training (-)
+    action_clip: float = 10.0
+
+    def __post_init__(self) -> None:
+        for name in ("hold_s", "ramp_s", "joint_limit_margin"):
+            if not getattr(self, name) >= 0:
+                raise ValueError(f"SafetyConfig.{name} must be >= 0, got {getattr(self, name)}")
+        for name in ("qd_limit_factor", "max_tilt", "state_timeout", "action_clip"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"SafetyConfig.{name} must be > 0, got {getattr(self, name)}")
+
+
+class ModelMismatchError(MetadataError):
+    """The exported model does not belong to this robot or this runtime."""
+
+
+class OnnxPolicy:
+    """An exported policy in onnxruntime: ``policy(obs[N, obs_dim]) -> actions[N, action_dim]``.
+
+    One intra-op and one inter-op thread, sequential execution, CPU provider: the
+    latency-stable setting for a small MLP on a robot computer.
+    """
+
+    def __init__(self, path: str | Path, threads: int = 1):
+        from deploy.export import ort_session
+
+        self.path = Path(path)
+        if not self.path.exists():
+            raise FileNotFoundError(f"{self.path}: no such ONNX model (run `robot-rl export`)")
+        try:
+            self.session = ort_session(self.path, threads=threads)
+        except Exception as e:  # noqa: BLE001 - onnxruntime raises its own exception types
+            raise MetadataError(f"{self.path}: onnxruntime cannot load the model: {e}") from e
+        props = dict(self.session.get_modelmeta().custom_metadata_map)
+        self.meta = PolicyMetadata.from_props(props, where=str(self.path))
+        ins, outs = self.session.get_inputs(), self.session.get_outputs()
+        if [i.name for i in ins] != [INPUT_NAME] or OUTPUT_NAME not in [o.name for o in outs]:
+            raise MetadataError(f"{self.path}: expected input {INPUT_NAME!r} and output "
+                                f"{OUTPUT_NAME!r}, model has inputs {[i.name for i in ins]} "
+                                f"and outputs {[o.name for o in outs]}")
+        width = ins[0].shape[-1]
+        if isinstance(width, int) and width != self.meta.obs_dim:
+            raise MetadataError(f"{self.path}: input {INPUT_NAME!r} has width {width}, metadata "
+                                f"field 'obs_dim' says {self.meta.obs_dim}")
+        self._outputs = [OUTPUT_NAME]
+
+    def __call__(self, obs: np.ndarray) -> np.ndarray:
+        return self.session.run(self._outputs, {INPUT_NAME: obs})[0]
+
+
+def check_compatible(meta: PolicyMetadata, robot: RobotDescription, where: str,
+                     expected_spec: ObservationSpec | None = None) -> ObservationSpec:
+    """Refuse a model made for another robot, joint order or observation spec.
+
+    Returns the observation spec to build observations with (the model's).
+    """
+    if meta.robot != robot.name:
+        raise ModelMismatchError(f"{where}: model was exported for robot {meta.robot!r}, "
+                                 f"this robot is {robot.name!r}")
+    if tuple(meta.joint_names) != tuple(robot.joint_names):
+        if len(meta.joint_names) != robot.num_joints:
+            raise ModelMismatchError(f"{where}: joint count mismatch: model has "
+                                     f"{len(meta.joint_names)} joints, robot {robot.name!r} "
+                                     f"has {robot.num_joints}")
+        i = next(k for k, (a, b) in enumerate(zip(meta.joint_names, robot.joint_names)) if a != b)
+        raise ModelMismatchError(f"{where}: joint order mismatch at index {i}: model has "
+                                 f"{meta.joint_names[i]!r}, robot {robot.name!r} has "
+                                 f"{robot.joint_names[i]!r}")
+    spec = meta.spec(where)
+    if expected_spec is not None and spec != expected_spec:
+        a, b = spec.layout(), expected_spec.layout()
+        diff = [k for k in a if a[k] != b.get(k)]
+        raise ModelMismatchError(f"{where}: observation spec mismatch in {diff}: model "
+                                 f"{ {k: a[k] for k in diff} }, runtime expects "
+                                 f"{ {k: b[k] for k in diff} }")
+    q0, lo, hi = (np.asarray(v) for v in (meta.nominal_pose, robot.q_min, robot.q_max))
+    outside = np.where((q0 < lo) | (q0 > hi))[0]
+    if len(outside):
+        raise ModelMismatchError(f"{where}: the model's nominal pose lies outside robot "
+                                 f"{robot.name!r}'s joint limits at joints "
+                                 f"{[robot.joint_names[i] for i in outside]}")
+    return spec
+
+
+@dataclass
+class ControlStep:
+    """What one control period did (for logs and evaluation)."""
+
+    state: RobotState
+    mode: Mode
+    target: np.ndarray
+    action: np.ndarray | None = None
+    obs: np.ndarray | None = None
+
+
+@dataclass
+class _Event:
+    time: float
+    mode: Mode
+    message: str
+
+
+class OnboardController:
+    """Runs an exported policy on a robot through its :class:`RobotInterface`.
+
+    ``OnboardController(onnx_path, robot, interface)`` loads and checks the model (robot,
+    joint order, observation spec, timing).  ``start()`` begins the HOLD -> RAMP ->
+    POLICY sequence from the current measured pose; ``step()`` runs one control period;
+    ``run(seconds)`` loops.  ``set_command(vx, vy, yaw_rate)`` may be called at any time.
+    ``compute(state)`` is the pure decision of one period (no I/O), used by ``step``.
+    """
+
+    def __init__(self, onnx_path: str | Path, robot: RobotDescription,
+                 interface: RobotInterface | None = None, safety: SafetyConfig | None = None,
+                 command: tuple[float, float, float] = (0.0, 0.0, 0.0),
+                 expected_spec: ObservationSpec | None = None, threads: int = 1):
+        self.policy = OnnxPolicy(onnx_path, threads=threads)
+        self.meta = self.policy.meta
+        self.robot = robot
+        self.safety = safety or SafetyConfig()
+        self.spec = check_compatible(self.meta, robot, str(onnx_path), expected_spec)
+        self.control_dt = float(self.meta.control_dt)
+        self.nominal = np.asarray(self.meta.nominal_pose, dtype=np.float64)
+        self.action_scale = float(self.meta.action_scale)
+        self.q_lo = np.maximum(robot.array("q_min"), np.asarray(self.meta.q_min))
+        self.q_hi = np.minimum(robot.array("q_max"), np.asarray(self.meta.q_max))
+        self.qd_max = robot.array("qd_max")
+        self._cos_tilt = math.cos(self.safety.max_tilt)
+        # start sequence in control periods
+        self._hold_steps = int(round(self.safety.hold_s / self.control_dt))
+        self._ramp_steps = int(round(self.safety.ramp_s / self.control_dt))
+        self._infer: Callable[[np.ndarray], np.ndarray] = self.policy
+        self.command = np.zeros(3)
+        self.set_command(*command)
+        self.interface: RobotInterface | None = None
+        self.decimation = 1
+        if interface is not None:
+            self.attach(interface)
+        self.mode = Mode.HOLD
+        self.fault: str | None = None
+        self.events: list[_Event] = []
+        self.last: ControlStep | None = None
+        self._steps = 0
+        self._t0: float | None = None
+        self._started = False
+
+    # -- configuration ------------------------------------------------------------------
+    def attach(self, interface: RobotInterface) -> None:
+        """Use ``interface``; its period must divide the policy's control period."""
+        if interface.robot.name != self.robot.name or \
+                tuple(interface.robot.joint_names) != tuple(self.robot.joint_names):
+            raise ModelMismatchError(f"interface drives robot {interface.robot.name!r}, the "
+                                     f"controller was built for {self.robot.name!r}")
+        ratio = self.control_dt / interface.control_dt
+        if not (ratio >= 1 and abs(ratio - round(ratio)) < 1e-6):
+            raise ValueError(f"the policy's control period {self.control_dt} s is not an integer "
+                             f"multiple of the interface's control_dt {interface.control_dt} s")
+        self.interface = interface
+        self.decimation = int(round(ratio))
+
+    def set_command(self, vx: float, vy: float = 0.0, yaw_rate: float = 0.0) -> None:
+        """Velocity command: forward (m/s), lateral (m/s), yaw rate (rad/s), base frame."""
+        cmd = np.array([vx, vy, yaw_rate], dtype=np.float64)
+        if not np.all(np.isfinite(cmd)):
+            raise ValueError(f"command must be finite, got {cmd}")
+        self.command = cmd
+
+    @property
+    def time(self) -> float:
+        """Controller time since start() (s)."""
+        return self._steps * self.control_dt
+
+    # -- the start sequence and faults ---------------------------------------------------
+    def start(self, state: RobotState | None = None) -> RobotState:
+        """Arm the controller: HOLD the measured joint positions, clear any fault."""
+        if state is None:
+            if self.interface is None:
+                raise RuntimeError("start(): no interface attached and no state given")
+            state = self.interface.read_state()
+        self._steps = 0
+        self._started = True
+        self._t0 = float(state.stamp) if math.isfinite(state.stamp) else 0.0
+        self.fault = None
+        self.mode = Mode.HOLD
+        q = np.asarray(state.q, dtype=np.float64)
+        self._q_start = np.clip(np.where(np.isfinite(q), q, self.nominal), self.q_lo, self.q_hi)
+        self._target = self._q_start.copy()
+        self._action = np.zeros(self.robot.num_joints)
+        self._history = JointHistory(1, self.spec)
+        self._fresh = True
+        self._event(Mode.HOLD, "start: holding the measured pose")
+        return state
+
+    def enter_damping(self, reason: str) -> None:
+        """Switch to DAMPING (latched) and record why."""
+        if self.mode is not Mode.DAMPING:
+            self.fault = reason
+            self.mode = Mode.DAMPING
+            self._event(Mode.DAMPING, reason)
+            log.error("onboard controller: DAMPING at t=%.3f s: %s", self.time, reason)
+
+    def _event(self, mode: Mode, message: str) -> None:
+        self.events.append(_Event(self.time, mode, message))
+        log.info("onboard controller: %s at t=%.3f s: %s", mode.value, self.time, message)
+
+    def check_state(self, state: RobotState) -> str | None:
+        """The first fault found in ``state``, as a readable reason, or None."""
+        names = self.robot.joint_names
+        stamp = state.stamp
+        if stamp is None or not math.isfinite(stamp):
+            return f"state stamp is {stamp!r}"
+        clock = self._t0 + self.time
+        if clock - stamp > self.safety.state_timeout:
+            return (f"stale state: stamp {stamp:.3f} s lags the controller clock {clock:.3f} s "
+                    f"by {1e3 * (clock - stamp):.0f} ms (timeout "
+                    f"{1e3 * self.safety.state_timeout:.0f} ms)")
+        for fname in ("q", "qd", "base_quat", "base_linvel", "base_angvel"):
+            v = getattr(state, fname)
+            if v is None:
+                return f"state has no {fname} (the policy needs it; see docs/bridge.md)"
+            v = np.asarray(v)
+            if not np.all(np.isfinite(v)):
+                i = int(np.where(~np.isfinite(v))[0][0])
+                where = f" of joint {names[i]}" if fname in ("q", "qd") else f"[{i}]"
+                return f"non-finite {fname}{where}: {v[i]}"
+        q, qd = np.asarray(state.q), np.asarray(state.qd)
+        m = self.safety.joint_limit_margin
+        lo, hi = self.robot.array("q_min") - m, self.robot.array("q_max") + m
+        bad = np.where((q < lo) | (q > hi))[0]
+        if len(bad):
+            i = int(bad[0])
+            return (f"joint {names[i]} at {q[i]:.3f} rad is beyond its limits "
+                    f"[{self.robot.q_min[i]:.3f}, {self.robot.q_max[i]:.3f}] by more than {m} rad")
+        vmax = self.safety.qd_limit_factor * self.qd_max
+        bad = np.where(np.abs(qd) > vmax)[0]
+        if len(bad):
+            i = int(bad[0])
+            return (f"joint {names[i]} speed {qd[i]:.1f} rad/s exceeds "
+                    f"{self.safety.qd_limit_factor:g} x qd_max = {vmax[i]:.1f} rad/s")
+        quat = np.asarray(state.base_quat, dtype=np.float64)
+        norm = float(np.linalg.norm(quat))
+        if not 0.5 < norm < 1.5:
+            return f"base_quat {quat} is not a unit quaternion (norm {norm:.3f})"
+        up_z = -quat_rotate_inverse(quat[None] / norm, np.array([[0.0, 0.0, -1.0]]))[0, 2]
+        if up_z < self._cos_tilt:
+            tilt = math.degrees(math.acos(max(-1.0, min(1.0, up_z))))
+            return (f"base tilt {tilt:.0f} deg exceeds {math.degrees(self.safety.max_tilt):.0f} deg")
+        return None
+
+    # -- one control period ---------------------------------------------------------------
+    def compute(self, state: RobotState) -> ControlStep:
+        """Decide this period's joint targets from ``state`` (no I/O); advances the clock."""
+        if not self._started:
+            raise RuntimeError("call start() before compute()/step()")
+        if self.mode is not Mode.DAMPING:
+            reason = self.check_state(state)
+            if reason is not None:
+                self.enter_damping(reason)
+        k, hold, ramp = self._steps, self._hold_steps, self._ramp_steps
+        action = obs = None
+        if self.mode is Mode.HOLD and k >= hold:
+            self.mode = Mode.RAMP
+            self._event(Mode.RAMP, "ramping to the nominal pose")
+        if self.mode is Mode.RAMP and k >= hold + ramp:
+            self.mode = Mode.POLICY
+            self._event(Mode.POLICY, "policy in control")
+            q = np.asarray(state.q, dtype=np.float64)
+            self._history.reset(np.array([0]), (self._target - q)[None], np.asarray(state.qd)[None])
+            self._action = np.zeros(self.robot.num_joints)
+            self._fresh = True
+        if self.mode is Mode.HOLD:
+            target = self._q_start
+        elif self.mode is Mode.RAMP:
+            w = 0.5 * (1.0 - math.cos(math.pi * (k - hold) / ramp))
+            target = self._q_start + w * (self.nominal - self._q_start)
+        elif self.mode is Mode.POLICY:
+            target, action, obs = self._policy_target(state)
+        if self.mode is Mode.DAMPING:  # also reached when the policy output was not finite
+            q = np.asarray(state.q, dtype=np.float64)
+            target = np.where(np.isfinite(q), q, self._target)
+        target = np.clip(target, self.q_lo, self.q_hi)
+        self._target = target
+        self._steps += 1
+        self.last = ControlStep(state=state, mode=self.mode, target=target, action=action, obs=obs)
+        return self.last
+
+    def _policy_target(self, state: RobotState):
+        q = np.asarray(state.q, dtype=np.float64)[None]
+        qd = np.asarray(state.qd, dtype=np.float64)[None]
+        if self._fresh:
+            self._fresh = False
+        else:
+            self._history.push(self._target[None] - q, qd)
+        quat = np.asarray(state.base_quat, dtype=np.float64)[None]
+        linvel_b = quat_rotate_inverse(quat, np.asarray(state.base_linvel, dtype=np.float64)[None])
+        obs = build_observation(
+            self.spec, base_quat=quat, base_linvel_b=linvel_b,
+            base_angvel_b=np.asarray(state.base_angvel, dtype=np.float64)[None],
+            command=self.command[None], q=q, qd=qd, nominal=self.nominal[None],
+            prev_action=self._action[None], history=self._history)
+        action = np.asarray(self._infer(obs), dtype=np.float64)[0]
+        if not np.all(np.isfinite(action)):
+            self.enter_damping(f"policy output is not finite: {action}")
+            return self._target, None, obs
+        action = np.clip(action, -self.safety.action_clip, self.safety.action_clip)
+        self._action = action
+        return self.nominal + self.action_scale * action, action, obs
+
+    def step(self) -> ControlStep:
+        """One control period on the interface: read, decide, send, advance ``decimation``."""
+        if self.interface is None:
+            raise RuntimeError("step(): no interface attached")
+        state = self.interface.read_state()
+        if not self._started:
+            self.start(state)
+        result = self.compute(state)
+        self.interface.send_targets(result.target)
+        for _ in range(self.decimation):
+            self.interface.step()
+        return result
+
+    def run(self, seconds: float,
+            callback: Callable[[ControlStep], bool | None] | None = None) -> int:
+        """Run ``seconds`` of control periods; ``callback(step)`` returning True stops early.
+
+        Returns the number of periods run.
+        """
+        n = 0
+        while n < int(round(seconds / self.control_dt)):
+            result = self.step()
+            n += 1
+            if callback is not None and callback(result):
+                break
+        return n
+
+    @property
+    def event_log(self) -> list[str]:
+        """Mode changes and faults, as readable lines."""
+        return [f"t={e.time:7.3f} s {e.mode.value:8s} {e.message}" for e in self.events]
+
+

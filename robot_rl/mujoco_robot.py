@@ -1,0 +1,81 @@
+"""The MuJoCo robot behind :class:`~robot_rl.interface.RobotInterface` (ideal PD actuation).
+
+One MuJoCo model built by :func:`robot_rl.sim_mujoco.build_model`; joint targets are
+tracked by an ideal PD with the robot description's gains, evaluated at every physics
+step (``tau = clip(kp (q* - q) - kd qd, +-tau_max)``).  Base state is read from the free
+joint: position and quaternion (w, x, y, z) from ``qpos``, linear velocity in the world
+frame from ``qvel[0:3]``, angular velocity in the base frame from ``qvel[3:6]`` (MuJoCo's
+free-joint convention), the same quantities the base_gyro / velocimeter sensors measure.
+``model_hook(model)`` may edit the compiled model first (e.g. to apply identified
+parameters).  A controller, the evaluation, or a test drives it like a real robot.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import mujoco
+import numpy as np
+
+from robot_rl.interface import RobotInterface, RobotState
+from robot_rl.robot import RobotDescription
+from robot_rl.sim_mujoco import MujocoModelConfig, build_model, index, set_nominal
+
+
+class MujocoRobot(RobotInterface):
+    """A floating-base MuJoCo robot with ideal PD joints; ``control_dt = physics_dt * decimation``."""
+
+    def __init__(self, robot: RobotDescription, physics_dt: float = 0.005, decimation: int = 1,
+                 model_hook: Callable[[mujoco.MjModel], None] | None = None,
+                 model_config: MujocoModelConfig | None = None):
+        if decimation < 1:
+            raise ValueError(f"decimation must be >= 1, got {decimation}")
+        self.robot = robot
+        cfg = model_config or MujocoModelConfig(timestep=physics_dt)
+        if abs(cfg.timestep - physics_dt) > 1e-12:
+            raise ValueError(f"model_config.timestep {cfg.timestep} != physics_dt {physics_dt}")
+        self.model = build_model(robot, cfg)
+        if model_hook is not None:
+            model_hook(self.model)
+        self.data = mujoco.MjData(self.model)
+        self.idx = index(self.model, robot)
+        if not self.idx.floating:
+            raise ValueError("MujocoRobot needs a floating base (model_config.fixed_base=False)")
+        self.physics_dt = physics_dt
+        self.decimation = int(decimation)
+        self.control_dt = physics_dt * self.decimation
+        self.kp, self.kd = robot.array("kp"), robot.array("kd")
+        self.tau_max = robot.array("tau_max")
+        self._target = robot.array("nominal_pose")
+        self._tau = np.zeros(robot.num_joints)
+        self.reset()
+
+    def reset(self) -> RobotState:
+        set_nominal(self.model, self.data, self.robot)
+        self._target = self.robot.array("nominal_pose")
+        self._tau = np.zeros(self.robot.num_joints)
+        return self.read_state()
+
+    def read_state(self) -> RobotState:
+        d, idx = self.data, self.idx
+        return RobotState(
+            stamp=float(d.time), q=d.qpos[idx.qpos].copy(), qd=d.qvel[idx.qvel].copy(),
+            tau=self._tau.copy(), base_pos=d.qpos[0:3].copy(), base_quat=d.qpos[3:7].copy(),
+            base_linvel=d.qvel[0:3].copy(), base_angvel=d.qvel[3:6].copy())
+
+    def send_targets(self, q_target: np.ndarray) -> None:
+        q_target = np.asarray(q_target, dtype=np.float64)
+        if q_target.shape != (self.robot.num_joints,) or not np.all(np.isfinite(q_target)):
+            raise ValueError(f"send_targets: expected {self.robot.num_joints} finite targets "
+                             f"(rad), got {q_target!r}")
+        self._target = q_target.copy()
+
+    def step(self) -> RobotState:
+        m, d, idx = self.model, self.data, self.idx
+        for _ in range(self.decimation):
+            q, qd = d.qpos[idx.qpos], d.qvel[idx.qvel]
+            self._tau = np.clip(self.kp * (self._target - q) - self.kd * qd,
+                                -self.tau_max, self.tau_max)
+            d.ctrl[idx.actuator] = self._tau
+            mujoco.mj_step(m, d)
+        return self.read_state()
