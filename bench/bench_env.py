@@ -1,0 +1,65 @@
+"""Throughput of the full training env against raw MuJoCo physics, same model and threads.
+
+ratio = (env steps/s of LeggedEnv: actuation, observations, rewards, resets, randomization)
+        / (raw ``mujoco.rollout`` physics steps/s on the same model and thread count / decimation)
+
+Goal: >= 0.8.  Run: ``python bench/bench_env.py [--num-envs 64] [--steps 200] [--actuator DIR]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+import mujoco
+import numpy as np
+from mujoco import rollout
+
+from policies.config import EnvConfig
+from policies.env import LeggedEnv
+
+
+def raw_physics(env: LeggedEnv, physics_steps: int, nthread: int) -> float:
+    """Physics steps/s of one long open-loop rollout of all envs (controls: nominal PD torque 0)."""
+    m = env.base_model
+    datas = [mujoco.MjData(m) for _ in range(nthread)]
+    init = np.tile(env._init_state, (env.num_envs, 1))
+    ctrl = np.zeros((env.num_envs, physics_steps, m.nu))
+    with rollout.Rollout(nthread=nthread) as ro:
+        t = time.perf_counter()
+        ro.rollout([m] * env.num_envs, datas, init, ctrl)
+        dt = time.perf_counter() - t
+    return env.num_envs * physics_steps / dt
+
+
+def env_throughput(env: LeggedEnv, steps: int) -> float:
+    env.reset(seed=0)
+    rng = np.random.default_rng(0)
+    actions = rng.normal(0, 0.3, (steps, env.num_envs, env.robot.num_joints))
+    t = time.perf_counter()
+    for k in range(steps):
+        env.step(actions[k])
+    return env.num_envs * steps / (time.perf_counter() - t)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--num-envs", type=int, default=64)
+    p.add_argument("--steps", type=int, default=200, help="control steps per measurement")
+    p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    p.add_argument("--actuator", default=None, help="actuator folder: use the actuator network")
+    a = p.parse_args()
+    cfg = EnvConfig(num_envs=a.num_envs, threads=a.threads, actuation="net" if a.actuator else "pd")
+    env = LeggedEnv(cfg, actuator_dir=a.actuator)
+    env_throughput(env, 10)  # warm up
+    ours = env_throughput(env, a.steps)
+    raw = raw_physics(env, a.steps * cfg.decimation, a.threads) / cfg.decimation
+    print(f"envs={a.num_envs} threads={a.threads} decimation={cfg.decimation} actuation={cfg.actuation}")
+    print(f"full env:      {ours:10.0f} env steps/s")
+    print(f"raw physics/d: {raw:10.0f} env steps/s (mujoco.rollout / decimation)")
+    print(f"ratio:         {ours / raw:10.3f}  (goal >= 0.8)")
+
+
+if __name__ == "__main__":
+    main()
