@@ -417,7 +417,7 @@ class OnPolicyRunner:
         log["perf/collection_s"] = t_collect
         log["perf/update_s"] = t_update
         log["perf/env_steps"] = self.env_steps
-        log["policy/action_std_mean"] = float(self.policy.action_std().mean())
+        log["policy/action_std_mean"] = float(self.policy.action_std().detach().mean())
         if self.writer is not None:
             for k, v in log.items():
                 if isinstance(v, (int, float)):

@@ -84,3 +84,14 @@ class PointEnv(gym.vector.VectorEnv):
 def point_env():
     """Factory of :class:`PointEnv` instances."""
     return PointEnv
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """Small networks on a shared 2-core machine: one intra-op thread is far faster."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
