@@ -89,7 +89,8 @@ def load_policy_file(path: str | Path) -> LoadedPolicy:
     try:
         cfg = from_dict(PolicyConfig, dict(data["policy_config"]), where=f"{path}: field 'policy_config'")
     except ConfigError as e:
-        raise PolicyFileError(str(e)) from e
+        msg = str(e) if str(path) in str(e) else f"{path}: field 'policy_config': {e}"
+        raise PolicyFileError(msg) from e
     obs_dim, action_dim = int(data["obs_dim"]), int(data["action_dim"])
     try:
         meta = PolicyMetadata(

@@ -347,7 +347,7 @@ class OnboardController:
         if self.mode is Mode.HOLD:
             target = self._q_start
         elif self.mode is Mode.RAMP:
-            w = 0.5 * (1.0 - math.cos(math.pi * (k - hold) / ramp))
+            w = 0.5 * (1.0 - math.cos(math.pi * (k - hold + 1) / ramp))  # reaches 1 at the end
             target = self._q_start + w * (self.nominal - self._q_start)
         elif self.mode is Mode.POLICY:
             target, action, obs = self._policy_target(state)

@@ -137,3 +137,20 @@ class FakeRobot(RobotInterface):
 def with_state(state: RobotState, **changes: Any) -> RobotState:
     """A copy of ``state`` with fields replaced (for ``FakeRobot.state_override``)."""
     return replace(state, **changes)
+
+
+def rewrite_onnx_metadata(src: str | Path, dst: str | Path, **changes: str | None) -> Path:
+    """Copy an exported model with metadata keys replaced (value None deletes the key)."""
+    import onnx
+
+    proto = onnx.load(str(src))
+    props = {p.key: p.value for p in proto.metadata_props}
+    for k, v in changes.items():
+        if v is None:
+            props.pop(k, None)
+        else:
+            props[k] = v
+    del proto.metadata_props[:]
+    onnx.helper.set_model_props(proto, props)
+    onnx.save(proto, str(dst))
+    return Path(dst)
