@@ -41,7 +41,8 @@ def random_policy_state(robot: str | RobotDescription = "a1", spec: ObservationS
         model.obs_normalizer.mean.copy_(0.1 * torch.randn(spec.size, generator=gen))
         model.obs_normalizer.var.copy_(0.5 + torch.rand(spec.size, generator=gen))
         model.obs_normalizer.count.fill_(1000.0)
-        model.actor[-1].weight.mul_(30.0)
+        head = [m for m in model.actor.modules() if isinstance(m, torch.nn.Linear)][-1]
+        head.weight.mul_(30.0)
     meta = {"robot": r.name, "joint_names": list(r.joint_names), "observation": spec.layout(),
             "control_dt": control_dt, "nominal_pose": list(r.nominal_pose),
             "action_scale": spec.action_scale, "q_min": list(r.q_min), "q_max": list(r.q_max),

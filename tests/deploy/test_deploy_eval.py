@@ -1,0 +1,158 @@
+"""MujocoRobot and the evaluation machinery on both simulators (tiny durations).
+
+A random policy does not walk: these tests check files, report structure and finite
+metrics, not locomotion quality.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import mujoco
+import numpy as np
+import pytest
+
+from deploy.eval_cli import build_parser
+from deploy.eval_cli import main as eval_main
+from deploy.evaluate import EvalConfig, evaluate, run_episode
+from deploy.export import export_policy
+from deploy.runtime import Mode, OnboardController, SafetyConfig
+from deploy.testing import write_random_policy
+from robot_rl.mujoco_robot import MujocoRobot
+from robot_rl.obs_spec import quat_rotate_inverse
+from robot_rl.robot import load_robot
+
+A1 = load_robot("a1")
+TINY = dict(seconds=0.6, settle_s=0.2, hold_s=0.1, ramp_s=0.2,
+            commands=((0.4, 0.0, 0.0), (0.0, 0.0, 0.5)), video_seconds=0.4)
+
+
+@pytest.fixture(scope="module")
+def onnx_a1(tmp_path_factory):
+    root = tmp_path_factory.mktemp("ev")
+    write_random_policy(root / "policy", "a1", seed=2)
+    return export_policy(root / "policy", root / "policy.onnx").path
+
+
+# -- MujocoRobot ------------------------------------------------------------------------------
+def test_mujoco_robot_interface_frames_and_pd():
+    sim = MujocoRobot(A1)
+    s = sim.reset()
+    assert sim.control_dt == 0.005 and s.stamp == 0.0
+    np.testing.assert_allclose(s.q, A1.nominal_pose)
+    np.testing.assert_allclose(s.base_quat, [1, 0, 0, 0])
+    # frames: world linear velocity, base-frame angular velocity (as the sensors measure)
+    d = sim.data
+    d.qpos[3:7] = np.array([math.cos(0.4), 0.3, 0.2, 0.1]) / np.linalg.norm(
+        [math.cos(0.4), 0.3, 0.2, 0.1])
+    d.qvel[0:6] = [0.5, -0.2, 0.1, 0.3, -0.7, 1.1]
+    mujoco.mj_forward(sim.model, d)
+    s = sim.read_state()
+    sens = {sim.model.sensor(i).name: d.sensordata[sim.model.sensor_adr[i]:
+                                                   sim.model.sensor_adr[i] + sim.model.sensor_dim[i]]
+            for i in range(sim.model.nsensor)}
+    np.testing.assert_allclose(s.base_angvel, sens["base_gyro"], atol=1e-9)
+    np.testing.assert_allclose(quat_rotate_inverse(s.base_quat[None], s.base_linvel[None])[0],
+                               sens["base_linvel_local"], atol=1e-9)
+    np.testing.assert_allclose(s.base_quat, sens["base_quat"], atol=1e-9)
+    # ideal PD at every physics step, torques clipped
+    sim.reset()
+    target = A1.array("nominal_pose") + 0.1
+    sim.send_targets(target)
+    s = sim.step()
+    assert s.stamp == pytest.approx(0.005)
+    assert np.all(np.abs(s.tau) <= A1.array("tau_max"))
+    with pytest.raises(ValueError, match="finite targets"):
+        sim.send_targets(np.full(12, np.nan))
+
+
+def test_mujoco_robot_stands_with_nominal_targets_and_model_hook():
+    seen = []
+
+    def hook(model):
+        seen.append(model.nbody)
+        model.dof_damping[6:] = 0.1
+
+    sim = MujocoRobot(A1, decimation=4, model_hook=hook)
+    assert seen and sim.control_dt == pytest.approx(0.02)
+    assert np.allclose(sim.model.dof_damping[6:], 0.1)
+    sim.reset()
+    for _ in range(50):
+        s = sim.step()
+    assert s.stamp == pytest.approx(1.0)
+    assert s.base_pos[2] > 0.5 * A1.nominal_base_height and s.base_quat[0] > 0.95
+
+
+# -- evaluation ---------------------------------------------------------------------------------
+def test_run_episode_metrics(onnx_a1):
+    sim = MujocoRobot(A1)
+    ctl = OnboardController(onnx_a1, A1, sim, SafetyConfig(hold_s=0.1, ramp_s=0.2))
+    cfg = EvalConfig(sim="mujoco", **TINY)
+    metrics, data = run_episode(ctl, sim, (0.4, 0.0, 0.0), cfg)
+    assert list(data["mode"][:5]) == ["HOLD"] * 5 and data["mode"][15] == "POLICY"
+    assert metrics["policy_seconds"] == pytest.approx(0.6) and metrics["tracking_samples"] == 20
+    err = np.mean(np.abs(data["vx"][data["mode"] == "POLICY"][10:] - 0.4))
+    assert metrics["vx_abs_err"] == pytest.approx(err)
+    for k in ("vx_abs_err", "yaw_abs_err", "torque_mean", "power_mean"):
+        assert math.isfinite(metrics[k]) and metrics[k] >= 0
+    assert ctl.mode is Mode.POLICY
+
+
+def _check_report(report, sim, n_episodes=2):
+    assert report["sim"] == sim and report["robot"] == "a1"
+    s = report["summary"]
+    assert s["episodes"] == n_episodes and len(report["episodes"]) == n_episodes
+    for k in ("vx_abs_err", "yaw_abs_err", "torque_mean", "power_mean", "policy_seconds"):
+        assert isinstance(s[k], float) and math.isfinite(s[k]), k
+    assert isinstance(s["falls"], int) and isinstance(s["faults"], int)
+    for e in report["episodes"]:
+        assert set(e["command"]) == {"vx", "vy", "yaw_rate"}
+        assert isinstance(e["fell"], bool) and "events" in e
+
+
+def test_evaluate_both_sims_with_sim_to_sim_table(onnx_a1, tmp_path):
+    out = tmp_path / "eval"
+    mj = evaluate(onnx_a1, out, EvalConfig(sim="mujoco", **TINY))
+    _check_report(mj, "mujoco")
+    assert (out / "report_mujoco.json").exists() and (out / "report.json").exists()
+    pyb = evaluate(onnx_a1, out, EvalConfig(sim="pybullet", **TINY))
+    _check_report(pyb, "pybullet")
+    for f in ("report.json", "report.md", "report_pybullet.json", "report_pybullet.md",
+              "report_mujoco.json", "report_mujoco.md", "velocity_pybullet.png",
+              "velocity_mujoco.png", "rollout.gif"):
+        assert (out / f).stat().st_size > 0, f
+    assert (out / "velocity_pybullet.png").read_bytes()[:4] == b"\x89PNG"
+    assert (out / "rollout.gif").read_bytes()[:3] == b"GIF"
+    head = json.loads((out / "report.json").read_text())
+    assert head["sim"] == "pybullet"
+    comp = head["compare"]
+    assert comp["a"] == "pybullet" and comp["b"] == "mujoco"
+    row = {r["metric"]: r for r in comp["summary"]}["vx_abs_err"]
+    assert row["gap"] == pytest.approx(row["pybullet"] - row["mujoco"])
+    assert len(comp["per_command"]) == 2
+    md = (out / "report.md").read_text()
+    assert "Sim-to-sim gap (pybullet vs mujoco)" in md and "rollout.gif" in md
+    assert not list(out.glob(".*.tmp"))
+
+
+def test_eval_cli_no_video_and_compare(onnx_a1, tmp_path, capsys):
+    opts = {o for a in build_parser()._actions for o in a.option_strings}
+    assert {"--sim", "--policy", "--out", "--seconds", "--robot", "--sysid", "--compare",
+            "--no-video"} <= opts
+    mj_out = tmp_path / "mj"
+    common = ["--policy", str(onnx_a1), "--seconds", "0.4", "--settle", "0.1",
+              "--commands", "0.2,0,0", "--quiet"]
+    assert eval_main(["--sim", "mujoco", "--out", str(mj_out), *common]) == 0
+    out = tmp_path / "pb"
+    assert eval_main(["--sim", "pybullet", "--out", str(out), "--no-video",
+                      "--compare", str(mj_out / "report_mujoco.json"), *common]) == 0
+    assert not (out / "rollout.gif").exists()
+    report = json.loads((out / "report.json").read_text())
+    _check_report(report, "pybullet", n_episodes=1)
+    assert report["compare"]["b"] == "mujoco"
+    assert report["config"]["seconds"] == 0.4
+    # a model for another robot is refused with a clear message
+    assert eval_main(["--sim", "mujoco", "--robot", "aliengo", "--out", str(tmp_path / "x"),
+                      *common]) == 1
+    assert "model was exported for robot 'a1', this robot is 'aliengo'" in capsys.readouterr().err
