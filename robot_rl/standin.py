@@ -60,13 +60,19 @@ class PyBulletStandIn(RobotInterface):
         self._time = 0.0
         self._tau_meas = np.zeros(robot.num_joints)
         self._height = height
+        # PyBullet reports and resets the base's inertial frame (COM, principal axes, which
+        # the payload rotates); the log and the interface speak of the trunk link frame.
+        dyn = pb.getDynamicsInfo(self._body.body, -1, physicsClientId=self._client)
+        self._inertial = (dyn[3], dyn[4])
 
     # -- RobotInterface ---------------------------------------------------------------
     def reset(self) -> RobotState:
         q0 = self.robot.array("nominal_pose")
-        pb.resetBasePositionAndOrientation(
-            self._body.body, [0, 0, self._height], pb.getQuaternionFromEuler(self.robot.base_rpy),
-            physicsClientId=self._client)
+        # PyBullet places the base's inertial (principal-axes) frame; put the trunk link there
+        pos, orn = pb.multiplyTransforms([0, 0, self._height],
+                                         pb.getQuaternionFromEuler(self.robot.base_rpy),
+                                         *self._inertial, physicsClientId=self._client)
+        pb.resetBasePositionAndOrientation(self._body.body, pos, orn, physicsClientId=self._client)
         pb.resetBaseVelocity(self._body.body, [0, 0, 0], [0, 0, 0], physicsClientId=self._client)
         self._body.set_joint_state(q0)
         self._act.reset(q0)
@@ -79,8 +85,11 @@ class PyBulletStandIn(RobotInterface):
         q, qd = self._body.joint_state()
         n = self._noise_rng.normal
         nj = self.robot.num_joints
-        pos, orn = pb.getBasePositionAndOrientation(self._body.body, physicsClientId=self._client)
+        com, orn_i = pb.getBasePositionAndOrientation(self._body.body, physicsClientId=self._client)
+        pos, orn = pb.multiplyTransforms(com, orn_i, *pb.invertTransform(*self._inertial),
+                                         physicsClientId=self._client)
         lin, ang = pb.getBaseVelocity(self._body.body, physicsClientId=self._client)
+        lin = np.array(lin) + np.cross(ang, np.array(pos) - np.array(com))  # link origin velocity
         rot = np.array(pb.getMatrixFromQuaternion(orn)).reshape(3, 3)
         return RobotState(
             stamp=self._time,
