@@ -54,6 +54,10 @@ class RewardConfig:
     base_vertical: float = -1.0
     # roll/pitch rates, squared (per s rad^2/s^2)
     base_roll_pitch: float = -0.05
+    # feet air time: (air time - target) summed at each touchdown, while moving (per s of air)
+    feet_air_time: float = 1.0
+    # target air time of a step (s)
+    air_time_target: float = 0.25
     # constant reward for staying alive (per s)
     alive: float = 0.5
     # initial curriculum factor on cost terms (-)

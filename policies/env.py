@@ -87,6 +87,7 @@ class LeggedEnv(gym.vector.VectorEnv):
         self.prev_action = np.zeros((self.num_envs, nj))
         self._pending = [np.zeros((self.num_envs, nj)) for _ in range(cfg.action_latency)]
         self.steps = np.zeros(self.num_envs, dtype=np.int64)
+        self.air_time = np.zeros((self.num_envs, len(self.robot.foot_links)))
         self.curriculum = cfg.rewards.curriculum_start
         self.rng = np.random.default_rng(seed)
         self._nf = nf
@@ -151,6 +152,7 @@ class LeggedEnv(gym.vector.VectorEnv):
         for p in self._pending:
             p[ids] = 0.0
         self.steps[ids] = 0
+        self.air_time[ids] = 0.0
         q, qd = self.joint_q()[ids], self.joint_qd()[ids]
         self.history.reset(ids, self.q0 - q, qd)
         self.actuation.reset(ids, q, qd)
@@ -217,12 +219,16 @@ class LeggedEnv(gym.vector.VectorEnv):
         gravity = quat_rotate_inverse(quat, np.tile([0.0, 0.0, -1.0], (self.num_envs, 1)))
         foot_pos = s[:, self._sens["foot_pos"]].reshape(self.num_envs, self._nf, 3)
         foot_vel = s[:, self._sens["foot_vel"]].reshape(self.num_envs, self._nf, 3)
+        contact = foot_pos[..., 2] < FOOT_CONTACT_HEIGHT
+        self.air_time += self.cfg.control_dt
+        touchdown_air = np.where(contact, self.air_time, 0.0) * (self.air_time > self.cfg.control_dt)
+        self.air_time[contact] = 0.0
         st = rewards.StepState(
             command=self.command, base_linvel_b=s[:, self._sens["linvel"]],
             base_angvel_b=s[:, self._sens["gyro"]], gravity_b=gravity,
             tau=tau_sum / self.cfg.decimation, qd=qd, action=self.action, prev_action=self.prev_action,
             foot_height=foot_pos[..., 2], foot_vel=foot_vel,
-            foot_contact=foot_pos[..., 2] < FOOT_CONTACT_HEIGHT)
+            foot_contact=contact, foot_air_time=touchdown_air)
         terms = rewards.compute(st, self.cfg.rewards, self.cfg.control_dt, self.curriculum)
         reward = sum(terms.values())
         height = self.qpos[:, 2]

@@ -29,6 +29,7 @@ class StepState:
     foot_height: np.ndarray  # (N, F) m
     foot_vel: np.ndarray  # (N, F, 3) m/s world
     foot_contact: np.ndarray  # (N, F) bool
+    foot_air_time: np.ndarray  # (N, F) s in the air before this step's touchdown (0 if none)
 
 
 def logistic_kernel(x: np.ndarray, width: float) -> np.ndarray:
@@ -78,11 +79,18 @@ def base_roll_pitch(s: StepState, c: RewardConfig) -> np.ndarray:
     return np.sum(s.base_angvel_b[:, :2] ** 2, axis=1)
 
 
+def feet_air_time(s: StepState, c: RewardConfig) -> np.ndarray:
+    # rewards steps longer than air_time_target at touchdown, only while commanded to move
+    moving = np.linalg.norm(s.command[:, :2], axis=1) > 0.1
+    touchdown = s.foot_air_time > 0
+    return moving * np.sum(touchdown * (s.foot_air_time - c.air_time_target), axis=1)
+
+
 def alive(s: StepState, c: RewardConfig) -> np.ndarray:
     return np.ones(s.command.shape[0])
 
 
-TRACKING = {"lin_vel": lin_vel, "ang_vel": ang_vel, "alive": alive}
+TRACKING = {"lin_vel": lin_vel, "ang_vel": ang_vel, "alive": alive, "feet_air_time": feet_air_time}
 COSTS = {"torque": torque, "joint_speed": joint_speed, "foot_slip": foot_slip,
          "foot_clearance": foot_clearance, "orientation": orientation, "smoothness": smoothness,
          "base_vertical": base_vertical, "base_roll_pitch": base_roll_pitch}
