@@ -15,10 +15,16 @@ import pytest
 
 from deploy.export import export_policy
 from deploy.metadata import MetadataError
-from deploy.runtime import Mode, ModelMismatchError, OnboardController, SafetyConfig
+from deploy.runtime import (
+    Mode,
+    ModelMismatchError,
+    OnboardController,
+    SafetyConfig,
+    world_to_base,
+)
 from deploy.testing import FakeRobot, rewrite_onnx_metadata, with_state, write_random_policy
 from robot_rl.interface import RobotInterface
-from robot_rl.obs_spec import JointHistory, ObservationSpec, build_observation
+from robot_rl.obs_spec import JointHistory, ObservationSpec, build_observation, quat_rotate_inverse
 from robot_rl.robot import load_robot
 from robot_rl.standin import PyBulletStandIn
 from robot_rl.standin_model import StandInConfig
@@ -86,8 +92,6 @@ def test_observation_is_built_with_the_shared_spec(onnx_a1):
     st1, st2 = first.state, second.state
     hist.reset(np.array([0]), (steps[14].target - st1.q)[None], st1.qd[None])
     hist.push((first.target - st2.q)[None], st2.qd[None])
-    from robot_rl.obs_spec import quat_rotate_inverse
-
     want = build_observation(
         spec, base_quat=st2.base_quat[None],
         base_linvel_b=quat_rotate_inverse(st2.base_quat[None], st2.base_linvel[None]),
@@ -97,6 +101,16 @@ def test_observation_is_built_with_the_shared_spec(onnx_a1):
     np.testing.assert_allclose(second.obs, want, atol=1e-6)
     ctl.set_command(0.0, 0.0, -0.4)
     assert np.allclose(ctl.step().obs[0, 9:12], [0.0, 0.0, -0.4])
+
+
+def test_world_to_base_is_the_shared_rotation():
+    rng = np.random.default_rng(0)
+    quats = rng.normal(size=(50, 4))
+    quats /= np.linalg.norm(quats, axis=1, keepdims=True)
+    vecs = rng.normal(size=(50, 3))
+    want = quat_rotate_inverse(quats, vecs)
+    got = np.array([world_to_base(q, v) for q, v in zip(quats, vecs)])
+    np.testing.assert_allclose(got, want, atol=1e-12)
 
 
 def test_one_intra_op_thread(onnx_a1):

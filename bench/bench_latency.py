@@ -1,0 +1,152 @@
+"""Onboard latency: one control step with onnxruntime vs torch eager, one thread each.
+
+    python bench/bench_latency.py [--calls 20000] [--rounds 10]
+
+The same randomly initialised policy (the training architecture: 96 -> 128 -> 128 -> 12,
+ELU, observation normalization inside) is run
+
+* as the exported ONNX graph in onnxruntime (the onboard runtime's ``OnnxPolicy``: one
+  intra-op thread, sequential, inputs/outputs bound once with IOBinding), and
+* as the torch module in eager mode (``torch.set_num_threads(1)``, inference mode).
+
+Figures, each p50 / p99 of single calls (microseconds), measured in interleaved rounds so
+both backends see the same machine load:
+
+* ``inference``: the policy call alone, numpy float32 in, numpy out;
+* ``obs build``: ``robot_rl.obs_spec.build_observation`` plus the base-velocity rotation;
+* ``full step``: ``OnboardController.compute(state)`` in POLICY mode = safety checks,
+  observation build, inference, action and joint-limit clipping (no robot I/O).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from deploy.export import export_policy, ort_session
+from deploy.policy_file import load_policy_file
+from deploy.runtime import Mode, OnboardController, SafetyConfig
+from deploy.testing import FakeRobot, write_random_policy
+from robot_rl.obs_spec import build_observation, quat_rotate_inverse
+from robot_rl.robot import load_robot
+
+
+def timed(fn, n: int) -> np.ndarray:
+    """Per-call wall times (ns) of ``n`` calls."""
+    out = np.empty(n)
+    clock = time.perf_counter_ns
+    for i in range(n):
+        t0 = clock()
+        fn()
+        out[i] = clock() - t0
+    return out
+
+
+def pct(ts: np.ndarray) -> tuple[float, float]:
+    return float(np.percentile(ts, 50)) / 1e3, float(np.percentile(ts, 99)) / 1e3
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--calls", type=int, default=20000, help="calls per variant [20000]")
+    p.add_argument("--rounds", type=int, default=10, help="interleaved rounds [10]")
+    p.add_argument("--robot", default="a1")
+    a = p.parse_args(argv)
+    torch.set_num_threads(1)
+    torch.set_num_interop_threads(1)
+    robot = load_robot(a.robot)
+    tmp = Path(tempfile.mkdtemp(prefix="bench_latency_"))
+    write_random_policy(tmp / "policy", robot, seed=0)
+    onnx_path = export_policy(tmp / "policy", tmp / "policy.onnx").path
+    model = load_policy_file(tmp / "policy").model.eval()
+
+    # a controller in POLICY mode on a fake robot, with a realistic moving state
+    fake = FakeRobot(robot)
+    ctl = OnboardController(onnx_path, robot, fake, SafetyConfig(hold_s=0.0, ramp_s=0.0),
+                            command=(0.5, 0.0, 0.2))
+    fake.reset()
+    ctl.start()
+    fake.base_linvel = np.array([0.4, 0.02, 0.0])
+    fake.base_angvel = np.array([0.01, -0.02, 0.2])
+    for _ in range(10):
+        ctl.step()
+    assert ctl.mode is Mode.POLICY, ctl.fault
+    state = fake.read_state()
+    obs = ctl.last.obs.copy()
+    ort_infer = ctl._infer
+    plain = ort_session(onnx_path)
+
+    def torch_infer(x: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            return model(torch.from_numpy(x)).numpy()
+
+    def step_with(infer):
+        def fn():
+            state.stamp = ctl._t0 + ctl.time  # a fresh state each period
+            ctl.compute(state)
+        return infer, fn
+
+    spec, nominal = ctl.spec, ctl.nominal[None]
+
+    def obs_build():
+        quat = state.base_quat[None]
+        build_observation(spec, base_quat=quat,
+                          base_linvel_b=quat_rotate_inverse(quat, state.base_linvel[None]),
+                          base_angvel_b=state.base_angvel[None], command=ctl.command[None],
+                          q=state.q[None], qd=state.qd[None], nominal=nominal,
+                          prev_action=ctl._action[None], history=ctl._history)
+
+    np.testing.assert_allclose(ort_infer(obs), torch_infer(obs), atol=1e-5)
+    variants = {
+        "inference onnxruntime": (None, lambda: ort_infer(obs)),
+        "inference onnxruntime (session.run)": (None, lambda: plain.run(["actions"], {"obs": obs})),
+        "inference torch eager": (None, lambda: torch_infer(obs)),
+        "obs build": (None, obs_build),
+        "full step onnxruntime": step_with(ort_infer),
+        "full step torch eager": step_with(torch_infer),
+    }
+    samples: dict[str, list[np.ndarray]] = {k: [] for k in variants}
+    per_round = max(1, a.calls // a.rounds)
+    for _ in range(a.rounds):
+        for name, (infer, fn) in variants.items():
+            if infer is not None:
+                ctl._infer = infer
+            fn()  # warm
+            samples[name].append(timed(fn, per_round))
+    ctl._infer = ort_infer
+    assert ctl.mode is Mode.POLICY, ctl.fault
+
+    res = {k: pct(np.concatenate(v)) for k, v in samples.items()}
+    cpu = platform.processor() or platform.machine()
+    print(f"onboard latency, {a.robot} policy {ctl.meta.obs_dim}->"
+          f"{'->'.join(str(h) for h in ctl.meta.policy_config.get('actor_hidden', []))}->"
+          f"{ctl.meta.action_dim}, one thread each, {per_round * a.rounds} calls per variant "
+          f"in {a.rounds} interleaved rounds")
+    print(f"machine: {os.cpu_count()} CPU cores ({cpu}), python {platform.python_version()}, "
+          f"torch {torch.__version__}, onnxruntime {__import__('onnxruntime').__version__}")
+    print(f"{'':38s} {'p50 (us)':>9s} {'p99 (us)':>9s}")
+    for k, (p50, p99) in res.items():
+        print(f"{k:38s} {p50:9.1f} {p99:9.1f}")
+    ri = res["inference torch eager"][0] / res["inference onnxruntime"][0]
+    rs = res["full step torch eager"][0] / res["full step onnxruntime"][0]
+    ri99 = res["inference torch eager"][1] / res["inference onnxruntime"][1]
+    rs99 = res["full step torch eager"][1] / res["full step onnxruntime"][1]
+    print(f"ratio torch / onnxruntime: inference p50 {ri:.2f}x, p99 {ri99:.2f}x; "
+          f"full step p50 {rs:.2f}x, p99 {rs99:.2f}x")
+    goal = res["inference onnxruntime"][1] <= 25.0
+    print(f"goal p99 inference <= 25 us: {'met' if goal else 'NOT met'} "
+          f"({res['inference onnxruntime'][1]:.1f} us); onnxruntime faster than torch eager: "
+          f"{'yes' if ri > 1 else 'no'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
