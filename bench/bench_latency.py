@@ -33,9 +33,9 @@ import torch
 
 from deploy.export import export_policy, ort_session
 from deploy.policy_file import load_policy_file
-from deploy.runtime import Mode, OnboardController, SafetyConfig
+from deploy.runtime import Mode, OnboardController, SafetyConfig, world_to_base
 from deploy.testing import FakeRobot, write_random_policy
-from robot_rl.obs_spec import build_observation, quat_rotate_inverse
+from robot_rl.obs_spec import build_observation
 from robot_rl.robot import load_robot
 
 
@@ -96,10 +96,10 @@ def main(argv: list[str] | None = None) -> int:
 
     spec, nominal = ctl.spec, ctl.nominal[None]
 
-    def obs_build():
+    def obs_build():  # as the runtime does it
         quat = state.base_quat[None]
         build_observation(spec, base_quat=quat,
-                          base_linvel_b=quat_rotate_inverse(quat, state.base_linvel[None]),
+                          base_linvel_b=world_to_base(state.base_quat, state.base_linvel)[None],
                           base_angvel_b=state.base_angvel[None], command=ctl.command[None],
                           q=state.q[None], qd=state.qd[None], nominal=nominal,
                           prev_action=ctl._action[None], history=ctl._history)
@@ -130,8 +130,10 @@ def main(argv: list[str] | None = None) -> int:
           f"{'->'.join(str(h) for h in ctl.meta.policy_config.get('actor_hidden', []))}->"
           f"{ctl.meta.action_dim}, one thread each, {per_round * a.rounds} calls per variant "
           f"in {a.rounds} interleaved rounds")
-    print(f"machine: {os.cpu_count()} CPU cores ({cpu}), python {platform.python_version()}, "
-          f"torch {torch.__version__}, onnxruntime {__import__('onnxruntime').__version__}")
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"machine: {os.cpu_count()} CPU cores ({cpu}), load average {load:.1f}, python "
+          f"{platform.python_version()}, torch {torch.__version__}, onnxruntime "
+          f"{__import__('onnxruntime').__version__}")
     print(f"{'':38s} {'p50 (us)':>9s} {'p99 (us)':>9s}")
     for k, (p50, p99) in res.items():
         print(f"{k:38s} {p50:9.1f} {p99:9.1f}")
