@@ -234,6 +234,7 @@ class OnPolicyAlgorithm:
     def init_storage(self, num_envs: int, num_steps: int, obs_dim: int, action_dim: int) -> None:
         """Allocate the rollout buffers on the algorithm's device."""
         self.storage = RolloutStorage(num_envs, num_steps, obs_dim, action_dim, self.device)
+        self._zeros = torch.zeros(num_envs, device=self.device)
 
     @torch.no_grad()
     def act(self, obs: Tensor) -> Tensor:
@@ -266,7 +267,7 @@ class OnPolicyAlgorithm:
         else:
             if bool(truncated.any()):
                 raise ValueError("truncated episodes need final_obs to bootstrap their value")
-            final_values = torch.zeros_like(values)
+            final_values = self._zeros
         self.storage.add(
             obs, actions, log_prob, values, mean, std, rewards, terminated, truncated, final_values
         )

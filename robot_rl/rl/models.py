@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from robot_rl.rl.config import PolicyConfig
@@ -58,6 +59,7 @@ class EmpiricalNormalization(nn.Module):
         self.register_buffer("mean", torch.zeros(shape))
         self.register_buffer("var", torch.ones(shape))
         self.register_buffer("count", torch.zeros((), dtype=torch.float64))
+        self._n = 0.0  # python mirror of ``count`` (no device sync per update)
 
     @property
     def std(self) -> Tensor:
@@ -72,46 +74,66 @@ class EmpiricalNormalization(nn.Module):
 
     @torch.no_grad()
     def update(self, x: Tensor) -> None:
-        """Merge a batch ``x`` of shape ``(B, *shape)`` into the statistics (Chan et al.)."""
-        x = x.reshape(-1, *self.mean.shape).to(torch.float64)
+        """Merge a batch ``x`` of shape ``(B, *shape)`` into the statistics (Chan et al.).
+
+        With ``w = B / (count + B)`` and ``d = batch_mean - mean``:
+        ``mean += w d`` and ``var = (1 - w) var + w batch_var + w (1 - w) d^2``.
+        """
+        x = x.reshape(-1, *self.mean.shape)
         n = x.shape[0]
         if n == 0:
             return
-        b_mean = x.mean(0)
-        b_var = x.var(0, unbiased=False)
-        count = self.count
-        total = count + n
-        delta = b_mean - self.mean.to(torch.float64)
-        new_mean = self.mean + delta * (n / total)
-        m2 = self.var.to(torch.float64) * count + b_var * n + delta.pow(2) * count * n / total
-        self.mean.copy_(new_mean)
-        self.var.copy_(m2 / total)
-        self.count.copy_(total)
+        b_var, b_mean = torch.var_mean(x.to(self.mean.dtype), dim=0, correction=0)
+        total = self._n + n
+        w = n / total
+        delta = b_mean - self.mean
+        self.mean.add_(delta, alpha=w)
+        self.var.mul_(1.0 - w).add_(b_var, alpha=w).addcmul_(delta, delta, value=w * (1.0 - w))
+        self.count.fill_(total)
+        self._n = total
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):  # noqa: D401
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+        self._n = float(self.count)
 
 
-_ACTIVATIONS = {"tanh": nn.Tanh, "elu": nn.ELU, "relu": nn.ReLU}
+_ACTIVATIONS = {"tanh": torch.tanh, "elu": F.elu, "relu": torch.relu}
 
 
-def mlp(
-    in_dim: int,
-    hidden: tuple[int, ...],
-    out_dim: int,
-    activation: str,
-    ortho_init: bool = True,
-    out_gain: float = 1.0,
-) -> nn.Sequential:
-    """Linear-activation stack; orthogonal init (gain sqrt(2), ``out_gain`` on the head)."""
-    layers: list[nn.Module] = []
-    dims = (in_dim, *hidden)
-    for a, b in zip(dims[:-1], dims[1:]):
-        layers += [nn.Linear(a, b), _ACTIVATIONS[activation]()]
-    layers.append(nn.Linear(dims[-1], out_dim))
-    if ortho_init:
-        linears = [m for m in layers if isinstance(m, nn.Linear)]
-        for i, m in enumerate(linears):
-            nn.init.orthogonal_(m.weight, gain=out_gain if i == len(linears) - 1 else math.sqrt(2))
-            nn.init.zeros_(m.bias)
-    return nn.Sequential(*layers)
+class MLP(nn.Module):
+    """Linear layers with an activation between them (none after the last).
+
+    The forward pass calls ``F.linear`` directly instead of going through one module
+    call per layer: the rollout loop runs it once per env step on tiny batches, where
+    per-module call overhead would dominate.
+    """
+
+    def __init__(
+        self,
+        in_dim: int,
+        hidden: tuple[int, ...],
+        out_dim: int,
+        activation: str,
+        ortho_init: bool = True,
+        out_gain: float = 1.0,
+    ):
+        super().__init__()
+        dims = (in_dim, *hidden, out_dim)
+        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(dims[:-1], dims[1:]))
+        self.activation = activation
+        self._act = _ACTIVATIONS[activation]
+        if ortho_init:  # gain sqrt(2) on hidden layers, out_gain on the head, zero biases
+            for i, m in enumerate(self.layers):
+                last = i == len(self.layers) - 1
+                nn.init.orthogonal_(m.weight, gain=out_gain if last else math.sqrt(2))
+                nn.init.zeros_(m.bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        layers = list(self.layers)
+        for layer in layers[:-1]:
+            x = self._act(F.linear(x, layer.weight, layer.bias))
+        last = layers[-1]
+        return F.linear(x, last.weight, last.bias)
 
 
 class ActorCritic(nn.Module):
@@ -122,11 +144,11 @@ class ActorCritic(nn.Module):
         cfg = cfg or PolicyConfig()
         self.cfg, self.obs_dim, self.action_dim = cfg, obs_dim, action_dim
         self.obs_normalizer = EmpiricalNormalization(obs_dim, clip=cfg.obs_clip)
-        self.actor = mlp(
+        self.actor = MLP(
             obs_dim, cfg.actor_hidden, action_dim, cfg.activation, cfg.ortho_init, 0.01
         )
         self.log_std = nn.Parameter(torch.full((action_dim,), float(cfg.init_log_std)))
-        self.critic = mlp(obs_dim, cfg.critic_hidden, 1, cfg.activation, cfg.ortho_init, 1.0)
+        self.critic = MLP(obs_dim, cfg.critic_hidden, 1, cfg.activation, cfg.ortho_init, 1.0)
 
     def actor_parameters(self) -> list[nn.Parameter]:
         """Parameters of the policy: actor MLP then ``log_std`` (a fixed order)."""
@@ -143,9 +165,15 @@ class ActorCritic(nn.Module):
     def act(self, obs: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """Sample from the policy at normalized ``obs``: ``(actions, log_prob, mean, std)``."""
         mean = self.actor(obs)
-        std = self.log_std.exp().expand_as(mean)
-        actions = mean + std * torch.randn_like(mean)
-        return actions, gaussian_log_prob(actions, mean, self.log_std), mean, std
+        log_std = self.log_std
+        std = log_std.exp().expand_as(mean)
+        noise = torch.randn_like(mean)
+        actions = torch.addcmul(mean, std, noise)
+        # log N(a; mean, std) with z = noise exactly
+        log_prob = noise.square().sum(-1).mul(-0.5) - (
+            log_std.sum() + _LOG_SQRT_2PI * mean.shape[-1]
+        )
+        return actions, log_prob, mean, std
 
     def log_prob(self, obs: Tensor, actions: Tensor) -> tuple[Tensor, Tensor]:
         """``(log pi(actions | obs), mean)`` at normalized ``obs``."""

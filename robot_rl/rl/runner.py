@@ -40,6 +40,7 @@ Rewards reported as episode returns are the env's raw rewards, whether or not
 from __future__ import annotations
 
 import io
+import math
 import os
 import random
 import subprocess
@@ -57,7 +58,7 @@ from torch import Tensor
 from robot_rl.config import atomic_write_bytes, atomic_write_json, to_dict
 from robot_rl.rl.algorithms import OnPolicyAlgorithm, make_algorithm
 from robot_rl.rl.config import RunnerConfig, TrainConfig
-from robot_rl.rl.models import ActorCritic, EmpiricalNormalization
+from robot_rl.rl.models import ActorCritic
 
 Callback = Callable[[int, dict[str, Any]], None]
 
@@ -119,26 +120,38 @@ def _set_rng_state(state: dict[str, Any]) -> None:
 
 
 class RewardScaler:
-    """Divide rewards by the running std of each env's discounted return (as VecNormalize)."""
+    """Divide rewards by the running std of each env's discounted return (as VecNormalize).
+
+    ``ret <- gamma * ret + r`` per env (reset to 0 at episode ends); the running variance
+    of ``ret`` over all envs and steps gives ``r_scaled = clip(r / sqrt(var + 1e-8))``.
+    The scalar statistics are python floats (one device sync per step).
+    """
 
     def __init__(self, num_envs: int, gamma: float, clip: float, device: torch.device):
         self.gamma, self.clip = gamma, clip
         self.returns = torch.zeros(num_envs, device=device)
-        self.rms = EmpiricalNormalization((), clip=None).to(device)
+        self.mean, self.var, self.count = 0.0, 1.0, 0.0
 
     def __call__(self, rewards: Tensor, dones: Tensor) -> Tensor:
-        self.returns = self.returns * self.gamma + rewards
-        self.rms.update(self.returns)
-        scaled = (rewards * torch.rsqrt(self.rms.var + 1e-8)).clamp(-self.clip, self.clip)
-        self.returns = torch.where(dones, 0.0, self.returns)
+        self.returns.mul_(self.gamma).add_(rewards)
+        b_var, b_mean = (float(v) for v in torch.var_mean(self.returns, correction=0))
+        n = self.returns.numel()
+        total = self.count + n
+        w = n / total
+        delta = b_mean - self.mean
+        self.mean += w * delta
+        self.var = (1.0 - w) * self.var + w * b_var + w * (1.0 - w) * delta * delta
+        self.count = total
+        scaled = (rewards * (1.0 / math.sqrt(self.var + 1e-8))).clamp_(-self.clip, self.clip)
+        self.returns.masked_fill_(dones, 0.0)
         return scaled
 
-    def state_dict(self) -> dict[str, Tensor]:
-        return {"returns": self.returns, **self.rms.state_dict()}
+    def state_dict(self) -> dict[str, Any]:
+        return {"returns": self.returns, "mean": self.mean, "var": self.var, "count": self.count}
 
-    def load_state_dict(self, state: dict[str, Tensor]) -> None:
-        self.returns = state["returns"].to(self.returns.device)
-        self.rms.load_state_dict({k: v for k, v in state.items() if k != "returns"})
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.returns = state["returns"].to(self.returns.device).clone()
+        self.mean, self.var, self.count = state["mean"], state["var"], state["count"]
 
 
 class OnPolicyRunner:
@@ -193,7 +206,7 @@ class OnPolicyRunner:
         obs, _ = env.reset(seed=cfg.seed)
         self._torch_env = isinstance(obs, Tensor)
         self.obs = self._tensor(obs)
-        self._check_finite(self.obs, "obs (reset)", 0, -1)
+        self._check_finite(self.obs, "obs (reset)", 0)
 
         self.iteration = 0  # completed iterations
         self.env_steps = 0  # total env transitions collected (all envs)
@@ -265,11 +278,16 @@ class OnPolicyRunner:
             return x.to(device=self.device, dtype=dtype)
         return torch.as_tensor(np.asarray(x), dtype=dtype, device=self.device)
 
-    def _check_finite(self, x: Tensor, what: str, step: int, rows: Any = None) -> None:
-        if not bool(torch.isfinite(x).all()):
-            bad = (
-                torch.nonzero(~torch.isfinite(x.reshape(x.shape[0], -1)).all(-1)).flatten().tolist()
-            )
+    def _check_finite(self, x: Any, what: str, step: int) -> None:
+        """Raise :class:`NonFiniteError` naming the env rows of ``x`` that hold NaN/inf."""
+        if isinstance(x, Tensor):
+            ok = bool(torch.isfinite(x).all())
+        else:
+            ok = bool(np.isfinite(x).all())
+        if not ok:
+            rows = torch.as_tensor(np.asarray(x) if not isinstance(x, Tensor) else x)
+            finite = torch.isfinite(rows.reshape(rows.shape[0], -1)).all(-1)
+            bad = torch.nonzero(~finite).flatten().tolist()
             raise NonFiniteError(
                 f"environment returned non-finite {what} at iteration {self.iteration}, "
                 f"step {step}, env indices {bad}"
@@ -298,10 +316,11 @@ class OnPolicyRunner:
 
     def collect(self) -> dict[str, Any]:
         """Collect one rollout into the algorithm's storage and compute its returns."""
-        cfg, algo, policy = self.cfg, self.algo, self.policy
+        cfg, algo, policy, env = self.cfg, self.algo, self.policy, self.env
         normalizer = policy.obs_normalizer
         update_norm = policy.cfg.normalize_obs
-        term_sums: dict[str, float] = {}
+        low, high = self.action_low, self.action_high
+        term_sums: dict[str, Any] = {}
         term_steps = 0
         completed = 0
         obs = self.obs
@@ -310,16 +329,14 @@ class OnPolicyRunner:
                 if update_norm:
                     normalizer.update(obs)
                 actions = algo.act(normalizer(obs))
-                env_actions = actions
-                if self.action_low is not None:
-                    env_actions = torch.max(torch.min(actions, self.action_high), self.action_low)
+                env_actions = actions if low is None else torch.clamp(actions, low, high)
                 if not self._torch_env:
                     env_actions = env_actions.cpu().numpy()
-                next_obs, rew, term, trunc, info = self.env.step(env_actions)
-                next_obs = self._tensor(next_obs)
-                rew = self._tensor(rew)
+                next_obs, rew, term, trunc, info = env.step(env_actions)
                 self._check_finite(next_obs, "obs", step)
                 self._check_finite(rew, "reward", step)
+                next_obs = self._tensor(next_obs)
+                rew = self._tensor(rew)
                 term = self._tensor(term, torch.bool)
                 trunc = self._tensor(trunc, torch.bool)
                 done = term | trunc
@@ -339,7 +356,8 @@ class OnPolicyRunner:
                 terms = info.get("reward_terms") if isinstance(info, dict) else None
                 if terms:
                     for k, v in terms.items():
-                        term_sums[k] = term_sums.get(k, 0.0) + float(self._tensor(v).mean())
+                        m = v.float().mean() if isinstance(v, Tensor) else float(np.mean(v))
+                        term_sums[k] = term_sums.get(k, 0.0) + m
                     term_steps += 1
 
                 if self.reward_scaler is not None:
@@ -351,7 +369,7 @@ class OnPolicyRunner:
         self.env_steps += cfg.num_steps_per_env * self.num_envs
         return {
             "completed": completed,
-            "reward_terms": {k: v / max(term_steps, 1) for k, v in term_sums.items()},
+            "reward_terms": {k: float(v) / max(term_steps, 1) for k, v in term_sums.items()},
         }
 
     def learn(self, iterations: int | None = None) -> dict[str, Any]:

@@ -137,7 +137,7 @@ def test_checkpoint_round_trip_and_resume(point_env, tmp_path, algo):
     if algo == "ppo_kl":
         assert r2.algo.beta == r1.algo.beta
     assert torch.equal(torch.get_rng_state(), rng_after_save)
-    torch.testing.assert_close(r2.reward_scaler.rms.var, r1.reward_scaler.rms.var)
+    assert r2.reward_scaler.var == r1.reward_scaler.var > 0
     assert list(r2.episode_returns) == list(r1.episode_returns)
 
     r2.learn()  # resumes: runs the one remaining iteration

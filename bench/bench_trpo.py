@@ -1,0 +1,322 @@
+"""Our TRPO (robot_rl.rl) against sb3-contrib's TRPO, side by side on one machine.
+
+For every task and seed, both are trained back to back for the same number of env steps
+with the same hyperparameters (rl-baselines3-zoo's tuned TRPO settings for MuJoCo, see
+``HYPERPARAMS``), then their deterministic policies are evaluated on the same 5 episode
+seeds.  Printed: final mean evaluation return of each, training wall-clock of each, and
+the ratios ours/sb3.
+
+    python bench/bench_trpo.py --steps 1000000 --seeds 0 1 2     # sb3's documented budget
+    python bench/bench_trpo.py --steps 100000 --seeds 0           # a CPU-cheap check
+    python bench/bench_trpo.py --gpu-update                       # one update, CPU vs CUDA
+
+Hyperparameters (both sides; rl-zoo ``hyperparams/trpo.yml``, ``*mujoco-defaults``):
+2 envs, 1024 steps per env per update (2048 samples), gamma 0.99, GAE lambda 0.95,
+KL bound 0.01 (HalfCheetah: 0.04, as the zoo tunes it), 25 CG iterations, CG damping 0.1,
+Fisher on the whole batch (sub_sampling_factor 1), 10 line-search trials shrinking by 0.8,
+value net fitted by Adam (lr 1e-3) for 20 epochs of minibatches of 128 (16 per epoch),
+normalized advantages, observation and reward normalization (VecNormalize on sb3's side,
+EmpiricalNormalization + RewardScaler on ours; clip 10), sb3's default MlpPolicy: separate
+64-64 tanh actor and critic, orthogonal init, log std initialised to 0.
+
+Evaluation: ``gymnasium.make(task)``, episodes seeded 10_000 + 100 * seed + k (k < 5),
+deterministic (mean) actions clipped to the action bounds, raw (unnormalized) reward sum.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import platform
+import time
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from robot_rl.config import from_dict
+from robot_rl.rl import OnPolicyRunner, TrainConfig, make_gym_vec_env
+
+N_ENVS = 2
+N_STEPS = 1024
+BATCH = 128
+HYPERPARAMS = {
+    "gamma": 0.99,
+    "gae_lambda": 0.95,
+    "cg_max_steps": 25,
+    "cg_damping": 0.1,
+    "n_critic_updates": 20,
+    "learning_rate": 1e-3,
+    "line_search_max_iter": 10,
+    "line_search_shrinking_factor": 0.8,
+    "sub_sampling_factor": 1,
+}
+TARGET_KL = {"HalfCheetah-v5": 0.04}  # zoo tuned value; every other task 0.01
+SB3_DOC = {"Hopper-v5": 3372, "HalfCheetah-v5": 1803}  # sb3-contrib docs, v3 tasks, 1M steps
+
+
+def target_kl(task: str) -> float:
+    return TARGET_KL.get(task, 0.01)
+
+
+def evaluate(act, task: str, seed: int, episodes: int) -> float:
+    """Mean raw return of ``act(obs) -> action`` over ``episodes`` seeded episodes."""
+    env = gym.make(task)
+    low, high = env.action_space.low, env.action_space.high
+    returns = []
+    for k in range(episodes):
+        obs, _ = env.reset(seed=10_000 + 100 * seed + k)
+        done, ret = False, 0.0
+        while not done:
+            obs, r, term, trunc, _ = env.step(np.clip(act(obs), low, high))
+            ret += float(r)
+            done = term or trunc
+        returns.append(ret)
+    env.close()
+    return float(np.mean(returns))
+
+
+def run_ours(task: str, steps: int, seed: int, episodes: int) -> dict:
+    iterations = math.ceil(steps / (N_ENVS * N_STEPS))
+    cfg = from_dict(
+        TrainConfig,
+        {
+            "algo": {
+                "name": "trpo",
+                "gamma": HYPERPARAMS["gamma"],
+                "lam": HYPERPARAMS["gae_lambda"],
+                "max_kl": target_kl(task),
+                "cg_iters": HYPERPARAMS["cg_max_steps"],
+                "cg_damping": HYPERPARAMS["cg_damping"],
+                "fvp_subsample": 1.0 / HYPERPARAMS["sub_sampling_factor"],
+                "line_search_steps": HYPERPARAMS["line_search_max_iter"],
+                "backtrack": HYPERPARAMS["line_search_shrinking_factor"],
+                "value_lr": HYPERPARAMS["learning_rate"],
+                "value_epochs": HYPERPARAMS["n_critic_updates"],
+                "value_minibatches": N_ENVS * N_STEPS // BATCH,
+            },
+            "policy": {
+                "actor_hidden": [64, 64],
+                "critic_hidden": [64, 64],
+                "activation": "tanh",
+                "init_log_std": 0.0,
+                "normalize_obs": True,
+                "obs_clip": 10.0,
+            },
+            "runner": {
+                "num_steps_per_env": N_STEPS,
+                "iterations": iterations,
+                "seed": seed,
+                "device": "cpu",
+                "normalize_rewards": True,
+                "reward_clip": 10.0,
+                "progress": False,
+            },
+        },
+    )
+    env = make_gym_vec_env(task, N_ENVS)
+    t0 = time.perf_counter()
+    runner = OnPolicyRunner.from_config(env, cfg)
+    runner.learn()
+    wall = time.perf_counter() - t0
+    env.close()
+    policy = runner.policy.eval()
+
+    @torch.no_grad()
+    def act(obs):
+        return policy.act_deterministic(torch.as_tensor(obs, dtype=torch.float32)[None])[0].numpy()
+
+    return {
+        "wall_s": wall,
+        "env_steps": runner.env_steps,
+        "eval_return": evaluate(act, task, seed, episodes),
+        "train_return_last100": float(np.mean(runner.episode_returns))
+        if runner.episode_returns
+        else float("nan"),
+        "line_search_accepted_last": runner.last_log.get("train/accepted"),
+    }
+
+
+def run_sb3(task: str, steps: int, seed: int, episodes: int) -> dict:
+    from sb3_contrib import TRPO
+    from stable_baselines3.common.env_util import make_vec_env
+    from stable_baselines3.common.vec_env import VecNormalize
+
+    t0 = time.perf_counter()
+    venv = VecNormalize(
+        make_vec_env(task, n_envs=N_ENVS, seed=seed),
+        gamma=HYPERPARAMS["gamma"],
+        clip_obs=10.0,
+        clip_reward=10.0,
+    )
+    model = TRPO(
+        "MlpPolicy",
+        venv,
+        n_steps=N_STEPS,
+        batch_size=BATCH,
+        target_kl=target_kl(task),
+        seed=seed,
+        device="cpu",
+        verbose=0,
+        **HYPERPARAMS,
+    )
+    model.learn(total_timesteps=steps)
+    wall = time.perf_counter() - t0
+    venv.training = False
+    venv.norm_reward = False
+
+    def act(obs):
+        action, _ = model.predict(venv.normalize_obs(obs[None]), deterministic=True)
+        return action[0]
+
+    train_ret = [ep["r"] for ep in model.ep_info_buffer]
+    out = {
+        "wall_s": wall,
+        "env_steps": int(model.num_timesteps),
+        "eval_return": evaluate(act, task, seed, episodes),
+        "train_return_last100": float(np.mean(train_ret)) if train_ret else float("nan"),
+    }
+    venv.close()
+    return out
+
+
+def time_update(device: str, repeats: int = 3) -> float:
+    """Seconds for one TRPO update (defaults of AlgoConfig) on 4096 envs x 24 steps of synthetic data."""
+    from robot_rl.rl import ActorCritic, AlgoConfig, PolicyConfig, make_algorithm
+
+    num_envs, num_steps, obs_dim, act_dim = 4096, 24, 48, 12
+    torch.manual_seed(0)
+    policy = ActorCritic(
+        obs_dim,
+        act_dim,
+        PolicyConfig(actor_hidden=(512, 256, 128), critic_hidden=(512, 256, 128), activation="elu"),
+    )
+    algo = make_algorithm(AlgoConfig(name="trpo"), policy, device)
+    algo.init_storage(num_envs, num_steps, obs_dim, act_dim)
+    dev = torch.device(device)
+    no = torch.zeros(num_envs, dtype=torch.bool, device=dev)
+
+    def fill():
+        for _ in range(num_steps):
+            obs = torch.randn(num_envs, obs_dim, device=dev)
+            a = algo.act(obs)
+            algo.process_env_step(-(a - obs[:, :act_dim]).pow(2).sum(-1), no, no)
+        algo.compute_returns(torch.randn(num_envs, obs_dim, device=dev))
+
+    def sync():
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+
+    fill()
+    algo.update()  # warm-up (allocator, kernels)
+    times = []
+    for _ in range(repeats):
+        fill()
+        sync()
+        t0 = time.perf_counter()
+        algo.update()
+        sync()
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times))
+
+
+def gpu_update() -> None:
+    if not torch.cuda.is_available():
+        print("gpu-update: skipped (torch.cuda.is_available() is False on this machine)")
+        return
+    cpu = time_update("cpu")
+    cuda = time_update("cuda")
+    print(
+        "one TRPO update, 4096 envs x 24 steps (98304 samples), obs 48, act 12, "
+        "MLP 512-256-128 elu, 10 CG iters, value 5 epochs x 4 minibatches"
+    )
+    print(f"  cpu  ({torch.get_num_threads()} threads): {cpu:.3f} s")
+    print(f"  cuda ({torch.cuda.get_device_name()}): {cuda:.3f} s")
+    print(f"  speed-up cpu/cuda: {cpu / cuda:.1f}x")
+
+
+def _fmt(d: dict | None, key: str) -> str:
+    return f"{d[key]:.1f}" if d else "-"
+
+
+def _ratio(o: dict | None, s: dict | None, key: str) -> str:
+    return f"{o[key] / s[key]:.2f}" if o and s and s[key] else "-"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--tasks", nargs="+", default=["Hopper-v5", "HalfCheetah-v5"])
+    ap.add_argument("--steps", type=int, default=1_000_000, help="env steps per run (both sides)")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0])
+    ap.add_argument("--eval-episodes", type=int, default=5)
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=0,
+        help="torch intra-op threads, both sides (default: 1 for training, "
+        "torch's default for --gpu-update)",
+    )
+    ap.add_argument("--only", choices=["both", "ours", "sb3"], default="both")
+    ap.add_argument("--json", default="", help="also write the results to this file")
+    ap.add_argument(
+        "--gpu-update",
+        action="store_true",
+        help="time one TRPO update on CPU vs CUDA instead of training",
+    )
+    args = ap.parse_args()
+    if args.gpu_update:
+        if args.threads:
+            torch.set_num_threads(args.threads)
+        gpu_update()
+        return
+    torch.set_num_threads(args.threads or 1)
+
+    print(
+        f"machine: {platform.processor() or platform.machine()}, torch {torch.__version__}, "
+        f"{torch.get_num_threads()} torch thread(s), steps={args.steps}, seeds={args.seeds}"
+    )
+    results = []
+    for task in args.tasks:
+        for seed in args.seeds:
+            row = {"task": task, "seed": seed, "steps": args.steps}
+            if args.only in ("both", "ours"):
+                row["ours"] = run_ours(task, args.steps, seed, args.eval_episodes)
+                print(f"{task} seed {seed} ours: {json.dumps(row['ours'])}", flush=True)
+            if args.only in ("both", "sb3"):
+                row["sb3"] = run_sb3(task, args.steps, seed, args.eval_episodes)
+                print(f"{task} seed {seed} sb3:  {json.dumps(row['sb3'])}", flush=True)
+            results.append(row)
+
+    print()
+    print(
+        "| task | seed | steps | ours return | sb3 return | return ratio ours/sb3 "
+        "| ours wall s | sb3 wall s | wall ratio ours/sb3 |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
+    for r in results:
+        o, s = r.get("ours"), r.get("sb3")
+        print(
+            f"| {r['task']} | {r['seed']} | {r['steps']} | {_fmt(o, 'eval_return')} | "
+            f"{_fmt(s, 'eval_return')} | {_ratio(o, s, 'eval_return')} | {_fmt(o, 'wall_s')} | "
+            f"{_fmt(s, 'wall_s')} | {_ratio(o, s, 'wall_s')} |"
+        )
+    if len(args.seeds) > 1 and args.only == "both":
+        for task in args.tasks:
+            rows = [r for r in results if r["task"] == task]
+            mo = np.mean([r["ours"]["eval_return"] for r in rows])
+            ms = np.mean([r["sb3"]["eval_return"] for r in rows])
+            wo = np.mean([r["ours"]["wall_s"] for r in rows])
+            ws = np.mean([r["sb3"]["wall_s"] for r in rows])
+            print(
+                f"| {task} | mean | {args.steps} | {mo:.1f} | {ms:.1f} | {mo / ms:.2f} | "
+                f"{wo:.1f} | {ws:.1f} | {wo / ws:.2f} |"
+            )
+    print(f"(sb3-contrib documented TRPO returns at 1M steps on v3 tasks: {SB3_DOC})")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()
