@@ -84,6 +84,12 @@ class EnvConfig:
     threads: int = 0
     # actuation model: "pd" (ideal PD with the robot's gains) or "net" (actuator network)
     actuation: str = "pd"
+    # trotting reference under the policy: gait clock frequency (Hz; 0 = none)
+    gait_frequency: float = 2.0
+    # trotting reference: thigh lift at the top of a swing (rad)
+    gait_amplitude: float = 0.25
+    # action scale: q_target = nominal + reference + action_scale * action (rad per unit)
+    action_scale: float = 0.25
     # action latency (control steps, 0 or more)
     action_latency: int = 0
     # observation noise, std in units of the scaled observation (-)

@@ -27,7 +27,14 @@ from policies import rewards
 from policies.actuation import make_actuation
 from policies.config import EnvConfig
 from policies.randomization import SysidParams, randomize
-from robot_rl.obs_spec import JointHistory, ObservationSpec, build_observation, quat_rotate_inverse
+from robot_rl.obs_spec import (
+    JointHistory,
+    ObservationSpec,
+    action_to_target,
+    advance_phase,
+    build_observation,
+    quat_rotate_inverse,
+)
 from robot_rl.robot import load_robot
 from robot_rl.sim_mujoco import MujocoModelConfig, build_model, index, set_nominal
 
@@ -48,7 +55,9 @@ class LeggedEnv(gym.vector.VectorEnv):
                  seed: int = 0):
         self.cfg = cfg
         self.robot = load_robot(cfg.robot)
-        self.spec = spec or ObservationSpec(num_joints=self.robot.num_joints)
+        self.spec = spec or ObservationSpec(
+            num_joints=self.robot.num_joints, action_scale=cfg.action_scale,
+            gait_frequency=cfg.gait_frequency, gait_amplitude=cfg.gait_amplitude)
         self.num_envs = cfg.num_envs
         self.sysid = sysid
         self.base_model = build_model(self.robot, MujocoModelConfig(timestep=cfg.physics_dt))
@@ -88,6 +97,7 @@ class LeggedEnv(gym.vector.VectorEnv):
         self._pending = [np.zeros((self.num_envs, nj)) for _ in range(cfg.action_latency)]
         self.steps = np.zeros(self.num_envs, dtype=np.int64)
         self.air_time = np.zeros((self.num_envs, len(self.robot.foot_links)))
+        self.phase = np.zeros(self.num_envs)
         self.curriculum = cfg.rewards.curriculum_start
         self.rng = np.random.default_rng(seed)
         self._nf = nf
@@ -153,6 +163,7 @@ class LeggedEnv(gym.vector.VectorEnv):
             p[ids] = 0.0
         self.steps[ids] = 0
         self.air_time[ids] = 0.0
+        self.phase[ids] = self.rng.uniform(0, 2 * np.pi, len(ids))
         q, qd = self.joint_q()[ids], self.joint_qd()[ids]
         self.history.reset(ids, self.q0 - q, qd)
         self.actuation.reset(ids, q, qd)
@@ -181,7 +192,8 @@ class LeggedEnv(gym.vector.VectorEnv):
         obs = build_observation(
             self.spec, base_quat=s[:, self._sens["quat"]], base_linvel_b=s[:, self._sens["linvel"]],
             base_angvel_b=s[:, self._sens["gyro"]], command=self.command, q=self.joint_q(),
-            qd=self.joint_qd(), nominal=self.q0, prev_action=self.action, history=self.history)
+            qd=self.joint_qd(), nominal=self.q0, prev_action=self.action, history=self.history,
+            phase=self.phase)
         if noise and self.cfg.obs_noise > 0:
             obs += self.rng.normal(0, self.cfg.obs_noise, obs.shape).astype(np.float32)
         return obs
@@ -201,7 +213,9 @@ class LeggedEnv(gym.vector.VectorEnv):
             applied = self._pending.pop(0)
         else:
             applied = actions
-        q_target = np.clip(self.q0 + self.spec.action_scale * applied, self.q_lo, self.q_hi)
+        q_target = np.clip(action_to_target(self.spec, applied, self.q0, self.phase),
+                           self.q_lo, self.q_hi)
+        self.phase = advance_phase(self.spec, self.phase, self.cfg.control_dt)
         tau_sum = np.zeros_like(q_target)
         for _ in range(self.cfg.decimation):
             tau_sum += self._physics_step(q_target)

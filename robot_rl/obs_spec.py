@@ -10,6 +10,7 @@ gravity             3     unit gravity vector in the base frame
 base_linvel         3     base linear velocity, base frame (m/s)
 base_angvel         3     base angular velocity, base frame (rad/s)
 command             3     forward (m/s), lateral (m/s), yaw rate (rad/s)
+gait_phase          2     sin, cos of the gait clock (only when gait_frequency > 0)
 joint_pos           J     joint position minus nominal pose (rad)
 joint_vel           J     joint velocity (rad/s)
 prev_action         J     previous policy action (unitless)
@@ -17,7 +18,10 @@ joint_err_hist      H*J   joint target minus position at t-1..t-H control steps 
 joint_vel_hist      H*J   joint velocity at t-1..t-H control steps (rad/s)
 ==================  ====  =========================================================
 
-Actions are joint position targets around the nominal pose: ``q_target = q0 + scale * a``.
+Actions are joint position targets around the nominal pose plus an optional trotting
+reference (a gait clock lifting diagonal leg pairs in turn, as in policies modulating
+trajectory generators): ``q_target = q0 + reference(phase) + action_scale * a``; see
+:func:`action_to_target`.  With ``gait_frequency = 0`` there is no reference and no phase.
 """
 
 from __future__ import annotations
@@ -39,6 +43,10 @@ class ObservationSpec:
     history: int = 2
     # action scale: q_target = nominal + action_scale * action (rad per unit action)
     action_scale: float = 0.25
+    # gait clock frequency (Hz); 0 disables the trotting reference and the phase block
+    gait_frequency: float = 0.0
+    # trotting reference: thigh lift at the top of a swing (rad; the knee folds twice as much)
+    gait_amplitude: float = 0.0
     # per-block multipliers applied when building the observation
     scales: dict[str, float] = field(default_factory=lambda: {
         "gravity": 1.0, "base_linvel": 2.0, "base_angvel": 0.25, "command": 1.0,
@@ -48,7 +56,8 @@ class ObservationSpec:
     def blocks(self) -> list[tuple[str, int]]:
         """(name, size) of each block, in order."""
         j, h = self.num_joints, self.history
-        return [("gravity", 3), ("base_linvel", 3), ("base_angvel", 3), ("command", 3),
+        gait = [("gait_phase", 2)] if self.gait_frequency > 0 else []
+        return [("gravity", 3), ("base_linvel", 3), ("base_angvel", 3), ("command", 3), *gait,
                 ("joint_pos", j), ("joint_vel", j), ("prev_action", j),
                 ("joint_err_hist", h * j), ("joint_vel_hist", h * j)]
 
@@ -60,12 +69,15 @@ class ObservationSpec:
         """JSON-ready description (for ONNX metadata and runtime checks)."""
         return {"format_version": FORMAT_VERSION, "num_joints": self.num_joints,
                 "history": self.history, "action_scale": self.action_scale,
+                "gait_frequency": self.gait_frequency, "gait_amplitude": self.gait_amplitude,
                 "scales": dict(self.scales), "blocks": self.blocks(), "size": self.size}
 
     @classmethod
     def from_layout(cls, layout: dict) -> ObservationSpec:
         spec = cls(num_joints=int(layout["num_joints"]), history=int(layout["history"]),
-                   action_scale=float(layout["action_scale"]), scales=dict(layout["scales"]))
+                   action_scale=float(layout["action_scale"]), scales=dict(layout["scales"]),
+                   gait_frequency=float(layout.get("gait_frequency", 0.0)),
+                   gait_amplitude=float(layout.get("gait_amplitude", 0.0)))
         if spec.layout()["blocks"] != [tuple(b) for b in layout["blocks"]] and \
                 spec.blocks() != [tuple(b) for b in layout["blocks"]]:
             raise ValueError(f"observation layout blocks {layout['blocks']} do not match "
@@ -102,14 +114,51 @@ def quat_rotate_inverse(quat_wxyz: np.ndarray, v: np.ndarray) -> np.ndarray:
 def build_observation(spec: ObservationSpec, *, base_quat: np.ndarray, base_linvel_b: np.ndarray,
                       base_angvel_b: np.ndarray, command: np.ndarray, q: np.ndarray,
                       qd: np.ndarray, nominal: np.ndarray, prev_action: np.ndarray,
-                      history: JointHistory) -> np.ndarray:
-    """Observation batch (N, spec.size), float32.  All inputs are (N, .) arrays."""
+                      history: JointHistory, phase: np.ndarray | None = None) -> np.ndarray:
+    """Observation batch (N, spec.size), float32.  All inputs are (N, .) arrays;
+    ``phase`` (N,) is the gait clock (rad), needed when ``spec.gait_frequency > 0``."""
     n = q.shape[0]
     gravity = quat_rotate_inverse(base_quat, np.tile([0.0, 0.0, -1.0], (n, 1)))
     s = spec.scales
     parts = [gravity * s["gravity"], base_linvel_b * s["base_linvel"],
-             base_angvel_b * s["base_angvel"], command * s["command"],
-             (q - nominal) * s["joint_pos"], qd * s["joint_vel"], prev_action * s["prev_action"],
+             base_angvel_b * s["base_angvel"], command * s["command"]]
+    if spec.gait_frequency > 0:
+        if phase is None:
+            raise ValueError("observation spec has a gait clock: build_observation needs phase")
+        parts.append(np.stack([np.sin(phase), np.cos(phase)], axis=1))
+    parts += [(q - nominal) * s["joint_pos"], qd * s["joint_vel"], prev_action * s["prev_action"],
              history.err.reshape(n, -1) * s["joint_err_hist"],
              history.vel.reshape(n, -1) * s["joint_vel_hist"]]
     return np.concatenate(parts, axis=1).astype(np.float32)
+
+
+def gait_reference(spec: ObservationSpec, phase: np.ndarray, num_joints: int) -> np.ndarray:
+    """Trotting reference offsets (N, J) at gait clock ``phase`` (N,), legs of 3 joints
+    (hip, thigh, knee) in the order FR, FL, RR, RL: FR+RL swing while FL+RR stand."""
+    n = phase.shape[0]
+    out = np.zeros((n, num_joints))
+    if spec.gait_frequency <= 0 or spec.gait_amplitude == 0:
+        return out
+    legs = num_joints // 3
+    for leg in range(legs):
+        leg_phase = phase + (0.0 if leg in (0, 3) else np.pi)
+        lift = spec.gait_amplitude * np.clip(np.sin(leg_phase), 0.0, None)
+        out[:, 3 * leg + 1] += lift
+        out[:, 3 * leg + 2] -= 2.0 * lift
+    return out
+
+
+def advance_phase(spec: ObservationSpec, phase: np.ndarray, dt: float) -> np.ndarray:
+    """Gait clock after one control period ``dt`` (s), wrapped to [0, 2 pi)."""
+    return np.mod(phase + 2.0 * np.pi * spec.gait_frequency * dt, 2.0 * np.pi)
+
+
+def action_to_target(spec: ObservationSpec, action: np.ndarray, nominal: np.ndarray,
+                     phase: np.ndarray | None = None) -> np.ndarray:
+    """Joint targets (N, J): nominal + gait reference + action_scale * action (unclipped)."""
+    target = nominal + spec.action_scale * action
+    if spec.gait_frequency > 0:
+        if phase is None:
+            raise ValueError("observation spec has a gait clock: action_to_target needs phase")
+        target = target + gait_reference(spec, phase, action.shape[1])
+    return target
