@@ -143,3 +143,21 @@ def test_checkpoint_round_trip_and_resume(point_env, tmp_path, algo):
     r2.learn()  # resumes: runs the one remaining iteration
     assert r2.iteration == 3
     assert (tmp_path / "resumed" / "model_3.pt").exists()
+
+
+def test_reward_scaler_matches_running_std_of_discounted_returns():
+    from robot_rl.rl.runner import RewardScaler
+
+    rng = np.random.default_rng(0)
+    gamma, n_envs = 0.9, 3
+    scaler = RewardScaler(n_envs, gamma, clip=1e9, device=torch.device("cpu"))
+    ret, history = np.zeros(n_envs), []
+    for _ in range(50):
+        r = rng.normal(2.0, 1.0, n_envs)
+        done = rng.random(n_envs) < 0.1
+        ret = gamma * ret + r
+        history.append(ret.copy())
+        out = scaler(torch.as_tensor(r, dtype=torch.float32), torch.as_tensor(done))
+        expected = r / np.sqrt(np.var(np.concatenate(history)) + 1e-8)
+        np.testing.assert_allclose(out.numpy(), expected, rtol=1e-4)
+        ret[done] = 0.0
