@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     except (MetadataError, ConfigError, ValueError, FileNotFoundError) as e:
         print(f"robot-rl eval: {e}", file=sys.stderr)
         return 1
-    s = report["summary"]
+    s = report["metrics"]
     print(json.dumps(s, indent=1))
     print(f"wrote {out}/report_{a.sim}.json, report.md ({', '.join(report.get('files', []))})")
     return 0

@@ -10,7 +10,8 @@ The same :class:`~deploy.runtime.OnboardController` that a robot computer runs d
 
 Both run the same fixed command set: one episode per command, each starting from a reset
 with the controller's start sequence (HOLD, RAMP), then ``seconds`` of policy control.
-Metrics per episode (tracking errors use POLICY periods after ``settle_s``):
+Metrics per episode (tracking errors use POLICY periods after ``settle_s``), averaged
+over episodes in the report's ``metrics``:
 
 * ``vx_abs_err``: mean |base-frame forward velocity - commanded| (m/s);
 * ``yaw_abs_err``: mean |base-frame yaw rate - commanded| (rad/s);
@@ -49,8 +50,8 @@ SIMS = ("pybullet", "mujoco")
 DEFAULT_COMMANDS: tuple[tuple[float, float, float], ...] = (
     (-0.8, 0.0, 0.0), (-0.4, 0.0, 0.0), (0.0, 0.0, 0.0), (0.4, 0.0, 0.0), (0.8, 0.0, 0.0),
     (0.0, 0.0, -0.5), (0.0, 0.0, 0.5))
-#: metrics of the summary, with units, in report order
-SUMMARY_METRICS = (("vx_abs_err", "m/s"), ("yaw_abs_err", "rad/s"), ("falls", "-"),
+#: metrics of a report (averaged over episodes), with units, in report order
+METRICS = (("vx_abs_err", "m/s"), ("yaw_abs_err", "rad/s"), ("falls", "-"),
                    ("faults", "-"), ("torque_mean", "N m"), ("power_mean", "W"),
                    ("policy_seconds", "s"))
 
@@ -164,7 +165,8 @@ def run_episode(ctl: OnboardController, iface: RobotInterface, command, cfg: Eva
     n_after_fault = int(round(cfg.after_fault_s / dt))
     every = max(1, int(round(1.0 / (cfg.video_fps * dt))))
     n_video = int(round(cfg.video_seconds / dt))
-    rec: dict[str, list] = {k: [] for k in ("t", "mode", "vx", "vy", "yaw", "tau", "power")}
+    rec: dict[str, list] = {k: [] for k in ("t", "mode", "vx", "vy", "yaw", "tau", "power",
+                                             "compute_us")}
     fell_at = None
     fault_steps = 0
     t_policy0 = None
@@ -184,6 +186,7 @@ def run_episode(ctl: OnboardController, iface: RobotInterface, command, cfg: Eva
         rec["yaw"].append(float(s.base_angvel[2]))
         rec["tau"].append(float(np.mean(np.abs(s.tau))))
         rec["power"].append(float(np.sum(np.abs(np.asarray(s.tau) * np.asarray(s.qd)))))
+        rec["compute_us"].append(1e6 * ctl.last_compute_s)
         if video is not None and t_policy0 is not None and k - k_policy0 < n_video \
                 and (k - k_policy0) % every == 0:
             video.capture()
@@ -283,16 +286,21 @@ def evaluate(policy: str | Path, out: str | Path | None = None, cfg: EvalConfig 
         iface.close()
     wall = time.perf_counter() - t0
     sim_seconds = sum(len(d["t"]) for d in traces) * meta.control_dt
+    compute = np.concatenate([d["compute_us"][d["mode"] == Mode.POLICY.value] for d in traces])
     report = {
         "sim": cfg.sim, "robot": robot.name, "policy": str(policy),
         "model": {"iteration": meta.iteration, "source_sha256": meta.source_sha256,
                   "control_dt": meta.control_dt, "obs_dim": meta.obs_dim},
         "sysid": None if sysid is None else str(sysid),
         "config": _jsonable(to_dict(cfg)),
-        "summary": summarize(episodes),
+        "metrics": summarize(episodes),
         "episodes": episodes,
         "timing": {"wall_s": wall, "simulated_s": sim_seconds,
-                   "realtime_factor": sim_seconds / wall if wall > 0 else None},
+                   "realtime_factor": sim_seconds / wall if wall > 0 else None,
+                   # the controller's decision per period in POLICY mode (checks, observation,
+                   # onnxruntime, clipping), measured inside the evaluation loop
+                   "policy_step_us_p50": float(np.percentile(compute, 50)) if compute.size else None,
+                   "policy_step_us_p99": float(np.percentile(compute, 99)) if compute.size else None},
     }
     if out is not None:
         write_outputs(Path(out), report, traces, frames, cfg, compare)
@@ -319,10 +327,10 @@ def _jsonable(obj: Any) -> Any:
 
 # -- outputs ------------------------------------------------------------------------------------
 def compare_reports(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
-    """Side-by-side summary and per-command vx error of two reports (gap = a - b)."""
+    """Side-by-side metrics and per-command vx error of two reports (gap = a - b)."""
     rows = []
-    for key, unit in SUMMARY_METRICS:
-        va, vb = a["summary"].get(key), b["summary"].get(key)
+    for key, unit in METRICS:
+        va, vb = a["metrics"].get(key), b["metrics"].get(key)
         gap = va - vb if isinstance(va, (int, float)) and isinstance(vb, (int, float)) else None
         rows.append({"metric": key, "unit": unit, a["sim"]: va, b["sim"]: vb, "gap": gap})
     per_cmd = []
@@ -333,7 +341,7 @@ def compare_reports(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
                         **{f"{a['sim']}_{k}": ea[k] for k in ("vx_abs_err", "yaw_abs_err", "fell")},
                         **{f"{b['sim']}_{k}": eb[k] for k in ("vx_abs_err", "yaw_abs_err", "fell")}})
     return {"a": a["sim"], "b": b["sim"], "a_policy": a["policy"], "b_policy": b["policy"],
-            "summary": rows, "per_command": per_cmd}
+            "metrics": rows, "per_command": per_cmd}
 
 
 def _fmt(v: Any) -> str:
@@ -348,7 +356,7 @@ def _fmt(v: Any) -> str:
 
 def report_markdown(report: dict[str, Any]) -> str:
     """The human-readable report."""
-    s = report["summary"]
+    s = report["metrics"]
     cfg = report["config"]
     lines = [f"# Evaluation in {report['sim']} ({report['robot']})", "",
              f"- policy: `{report['policy']}` (iteration {report['model']['iteration']})",
@@ -356,11 +364,13 @@ def report_markdown(report: dict[str, Any]) -> str:
              f"{cfg['hold_s']} s hold and {cfg['ramp_s']} s ramp; tracking measured after "
              f"{cfg['settle_s']} s",
              f"- simulated {report['timing']['simulated_s']:.1f} s in "
-             f"{report['timing']['wall_s']:.1f} s wall", ""]
+             f"{report['timing']['wall_s']:.1f} s wall; controller step in POLICY mode: p50 "
+             f"{_fmt(report['timing']['policy_step_us_p50'])} us, p99 "
+             f"{_fmt(report['timing']['policy_step_us_p99'])} us", ""]
     if report.get("sysid"):
         lines.insert(3, f"- sysid parameters: `{report['sysid']}`")
-    lines += ["## Summary", "", "| metric | value | unit |", "|---|---|---|"]
-    for key, unit in SUMMARY_METRICS:
+    lines += ["## Metrics", "", "| metric | value | unit |", "|---|---|---|"]
+    for key, unit in METRICS:
         lines.append(f"| {key} | {_fmt(s.get(key))} | {unit} |")
     lines += ["", "## Episodes", "",
               "| vx cmd | yaw cmd | vx mean | vx err | yaw err | torque | power | fell | fault |",
@@ -377,7 +387,7 @@ def report_markdown(report: dict[str, Any]) -> str:
         lines += ["", f"## Sim-to-sim gap ({a} vs {b})", "",
                   f"{b} report: policy `{comp['b_policy']}`", "",
                   f"| metric | {a} | {b} | gap ({a} - {b}) | unit |", "|---|---|---|---|---|"]
-        for r in comp["summary"]:
+        for r in comp["metrics"]:
             lines.append(f"| {r['metric']} | {_fmt(r[a])} | {_fmt(r[b])} | {_fmt(r['gap'])} "
                          f"| {r['unit']} |")
         if comp["per_command"]:

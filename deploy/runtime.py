@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
@@ -249,6 +250,8 @@ class OnboardController:
         self.fault: str | None = None
         self.events: list[_Event] = []
         self.last: ControlStep | None = None
+        # wall time of the last compute() inside step() (s)
+        self.last_compute_s = 0.0
         self._steps = 0
         self._t0: float | None = None
         self._started = False
@@ -428,7 +431,9 @@ class OnboardController:
         state = self.interface.read_state()
         if not self._started:
             self.start(state)
+        t0 = time.perf_counter()
         result = self.compute(state)
+        self.last_compute_s = time.perf_counter() - t0
         self.interface.send_targets(result.target)
         for _ in range(self.decimation):
             self.interface.step()

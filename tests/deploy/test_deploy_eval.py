@@ -6,6 +6,7 @@ metrics, not locomotion quality.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 
@@ -15,7 +16,7 @@ import pytest
 
 from deploy.eval_cli import build_parser
 from deploy.eval_cli import main as eval_main
-from deploy.evaluate import EvalConfig, evaluate, run_episode
+from deploy.evaluate import EvalConfig, evaluate, make_interface, run_episode
 from deploy.export import export_policy
 from deploy.runtime import Mode, OnboardController, SafetyConfig
 from deploy.testing import write_random_policy
@@ -101,11 +102,13 @@ def test_run_episode_metrics(onnx_a1):
 
 def _check_report(report, sim, n_episodes=2):
     assert report["sim"] == sim and report["robot"] == "a1"
-    s = report["summary"]
+    s = report["metrics"]
     assert s["episodes"] == n_episodes and len(report["episodes"]) == n_episodes
     for k in ("vx_abs_err", "yaw_abs_err", "torque_mean", "power_mean", "policy_seconds"):
         assert isinstance(s[k], float) and math.isfinite(s[k]), k
     assert isinstance(s["falls"], int) and isinstance(s["faults"], int)
+    t = report["timing"]
+    assert 0 < t["policy_step_us_p50"] <= t["policy_step_us_p99"] and t["simulated_s"] > 0
     for e in report["episodes"]:
         assert set(e["command"]) == {"vx", "vy", "yaw_rate"}
         assert isinstance(e["fell"], bool) and "events" in e
@@ -128,12 +131,33 @@ def test_evaluate_both_sims_with_sim_to_sim_table(onnx_a1, tmp_path):
     assert head["sim"] == "pybullet"
     comp = head["compare"]
     assert comp["a"] == "pybullet" and comp["b"] == "mujoco"
-    row = {r["metric"]: r for r in comp["summary"]}["vx_abs_err"]
+    row = {r["metric"]: r for r in comp["metrics"]}["vx_abs_err"]
     assert row["gap"] == pytest.approx(row["pybullet"] - row["mujoco"])
     assert len(comp["per_command"]) == 2
     md = (out / "report.md").read_text()
     assert "Sim-to-sim gap (pybullet vs mujoco)" in md and "rollout.gif" in md
     assert not list(out.glob(".*.tmp"))
+
+
+def test_mujoco_with_sysid_parameters(onnx_a1, tmp_path):
+    params = {"robot": "a1", "parameters": {
+        "damping/FR_hip_joint": {"fitted": 0.25, "std": 0.01, "range": [0.2, 0.3]},
+        "armature/RL_lower_joint": {"fitted": 0.004, "std": 0.001, "range": [0.003, 0.005]}}}
+    (tmp_path / "sysid").mkdir()
+    (tmp_path / "sysid" / "params.json").write_text(json.dumps(params))
+    cfg = EvalConfig(sim="mujoco", **TINY)
+    sim = make_interface(cfg, A1, tmp_path / "sysid")
+    m = sim.model
+    assert m.dof_damping[m.jnt_dofadr[m.joint("FR_hip_joint").id]] == pytest.approx(0.25)
+    assert m.dof_armature[m.jnt_dofadr[m.joint("RL_lower_joint").id]] == pytest.approx(0.004)
+    report = evaluate(onnx_a1, tmp_path / "eval", dataclasses.replace(cfg, commands=((0.2, 0, 0),)),
+                      sysid=tmp_path / "sysid")
+    assert report["sysid"] == str(tmp_path / "sysid")
+    assert "sysid parameters" in (tmp_path / "eval" / "report.md").read_text()
+    params["robot"] = "aliengo"
+    (tmp_path / "sysid" / "params.json").write_text(json.dumps(params))
+    with pytest.raises(ValueError, match="for robot 'aliengo'"):
+        make_interface(cfg, A1, tmp_path / "sysid")
 
 
 def test_eval_cli_no_video_and_compare(onnx_a1, tmp_path, capsys):
