@@ -209,7 +209,7 @@ def run_episode(ctl: OnboardController, iface: RobotInterface, command, cfg: Eva
         return float(np.mean(x)) if x.size else None
 
     metrics = {
-        "command": {"vx": cmd[0], "vy": cmd[1], "yaw_rate": cmd[2]},
+        "command": {"vx": float(cmd[0]), "vy": float(cmd[1]), "yaw_rate": float(cmd[2])},
         "policy_seconds": float(policy.sum() * dt),
         "tracking_samples": int(use.sum()),
         "settled": bool(settled.any()),

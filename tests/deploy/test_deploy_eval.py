@@ -100,6 +100,24 @@ def test_run_episode_metrics(onnx_a1):
     assert ctl.mode is Mode.POLICY
 
 
+def test_run_episode_records_fault_and_fall(onnx_a1):
+    sim = MujocoRobot(A1)
+    ctl = OnboardController(onnx_a1, A1, sim, SafetyConfig(hold_s=0.1, ramp_s=0.2))
+    calls = [0]
+
+    def thrash(obs):  # a policy that slams the joints from one side to the other
+        calls[0] += 1
+        return np.full((1, 12), 10.0 * (-1) ** (calls[0] // 5), np.float32)
+
+    ctl._infer = thrash
+    cfg = EvalConfig(sim="mujoco", **dict(TINY, seconds=3.0))
+    metrics, data = run_episode(ctl, sim, (0.4, 0.0, 0.0), cfg)
+    assert metrics["fault"] is not None and "DAMPING" in data["mode"]
+    assert metrics["fell"] and metrics["fall_time_s"] < 1.5
+    assert len(data["t"]) < 15 + 150  # the episode ended early
+    assert math.isfinite(metrics["vx_abs_err"]) and math.isfinite(metrics["power_mean"])
+
+
 def _check_report(report, sim, n_episodes=2):
     assert report["sim"] == sim and report["robot"] == "a1"
     s = report["metrics"]
