@@ -2,8 +2,8 @@
 
     python bench/bench_latency.py [--calls 20000] [--rounds 10]
 
-The same randomly initialised policy (the training architecture: 96 -> 128 -> 128 -> 12,
-ELU, observation normalization inside) is run
+The same randomly initialised policy (the training architecture: 98 -> 128 -> 128 -> 12,
+ELU, observation normalization inside, gait clock in the observation) is run
 
 * as the exported ONNX graph in onnxruntime (the onboard runtime's ``OnnxPolicy``: one
   intra-op thread, sequential, inputs/outputs bound once with IOBinding), and
@@ -16,7 +16,8 @@ lowest per-round p99, shows the tail with the least interference from other proc
 * ``inference``: the policy call alone, numpy float32 in, numpy out;
 * ``obs build``: ``robot_rl.obs_spec.build_observation`` plus the base-velocity rotation;
 * ``full step``: ``OnboardController.compute(state)`` in POLICY mode = safety checks,
-  observation build, inference, action and joint-limit clipping (no robot I/O).
+  observation build, inference, action clipping, gait reference, joint-limit clipping
+  (no robot I/O).
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from deploy.export import export_policy, ort_session
 from deploy.policy_file import load_policy_file
 from deploy.runtime import Mode, OnboardController, SafetyConfig, world_to_base
 from deploy.testing import FakeRobot, write_random_policy
-from robot_rl.obs_spec import build_observation
+from robot_rl.obs_spec import ObservationSpec, build_observation
 from robot_rl.robot import load_robot
 
 
@@ -66,7 +67,10 @@ def main(argv: list[str] | None = None) -> int:
     robot = load_robot(a.robot)
     with tempfile.TemporaryDirectory(prefix="bench_latency_") as d:
         tmp = Path(d)
-        write_random_policy(tmp / "policy", robot, seed=0)
+        # the training configuration's observation: gait clock at 2 Hz (policies.config)
+        spec = ObservationSpec(num_joints=robot.num_joints, gait_frequency=2.0,
+                               gait_amplitude=0.25)
+        write_random_policy(tmp / "policy", robot, spec=spec, seed=0)
         onnx_path = export_policy(tmp / "policy", tmp / "policy.onnx").path
         model = load_policy_file(tmp / "policy").model.eval()
         return run(a, robot, onnx_path, model)
@@ -109,7 +113,8 @@ def run(a: argparse.Namespace, robot, onnx_path: Path, model: torch.nn.Module) -
                           base_linvel_b=world_to_base(state.base_quat, state.base_linvel)[None],
                           base_angvel_b=state.base_angvel[None], command=ctl.command[None],
                           q=state.q[None], qd=state.qd[None], nominal=nominal,
-                          prev_action=ctl._action[None], history=ctl._history)
+                          prev_action=ctl._action[None], history=ctl._history,
+                          phase=ctl._phase)
 
     np.testing.assert_allclose(ort_infer(obs), torch_infer(obs), atol=1e-5)
     variants = {

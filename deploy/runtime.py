@@ -14,7 +14,10 @@ Modes, in order::
 
     HOLD     hold the joint positions measured at start() for ``hold_s``
     RAMP     move to the nominal pose by cosine interpolation over ``ramp_s``
-    POLICY   q_target = nominal + action_scale * policy(obs)
+    POLICY   q_target = nominal + reference(phase) + action_scale * policy(obs)
+             (:func:`robot_rl.obs_spec.action_to_target`; the gait clock ``phase``
+             starts at 0 at the handover, where the trotting reference is zero, and
+             advances by one control period per step, as in training)
     DAMPING  entered on any fault and latched until start() is called again;
              targets = the measured joint positions, so the joint PD only damps
 
@@ -44,7 +47,13 @@ import numpy as np
 
 from deploy.metadata import INPUT_NAME, OUTPUT_NAME, MetadataError, PolicyMetadata
 from robot_rl.interface import RobotInterface, RobotState
-from robot_rl.obs_spec import JointHistory, ObservationSpec, build_observation
+from robot_rl.obs_spec import (
+    JointHistory,
+    ObservationSpec,
+    action_to_target,
+    advance_phase,
+    build_observation,
+)
 from robot_rl.robot import RobotDescription
 
 log = logging.getLogger(__name__)
@@ -227,7 +236,6 @@ class OnboardController:
         self.spec = check_compatible(self.meta, robot, str(onnx_path), expected_spec)
         self.control_dt = float(self.meta.control_dt)
         self.nominal = np.asarray(self.meta.nominal_pose, dtype=np.float64)
-        self.action_scale = float(self.meta.action_scale)
         self.q_lo = np.maximum(robot.array("q_min"), np.asarray(self.meta.q_min))
         self.q_hi = np.minimum(robot.array("q_max"), np.asarray(self.meta.q_max))
         self.qd_max = robot.array("qd_max")
@@ -254,6 +262,7 @@ class OnboardController:
         self.last_compute_s = 0.0
         self._steps = 0
         self._t0: float | None = None
+        self._phase = np.zeros(1)
         self._started = False
 
     # -- configuration ------------------------------------------------------------------
@@ -299,6 +308,7 @@ class OnboardController:
         self._target = self._q_start.copy()
         self._action = np.zeros(self.robot.num_joints)
         self._history = JointHistory(1, self.spec)
+        self._phase = np.zeros(1)
         self._fresh = True
         self._event(Mode.HOLD, "start: holding the measured pose")
         return state
@@ -385,6 +395,7 @@ class OnboardController:
             q = np.asarray(state.q, dtype=np.float64)
             self._history.reset(np.array([0]), (self._target - q)[None], np.asarray(state.qd)[None])
             self._action = np.zeros(self.robot.num_joints)
+            self._phase = np.zeros(1)
             self._fresh = True
         if self.mode is Mode.HOLD:
             target = self._q_start
@@ -415,14 +426,21 @@ class OnboardController:
             self.spec, base_quat=quat, base_linvel_b=linvel_b,
             base_angvel_b=np.asarray(state.base_angvel, dtype=np.float64)[None],
             command=self.command[None], q=q, qd=qd, nominal=self.nominal[None],
-            prev_action=self._action[None], history=self._history)
+            prev_action=self._action[None], history=self._history, phase=self._phase)
         action = np.asarray(self._infer(obs), dtype=np.float64)[0]
         if not np.all(np.isfinite(action)):
             self.enter_damping(f"policy output is not finite: {action}")
             return self._target, None, obs
         action = np.clip(action, -self.safety.action_clip, self.safety.action_clip)
         self._action = action
-        return self.nominal + self.action_scale * action, action, obs
+        target = action_to_target(self.spec, action[None], self.nominal[None], self._phase)[0]
+        self._phase = advance_phase(self.spec, self._phase, self.control_dt)
+        return target, action, obs
+
+    @property
+    def phase(self) -> float:
+        """Gait clock (rad) used by the next policy step (0 without a gait clock)."""
+        return float(self._phase[0])
 
     def step(self) -> ControlStep:
         """One control period on the interface: read, decide, send, advance ``decimation``."""

@@ -24,7 +24,13 @@ from deploy.runtime import (
 )
 from deploy.testing import FakeRobot, rewrite_onnx_metadata, with_state, write_random_policy
 from robot_rl.interface import RobotInterface
-from robot_rl.obs_spec import JointHistory, ObservationSpec, build_observation, quat_rotate_inverse
+from robot_rl.obs_spec import (
+    JointHistory,
+    ObservationSpec,
+    build_observation,
+    gait_reference,
+    quat_rotate_inverse,
+)
 from robot_rl.robot import load_robot
 from robot_rl.standin import PyBulletStandIn
 from robot_rl.standin_model import StandInConfig
@@ -101,6 +107,28 @@ def test_observation_is_built_with_the_shared_spec(onnx_a1):
     np.testing.assert_allclose(second.obs, want, atol=1e-6)
     ctl.set_command(0.0, 0.0, -0.4)
     assert np.allclose(ctl.step().obs[0, 9:12], [0.0, 0.0, -0.4])
+
+
+GAIT = ObservationSpec(num_joints=12, gait_frequency=2.0, gait_amplitude=0.25)
+
+
+def test_gait_clock_and_trotting_reference(tmp_path):
+    write_random_policy(tmp_path / "p", "a1", spec=GAIT)
+    path = export_policy(tmp_path / "p", tmp_path / "gait.onnx").path
+    ctl, robot = controller(path)
+    assert ctl.spec == GAIT and ctl.meta.obs_dim == 98
+    steps = run(ctl, 25)[15:]
+    dphi = 2 * math.pi * 2.0 * 0.02
+    for k, s in enumerate(steps):
+        phi = (k * dphi) % (2 * math.pi)
+        np.testing.assert_allclose(s.obs[0, 12:14], [math.sin(phi), math.cos(phi)], atol=1e-6)
+        ref = gait_reference(GAIT, np.array([phi]), 12)[0]
+        np.testing.assert_allclose(s.target, np.clip(Q0 + ref + 0.25 * s.action, A1.q_min,
+                                                     A1.q_max), atol=1e-9)
+    assert np.abs(gait_reference(GAIT, np.zeros(1), 12)).max() < 1e-12  # smooth handover
+    assert ctl.phase == pytest.approx((10 * dphi) % (2 * math.pi))
+    ctl.start()  # a restart begins the clock again at the handover
+    assert ctl.phase == 0.0
 
 
 def test_world_to_base_is_the_shared_rotation():
