@@ -1,0 +1,112 @@
+"""The parameter table of params.json: value, std, identifiability and range per parameter.
+
+The total std is sqrt(statistical^2 + systematic^2 + model^2): bootstrap, analysis
+variants, and the type-B model-adequacy floor of :class:`sysid.config.StdFloorConfig`.
+A parameter is identifiable when the data excite it and its total std is at most
+``max_relative_std`` x max(|fitted|, the scale of its kind) (``SCALES``: the size at which a
+parameter of that kind starts to matter).  Its randomization range is fitted +- ``range_std``
+std, clipped to the kind's physical bounds.  A parameter that is not identifiable gets the
+whole bounds interval (narrowed by what the data do say, e.g. a lower bound on foot
+friction) as its range, the interval's centre as its value and the std of a uniform draw
+over it, so that the policy is trained across everything the data allow.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from robot_rl.robot import RobotDescription
+from sysid.apply import MAPPING
+from sysid.config import SysidConfig
+from sysid.joints import Estimate
+from sysid.model import UNITS, kind_of, nominal, parameter_names
+
+#: size at which a parameter of each kind matters (identifiability threshold reference)
+SCALES = {"armature": 5e-4, "damping": 0.05, "coulomb": 0.05, "leg_mass_scale": 1.0,
+          "trunk_mass": None, "trunk_com": 0.01, "foot_friction": 1.0}
+
+
+def nominal_values(robot: RobotDescription) -> dict[str, float]:
+    """URDF values: no armature, damping or friction, unit mass scales, URDF trunk."""
+    nom = nominal(robot)
+    out: dict[str, float] = {}
+    for name in parameter_names(robot):
+        kind = kind_of(name)
+        if kind in ("armature", "damping", "coulomb"):
+            out[name] = 0.0
+        elif kind == "leg_mass_scale":
+            out[name] = 1.0
+        elif kind == "trunk_mass":
+            out[name] = nom.trunk_mass
+        elif kind == "trunk_com":
+            out[name] = float(nom.trunk_com["xyz".index(name[-1])])
+        else:
+            out[name] = float(robot.foot_friction)
+    return out
+
+
+def bounds_of(name: str, robot: RobotDescription, cfg: SysidConfig) -> tuple[float, float]:
+    """Physical bounds of parameter ``name``."""
+    b, kind = cfg.bounds, kind_of(name)
+    nom = nominal(robot)
+    if kind == "trunk_mass":
+        return (b.trunk_mass_factor[0] * nom.trunk_mass, b.trunk_mass_factor[1] * nom.trunk_mass)
+    if kind == "trunk_com":
+        c = float(nom.trunk_com["xyz".index(name[-1])])
+        return (c + b.trunk_com_offset[0], c + b.trunk_com_offset[1])
+    return tuple(getattr(b, kind))
+
+
+def _clean(x: float) -> float | None:
+    return float(x) if math.isfinite(x) else None
+
+
+def parameter_table(estimates: dict[str, Estimate], robot: RobotDescription, cfg: SysidConfig,
+                    lower_bounds: dict[str, float] | None = None) -> dict[str, dict[str, Any]]:
+    """params.json's ``parameters``: one entry per name of :func:`parameter_names`."""
+    nominal_v = nominal_values(robot)
+    lower_bounds = lower_bounds or {}
+    table = {}
+    for name in parameter_names(robot):
+        kind = kind_of(name)
+        lo, hi = bounds_of(name, robot, cfg)
+        e = estimates.get(name, Estimate(np.nan, np.inf, np.inf, False, "no data for this parameter"))
+        scale = SCALES[kind] if SCALES[kind] is not None else nominal_v[name]
+        ok = e.excited and math.isfinite(e.value) and math.isfinite(e.std)
+        floor = cfg.std_floor.floor(kind, e.value) if ok else math.inf
+        std = math.sqrt(e.std ** 2 + floor ** 2)
+        reason = e.reason
+        if ok and std > cfg.max_relative_std * max(abs(e.value), scale):
+            ok, reason = False, (f"std {std:.3g} above {cfg.max_relative_std} x "
+                                 f"max(|fitted|, {scale:.3g})")
+        if ok and not (lo - cfg.range_std * std <= e.value <= hi + cfg.range_std * std):
+            ok, reason = False, (f"estimate {e.value:.4g} outside the physical bounds "
+                                 f"[{lo:.4g}, {hi:.4g}] by more than {cfg.range_std} std")
+        if ok:
+            fitted = float(np.clip(e.value, lo, hi))
+            rng = [max(lo, fitted - cfg.range_std * std), min(hi, fitted + cfg.range_std * std)]
+            entry_std = std
+        else:
+            lo_data = max(lo, lower_bounds.get(name, lo))
+            rng = [lo_data, hi]
+            fitted = 0.5 * (rng[0] + rng[1])
+            entry_std = (rng[1] - rng[0]) / math.sqrt(12.0)
+        table[name] = {
+            "nominal": nominal_v[name],
+            "fitted": fitted,
+            "std": float(entry_std),
+            "std_statistical": _clean(e.std_statistical) if ok else None,
+            "std_systematic": _clean(e.std_systematic) if ok else None,
+            "std_model": floor if ok else None,
+            "identifiable": bool(ok),
+            "reason": "" if ok else reason,
+            "estimate": _clean(e.value),
+            "range": [float(rng[0]), float(rng[1])],
+            "bounds": [float(lo), float(hi)],
+            "unit": UNITS[kind],
+            "maps_to": MAPPING[kind],
+        }
+    return table
