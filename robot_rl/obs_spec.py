@@ -106,9 +106,12 @@ class JointHistory:
 
 def quat_rotate_inverse(quat_wxyz: np.ndarray, v: np.ndarray) -> np.ndarray:
     """Rotate world vectors ``v`` (N,3) into the frames given by quaternions (N,4, w first)."""
-    w, xyz = quat_wxyz[:, :1], quat_wxyz[:, 1:]
-    t = 2.0 * np.cross(xyz, v)
-    return v - w * t + np.cross(xyz, t)
+    w, x, y, z = quat_wxyz[:, 0:1], quat_wxyz[:, 1:2], quat_wxyz[:, 2:3], quat_wxyz[:, 3:4]
+    vx, vy, vz = v[:, 0:1], v[:, 1:2], v[:, 2:3]
+    # t = 2 (xyz x v); result = v - w t + xyz x t   (written out: np.cross is slow on tiny arrays)
+    tx, ty, tz = 2.0 * (y * vz - z * vy), 2.0 * (z * vx - x * vz), 2.0 * (x * vy - y * vx)
+    return np.concatenate([vx - w * tx + (y * tz - z * ty), vy - w * ty + (z * tx - x * tz),
+                           vz - w * tz + (x * ty - y * tx)], axis=1)
 
 
 def build_observation(spec: ObservationSpec, *, base_quat: np.ndarray, base_linvel_b: np.ndarray,

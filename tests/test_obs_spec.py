@@ -1,0 +1,60 @@
+"""The observation spec: one definition of layout, rotation and the gait reference."""
+
+import numpy as np
+import pytest
+from scipy.spatial.transform import Rotation
+
+from robot_rl.obs_spec import (
+    JointHistory,
+    ObservationSpec,
+    action_to_target,
+    advance_phase,
+    build_observation,
+    gait_reference,
+    quat_rotate_inverse,
+)
+
+
+def test_quat_rotate_inverse_matches_scipy():
+    rng = np.random.default_rng(0)
+    q = rng.normal(size=(20, 4))
+    q /= np.linalg.norm(q, axis=1, keepdims=True)
+    v = rng.normal(size=(20, 3))
+    ref = Rotation.from_quat(q[:, [1, 2, 3, 0]]).inv().apply(v)
+    np.testing.assert_allclose(quat_rotate_inverse(q, v), ref, atol=1e-12)
+
+
+def test_layout_round_trip_and_size():
+    spec = ObservationSpec(gait_frequency=2.0, gait_amplitude=0.25)
+    assert ObservationSpec.from_layout(spec.layout()) == spec
+    assert spec.size == sum(n for _, n in spec.blocks()) == 98
+    assert ObservationSpec().size == 96
+
+
+def test_build_observation_blocks():
+    spec = ObservationSpec(gait_frequency=2.0, gait_amplitude=0.25)
+    n = 2
+    hist = JointHistory(n, spec)
+    upright = np.tile([1.0, 0, 0, 0], (n, 1))
+    obs = build_observation(spec, base_quat=upright, base_linvel_b=np.ones((n, 3)),
+                            base_angvel_b=np.zeros((n, 3)), command=np.zeros((n, 3)),
+                            q=np.zeros((n, 12)), qd=np.zeros((n, 12)), nominal=np.zeros(12),
+                            prev_action=np.zeros((n, 12)), history=hist, phase=np.array([0.0, np.pi / 2]))
+    np.testing.assert_allclose(obs[:, :3], [[0, 0, -1]] * n)
+    np.testing.assert_allclose(obs[:, 3:6], 2.0)  # base_linvel scale
+    np.testing.assert_allclose(obs[:, 12:14], [[0, 1], [1, 0]], atol=1e-7)
+    with pytest.raises(ValueError, match="phase"):
+        build_observation(spec, base_quat=upright, base_linvel_b=np.ones((n, 3)),
+                          base_angvel_b=np.zeros((n, 3)), command=np.zeros((n, 3)),
+                          q=np.zeros((n, 12)), qd=np.zeros((n, 12)), nominal=np.zeros(12),
+                          prev_action=np.zeros((n, 12)), history=hist)
+
+
+def test_gait_reference_trots_diagonal_pairs():
+    spec = ObservationSpec(gait_frequency=2.0, gait_amplitude=0.3)
+    ref = gait_reference(spec, np.array([np.pi / 2]), 12)[0]
+    # FR and RL lift (thigh +0.3, knee -0.6), FL and RR stand
+    np.testing.assert_allclose(ref, [0, .3, -.6, 0, 0, 0, 0, 0, 0, 0, .3, -.6])
+    tgt = action_to_target(spec, np.ones((1, 12)), np.zeros(12), np.array([np.pi / 2]))
+    np.testing.assert_allclose(tgt[0], ref + spec.action_scale)
+    assert advance_phase(spec, np.array([0.0]), 0.25)[0] == pytest.approx(np.pi)

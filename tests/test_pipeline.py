@@ -1,0 +1,58 @@
+"""End to end: the smoke-budget pipeline writes every artifact, each validates, and the
+figures in summary.md come from the artifacts; a second run skips every stage."""
+
+import json
+
+import pytest
+
+from robot_rl.logs import read_log
+from robot_rl.pipeline import main
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("pipe") / "a1-smoke"
+    assert main(["--robot", "a1", "--out", str(out), "--budget", "smoke"]) == 0
+    return out
+
+
+def test_every_artifact_exists_and_validates(run_dir):
+    for exp in ("suspended", "ground"):
+        assert read_log(run_dir / "logs" / f"{exp}.npz").experiment == exp
+    params = json.loads((run_dir / "sysid" / "params.json").read_text())
+    assert params["parameters"]
+    metrics = json.loads((run_dir / "actuator" / "metrics.json").read_text())
+    assert metrics
+    assert (run_dir / "actuator" / "actuator.pt").exists()
+    assert (run_dir / "policy" / "policy.pt").exists()
+    import onnx
+
+    onnx.checker.check_model(onnx.load(str(run_dir / "policy.onnx")))
+    for sim in ("mujoco", "pybullet"):
+        rep = json.loads((run_dir / "eval" / sim / "report.json").read_text())
+        assert rep["metrics"]
+
+
+def test_summary_figures_come_from_artifacts(run_dir):
+    md = (run_dir / "summary.md").read_text()
+    params = json.loads((run_dir / "sysid" / "params.json").read_text())
+    name, p = next(iter(params["parameters"].items()))
+    assert f"| {name} |" in md and f"{p['fitted']:.4f}" in md
+    for sim in ("mujoco", "pybullet"):
+        rep = json.loads((run_dir / "eval" / sim / "report.json").read_text())
+        k, v = next((k, v) for k, v in sorted(rep["metrics"].items()) if isinstance(v, (int, float)))
+        assert f"| {k} |" in md and f"{v:.3f}" in md
+    assert (run_dir / "summary.html").exists()
+
+
+def test_second_run_skips_valid_stages(run_dir, capsys):
+    before = (run_dir / "sysid" / "params.json").stat().st_mtime_ns
+    assert main(["--robot", "a1", "--out", str(run_dir), "--budget", "smoke"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("skipped") == 7
+    assert (run_dir / "sysid" / "params.json").stat().st_mtime_ns == before
+
+
+def test_refuses_other_robot_in_same_folder(run_dir):
+    with pytest.raises(SystemExit, match="robot 'a1'"):
+        main(["--robot", "aliengo", "--out", str(run_dir), "--budget", "smoke"])
