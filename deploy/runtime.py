@@ -433,7 +433,8 @@ class OnboardController:
             return self._target, None, obs
         action = np.clip(action, -self.safety.action_clip, self.safety.action_clip)
         self._action = action
-        target = action_to_target(self.spec, action[None], self.nominal[None], self._phase)[0]
+        target = action_to_target(self.spec, action[None], self.nominal[None], self._phase,
+                                  self.command[None])[0]
         self._phase = advance_phase(self.spec, self._phase, self.control_dt)
         return target, action, obs
 

@@ -88,6 +88,8 @@ class EnvConfig:
     gait_frequency: float = 2.0
     # trotting reference: thigh lift at the top of a swing (rad)
     gait_amplitude: float = 0.25
+    # trotting reference: add a stride proportional to the forward command
+    gait_stride: bool = True
     # action scale: q_target = nominal + reference + action_scale * action (rad per unit)
     action_scale: float = 0.25
     # action latency (control steps, 0 or more)

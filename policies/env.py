@@ -57,7 +57,8 @@ class LeggedEnv(gym.vector.VectorEnv):
         self.robot = load_robot(cfg.robot)
         self.spec = spec or ObservationSpec(
             num_joints=self.robot.num_joints, action_scale=cfg.action_scale,
-            gait_frequency=cfg.gait_frequency, gait_amplitude=cfg.gait_amplitude)
+            gait_frequency=cfg.gait_frequency, gait_amplitude=cfg.gait_amplitude,
+            gait_leg_length=self.robot.nominal_base_height if cfg.gait_stride else 0.0)
         self.num_envs = cfg.num_envs
         self.sysid = sysid
         self.base_model = build_model(self.robot, MujocoModelConfig(timestep=cfg.physics_dt))
@@ -213,7 +214,7 @@ class LeggedEnv(gym.vector.VectorEnv):
             applied = self._pending.pop(0)
         else:
             applied = actions
-        q_target = np.clip(action_to_target(self.spec, applied, self.q0, self.phase),
+        q_target = np.clip(action_to_target(self.spec, applied, self.q0, self.phase, self.command),
                            self.q_lo, self.q_hi)
         self.phase = advance_phase(self.spec, self.phase, self.cfg.control_dt)
         tau_sum = np.zeros_like(q_target)

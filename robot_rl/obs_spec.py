@@ -47,6 +47,9 @@ class ObservationSpec:
     gait_frequency: float = 0.0
     # trotting reference: thigh lift at the top of a swing (rad; the knee folds twice as much)
     gait_amplitude: float = 0.0
+    # trotting reference: leg length used to turn commanded speed into a thigh stride (m);
+    # 0 = stepping in place only
+    gait_leg_length: float = 0.0
     # per-block multipliers applied when building the observation
     scales: dict[str, float] = field(default_factory=lambda: {
         "gravity": 1.0, "base_linvel": 2.0, "base_angvel": 0.25, "command": 1.0,
@@ -70,6 +73,7 @@ class ObservationSpec:
         return {"format_version": FORMAT_VERSION, "num_joints": self.num_joints,
                 "history": self.history, "action_scale": self.action_scale,
                 "gait_frequency": self.gait_frequency, "gait_amplitude": self.gait_amplitude,
+                "gait_leg_length": self.gait_leg_length,
                 "scales": dict(self.scales), "blocks": self.blocks(), "size": self.size}
 
     @classmethod
@@ -77,7 +81,8 @@ class ObservationSpec:
         spec = cls(num_joints=int(layout["num_joints"]), history=int(layout["history"]),
                    action_scale=float(layout["action_scale"]), scales=dict(layout["scales"]),
                    gait_frequency=float(layout.get("gait_frequency", 0.0)),
-                   gait_amplitude=float(layout.get("gait_amplitude", 0.0)))
+                   gait_amplitude=float(layout.get("gait_amplitude", 0.0)),
+                   gait_leg_length=float(layout.get("gait_leg_length", 0.0)))
         if spec.layout()["blocks"] != [tuple(b) for b in layout["blocks"]] and \
                 spec.blocks() != [tuple(b) for b in layout["blocks"]]:
             raise ValueError(f"observation layout blocks {layout['blocks']} do not match "
@@ -135,9 +140,14 @@ def build_observation(spec: ObservationSpec, *, base_quat: np.ndarray, base_linv
     return np.concatenate(parts, axis=1).astype(np.float32)
 
 
-def gait_reference(spec: ObservationSpec, phase: np.ndarray, num_joints: int) -> np.ndarray:
+def gait_reference(spec: ObservationSpec, phase: np.ndarray, num_joints: int,
+                   command: np.ndarray | None = None) -> np.ndarray:
     """Trotting reference offsets (N, J) at gait clock ``phase`` (N,), legs of 3 joints
-    (hip, thigh, knee) in the order FR, FL, RR, RL: FR+RL swing while FL+RR stand."""
+    (hip, thigh, knee) in the order FR, FL, RR, RL: FR+RL swing while FL+RR stand.
+
+    With ``gait_leg_length`` L > 0 and a forward command v (``command[:, 0]``, m/s), each
+    foot also sweeps a stride: foot x = -A cos(leg phase), A = v / (4 f L) in thigh angle,
+    so the stance feet move backward at about v (a Raibert-style open-loop trot)."""
     n = phase.shape[0]
     out = np.zeros((n, num_joints))
     if spec.gait_frequency <= 0 or spec.gait_amplitude == 0:
@@ -148,6 +158,9 @@ def gait_reference(spec: ObservationSpec, phase: np.ndarray, num_joints: int) ->
         lift = spec.gait_amplitude * np.clip(np.sin(leg_phase), 0.0, None)
         out[:, 3 * leg + 1] += lift
         out[:, 3 * leg + 2] -= 2.0 * lift
+        if spec.gait_leg_length > 0 and command is not None:
+            amp = command[:, 0] / (4.0 * spec.gait_frequency * spec.gait_leg_length)
+            out[:, 3 * leg + 1] += amp * np.cos(leg_phase)
     return out
 
 
@@ -157,11 +170,14 @@ def advance_phase(spec: ObservationSpec, phase: np.ndarray, dt: float) -> np.nda
 
 
 def action_to_target(spec: ObservationSpec, action: np.ndarray, nominal: np.ndarray,
-                     phase: np.ndarray | None = None) -> np.ndarray:
-    """Joint targets (N, J): nominal + gait reference + action_scale * action (unclipped)."""
+                     phase: np.ndarray | None = None, command: np.ndarray | None = None) -> np.ndarray:
+    """Joint targets (N, J): nominal + gait reference + action_scale * action (unclipped).
+    ``command`` (N, 3) is needed when the spec has a stride (``gait_leg_length > 0``)."""
     target = nominal + spec.action_scale * action
     if spec.gait_frequency > 0:
         if phase is None:
             raise ValueError("observation spec has a gait clock: action_to_target needs phase")
-        target = target + gait_reference(spec, phase, action.shape[1])
+        if spec.gait_leg_length > 0 and command is None:
+            raise ValueError("observation spec has a stride: action_to_target needs command")
+        target = target + gait_reference(spec, phase, action.shape[1], command)
     return target
