@@ -109,7 +109,7 @@ class GroundFitConfig:
     # seconds at the start of a ground log that are never used (drop and settle)
     skip_start_s: float = 1.0
     # trunk parameters need at least this many seconds of valid standing data (s)
-    min_valid_s: float = 2.0
+    min_valid_s: float = 4.0
     # a foot is loaded when its normal force exceeds this fraction of weight / feet (-)
     load_fraction: float = 0.25
     # a loaded foot slips when its contact point moves faster than this (m/s)

@@ -126,20 +126,22 @@ def identify(log_paths: list[str | Path], robot: RobotDescription | str, cfg: Sy
     if not ground:
         for k in trunk_names + ["foot_friction"]:
             estimates[k] = Estimate(np.nan, np.inf, np.inf, False, "no ground log given")
+    elif not all(table[f"leg_mass_scale/{f}"]["identifiable"] for f in robot.foot_links):
+        for k in trunk_names + ["foot_friction"]:
+            estimates[k] = Estimate(np.nan, np.inf, np.inf, False, "leg masses not identified "
+                                    "(suspended logs), so contact forces are not known")
     else:
-        legs_ok = all(table[f"leg_mass_scale/{f}"]["identifiable"] for f in robot.foot_links)
         joint_values = {k: (e.value if np.isfinite(e.value) else 0.0)
                         for k, e in joint_fit.estimates.items()}
         joint_values = {k: (float(np.clip(x, *table[k]["bounds"])) if kind_of(k) != "leg_mass_scale"
                             else table[k]["fitted"]) for k, x in joint_values.items()}
         joint_std = {k: e.std for k, e in joint_fit.estimates.items()}
-        gfit = fit_ground(ground, robot, joint_values, cfg.ground, cfg.bootstrap, cfg.block_s, rng,
-                          joint_std)
+        try:
+            gfit = fit_ground(ground, robot, joint_values, cfg.ground, cfg.bootstrap,
+                              cfg.block_s, rng, joint_std)
+        except ValueError as e:
+            raise SysidError(str(e)) from e
         estimates.update(gfit.estimates)
-        if not legs_ok:
-            for k in trunk_names:
-                estimates[k] = Estimate(np.nan, np.inf, np.inf, False,
-                                        "leg masses not identified, so contact forces are not known")
         if gfit.friction_lower_bound is not None:
             lower["foot_friction"] = gfit.friction_lower_bound
         ground_info.update(valid_seconds=gfit.valid_seconds,

@@ -35,7 +35,9 @@ def plot_replay(path: Path, robot: RobotDescription, log: RobotLog, nom: Replay,
     nrow = int(np.ceil(nj / ncol))
     fig, axes = plt.subplots(nrow, ncol, figsize=(4.2 * ncol, 2.2 * nrow), sharex=True, squeeze=False)
     n = nom.q_sim.shape[1]
-    w = min(max_windows, len(nom.starts))
+    w = 1  # consecutive windows of the first held-out stretch
+    while w < min(max_windows, len(nom.starts)) and nom.starts[w] - nom.starts[w - 1] == n:
+        w += 1
     t0 = log.time[nom.starts[0]]
     for j in range(nj):
         ax = axes[j // ncol, j % ncol]
@@ -78,6 +80,7 @@ def plot_params(path: Path, table: dict[str, dict[str, Any]]) -> Path:
         ax.errorbar(x[ok], v[ok], yerr=2 * s[ok], fmt="o", color="tab:blue", ms=3, label="fitted +- 2 std")
         ax.plot(x, [table[n]["nominal"] for n in names], "x", color="tab:red", label="nominal (URDF)")
         ax.set_xticks(x, [n.split("/", 1)[-1] for n in names], fontsize=6, rotation=30)
+        ax.set_xlim(-0.7, max(len(names), 4) - 0.3)
         ax.set_ylabel(f"{kind}\n({table[names[0]]['unit']})", fontsize=8)
         ax.tick_params(labelsize=7)
     axes[0, 0].legend(fontsize=7, ncol=3)

@@ -1,0 +1,120 @@
+"""Identification against the hardware stand-in's hidden truth (which only tests may read).
+
+Logs are short (12 s suspended + 10 s ground) to keep the suite fast.  The ground logs are
+collected with a stiffer driver (``sysid/configs/standin_ground_stiff.json``): with the
+robots' default gains the open-loop ground experiment leaves the robot resting on its thighs
+(see test_sysid_bad_input.py for what sysid makes of that).
+"""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from robot_rl.collect import collect
+from robot_rl.robot import load_robot
+from robot_rl.standin import PyBulletStandIn
+from robot_rl.standin_model import PerturbationRanges, ReferenceActuatorConfig, StandInConfig
+from sysid.cli import main
+from sysid.config import SysidConfig
+from sysid.identify import identify
+from sysid.model import nominal
+
+STIFF = ReferenceActuatorConfig(kp_scale=4.0, kd_scale=2.0)
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def truth(robot, cfg):
+    """The stand-in's hidden parameters in stage 1's parameterisation."""
+    with PyBulletStandIn(robot, cfg, suspended=True) as s:
+        h = s.hidden_truth()
+    nom = nominal(robot)
+    out = {}
+    for i, j in enumerate(robot.joint_names):
+        out[f"armature/{j}"] = h.rotor_inertia[i]
+        out[f"damping/{j}"] = h.joint_damping[i]
+        out[f"coulomb/{j}"] = h.joint_coulomb[i]
+    for i, f in enumerate(robot.foot_links):
+        out[f"leg_mass_scale/{f}"] = h.leg_mass_scale[i]
+    mass = nom.trunk_mass + h.trunk_payload  # MuJoCo's trunk body (URDF trunk + fused links)
+    com = (nom.trunk_mass * nom.trunk_com + h.trunk_payload * h.trunk_payload_offset) / mass
+    out["trunk_mass"] = mass
+    out.update({f"trunk_com/{a}": float(c) for a, c in zip("xyz", com)})
+    out["foot_friction"] = h.foot_friction
+    return out
+
+
+def logs(tmp: Path, robot, seed: int, ranges=PerturbationRanges(), suspended_s=12.0,
+         ground_s=10.0):
+    cfg = StandInConfig(seed=seed, ranges=ranges)
+    susp = collect(robot, "suspended", suspended_s, tmp / "suspended.npz", cfg, seed=0, progress=False)
+    gcfg = StandInConfig(seed=seed, ranges=ranges, actuator=STIFF)
+    ground = collect(robot, "ground", ground_s, tmp / "ground.npz", gcfg, seed=0, progress=False)
+    return cfg, susp, ground
+
+
+def grade(params: dict, true: dict) -> tuple[float, list[str]]:
+    p = params["parameters"]
+    z = {k: (e["fitted"] - true[k]) / e["std"] for k, e in p.items()}
+    return float(np.mean([abs(x) <= 2 for x in z.values()])), [f"{k}: z={z[k]:.1f}" for k in z if abs(z[k]) > 2]
+
+
+@pytest.fixture(scope="module")
+def a1_run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("a1")
+    robot = load_robot("a1")
+    cfg, susp, ground = logs(tmp, robot, seed=11)
+    held = collect(robot, "suspended", 5.0, tmp / "heldout.npz", cfg, seed=7, progress=False)
+    rc = main(["--logs", str(susp), str(ground), "--robot", "a1", "--out", str(tmp / "sysid"),
+               "--holdout", str(held), "--set", "bootstrap=100"])
+    assert rc == 0
+    return tmp / "sysid", truth(robot, cfg)
+
+
+def test_cli_writes_params_json_and_plots(a1_run):
+    out, _ = a1_run
+    data = json.loads((out / "params.json").read_text())
+    assert data["schema"] == "robot_rl.sysid" and data["robot"] == "a1"
+    for key in ("method", "units", "parameters", "validation", "logs", "config", "nuisance",
+                "ground", "summary", "apply"):
+        assert key in data, key
+    entry = data["parameters"]["damping/FR_hip_joint"]
+    for key in ("nominal", "fitted", "std", "identifiable", "range", "bounds", "unit", "maps_to"):
+        assert key in entry, key
+    for name, e in data["parameters"].items():
+        assert e["range"][0] <= e["fitted"] <= e["range"][1], name
+        assert e["bounds"][0] <= e["range"][0] and e["range"][1] <= e["bounds"][1], name
+        assert e["std"] > 0, name
+    for png in ("replay_heldout.png", "params.png", "foot_friction.png"):
+        assert (out / png).stat().st_size > 10_000, png
+    assert not list(out.glob(".*tmp"))  # atomic writes leave no temporaries
+
+
+def test_a1_identification_within_two_std_and_replay_ratio(a1_run):
+    out, true = a1_run
+    data = json.loads((out / "params.json").read_text())
+    frac, outside = grade(data, true)
+    assert frac >= 0.8, outside
+    assert data["summary"]["identifiable"] >= 40  # joints, legs and trunk mass are identified
+    for k in ("trunk_mass", "trunk_com/x", "trunk_com/y", "foot_friction"):
+        assert data["parameters"][k]["identifiable"], (k, data["parameters"][k]["reason"])
+    v = data["validation"]
+    assert v["ratio"] <= 1 / 3, v
+    assert v["windows"] >= 10
+
+
+@pytest.mark.parametrize("name,seed,ranges", [
+    ("a1", 5, PerturbationRanges(joint_damping=(0.0, 0.05), joint_coulomb=(0.0, 0.1),
+                                 rotor_inertia=(0.0003, 0.001), leg_mass_scale=(0.7, 1.3),
+                                 trunk_payload_fraction=(0.0, 0.4), foot_friction=(0.4, 0.7))),
+    ("aliengo", 2, PerturbationRanges()),
+], ids=["a1-low-friction-ranges", "aliengo-default"])
+def test_identification_other_settings_and_robot(tmp_path, name, seed, ranges):
+    robot = load_robot(name)
+    cfg, susp, ground = logs(tmp_path, robot, seed, ranges)
+    result = identify([susp, ground], robot, SysidConfig(bootstrap=100))
+    frac, outside = grade(result.params, truth(robot, cfg))
+    assert frac >= 0.8, outside
+    assert result.params["summary"]["identifiable"] >= 3 * robot.num_joints
+    assert result.params["validation"]["ratio"] <= 1 / 3, result.params["validation"]
