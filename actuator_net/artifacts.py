@@ -1,0 +1,146 @@
+"""The stage's artifacts: ``actuator.pt``, ``actuator.onnx``, ``metrics.json``, plots.
+
+``actuator.pt`` (``torch.load(path, weights_only=True)``) is a dict::
+
+    format          "robot_rl.actuator_net"
+    version         1
+    state_dict      ActuatorMLP weights and buffers (joint_type, in_mean, in_std, out_mean,
+                    out_std: the input/output scaling, per actuator type)
+    joint_names     J joint names, the order of the network's joint axis
+    joint_type      J ints: which type's weights each joint uses
+    type_names      one label per type
+    history_spacing h (s): inputs at t, t - h, ..., t - (num_lags - 1) h
+    num_lags        L
+    hidden          hidden layer widths
+    input_layout    data.INPUT_LAYOUT
+    config          the full ActuatorNetConfig (dict)
+    metrics         validation RMSE summary (N m)
+
+``actuator.onnx``: input ``x`` float32 (N, J, 2L) in the same layout, output ``tau``
+float32 (N, J) in N m; scaling is inside the graph; metadata_props repeat joint_names,
+joint_type, history_spacing, num_lags and input_layout.
+
+:func:`render` builds all of them in memory (nothing touches the disk); :func:`write`
+then writes each file atomically (temporary file, then rename).  So a failure while
+training, exporting, checking or plotting leaves no artifact.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from actuator_net.data import INPUT_LAYOUT
+from actuator_net.model import ActuatorMLP
+from actuator_net.train import TrainResult, TrainingError
+from robot_rl.config import atomic_write_bytes
+
+FORMAT, VERSION = "robot_rl.actuator_net", 1
+#: onnxruntime must match torch within ONNX_ATOL + ONNX_RTOL * |tau| (N m), float32 rounding.
+ONNX_ATOL, ONNX_RTOL = 1e-5, 1e-5
+
+
+def checkpoint(result: TrainResult) -> dict:
+    """The ``actuator.pt`` dict of a trained result."""
+    m = result.model
+    return {
+        "format": FORMAT, "version": VERSION,
+        "state_dict": {k: v.detach().clone() for k, v in m.state_dict().items()},
+        "joint_names": list(result.joint_names),
+        "joint_type": m.joint_type.tolist(),
+        "type_names": list(result.type_names),
+        "history_spacing": float(result.config.model.history_spacing),
+        "num_lags": int(result.config.model.num_lags),
+        "hidden": list(m.hidden),
+        "input_layout": INPUT_LAYOUT,
+        "config": result.metrics["config"],
+        "metrics": {"rmse_nm": result.metrics["rmse_nm"]},
+    }
+
+
+def load_checkpoint(path: str | Path) -> tuple[ActuatorMLP, dict]:
+    """(network in eval mode, the checkpoint dict) from an ``actuator.pt``."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such actuator model")
+    ck = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(ck, dict) or ck.get("format") != FORMAT:
+        raise ValueError(f"{path}: field 'format': not an {FORMAT} checkpoint")
+    if ck.get("version") != VERSION:
+        raise ValueError(f"{path}: field 'version': {ck.get('version')!r}, expected {VERSION}")
+    model = ActuatorMLP(list(ck["joint_type"]), 2 * int(ck["num_lags"]), tuple(ck["hidden"]))
+    model.load_state_dict(ck["state_dict"])
+    model.eval()
+    return model, ck
+
+
+def onnx_bytes(model: ActuatorMLP, meta: dict) -> bytes:
+    """Export ``model`` to ONNX (in memory) with ``meta`` as metadata_props."""
+    import onnx
+
+    model = model.eval()
+    x = torch.zeros(2, model.num_joints, model.num_inputs)
+    buf = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the TorchScript exporter announces its deprecation
+        torch.onnx.export(model, (x,), buf, dynamo=False, input_names=["x"], output_names=["tau"],
+                          dynamic_axes={"x": {0: "batch"}, "tau": {0: "batch"}}, opset_version=17)
+    proto = onnx.load_from_string(buf.getvalue())
+    for k, v in meta.items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = k, v if isinstance(v, str) else json.dumps(v)
+    onnx.checker.check_model(proto)
+    return proto.SerializeToString()
+
+
+def check_onnx(data: bytes, model: ActuatorMLP, x: np.ndarray) -> float:
+    """Max |onnxruntime - torch| on inputs ``x`` (N, J, 2L); raises beyond the tolerance."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    sess = ort.InferenceSession(data, opts, providers=["CPUExecutionProvider"])
+    x32 = np.ascontiguousarray(x, dtype=np.float32)
+    got = sess.run(["tau"], {"x": x32})[0]
+    with torch.inference_mode():
+        want = model(torch.from_numpy(x32)).numpy()
+    diff = float(np.abs(got - want).max())
+    if not np.allclose(got, want, rtol=ONNX_RTOL, atol=ONNX_ATOL):
+        raise TrainingError(f"ONNX export differs from torch by up to {diff:.3g} N m (beyond "
+                            f"{ONNX_ATOL} + {ONNX_RTOL} |tau|)")
+    return diff
+
+
+def render(result: TrainResult) -> dict[str, bytes]:
+    """Every artifact file of ``result``, by name, as bytes (metrics.json last)."""
+    from actuator_net.plots import validation_plots
+
+    ck = checkpoint(result)
+    meta = {k: ck[k] for k in ("joint_names", "joint_type", "type_names", "history_spacing",
+                                "num_lags", "input_layout")}
+    onnx_data = onnx_bytes(result.model, meta)
+    rng = np.random.default_rng(0)
+    probe = np.concatenate([result.val.x[:2048], result.val.x[:64] * rng.uniform(0, 3, (1, 1, 1))])
+    diff = check_onnx(onnx_data, result.model, probe)
+    result.metrics["onnx_max_abs_diff_nm"] = diff
+    buf = io.BytesIO()
+    torch.save(ck, buf)
+    files = {"actuator.pt": buf.getvalue(), "actuator.onnx": onnx_data}
+    files.update(validation_plots(result))
+    files["metrics.json"] = (json.dumps(result.metrics, indent=2) + "\n").encode()
+    return files
+
+
+def write(out: str | Path, files: dict[str, bytes]) -> list[Path]:
+    """Write rendered artifacts into ``out`` atomically, one file at a time."""
+    out = Path(out)
+    paths = []
+    for name, data in files.items():
+        atomic_write_bytes(out / name, data)
+        paths.append(out / name)
+    return paths

@@ -1,0 +1,188 @@
+"""Batched actuator network for the simulator: N envs x J joints, at the physics rate.
+
+Contract (the project's one actuation seam)::
+
+    act = ActuatorNetEvaluator("runs/x/actuator/actuator.pt", num_envs=N, physics_dt=0.005)
+    act.reset()                        # all envs: history filled from the next call's state
+    tau = act(q_target, q, qd)         # every physics step; (N, J) each -> (N, J) N m
+    act.reset(env_ids)                 # on episode reset of some envs
+
+Inputs are numpy arrays (the result is numpy, in the dtype of ``q``) or torch tensors (the
+result is a tensor on the evaluator's device).  Per env the evaluator keeps a ring buffer
+of position error and velocity at the physics rate, long enough for the network's history
+(t, t - h, t - 2h); history steps that fall between physics steps are interpolated
+linearly.  A reset env's history is filled with its current state (given to ``reset``, or
+else the state of the next call), as a robot at rest would have had.  Everything is
+batched torch (no Python loop over envs or joints) under ``torch.inference_mode``, with
+the input/output scaling folded into the first and last layers.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from actuator_net.artifacts import load_checkpoint
+
+
+class ActuatorNetEvaluator:
+    """Evaluate a trained ``actuator.pt`` for ``num_envs`` envs at physics period ``physics_dt``.
+
+    ``joint_names`` (the simulator's joint order) defaults to the checkpoint's joints; a
+    network with a single actuator type may also drive other joints (any names, any count).
+    ``num_threads`` sets torch's intra-op threads (process-wide) when given.
+    """
+
+    def __init__(self, checkpoint: str | Path, num_envs: int, physics_dt: float,
+                 joint_names: list[str] | None = None, device: str | torch.device = "cpu",
+                 num_threads: int | None = None):
+        model, ck = load_checkpoint(checkpoint)
+        if num_threads is not None:
+            torch.set_num_threads(num_threads)
+        if num_envs < 1:
+            raise ValueError(f"num_envs must be >= 1, got {num_envs}")
+        self.num_envs, self.physics_dt = int(num_envs), float(physics_dt)
+        self.history_spacing, self.num_lags = float(ck["history_spacing"]), int(ck["num_lags"])
+        self.device = torch.device(device)
+        trained = list(ck["joint_names"])
+        self.joint_names = list(joint_names) if joint_names is not None else trained
+        self.num_joints = len(self.joint_names)
+        jt_trained = list(ck["joint_type"])
+        if all(n in trained for n in self.joint_names):
+            jt = [jt_trained[trained.index(n)] for n in self.joint_names]
+        elif model.num_types == 1:
+            jt = [0] * self.num_joints
+        else:
+            raise ValueError(f"{checkpoint}: joints {self.joint_names} are not all among the "
+                             f"network's {trained} and it has {model.num_types} actuator types")
+
+        ratio = self.history_spacing / self.physics_dt
+        if ratio < 1 - 1e-6:
+            raise ValueError(f"{checkpoint}: history spacing {self.history_spacing} s is shorter "
+                             f"than the physics period {self.physics_dt} s")
+        pos = np.arange(self.num_lags) * ratio  # lag m sits pos[m] physics steps back
+        if np.allclose(pos, np.round(pos), atol=1e-6):
+            self._lo, self._frac = np.round(pos).astype(int), None
+        else:
+            lo = np.floor(pos + 1e-9).astype(int)
+            self._lo, self._frac = lo, pos - lo
+        self.buffer_len = int(math.ceil(pos[-1] - 1e-9)) + 1 if self.num_lags > 1 else 1
+        k = self.buffer_len
+        idx = []
+        for ptr in range(k):
+            if self._frac is None:
+                idx.append([(ptr - d) % k for d in self._lo])
+            else:
+                idx.append([(ptr - d) % k for d in self._lo] + [(ptr - d - 1) % k for d in self._lo])
+
+        with torch.inference_mode():
+            dev, f32 = self.device, torch.float32
+            self._idx = [torch.tensor(i, dtype=torch.long, device=dev) for i in idx]
+            self._frac_t = (None if self._frac is None
+                            else torch.tensor(self._frac, dtype=f32, device=dev))
+            self._fold(model, jt)
+            self._buf = torch.zeros(self.num_envs, self.num_joints, 2, k, dtype=f32, device=dev)
+        self._ptr = 0
+        self._pending: torch.Tensor | None = None
+        self.reset()
+
+    # -- parameters with the scaling folded in ---------------------------------------------
+    def _fold(self, model, jt: list[int]) -> None:
+        t = torch.tensor(jt, dtype=torch.long)
+        ws = [w.detach()[t].double() for w in model.weights]  # (J, a, b)
+        bs = [b.detach()[t].double() for b in model.biases]  # (J, b)
+        mu, sd = model.in_mean[t].double(), model.in_std[t].double()  # (J, d)
+        om, osd = model.out_mean[t].double(), model.out_std[t].double()  # (J,)
+        # first layer on raw inputs: ((x - mu) / sd) W + b = x (W / sd) + (b - (mu / sd) W)
+        bs[0] = bs[0] - torch.einsum("jd,jdh->jh", mu / sd, ws[0])
+        ws[0] = ws[0] / sd.unsqueeze(-1)
+        # last layer in N m: y * osd + om
+        ws[-1] = ws[-1] * osd.view(-1, 1, 1)
+        bs[-1] = bs[-1] * osd.view(-1, 1) + om.view(-1, 1)
+        shared = len(set(jt)) == 1
+        self._shared = shared
+        dev, f32 = self.device, torch.float32
+        if shared:
+            self._w = [w[0].to(dev, f32).contiguous() for w in ws]  # (a, b)
+            self._b = [b[0].to(dev, f32).contiguous() for b in bs]  # (b,)
+        else:
+            self._w = [w.to(dev, f32).contiguous() for w in ws]  # (J, a, b)
+            self._b = [b.unsqueeze(1).to(dev, f32).contiguous() for b in bs]  # (J, 1, b)
+
+    # -- public API -------------------------------------------------------------------------
+    def reset(self, env_ids: Any = None, q_target: Any = None, q: Any = None,
+              qd: Any = None) -> None:
+        """Clear the history of ``env_ids`` (all if None).
+
+        With ``q_target``, ``q``, ``qd`` (rows for those envs, (len(env_ids), J)) the history
+        is filled with that state now; without, with the state of the next call.
+        """
+        with torch.inference_mode():
+            ids = (torch.arange(self.num_envs, device=self.device) if env_ids is None
+                   else torch.as_tensor(np.asarray(env_ids) if not torch.is_tensor(env_ids)
+                                        else env_ids, dtype=torch.long, device=self.device).reshape(-1))
+            if q_target is not None:
+                e, v = self._tensor(q_target) - self._tensor(q), self._tensor(qd)
+                cur = torch.stack([e, v], dim=-1).reshape(len(ids), self.num_joints, 2, 1)
+                self._buf[ids] = cur.expand(-1, -1, -1, self.buffer_len)
+                return
+            if self._pending is None:
+                self._pending = ids.clone()
+            else:
+                self._pending = torch.unique(torch.cat([self._pending, ids]))
+
+    def __call__(self, q_target: Any, q: Any, qd: Any) -> Any:
+        """Torque (N m) for this physics step, (N, J); advances the history by one step."""
+        as_numpy = isinstance(q, np.ndarray)
+        out_dtype = q.dtype if as_numpy else None
+        with torch.inference_mode():
+            e = self._tensor(q_target) - self._tensor(q)
+            v = self._tensor(qd)
+            if e.shape != (self.num_envs, self.num_joints):
+                raise ValueError(f"expected inputs of shape ({self.num_envs}, {self.num_joints})"
+                                 f" (envs, joints), got {tuple(e.shape)}")
+            k, ptr = self.buffer_len, self._ptr
+            buf = self._buf
+            buf[:, :, 0, ptr] = e
+            buf[:, :, 1, ptr] = v
+            if self._pending is not None:
+                ids = self._pending
+                buf[ids] = buf[ids, :, :, ptr:ptr + 1].expand(-1, -1, -1, k)
+                self._pending = None
+            g = torch.index_select(buf, 3, self._idx[ptr])  # (N, J, 2, L or 2L)
+            if self._frac_t is not None:
+                lo, hi = g[..., :self.num_lags], g[..., self.num_lags:]
+                g = torch.lerp(lo, hi, self._frac_t)
+            x = g.reshape(self.num_envs, self.num_joints, 2 * self.num_lags)
+            tau = self._forward(x)
+            self._ptr = (ptr + 1) % k
+        if as_numpy:
+            return tau.cpu().numpy().astype(out_dtype, copy=False)
+        return tau
+
+    # -- internals --------------------------------------------------------------------------
+    def _tensor(self, a: Any) -> torch.Tensor:
+        if torch.is_tensor(a):
+            return a.to(self.device, torch.float32)
+        return torch.as_tensor(np.asarray(a), device=self.device).to(torch.float32)
+
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, j, d = x.shape
+        last = len(self._w) - 1
+        if self._shared:
+            h = x.reshape(n * j, d)
+            for i, (w, b) in enumerate(zip(self._w, self._b)):
+                h = torch.addmm(b, h, w)
+                if i < last:
+                    h = h / (h.abs() + 1.0)  # softsign
+            return h.view(n, j)
+        h = x.transpose(0, 1)  # (J, N, d)
+        for i, (w, b) in enumerate(zip(self._w, self._b)):
+            h = torch.baddbmm(b, h, w)
+            if i < last:
+                h = h / (h.abs() + 1.0)
+        return h.squeeze(-1).transpose(0, 1)
