@@ -37,7 +37,7 @@ import torch
 
 from actuator_net.data import INPUT_LAYOUT
 from actuator_net.model import ActuatorMLP
-from actuator_net.train import TrainResult, TrainingError
+from actuator_net.train import TrainingError, TrainResult
 from robot_rl.config import atomic_write_bytes
 
 FORMAT, VERSION = "robot_rl.actuator_net", 1
