@@ -80,8 +80,8 @@ class ActuatorSeries:
         return self.columns.get(signal, signal).replace("{i}", str(joint))
 
     def sample_period(self) -> float:
-        """Median spacing of the time stamps (s)."""
-        return float(np.median(np.diff(self.time)))
+        """Median spacing of the time stamps (s), to 12 significant digits."""
+        return float(f"{float(np.median(np.diff(self.time))):.12g}")
 
     def fail(self, signal: str, msg: str, joint: int | None = None) -> ActuatorDataError:
         where = self.field_name(signal, joint) if joint is not None else signal

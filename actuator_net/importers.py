@@ -15,7 +15,7 @@ already validates its own files).
     newest step.  Consecutive windows are shifted by one step, so the file is one stretch
     of time: the importer rebuilds that series (T = samples + 15 rows; the first 15 rows
     only provide history, so labels are exactly the file's targets) and checks that the
-    windows do chain.  The window's torque values are never a network input.  Gains: the
+    windows do chain.  The window's torque values (values 32-47) are never read.  Gains: the
     paper's kp = 50 N m/rad, kd = 0.1 N m s/rad.
 
 ``ankle_csv`` (``ANKLE_CSV``: humanoid ankle CSV with a header row, 50 Hz, no time column)
@@ -122,7 +122,8 @@ def read_anymal(path: str | Path, rate_hz: float = ANYMAL_RATE_HZ, kp: float | N
         raise ActuatorDataError(f"{tgt}: field 'target': {y.size} values, expected {n} (one "
                                 f"per input row of {inp.name})")
     windows = {}
-    for sig, (a, b) in ANYMAL_LAYOUT.items():
+    for sig in ("vel", "pos_error"):  # the torque window is never read
+        a, b = ANYMAL_LAYOUT[sig]
         win = x[:, a:b]
         bad = ~np.isfinite(win)
         if bad.any():
@@ -138,8 +139,9 @@ def read_anymal(path: str | Path, rate_hz: float = ANYMAL_RATE_HZ, kp: float | N
     if not np.all(np.isfinite(y)):
         raise ActuatorDataError(f"{tgt}: field 'target': NaN/Inf at sample "
                                 f"{int(np.argmin(np.isfinite(y)))}")
-    tau = windows["tau"].copy()
-    tau[w - 1:, 0] = y  # labels are the target file; earlier rows are history only
+    # labels are the target file; the first w - 1 rows only provide history (their torque
+    # is a placeholder, never a label)
+    tau = np.concatenate([np.full(w - 1, y[0]), y])[:, None]
     name = re.sub(r"_input$", "", inp.stem)
     s = ActuatorSeries(
         time=np.arange(n + w - 1) / rate_hz, pos_error=windows["pos_error"], vel=windows["vel"],
