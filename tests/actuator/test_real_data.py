@@ -1,0 +1,49 @@
+"""Targets on real actuator data (issue 5): ANYmal SEA and the 50 Hz humanoid ankle.
+
+Fixed seeds, CPU, deterministic.  ANYmal uses a history spacing of 0.0075 s (3 samples at
+400 Hz): the paper's 0.01 s reaches about 0.50 N m on this small split but varies with the
+seed (0.47 to 0.57 over six seeds), 0.0075 s gives 0.38 to 0.44 (bench/RESULTS.md).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from actuator_net.config import ActuatorNetConfig, ModelConfig, TrainConfig
+from actuator_net.importers import ANKLE_CSV, read_anymal, read_csv
+from actuator_net.train import train
+
+DATA = Path("/work/shared/data/real_actuator_logs")
+ANYMAL = DATA / "anymal_sea_LH_KFE_input.f64"
+ANKLE = DATA / "humanoid_ankle_4joints_50hz.csv"
+
+
+@pytest.mark.skipif(not ANYMAL.exists(), reason="real ANYmal data not on this machine")
+def test_anymal_held_out_rmse():
+    cfg = ActuatorNetConfig(model=ModelConfig(history_spacing=0.0075),
+                            train=TrainConfig(seed=0, progress=False))
+    r = train([read_anymal(ANYMAL)], cfg)
+    m = r.metrics
+    assert m["samples"]["validation"] == 455  # the last 20 % of the 2273 samples
+    assert m["rmse_nm"]["ideal_pd"]["overall"] == pytest.approx(5.39, abs=0.01)  # kp 50, kd 0.1
+    assert m["rmse_nm"]["network"]["overall"] <= 0.55
+    assert m["training"]["seconds"] < 60
+
+
+@pytest.mark.skipif(not ANKLE.exists(), reason="real ankle data not on this machine")
+def test_ankle_beats_best_fit_pd_on_every_joint():
+    series = read_csv(ANKLE, ANKLE_CSV)
+    assert series.sample_period() == 0.02
+    cfg = ActuatorNetConfig(model=ModelConfig(history_spacing=0.02),
+                            train=TrainConfig(seed=0, batch_size=512, max_steps=600,
+                                              progress=False))
+    r = train([series], cfg)
+    rm = r.metrics["rmse_nm"]
+    net = np.array(list(rm["network"]["per_joint"].values()))
+    fit = np.array(list(rm["best_fit_pd"]["per_joint"].values()))
+    assert rm["ideal_pd"] is None  # gains unknown
+    assert r.metrics["joint_types"]["types"] == ["ankle_0", "ankle_1", "ankle_2", "ankle_3"]
+    np.testing.assert_array_less(net, fit)

@@ -1,0 +1,134 @@
+"""The batched evaluator: same numbers as the trained network, per-env history and reset."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from actuator_net.artifacts import checkpoint
+from actuator_net.config import ActuatorNetConfig, ModelConfig, TrainConfig
+from actuator_net.data import ActuatorSeries, history
+from actuator_net.importers import from_robot_log
+from actuator_net.runtime import ActuatorNetEvaluator
+from actuator_net.synthetic import pendulum_log
+from actuator_net.train import train
+
+
+def _save(tmp, joint_types, name):
+    series = [from_robot_log(pendulum_log(seconds=6.0, num_joints=3, seed=7))]
+    cfg = ActuatorNetConfig(model=ModelConfig(history_spacing=0.01),
+                            train=TrainConfig(max_steps=30, progress=False),
+                            joint_types=joint_types)
+    result = train(series, cfg)
+    path = tmp / f"{name}.pt"
+    torch.save(checkpoint(result), path)
+    return path, result.model
+
+
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory):
+    return _save(tmp_path_factory.mktemp("ck"), "shared", "shared")
+
+
+@pytest.fixture(scope="module")
+def typed(tmp_path_factory):
+    return _save(tmp_path_factory.mktemp("ck"), "a,b,a", "typed")
+
+
+def _signals(steps, envs, joints, seed):
+    rng = np.random.default_rng(seed)
+    t = np.arange(steps)[:, None, None]
+    f = rng.uniform(0.5, 3, (1, envs, joints))
+    e = 0.3 * np.sin(2 * np.pi * f * t * 0.002 + rng.uniform(0, 6, (1, envs, joints)))
+    v = 2.0 * np.cos(2 * np.pi * f * t * 0.003 + rng.uniform(0, 6, (1, envs, joints)))
+    q = rng.normal(size=(steps, envs, joints))
+    return e + q, q, v  # q_target, q, qd
+
+
+@pytest.mark.parametrize("physics_dt", [0.005, 0.002, 0.004, 0.003])
+@pytest.mark.parametrize("which", ["shared", "typed"])
+def test_matches_network_on_logged_history(physics_dt, which, request):
+    """At every step the evaluator's torque equals the network on the log-style window
+    (stride when h / dt is an integer, linear interpolation otherwise)."""
+    path, model = request.getfixturevalue(which)
+    steps, envs, nj = 60, 4, 3
+    qt, q, qd = _signals(steps, envs, nj, seed=1)
+    ev = ActuatorNetEvaluator(path, num_envs=envs, physics_dt=physics_dt)
+    out = np.stack([ev(qt[k], q[k], qd[k]) for k in range(steps)])
+    t = np.arange(steps) * physics_dt
+    first = int(np.ceil(0.02 / physics_dt - 1e-9))
+    rows = np.arange(first, steps)
+    for n in range(envs):
+        s = ActuatorSeries(time=t, pos_error=qt[:, n] - q[:, n], vel=qd[:, n], tau=qd[:, n],
+                           joint_names=["a", "b", "c"], source="sim")
+        with torch.no_grad():
+            want = model(torch.tensor(history(s, rows, 0.01, 3), dtype=torch.float32)).numpy()
+        np.testing.assert_allclose(out[rows, n], want, atol=2e-4, rtol=1e-5)
+
+
+def test_reset_clears_history_of_chosen_envs_only(shared):
+    path, _ = shared
+    envs, nj = 3, 3
+    qt, q, qd = _signals(40, envs, nj, seed=2)
+    ev = ActuatorNetEvaluator(path, num_envs=envs, physics_dt=0.005)
+    ref = ActuatorNetEvaluator(path, num_envs=envs, physics_dt=0.005)
+    for k in range(20):
+        ev(qt[k], q[k], qd[k])
+        ref(qt[k], q[k], qd[k])
+    ev.reset([1])
+    fresh = ActuatorNetEvaluator(path, num_envs=envs, physics_dt=0.005)
+    for k in range(20, 40):
+        a, b, c = ev(qt[k], q[k], qd[k]), ref(qt[k], q[k], qd[k]), fresh(qt[k], q[k], qd[k])
+        np.testing.assert_array_equal(a[[0, 2]], b[[0, 2]])  # untouched envs keep their past
+        np.testing.assert_array_equal(a[1], c[1])  # env 1 starts afresh
+        if k == 20:
+            assert not np.allclose(a[1], b[1])
+
+
+def test_reset_fills_history_with_given_state(shared):
+    path, model = shared
+    ev = ActuatorNetEvaluator(path, num_envs=2, physics_dt=0.005)
+    qt, q, qd = _signals(5, 2, 3, seed=3)
+    for k in range(5):
+        ev(qt[k], q[k], qd[k])
+    e0, v0 = np.full((1, 3), 0.1), np.full((1, 3), -0.5)
+    ev.reset([0], q_target=e0, q=np.zeros((1, 3)), qd=v0)
+    # the same state again: a robot at rest with that state for the whole history
+    tau = ev(np.vstack([e0, qt[4, 1:]]), np.vstack([np.zeros((1, 3)), q[4, 1:]]),
+             np.vstack([v0, qd[4, 1:]]))
+    x = torch.tensor(np.concatenate([np.full((1, 3, 3), 0.1), np.full((1, 3, 3), -0.5)], -1),
+                     dtype=torch.float32)
+    with torch.no_grad():
+        np.testing.assert_allclose(tau[0], model(x).numpy()[0], atol=1e-5)
+
+
+def test_numpy_and_torch_inputs(shared):
+    path, _ = shared
+    qt, q, qd = _signals(3, 5, 3, seed=4)
+    a = ActuatorNetEvaluator(path, num_envs=5, physics_dt=0.005)
+    b = ActuatorNetEvaluator(path, num_envs=5, physics_dt=0.005)
+    for k in range(3):
+        tn = a(qt[k], q[k], qd[k])
+        tt = b(*(torch.tensor(x, dtype=torch.float32) for x in (qt[k], q[k], qd[k])))
+    assert isinstance(tn, np.ndarray) and tn.dtype == np.float64 and tn.shape == (5, 3)
+    assert torch.is_tensor(tt) and tt.shape == (5, 3)
+    np.testing.assert_allclose(tn, tt.numpy(), atol=1e-5)
+    with pytest.raises(ValueError, match=r"\(5, 3\)"):
+        a(qt[0][:4], q[0][:4], qd[0][:4])
+
+
+def test_joint_mapping(shared, typed):
+    # a single-type network drives any joints; a typed one only its own (any order)
+    ev = ActuatorNetEvaluator(shared[0], num_envs=2, physics_dt=0.005, joint_names=list("abcdefgh"))
+    assert ev(np.ones((2, 8)), np.zeros((2, 8)), np.zeros((2, 8))).shape == (2, 8)
+    names = ["pendulum_2", "pendulum_0"]
+    ev = ActuatorNetEvaluator(typed[0], num_envs=1, physics_dt=0.005, joint_names=names)
+    full = ActuatorNetEvaluator(typed[0], num_envs=1, physics_dt=0.005)
+    x = np.array([[0.2, -0.1, 0.3]])
+    np.testing.assert_allclose(ev(x[:, [2, 0]], 0 * x[:, :2], 0 * x[:, :2]),
+                               full(x, 0 * x, 0 * x)[:, [2, 0]], atol=1e-6)
+    with pytest.raises(ValueError, match="actuator types"):
+        ActuatorNetEvaluator(typed[0], num_envs=1, physics_dt=0.005, joint_names=["x"])
+    with pytest.raises(ValueError, match="shorter than the physics period"):
+        ActuatorNetEvaluator(shared[0], num_envs=1, physics_dt=0.02)

@@ -1,0 +1,38 @@
+"""End to end on the PyBullet hardware stand-in: collect a suspended log, learn its actuator."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+pytest.importorskip("pybullet")
+standin = pytest.importorskip("robot_rl.standin")
+
+
+@pytest.fixture(scope="module")
+def suspended_log(tmp_path_factory):
+    from robot_rl.collect import collect
+    from robot_rl.robot import load_robot
+    from robot_rl.standin_model import load_standin_config
+
+    out = tmp_path_factory.mktemp("logs")
+    return collect(load_robot("a1"), "suspended", 12.0, out, load_standin_config(), seed=0,
+                   progress=False)
+
+
+def test_network_beats_pd_models_on_standin(suspended_log, tmp_path):
+    from actuator_net.cli import main
+
+    out = tmp_path / "actuator"
+    assert main(["train", "--logs", str(suspended_log), "--out", str(out), "--robot", "a1",
+                 "--max-steps", "800", "--quiet"]) == 0
+    m = json.loads((out / "metrics.json").read_text())
+    rm = m["rmse_nm"]
+    assert len(m["joint_types"]["types"]) == 2  # hip motors vs thigh/calf motors
+    assert rm["network"]["overall"] < 0.5 * rm["best_fit_pd"]["overall"]
+    assert rm["network"]["overall"] < 0.25 * rm["ideal_pd"]["overall"]
+    net = np.array(list(rm["network"]["per_joint"].values()))
+    ideal = np.array(list(rm["ideal_pd"]["per_joint"].values()))
+    np.testing.assert_array_less(net, ideal)
