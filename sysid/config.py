@@ -84,6 +84,8 @@ class JointFitConfig:
     variant_no_time_shift: bool = True
     # a joint whose filtered speed has a smaller RMS is "not excited" (rad/s)
     min_speed_rms: float = 0.1
+    # equations of a joint this close to a position limit are left out (rad)
+    limit_margin: float = 0.02
     # seconds trimmed at each end of every contiguous stretch of data (filter transients)
     trim_s: float = 0.1
 

@@ -49,7 +49,8 @@ METHOD = {
            "threshold) and, for trunk and foot friction, the legs' +-1 std; model: type-B "
            "floor for model inadequacy (config std_floor)",
     "range": "fitted +- range_std * std, clipped to physical bounds; not identifiable: "
-             "the whole physical bounds (narrowed by data bounds), value at its centre",
+             "the whole physical bounds (narrowed by data bounds), value = the uncertain "
+             "estimate clipped to it, or its centre when the data give none",
 }
 
 

@@ -23,8 +23,11 @@ Uncertainty: ``std_statistical`` is a moving-block bootstrap (0.5 s blocks, resi
 correlated in time; the LS formula sigma^2 (A^T A)^-1 would be ~3x too small), and
 ``std_systematic`` is the RMS change of the estimate across analysis variants the data
 cannot decide between (filter cut-off 5/20 Hz, Coulomb velocity 0.01/0.05 rad/s, no time
-offset).  The reported std is their quadrature sum.  Joints whose filtered speed RMS is
+offset), plus |b d| for the armature: a damping torque delayed like the torque samples,
+b qd(t - d) = b qd - b d qdd, is indistinguishable from rotor inertia.  The reported std is
+their quadrature sum.  Joints whose filtered speed RMS is
 below ``min_speed_rms`` are not excited: their parameters come out as not identifiable.
+Equations of a joint at its position limit (the limit's torque is not measured) are left out.
 """
 
 from __future__ import annotations
@@ -74,9 +77,20 @@ class _Raw:
     qdd: np.ndarray
     id: np.ndarray
     train: np.ndarray
+    near_limit: np.ndarray  # (T, J) joint at (or filtered from) its position limit
 
 
-def _raw(log: RobotLog, robot: RobotDescription, train: np.ndarray) -> _Raw:
+def _near_limit(log: RobotLog, robot: RobotDescription, margin: float, spread: int) -> np.ndarray:
+    """(T, J): within ``margin`` of a position limit, dilated by ``spread`` samples (the
+    limit's contact torque is not in the model, and the filter smears it over neighbours)."""
+    at = (log.q < robot.array("q_min") + margin) | (log.q > robot.array("q_max") - margin)
+    if spread > 0 and at.any():
+        kernel = np.ones(2 * spread + 1)
+        at = np.stack([np.convolve(c.astype(float), kernel, mode="same") > 0 for c in at.T], axis=1)
+    return at
+
+
+def _raw(log: RobotLog, robot: RobotDescription, train: np.ndarray, cfg: JointFitConfig) -> _Raw:
     model = fixed_base_model(robot)
     idx = index(model, robot)
     dt = log.control_dt
@@ -86,7 +100,8 @@ def _raw(log: RobotLog, robot: RobotDescription, train: np.ndarray) -> _Raw:
     qvel, qacc = np.zeros((n, model.nv)), np.zeros((n, model.nv))
     qpos[:, idx.qpos], qvel[:, idx.qvel], qacc[:, idx.qvel] = log.q, log.qd, qdd
     ident = inverse_dynamics(model, qpos, qvel, qacc)[:, idx.qvel]
-    return _Raw(dt, log.tau, log.qd, qdd, ident, train)
+    near = _near_limit(log, robot, cfg.limit_margin, int(round(1.0 / (cfg.filter_hz * dt))))
+    return _Raw(dt, log.tau, log.qd, qdd, ident, train, near)
 
 
 def _columns(raw: _Raw, cutoff: float, vel: float) -> dict[str, np.ndarray]:
@@ -96,12 +111,14 @@ def _columns(raw: _Raw, cutoff: float, vel: float) -> dict[str, np.ndarray]:
             "qdd": f(raw.qdd), "qd": f(raw.qd), "fric": f(np.tanh(raw.qd / vel))}
 
 
-def _design(cols: list[dict], rows: list[np.ndarray], joints: list[int], shift: bool):
-    """Rows (n, |joints|, p) and targets (n, |joints|) of one leg's regression."""
+def _design(cols: list[dict], rows: list[np.ndarray], joints: list[int], shift: bool,
+            raws: list[_Raw]):
+    """Rows (n, |joints|, p) and targets (n, |joints|) of one leg's regression; equations of
+    a joint near its position limit are zeroed (they drop out of the least squares)."""
     nj = len(joints)
     p = 1 + 3 * nj + int(shift)
     a_all, y_all = [], []
-    for c, r in zip(cols, rows):
+    for c, r, raw in zip(cols, rows, raws):
         n = int(r.sum())
         a = np.zeros((n, nj, p))
         for k, j in enumerate(joints):
@@ -111,8 +128,11 @@ def _design(cols: list[dict], rows: list[np.ndarray], joints: list[int], shift: 
             a[:, k, 3 + 3 * k] = c["fric"][r, j]
             if shift:
                 a[:, k, -1] = -c["dtau"][r, j]
+        y = np.stack([c["tau"][r, j] for j in joints], axis=1)
+        off = raw.near_limit[r][:, joints]
+        a[off], y[off] = 0.0, 0.0
         a_all.append(a)
-        y_all.append(np.stack([c["tau"][r, j] for j in joints], axis=1))
+        y_all.append(y)
     return np.concatenate(a_all), np.concatenate(y_all)
 
 
@@ -123,7 +143,8 @@ def _weighted_ls(a: np.ndarray, y: np.ndarray, iterations: int = 2):
         aw, yw = a / w[None, :, None], y / w[None, :]
         x = solve(np.einsum("trp,trq->pq", aw, aw), np.einsum("trp,tr->p", aw, yw))
         res = y - np.einsum("trp,p->tr", a, x)
-        w = np.sqrt(np.mean(res ** 2, axis=0)) + 1e-9
+        used = np.maximum(np.sum(np.any(a != 0, axis=2), axis=0), 1)
+        w = np.sqrt(np.sum(res ** 2, axis=0) / used) + 1e-9
     return x, w, aw, yw
 
 
@@ -131,7 +152,7 @@ def fit_joints(logs: list[RobotLog], train: list[np.ndarray], robot: RobotDescri
                cfg: JointFitConfig, bootstrap: int, block_s: float,
                rng: np.random.Generator) -> JointFit:
     """Identify armature, damping, Coulomb friction per joint and mass scale per leg."""
-    raws = [_raw(log, robot, m) for log, m in zip(logs, train)]
+    raws = [_raw(log, robot, m, cfg) for log, m in zip(logs, train)]
     variants = [(cfg.filter_hz, cfg.coulomb_velocity, cfg.time_shift)]
     variants += [(f, cfg.coulomb_velocity, cfg.time_shift) for f in cfg.variant_filter_hz]
     variants += [(cfg.filter_hz, v, cfg.time_shift) for v in cfg.variant_coulomb_velocity]
@@ -160,22 +181,27 @@ def fit_joints(logs: list[RobotLog], train: list[np.ndarray], robot: RobotDescri
             est[f"leg_mass_scale/{foot}"] = Estimate(np.nan, np.inf, np.inf, False,
                                                      "no joint of this leg is excited")
             continue
-        a, y = _design(main, rows, excited, cfg.time_shift)
+        a, y = _design(main, rows, excited, cfg.time_shift, raws)
         x, w, aw, yw = _weighted_ls(a, y)
         grams, rhss = block_normal_equations(aw, yw, max(int(round(block_s / dt)), 1))
         boot = block_bootstrap(grams, rhss, bootstrap, rng)
         stat = boot.std(axis=0)
         var_x = []
         for f, v, shift in variants[1:]:
-            av, yv = _design(cols[(f, v)], rows, excited, shift)
+            av, yv = _design(cols[(f, v)], rows, excited, shift, raws)
             xv = _weighted_ls(av, yv)[0]
-            if not shift:
-                xv = np.r_[xv, x[-1]] if cfg.time_shift else xv
+            if not shift:  # the time offset itself has no variant here
+                xv = np.r_[xv, x[-1]]
             var_x.append(xv)
         sys_std = np.sqrt(np.mean((np.array(var_x) - x) ** 2, axis=0)) if var_x else 0 * x
         est[f"leg_mass_scale/{foot}"] = Estimate(float(x[0]), float(stat[0]), float(sys_std[0]))
+        delay = abs(x[-1]) if cfg.time_shift else 0.0
         for k, j in enumerate(excited):
             name = robot.joint_names[j]
+            # b qd(t - d) = b qd - b d qdd: a damping torque as late as the torque samples
+            # (d = the fitted offset) cannot be told from rotor inertia
+            i_arm, i_damp = 1 + 3 * k, 2 + 3 * k
+            sys_std[i_arm] = np.hypot(sys_std[i_arm], x[i_damp] * delay)
             for o, kind in enumerate(("armature", "damping", "coulomb")):
                 i = 1 + 3 * k + o
                 est[f"{kind}/{name}"] = Estimate(float(x[i]), float(stat[i]), float(sys_std[i]))

@@ -7,8 +7,9 @@ A parameter is identifiable when the data excite it and its total std is at most
 parameter of that kind starts to matter).  Its randomization range is fitted +- ``range_std``
 std, clipped to the kind's physical bounds.  A parameter that is not identifiable gets the
 whole bounds interval (narrowed by what the data do say, e.g. a lower bound on foot
-friction) as its range, the interval's centre as its value and the std of a uniform draw
-over it, so that the policy is trained across everything the data allow.
+friction) as its range and the std of a uniform draw over it, so that the policy is trained
+across everything the data allow; its value is the data's (too uncertain) estimate clipped
+to that range where there is one, else the interval's centre.
 """
 
 from __future__ import annotations
@@ -92,7 +93,10 @@ def parameter_table(estimates: dict[str, Estimate], robot: RobotDescription, cfg
         else:
             lo_data = max(lo, lower_bounds.get(name, lo))
             rng = [lo_data, hi]
-            fitted = 0.5 * (rng[0] + rng[1])
+            # the data's estimate where there is one (uncertain, but the best there is),
+            # else the centre of the range
+            fitted = (float(np.clip(e.value, *rng)) if e.excited and math.isfinite(e.value)
+                      else 0.5 * (rng[0] + rng[1]))
             entry_std = (rng[1] - rng[0]) / math.sqrt(12.0)
         table[name] = {
             "nominal": nominal_v[name],

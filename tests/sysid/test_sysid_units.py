@@ -78,14 +78,16 @@ def test_parameter_table_ranges_and_identifiability():
     assert d["nominal"] == 0.0 and d["unit"] == "N m s/rad" and "dof_damping" in d["maps_to"]
     a = t[f"armature/{j}"]
     assert not a["identifiable"] and "std" in a["reason"]
-    assert a["range"] == list(cfg.bounds.armature) and a["fitted"] == pytest.approx(0.01)
+    assert a["range"] == list(cfg.bounds.armature) and a["fitted"] == pytest.approx(0.001)
     assert a["std"] == pytest.approx(0.02 / math.sqrt(12))
     c = t[f"coulomb/{j}"]
     assert c["identifiable"] and c["range"][0] == 0.0
     f = t["foot_friction"]
     assert not f["identifiable"] and f["reason"] == "no slip"
     assert f["range"] == [0.7, cfg.bounds.foot_friction[1]]
-    assert not t[f"damping/{A1.joint_names[1]}"]["identifiable"]  # no estimate at all
+    none = t[f"damping/{A1.joint_names[1]}"]  # no estimate at all: centre of the bounds
+    assert not none["identifiable"] and none["fitted"] == pytest.approx(0.5)
+    assert f["fitted"] == pytest.approx(0.5 * (0.7 + cfg.bounds.foot_friction[1]))
 
 
 def test_config_rejects_unknown_keys_and_bad_values():
