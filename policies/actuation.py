@@ -41,12 +41,13 @@ class NetworkActuation:
         path = path / "actuator.pt" if path.is_dir() else path
         if not path.exists():
             raise FileNotFoundError(f"{path}: no actuator model (run `robot-rl actuator train`)")
-        self.net = ActuatorNetEvaluator.load(path, num_envs=num_envs, num_joints=robot.num_joints,
-                                             physics_dt=physics_dt)
+        self.net = ActuatorNetEvaluator(path, num_envs=num_envs, physics_dt=physics_dt,
+                                        joint_names=list(robot.joint_names), num_threads=1)
         self.tau_max = robot.array("tau_max")
 
     def reset(self, env_ids: np.ndarray, q: np.ndarray, qd: np.ndarray) -> None:
-        self.net.reset(env_ids, q, qd)
+        # history filled with the state of the next call (the first target of the episode)
+        self.net.reset(env_ids)
 
     def __call__(self, q_target: np.ndarray, q: np.ndarray, qd: np.ndarray) -> np.ndarray:
         tau = np.asarray(self.net(q_target, q, qd), dtype=np.float64)
