@@ -99,6 +99,7 @@ def plot_friction(path: Path, ratio: np.ndarray, speed: np.ndarray, entry: dict[
         ax.axhline(entry["fitted"], color="tab:red", label=f"mu = {entry['fitted']:.3f}")
     ax.axhspan(*entry["range"], color="tab:red", alpha=0.1, label="range")
     ax.set_xscale("symlog", linthresh=1e-3)
+    ax.set_xlim(0, max(1.0, float(np.nanmax(speed)) if len(speed) else 1.0))
     ax.set_ylim(0, max(2.0, entry["range"][1] * 1.1))
     ax.set_xlabel("foot contact-point speed (m/s)")
     ax.set_ylabel("|F_t| / F_n")

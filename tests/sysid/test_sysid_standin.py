@@ -95,6 +95,9 @@ def test_a1_identification_within_two_std_and_replay_ratio(a1_run):
     out, true = a1_run
     data = json.loads((out / "params.json").read_text())
     frac, outside = grade(data, true)
+    print(f"\nsysid a1 seed 11: {frac:.3f} of {len(true)} parameters within 2 std, "
+          f"{data['summary']['identifiable']} identifiable, replay ratio {data['validation']['ratio']:.3f}, "
+          f"runtime {data['runtime_s']} s; outside: {outside}")
     assert frac >= 0.8, outside
     assert data["summary"]["identifiable"] >= 40  # joints, legs and trunk mass are identified
     for k in ("trunk_mass", "trunk_com/x", "trunk_com/y", "foot_friction"):
@@ -115,6 +118,10 @@ def test_identification_other_settings_and_robot(tmp_path, name, seed, ranges):
     cfg, susp, ground = logs(tmp_path, robot, seed, ranges)
     result = identify([susp, ground], robot, SysidConfig(bootstrap=100))
     frac, outside = grade(result.params, truth(robot, cfg))
+    p = result.params
+    print(f"\nsysid {name} seed {seed}: {frac:.3f} of {len(p['parameters'])} parameters within 2 std, "
+          f"{p['summary']['identifiable']} identifiable, replay ratio {p['validation']['ratio']:.3f}, "
+          f"runtime {p['runtime_s']} s; outside: {outside}")
     assert frac >= 0.8, outside
     assert result.params["summary"]["identifiable"] >= 3 * robot.num_joints
     assert result.params["validation"]["ratio"] <= 1 / 3, result.params["validation"]
