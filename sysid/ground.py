@@ -89,11 +89,13 @@ def _leg_model(robot: RobotDescription, joint_values: dict[str, float]) -> mujoc
 
 
 def ground_data(log: RobotLog, robot: RobotDescription, joint_values: dict[str, float],
-                cfg: GroundFitConfig, clearance: np.ndarray | None = None) -> GroundData:
+                cfg: GroundFitConfig, clearance: np.ndarray | None = None,
+                coulomb_velocity: float = 0.02) -> GroundData:
     """Contact forces, payload wrench and validity of every sample of a ground log.
 
     ``clearance`` (T,) of non-foot geometry above z = 0, if already known (it does not
-    depend on ``joint_values``), skips the collision checks.
+    depend on ``joint_values``), skips the collision checks.  Joint Coulomb friction is
+    f tanh(qd / ``coulomb_velocity``), as in the joint fit.
     """
     if log.base_pos is None or log.base_quat is None or log.base_linvel is None \
             or log.base_angvel is None:
@@ -105,7 +107,6 @@ def ground_data(log: RobotLog, robot: RobotDescription, joint_values: dict[str, 
     if not idx.floating:
         raise ValueError("ground identification needs the floating-base model")
     coul = np.array([joint_values.get(f"coulomb/{j}", 0.0) for j in robot.joint_names])
-    vel = 0.02
     t, dt, n = log.time, log.control_dt, log.num_samples
     qacc_j = np.gradient(log.qd, t, axis=0)
     acc = np.gradient(log.base_linvel, t, axis=0)
@@ -142,7 +143,7 @@ def ground_data(log: RobotLog, robot: RobotDescription, joint_values: dict[str, 
         d.qacc[idx.qvel] = qacc_j[k]
         mujoco.mj_inverse(model, d)
         f = d.qfrc_inverse
-        tau_joint = log.tau[k] - coul * np.tanh(log.qd[k] / vel)
+        tau_joint = log.tau[k] - coul * np.tanh(log.qd[k] / coulomb_velocity)
         rot[k] = d.xmat[tb].reshape(3, 3)
         w = f[0:6].copy()
         for i in range(nf):
@@ -249,14 +250,15 @@ _ROW_WEIGHTS = np.array([1.0, 1.0, 1.0, 5.0, 5.0, 5.0])
 
 def fit_ground(logs: list[RobotLog], robot: RobotDescription, joint_values: dict[str, float],
                cfg: GroundFitConfig, bootstrap: int, block_s: float,
-               rng: np.random.Generator, joint_std: dict[str, float] | None = None) -> GroundFit:
+               rng: np.random.Generator, joint_std: dict[str, float] | None = None,
+               coulomb_velocity: float = 0.02) -> GroundFit:
     """Identify trunk mass, trunk COM and foot friction; mark what the data cannot give.
 
     ``joint_std`` (std of the leg parameters) propagates the legs' uncertainty: the fits
     are repeated with every leg mass scale moved by +-1 std together (the trunk mass is
     what the legs do not weigh) and the RMS change joins the systematic std.
     """
-    data = [ground_data(log, robot, joint_values, cfg) for log in logs]
+    data = [ground_data(log, robot, joint_values, cfg, None, coulomb_velocity) for log in logs]
     nom = nominal(robot)
     m0, c0 = nom.trunk_mass, nom.trunk_com
     dt = data[0].dt
@@ -275,7 +277,8 @@ def fit_ground(logs: list[RobotLog], robot: RobotDescription, joint_values: dict
             jv = dict(joint_values)
             for k in legs:
                 jv[k] = joint_values[k] + sign * joint_std.get(k, 0.0)
-            dv = [ground_data(log, robot, jv, cfg, g.clearance) for log, g in zip(logs, data)]
+            dv = [ground_data(log, robot, jv, cfg, g.clearance, coulomb_velocity)
+                  for log, g in zip(logs, data)]
             for gv, g in zip(dv, data):
                 gv.valid, gv.loaded = g.valid, g.loaded
             leg_variants.append(dv)

@@ -139,7 +139,7 @@ def identify(log_paths: list[str | Path], robot: RobotDescription | str, cfg: Sy
         joint_std = {k: e.std for k, e in joint_fit.estimates.items()}
         try:
             gfit = fit_ground(ground, robot, joint_values, cfg.ground, cfg.bootstrap,
-                              cfg.block_s, rng, joint_std)
+                              cfg.block_s, rng, joint_std, cfg.joints.coulomb_velocity)
         except ValueError as e:
             raise SysidError(str(e)) from e
         estimates.update(gfit.estimates)
