@@ -73,7 +73,7 @@ class EnvConfig:
     # robot description name
     robot: str = "a1"
     # number of parallel robots
-    num_envs: int = 64
+    num_envs: int = 128
     # physics time step (s)
     physics_dt: float = 0.005
     # physics steps per control step (-)
