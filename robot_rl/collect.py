@@ -8,7 +8,8 @@ Experiments (targets are generated at the control rate, kept inside the joint li
     sum of random sines; joints get independent phases and amplitudes.  For the actuator
     network and for joint-level identification (rotor inertia, damping, friction, link mass).
 ``ground``
-    On the floor: settle, then slow squats and pitch/roll sways (static load on the legs
+    On the floor, with the joint gains raised (kp x4, kd x2: at the default gains an A1
+    sags onto its thighs and an Aliengo falls): settle, then slow squats and pitch/roll sways (static load on the legs
     identifies trunk mass and centre of mass), then stepping in place with diagonal leg
     pairs (contacts and slip, for foot friction).
 """
@@ -101,9 +102,10 @@ def ground_targets(robot: RobotDescription, seconds: float, dt: float,
     return np.clip(out, robot.array("q_min") + 0.05, robot.array("q_max") - 0.05)
 
 
-EXPERIMENTS: dict[str, tuple[Callable, bool]] = {
-    "suspended": (suspended_targets, True),
-    "ground": (ground_targets, False),
+#: experiment -> (target generator, base fixed on the rig, (kp, kd) multipliers of the gains)
+EXPERIMENTS: dict[str, tuple[Callable, bool, tuple[float, float]]] = {
+    "suspended": (suspended_targets, True, (1.0, 1.0)),
+    "ground": (ground_targets, False, (4.0, 2.0)),
 }
 
 
@@ -114,9 +116,12 @@ def run_experiment(iface: RobotInterface, experiment: str, seconds: float, seed:
         raise ValueError(f"unknown experiment {experiment!r}; known: {sorted(EXPERIMENTS)}")
     if seconds <= 0:
         raise ValueError(f"--seconds must be positive, got {seconds}")
-    make, base_fixed = EXPERIMENTS[experiment]
+    make, base_fixed, (kp_mul, kd_mul) = EXPERIMENTS[experiment]
     robot, dt = iface.robot, iface.control_dt
     targets = make(robot, seconds, dt, np.random.default_rng(seed))
+    kp, kd = robot.array("kp") * kp_mul, robot.array("kd") * kd_mul
+    if (kp_mul, kd_mul) != (1.0, 1.0):
+        iface.set_gains(kp, kd)
     st = iface.reset()
     rows: dict[str, list] = {k: [] for k in ("time", "q_target", "q", "qd", "tau", "base_pos",
                                               "base_quat", "base_linvel", "base_angvel")}
@@ -131,7 +136,7 @@ def run_experiment(iface: RobotInterface, experiment: str, seconds: float, seed:
     arrays = {k: np.array(v) for k, v in rows.items() if v and v[0] is not None}
     return RobotLog(
         **arrays, robot=robot.name, joint_names=list(robot.joint_names), experiment=experiment,
-        control_dt=dt, base_fixed=base_fixed, kp=list(robot.kp), kd=list(robot.kd),
+        control_dt=dt, base_fixed=base_fixed, kp=kp.tolist(), kd=kd.tolist(),
         source=source or type(iface).__name__, extra={"seed": seed, "seconds": seconds},
     )
 
@@ -147,7 +152,7 @@ def collect(robot: RobotDescription, experiment: str, seconds: float, out: str |
 
     out = Path(out)
     path = out if out.suffix == ".npz" else out / f"{experiment}.npz"
-    _, base_fixed = EXPERIMENTS[experiment] if experiment in EXPERIMENTS else (None, False)
+    base_fixed = EXPERIMENTS[experiment][1] if experiment in EXPERIMENTS else False
     with PyBulletStandIn(robot, standin_config, suspended=base_fixed) as iface:
         log = run_experiment(iface, experiment, seconds, seed=seed, progress=progress,
                              source=f"PyBulletStandIn(seed={iface.cfg.seed})")

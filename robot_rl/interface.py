@@ -66,6 +66,13 @@ class RobotInterface(ABC):
     def step(self) -> RobotState:
         """Advance one control period and return the new state."""
 
+    def set_gains(self, kp: np.ndarray, kd: np.ndarray) -> None:
+        """Set the joint controllers' PD gains (N m/rad, N m s/rad), canonical order.
+
+        Optional: robots whose drivers take gains with each command implement it; the
+        default refuses, and experiments that need other gains then fail clearly."""
+        raise NotImplementedError(f"{type(self).__name__} cannot change its joint gains")
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release the robot (default: nothing to do)."""
 

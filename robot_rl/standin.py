@@ -109,6 +109,14 @@ class PyBulletStandIn(RobotInterface):
                              f"(rad), got {q_target!r}")
         self._act.push_target(q_target)
 
+    def set_gains(self, kp: np.ndarray, kd: np.ndarray) -> None:
+        kp, kd = np.asarray(kp, dtype=np.float64), np.asarray(kd, dtype=np.float64)
+        n = self.robot.num_joints
+        if kp.shape != (n,) or kd.shape != (n,) or np.any(kp < 0) or np.any(kd < 0) \
+                or not (np.all(np.isfinite(kp)) and np.all(np.isfinite(kd))):
+            raise ValueError(f"set_gains: expected {n} finite non-negative kp and kd values")
+        self._act.set_gains(kp, kd)
+
     def step(self) -> RobotState:
         for _ in range(self.cfg.decimation):
             q, qd = self._body.joint_state()

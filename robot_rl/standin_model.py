@@ -255,14 +255,18 @@ class ReferenceActuator:
     def __init__(self, cfg: ReferenceActuatorConfig, robot: RobotDescription, dt: float,
                  hidden: HiddenParams):
         self.cfg, self.dt = cfg, dt
-        self.kp = robot.array("kp") * cfg.kp_scale
-        self.kd = robot.array("kd") * cfg.kd_scale
+        self.set_gains(robot.array("kp"), robot.array("kd"))
         self.t_max = robot.array("tau_max") * cfg.tau_max_scale
         self.w0 = robot.array("qd_max") * cfg.noload_speed_scale
         self.alpha = 1.0 - np.exp(-dt / cfg.torque_time_constant) if cfg.torque_time_constant > 0 else 1.0
         self.delay_steps = int(round(cfg.latency / dt))
         self.hidden = hidden
         self.reset(robot.array("nominal_pose"))
+
+    def set_gains(self, kp: np.ndarray, kd: np.ndarray) -> None:
+        """Commanded PD gains; the driver applies them times its (hidden) calibration scales."""
+        self.kp = np.asarray(kp, dtype=np.float64) * self.cfg.kp_scale
+        self.kd = np.asarray(kd, dtype=np.float64) * self.cfg.kd_scale
 
     def reset(self, q_target: np.ndarray) -> None:
         self.tau = np.zeros_like(q_target)
