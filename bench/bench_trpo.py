@@ -135,6 +135,7 @@ def run_ours(task: str, steps: int, seed: int, episodes: int) -> dict:
         if runner.episode_returns
         else float("nan"),
         "line_search_accepted_last": runner.last_log.get("train/accepted"),
+        "final_action_std": float(policy.action_std().detach().mean()),
     }
 
 
@@ -176,6 +177,7 @@ def run_sb3(task: str, steps: int, seed: int, episodes: int) -> dict:
         "env_steps": int(model.num_timesteps),
         "eval_return": evaluate(act, task, seed, episodes),
         "train_return_last100": float(np.mean(train_ret)) if train_ret else float("nan"),
+        "final_action_std": float(torch.exp(model.policy.log_std).mean()),
     }
     venv.close()
     return out

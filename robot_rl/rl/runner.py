@@ -134,7 +134,8 @@ class RewardScaler:
 
     def __call__(self, rewards: Tensor, dones: Tensor) -> Tensor:
         self.returns.mul_(self.gamma).add_(rewards)
-        b_var, b_mean = (float(v) for v in torch.var_mean(self.returns, correction=0))
+        m = self.returns.mean()
+        b_mean, b_var = torch.stack([m, (self.returns - m).square().mean()]).tolist()
         n = self.returns.numel()
         total = self.count + n
         w = n / total
@@ -274,9 +275,11 @@ class OnPolicyRunner:
             )
 
     def _tensor(self, x: Any, dtype: torch.dtype = torch.float32) -> Tensor:
+        """A fresh tensor on the runner's device (never a view of an env's own buffer)."""
         if isinstance(x, Tensor):
-            return x.to(device=self.device, dtype=dtype)
-        return torch.as_tensor(np.asarray(x), dtype=dtype, device=self.device)
+            return x.to(device=self.device, dtype=dtype, copy=True)
+        np_dtype = np.bool_ if dtype == torch.bool else np.float32
+        return torch.from_numpy(np.array(x, dtype=np_dtype)).to(self.device)
 
     def _check_finite(self, x: Any, what: str, step: int) -> None:
         """Raise :class:`NonFiniteError` naming the env rows of ``x`` that hold NaN/inf."""

@@ -86,8 +86,31 @@ def minibatch_indices(
         yield from torch.chunk(perm, num_minibatches)
 
 
+#: Per-step fields of :meth:`RolloutStorage.add`, in order (also the buffer attribute names).
+STEP_FIELDS = (
+    "observations",
+    "actions",
+    "log_probs",
+    "values",
+    "action_mean",
+    "action_std",
+    "rewards",
+    "terminated",
+    "truncated",
+    "final_values",
+)
+
+
 class RolloutStorage:
-    """Fixed-size buffers of ``num_steps`` x ``num_envs`` transitions on one device."""
+    """Buffers of ``num_steps`` x ``num_envs`` transitions on one device.
+
+    :meth:`add` only keeps references to the step's tensors (a list append: the rollout
+    loop runs it once per env step, where per-field copies would dominate on a CPU); the
+    buffers ``observations``, ``actions``, ... (shape ``(num_steps, num_envs, ...)``) are
+    filled by one ``torch.stack`` per field when the rollout is complete, in
+    :meth:`compute_returns`.  The tensors passed to :meth:`add` must therefore not be
+    modified in place afterwards (the algorithm and runner pass fresh tensors).
+    """
 
     def __init__(
         self,
@@ -114,7 +137,12 @@ class RolloutStorage:
         self.final_values = torch.zeros(T, N, **f32)
         self.advantages = torch.zeros(T, N, **f32)
         self.returns = torch.zeros(T, N, **f32)
-        self.step = 0
+        self._steps: list[tuple[Tensor, ...]] = []
+
+    @property
+    def step(self) -> int:
+        """Steps added since the last :meth:`clear`."""
+        return len(self._steps)
 
     def add(
         self,
@@ -130,34 +158,48 @@ class RolloutStorage:
         final_values: Tensor,
     ) -> None:
         """Append one vector step (every argument has leading dimension ``num_envs``)."""
-        if self.step >= self.num_steps:
+        if len(self._steps) >= self.num_steps:
             raise RuntimeError("RolloutStorage is full; call clear() after the update")
-        t = self.step
-        self.observations[t] = obs
-        self.actions[t] = actions
-        self.log_probs[t] = log_probs
-        self.values[t] = values
-        self.action_mean[t] = action_mean
-        self.action_std[t] = action_std
-        self.rewards[t] = rewards
-        self.terminated[t] = terminated
-        self.truncated[t] = truncated
-        self.final_values[t] = final_values
-        self.step += 1
+        step = (
+            obs,
+            actions,
+            log_probs,
+            values,
+            action_mean,
+            action_std,
+            rewards,
+            terminated,
+            truncated,
+            final_values,
+        )
+        if not self._steps:  # shapes checked once per rollout
+            for name, x in zip(STEP_FIELDS, step):
+                want = getattr(self, name).shape[1:]
+                if tuple(x.shape) != tuple(want):
+                    raise ValueError(
+                        f"RolloutStorage.add: {name} has shape {tuple(x.shape)}, "
+                        f"expected {tuple(want)}"
+                    )
+        self._steps.append(step)
 
     def clear(self) -> None:
         """Start a new rollout (buffers are overwritten, not zeroed)."""
-        self.step = 0
+        self._steps = []
 
     @property
     def full(self) -> bool:
         """True when ``num_steps`` steps have been added."""
-        return self.step == self.num_steps
+        return len(self._steps) == self.num_steps
 
     def compute_returns(self, last_values: Tensor, gamma: float, lam: float) -> None:
-        """Fill ``advantages`` and ``returns`` with GAE; ``last_values`` = V(obs after the last step)."""
+        """Fill the buffers, then ``advantages`` and ``returns`` with GAE.
+
+        ``last_values`` = V(obs after the last step), shape ``(num_envs,)``.
+        """
         if not self.full:
             raise RuntimeError(f"rollout incomplete: {self.step}/{self.num_steps} steps")
+        for i, name in enumerate(STEP_FIELDS):
+            getattr(self, name).copy_(torch.stack([s[i] for s in self._steps]))
         next_values = torch.cat([self.values[1:], last_values.reshape(1, -1)], dim=0)
         next_values = torch.where(self.truncated, self.final_values, next_values)
         dones = self.terminated | self.truncated

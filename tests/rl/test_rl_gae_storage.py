@@ -141,3 +141,16 @@ def test_empirical_normalization_matches_batch_statistics():
 def test_empirical_normalization_clips():
     norm = EmpiricalNormalization(1, clip=2.0)
     assert float(norm(torch.tensor([[100.0]]))) == 2.0
+
+
+def test_empirical_normalization_resumes_from_state_dict():
+    g = torch.Generator().manual_seed(0)
+    a, b = EmpiricalNormalization(4), EmpiricalNormalization(4)
+    a.update(torch.randn(50, 4, generator=g) * 3 + 1)
+    b.load_state_dict(a.state_dict())
+    more = torch.randn(20, 4, generator=g)
+    a.update(more)
+    b.update(more)
+    for k, v in a.state_dict().items():
+        torch.testing.assert_close(b.state_dict()[k], v)
+    assert float(a.count) == 70
