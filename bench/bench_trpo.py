@@ -177,7 +177,7 @@ def run_sb3(task: str, steps: int, seed: int, episodes: int) -> dict:
         "env_steps": int(model.num_timesteps),
         "eval_return": evaluate(act, task, seed, episodes),
         "train_return_last100": float(np.mean(train_ret)) if train_ret else float("nan"),
-        "final_action_std": float(torch.exp(model.policy.log_std).mean()),
+        "final_action_std": float(torch.exp(model.policy.log_std.detach()).mean()),
     }
     venv.close()
     return out
