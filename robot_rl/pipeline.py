@@ -47,7 +47,10 @@ class Stage:
 def _call(module: str, argv: list[str]) -> None:
     import importlib
 
-    print(f"$ robot-rl {module.split('.')[0]} {' '.join(argv)}", flush=True)
+    from robot_rl.cli import STAGES
+
+    name = next((k for k, (m, _) in STAGES.items() if m == module), module)
+    print(f"$ robot-rl {name} {' '.join(argv)}", flush=True)
     rc = importlib.import_module(module).main(argv)
     if rc:
         raise RuntimeError(f"stage {module} failed with exit code {rc}")

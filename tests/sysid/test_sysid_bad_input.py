@@ -83,11 +83,15 @@ def test_bad_config_override_is_rejected(tmp_path, capsys):
 
 @pytest.fixture(scope="module")
 def collapsed_ground(tmp_path_factory):
-    """Default gains: the open-loop ground experiment leaves A1 resting on its thighs."""
+    """Weak drivers (a quarter of the commanded gains): the ground experiment leaves A1
+    resting on its thighs."""
+    from robot_rl.standin_model import ReferenceActuatorConfig
+
     tmp = tmp_path_factory.mktemp("collapsed")
     cfg = StandInConfig(seed=2)
+    weak = StandInConfig(seed=2, actuator=ReferenceActuatorConfig(kp_scale=0.25, kd_scale=0.5))
     susp = collect(A1, "suspended", 10.0, tmp / "suspended.npz", cfg, progress=False)
-    ground = collect(A1, "ground", 8.0, tmp / "ground.npz", cfg, progress=False)
+    ground = collect(A1, "ground", 8.0, tmp / "ground.npz", weak, progress=False)
     return tmp, susp, ground
 
 
