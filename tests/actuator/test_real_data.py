@@ -1,3 +1,4 @@
+
 """Targets on real actuator data (issue 5): ANYmal SEA and the 50 Hz humanoid ankle.
 
 Fixed seeds, CPU, deterministic.  ANYmal uses a history spacing of 0.0075 s (3 samples at
@@ -7,6 +8,7 @@ seed (0.47 to 0.57 over six seeds), 0.0075 s gives 0.38 to 0.44 (bench/RESULTS.m
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +18,9 @@ from actuator_net.config import ActuatorNetConfig, ModelConfig, TrainConfig
 from actuator_net.importers import ANKLE_CSV, read_anymal, read_csv
 from actuator_net.train import train
 
-DATA = Path("/work/shared/data/real_actuator_logs")
+# shared/ lies beside the repository (CI clones it there too); ROBOT_RL_SHARED overrides
+_SHARED = Path(os.environ.get("ROBOT_RL_SHARED", Path(__file__).resolve().parents[2].parent / "shared"))
+DATA = _SHARED / "data" / "real_actuator_logs"
 ANYMAL = DATA / "anymal_sea_LH_KFE_input.f64"
 ANKLE = DATA / "humanoid_ankle_4joints_50hz.csv"
 
