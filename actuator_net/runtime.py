@@ -85,7 +85,16 @@ class ActuatorNetEvaluator:
             self._frac_t = (None if self._frac is None
                             else torch.tensor(self._frac, dtype=f32, device=dev))
             self._fold(model, jt)
-            self._buf = torch.zeros(self.num_envs, self.num_joints, 2, k, dtype=f32, device=dev)
+            n, nj, nl = self.num_envs, self.num_joints, self.num_lags
+            # history ring, joint-major so that a gathered window is already (J, N, 2L)
+            self._buf = torch.zeros(nj, n, 2, k, dtype=f32, device=dev)
+            # preallocated work tensors: no allocation per step (large ones page-fault)
+            self._g = torch.empty(nj, n, 2, len(idx[0]), dtype=f32, device=dev)
+            self._x = torch.empty(nj, n, 2, nl, dtype=f32, device=dev)
+            self._h = [torch.empty(nj * n if self._shared else nj, *(() if self._shared else (n,)),
+                                   w.shape[-1], dtype=f32, device=dev) for w in self._w]
+            widest = max(h.shape[-1] for h in self._h)
+            self._tmp = torch.empty(*self._h[0].shape[:-1], widest, dtype=f32, device=dev)
         self._ptr = 0
         self._pending: torch.Tensor | None = None
         self.reset()
@@ -128,7 +137,7 @@ class ActuatorNetEvaluator:
             if q_target is not None:
                 e, v = self._tensor(q_target) - self._tensor(q), self._tensor(qd)
                 cur = torch.stack([e, v], dim=-1).reshape(len(ids), self.num_joints, 2, 1)
-                self._buf[ids] = cur.expand(-1, -1, -1, self.buffer_len)
+                self._buf[:, ids] = cur.transpose(0, 1).expand(-1, -1, -1, self.buffer_len)
                 return
             if self._pending is None:
                 self._pending = ids.clone()
@@ -147,18 +156,19 @@ class ActuatorNetEvaluator:
                                  f" (envs, joints), got {tuple(e.shape)}")
             k, ptr = self.buffer_len, self._ptr
             buf = self._buf
-            buf[:, :, 0, ptr] = e
-            buf[:, :, 1, ptr] = v
+            buf[:, :, 0, ptr] = e.t()
+            buf[:, :, 1, ptr] = v.t()
             if self._pending is not None:
                 ids = self._pending
-                buf[ids] = buf[ids, :, :, ptr:ptr + 1].expand(-1, -1, -1, k)
+                buf[:, ids] = buf[:, ids, :, ptr:ptr + 1].expand(-1, -1, -1, k)
                 self._pending = None
-            g = torch.index_select(buf, 3, self._idx[ptr])  # (N, J, 2, L or 2L)
-            if self._frac_t is not None:
-                lo, hi = g[..., :self.num_lags], g[..., self.num_lags:]
-                g = torch.lerp(lo, hi, self._frac_t)
-            x = g.reshape(self.num_envs, self.num_joints, 2 * self.num_lags)
-            tau = self._forward(x)
+            if self._frac_t is None:
+                torch.index_select(buf, 3, self._idx[ptr], out=self._x)  # (J, N, 2, L)
+            else:
+                g = torch.index_select(buf, 3, self._idx[ptr], out=self._g)  # (J, N, 2, 2L)
+                torch.lerp(g[..., :self.num_lags], g[..., self.num_lags:], self._frac_t,
+                           out=self._x)
+            tau = self._forward(self._x)  # (J, N), fresh tensor
             self._ptr = (ptr + 1) % k
         if as_numpy:
             return tau.cpu().numpy().astype(out_dtype, copy=False)
@@ -171,18 +181,19 @@ class ActuatorNetEvaluator:
         return torch.as_tensor(np.asarray(a), device=self.device).to(torch.float32)
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
-        n, j, d = x.shape
+        """x (J, N, 2, L) -> torque (N, J), through the preallocated layer outputs."""
+        nj, n = self.num_joints, self.num_envs
+        h = x.view(nj * n, -1) if self._shared else x.view(nj, n, -1)
         last = len(self._w) - 1
-        if self._shared:
-            h = x.reshape(n * j, d)
-            for i, (w, b) in enumerate(zip(self._w, self._b)):
-                h = torch.addmm(b, h, w)
-                if i < last:
-                    h = h / (h.abs() + 1.0)  # softsign
-            return h.view(n, j)
-        h = x.transpose(0, 1)  # (J, N, d)
         for i, (w, b) in enumerate(zip(self._w, self._b)):
-            h = torch.baddbmm(b, h, w)
-            if i < last:
-                h = h / (h.abs() + 1.0)
-        return h.squeeze(-1).transpose(0, 1)
+            out = self._h[i]
+            if self._shared:
+                torch.addmm(b, h, w, out=out)
+            else:
+                torch.baddbmm(b, h, w, out=out)
+            if i < last:  # softsign in place: out / (1 + |out|)
+                tmp = self._tmp[..., :out.shape[-1]]
+                torch.abs(out, out=tmp).add_(1.0)
+                out.div_(tmp)
+            h = out
+        return h.view(nj, n).t().contiguous()
