@@ -1,0 +1,19 @@
+"""Stage 2: learn the actuator's dynamics (position targets -> torque) from logs.
+
+Hwangbo et al. (2019): an MLP from joint position error and velocity at t, t - h, t - 2h
+to torque, 3 hidden layers of 32 softsign units, one network per actuator type.
+
+Modules (data flows top to bottom):
+
+- :mod:`actuator_net.importers` robot_rl logs, the ANYmal SEA pair, per-joint CSVs ->
+  :class:`~actuator_net.data.ActuatorSeries` (the one internal format)
+- :mod:`actuator_net.data`      history windows (stride or interpolation), time split
+- :mod:`actuator_net.model`     :class:`~actuator_net.model.ActuatorMLP` (scaling inside)
+- :mod:`actuator_net.train`     :func:`~actuator_net.train.train`, metrics vs PD baselines
+- :mod:`actuator_net.artifacts` ``actuator.pt`` / ``actuator.onnx`` / ``metrics.json``
+- :mod:`actuator_net.runtime`   :class:`~actuator_net.runtime.ActuatorNetEvaluator`, the
+  batched per-env evaluator for the simulator
+- :mod:`actuator_net.cli`       ``robot-rl actuator train``
+
+Nothing heavy is imported here.
+"""

@@ -125,15 +125,18 @@ class ActuatorNetEvaluator:
     # -- public API -------------------------------------------------------------------------
     def reset(self, env_ids: Any = None, q_target: Any = None, q: Any = None,
               qd: Any = None) -> None:
-        """Clear the history of ``env_ids`` (all if None).
+        """Clear the history of ``env_ids`` (indices or a boolean mask over envs; all if None).
 
         With ``q_target``, ``q``, ``qd`` (rows for those envs, (len(env_ids), J)) the history
         is filled with that state now; without, with the state of the next call.
         """
         with torch.inference_mode():
-            ids = (torch.arange(self.num_envs, device=self.device) if env_ids is None
-                   else torch.as_tensor(np.asarray(env_ids) if not torch.is_tensor(env_ids)
-                                        else env_ids, dtype=torch.long, device=self.device).reshape(-1))
+            if env_ids is None:
+                ids = torch.arange(self.num_envs, device=self.device)
+            else:
+                ids = torch.as_tensor(env_ids if torch.is_tensor(env_ids) else np.asarray(env_ids),
+                                      device=self.device).reshape(-1)
+                ids = ids.nonzero().reshape(-1) if ids.dtype == torch.bool else ids.long()
             if q_target is not None:
                 e, v = self._tensor(q_target) - self._tensor(q), self._tensor(qd)
                 cur = torch.stack([e, v], dim=-1).reshape(len(ids), self.num_joints, 2, 1)

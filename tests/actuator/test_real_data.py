@@ -2,8 +2,9 @@
 """Targets on real actuator data (issue 5): ANYmal SEA and the 50 Hz humanoid ankle.
 
 Fixed seeds, CPU, deterministic.  ANYmal uses a history spacing of 0.0075 s (3 samples at
-400 Hz): the paper's 0.01 s reaches about 0.50 N m on this small split but varies with the
-seed (0.47 to 0.57 over six seeds), 0.0075 s gives 0.38 to 0.44 (bench/RESULTS.md).
+400 Hz): with the paper's 0.01 s the default training reaches 0.46 to 0.61 N m over six
+seeds (mean 0.54, so the 0.55 target holds for only some seeds); 0.0075 s gives 0.39 to
+0.50 (mean 0.44); seed 0 here gives 0.436 N m (bench/RESULTS.md).
 """
 
 from __future__ import annotations

@@ -76,7 +76,7 @@ def test_reset_clears_history_of_chosen_envs_only(shared):
     for k in range(20):
         ev(qt[k], q[k], qd[k])
         ref(qt[k], q[k], qd[k])
-    ev.reset([1])
+    ev.reset(np.array([False, True, False]))  # a boolean mask works as well as [1]
     fresh = ActuatorNetEvaluator(path, num_envs=envs, physics_dt=0.005)
     for k in range(20, 40):
         a, b, c = ev(qt[k], q[k], qd[k]), ref(qt[k], q[k], qd[k]), fresh(qt[k], q[k], qd[k])
