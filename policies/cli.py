@@ -35,6 +35,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true",
                    help="continue from the latest checkpoint in --out")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--workers", type=int, default=0,
+                   help="collect rollouts on this many Ray workers, --num-envs split among "
+                        "them (needs the 'ray' extra) [0: single process, Ray not imported]")
+    p.add_argument("--ray-address", default=None,
+                   help="Ray cluster to join with --workers: auto or host:port "
+                        "[default: start a local one]")
     return p
 
 
@@ -64,6 +70,9 @@ def main(argv: list[str] | None = None) -> int:
         from policies.randomization import load_sysid
 
         sysid = load_sysid(a.sysid)
-    log = train(cfg, a.out, sysid=sysid, actuator_dir=a.actuator, resume=a.resume)
+    if a.ray_address and not a.workers:
+        raise SystemExit("--ray-address needs --workers M")
+    log = train(cfg, a.out, sysid=sysid, actuator_dir=a.actuator, resume=a.resume,
+                workers=a.workers, ray_address=a.ray_address)
     print(f"done: iteration log {json.dumps({k: v for k, v in log.items() if isinstance(v, (int, float))})}")
     return 0

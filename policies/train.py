@@ -92,9 +92,22 @@ def latest_checkpoint(out: Path) -> Path | None:
     return max(found)[1] if found else None
 
 
+def make_env(env_cfg: EnvConfig, sysid: SysidParams | None, actuator_dir: str | None,
+             num_envs: int, seed: int) -> LeggedEnv:
+    """``LeggedEnv`` with ``num_envs`` envs: the picklable factory of the Ray rollout workers."""
+    return LeggedEnv(replace(env_cfg, num_envs=num_envs), sysid=sysid, actuator_dir=actuator_dir,
+                     seed=seed)
+
+
 def train(cfg: LocomotionConfig, out: str | Path, sysid: SysidParams | None = None,
-          actuator_dir: str | None = None, resume: bool = False) -> dict[str, Any]:
-    """Train; return the last iteration's log.  ``resume`` continues from the latest checkpoint."""
+          actuator_dir: str | None = None, resume: bool = False, workers: int = 0,
+          ray_address: str | None = None) -> dict[str, Any]:
+    """Train; return the last iteration's log.  ``resume`` continues from the latest checkpoint.
+
+    ``workers > 0`` collects rollouts on that many Ray workers (``robot_rl.rl.distributed``;
+    ``ray_address``: ``"auto"``, ``host:port`` or None for a local cluster); ``cfg.env.num_envs``
+    is split among them.  Without it Ray is not imported.
+    """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     if sysid is not None and sysid.robot and sysid.robot != cfg.env.robot:
@@ -107,17 +120,30 @@ def train(cfg: LocomotionConfig, out: str | Path, sysid: SysidParams | None = No
     def callback(iteration: int, log: dict[str, Any]) -> None:
         # curriculum: k_c <- k_c ** rate per iteration
         env.set_curriculum(cfg.env.rewards.curriculum_start ** (rate ** iteration))
+        if workers:
+            runner.env.call("set_curriculum", env.curriculum)
         log["train/curriculum"] = env.curriculum
         if tcfg.runner.save_interval and iteration % tcfg.runner.save_interval == 0:
             save_policy(out / "policy.pt", runner, env)
 
-    runner = OnPolicyRunner.from_config(env, tcfg, callback=callback)
+    if workers:
+        from functools import partial
+
+        from robot_rl.rl.distributed import DistributedRunner
+
+        runner = DistributedRunner.from_factory(
+            partial(make_env, cfg.env, sysid, actuator_dir), cfg.env.num_envs, workers, tcfg,
+            callback=callback, address=ray_address)
+    else:
+        runner = OnPolicyRunner.from_config(env, tcfg, callback=callback)
     atomic_write_json(out / "locomotion_config.json", to_dict(cfg))
     if resume:
         ckpt = latest_checkpoint(out)
         if ckpt is not None:
             runner.load(ckpt)
             env.set_curriculum(cfg.env.rewards.curriculum_start ** (rate ** runner.iteration))
+            if workers:
+                runner.env.call("set_curriculum", env.curriculum)
             print(f"resumed from {ckpt} (iteration {runner.iteration})")
     try:
         log = runner.learn()
