@@ -86,8 +86,7 @@ ANYMAL_RATE_HZ = 400.0
 #: The paper's PD gains of the ANYmal SEA joint controller.
 ANYMAL_KP, ANYMAL_KD = 50.0, 0.1
 _ANYMAL_NAMES = {"vel": "velocity window (input values 0-15)",
-                 "pos_error": "position error window (input values 16-31)",
-                 "tau": "torque window (input values 32-47)"}
+                 "pos_error": "position error window (input values 16-31)"}
 
 
 def anymal_pair(path: str | Path) -> tuple[Path, Path]:

@@ -55,13 +55,6 @@ class ActuatorMLP(nn.Module):
             self.out_mean.copy_(out_mean)
             self.out_std.copy_(out_std)
 
-    def per_joint(self) -> dict[str, torch.Tensor | list[torch.Tensor]]:
-        """Parameters gathered per joint: for a fast evaluator (after training)."""
-        jt = self.joint_type
-        return {"in_mean": self.in_mean[jt], "in_std": self.in_std[jt],
-                "out_mean": self.out_mean[jt], "out_std": self.out_std[jt],
-                "weights": [w[jt] for w in self.weights], "biases": [b[jt] for b in self.biases]}
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         jt = self.joint_type
         lead = x.shape[:-2]

@@ -89,7 +89,8 @@ class ActuatorNetEvaluator:
             # history ring, joint-major so that a gathered window is already (J, N, 2L)
             self._buf = torch.zeros(nj, n, 2, k, dtype=f32, device=dev)
             # preallocated work tensors: no allocation per step (large ones page-fault)
-            self._g = torch.empty(nj, n, 2, len(idx[0]), dtype=f32, device=dev)
+            self._g = (None if self._frac is None
+                       else torch.empty(nj, n, 2, 2 * nl, dtype=f32, device=dev))
             self._x = torch.empty(nj, n, 2, nl, dtype=f32, device=dev)
             self._h = [torch.empty(nj * n if self._shared else nj, *(() if self._shared else (n,)),
                                    w.shape[-1], dtype=f32, device=dev) for w in self._w]
@@ -141,6 +142,9 @@ class ActuatorNetEvaluator:
                 e, v = self._tensor(q_target) - self._tensor(q), self._tensor(qd)
                 cur = torch.stack([e, v], dim=-1).reshape(len(ids), self.num_joints, 2, 1)
                 self._buf[:, ids] = cur.transpose(0, 1).expand(-1, -1, -1, self.buffer_len)
+                if self._pending is not None:  # filled now: not again by the next call
+                    left = self._pending[~torch.isin(self._pending, ids)]
+                    self._pending = left if len(left) else None
                 return
             if self._pending is None:
                 self._pending = ids.clone()

@@ -86,21 +86,24 @@ def test_reset_clears_history_of_chosen_envs_only(shared):
             assert not np.allclose(a[1], b[1])
 
 
-def test_reset_fills_history_with_given_state(shared):
+@pytest.mark.parametrize("warm", [True, False])
+def test_reset_fills_history_with_given_state(shared, warm):
     path, model = shared
     ev = ActuatorNetEvaluator(path, num_envs=2, physics_dt=0.005)
     qt, q, qd = _signals(5, 2, 3, seed=3)
-    for k in range(5):
+    for k in range(5 if warm else 0):  # cold: the explicit state replaces the pending fill
         ev(qt[k], q[k], qd[k])
     e0, v0 = np.full((1, 3), 0.1), np.full((1, 3), -0.5)
     ev.reset([0], q_target=e0, q=np.zeros((1, 3)), qd=v0)
-    # the same state again: a robot at rest with that state for the whole history
-    tau = ev(np.vstack([e0, qt[4, 1:]]), np.vstack([np.zeros((1, 3)), q[4, 1:]]),
+    # a different state now: the history still holds the reset state at t - h and t - 2h
+    e1 = np.full((1, 3), -0.2)
+    tau = ev(np.vstack([e1, qt[4, 1:]]), np.vstack([np.zeros((1, 3)), q[4, 1:]]),
              np.vstack([v0, qd[4, 1:]]))
-    x = torch.tensor(np.concatenate([np.full((1, 3, 3), 0.1), np.full((1, 3, 3), -0.5)], -1),
-                     dtype=torch.float32)
+    x = np.concatenate([np.full((1, 3, 3), 0.1), np.full((1, 3, 3), -0.5)], -1)
+    x[..., 0] = -0.2
     with torch.no_grad():
-        np.testing.assert_allclose(tau[0], model(x).numpy()[0], atol=1e-5)
+        want = model(torch.tensor(x, dtype=torch.float32)).numpy()[0]
+    np.testing.assert_allclose(tau[0], want, atol=1e-5)
 
 
 def test_numpy_and_torch_inputs(shared):
