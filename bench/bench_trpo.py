@@ -12,12 +12,20 @@ the ratios ours/sb3.
 
 Hyperparameters (both sides; rl-zoo ``hyperparams/trpo.yml``, ``*mujoco-defaults``):
 2 envs, 1024 steps per env per update (2048 samples), gamma 0.99, GAE lambda 0.95,
-KL bound 0.01 (HalfCheetah: 0.04, as the zoo tunes it), 25 CG iterations, CG damping 0.1,
+target_kl 0.01 (HalfCheetah: 0.04, as the zoo tunes it), 25 CG iterations, CG damping 0.1,
 Fisher on the whole batch (sub_sampling_factor 1), 10 line-search trials shrinking by 0.8,
 value net fitted by Adam (lr 1e-3) for 20 epochs of minibatches of 128 (16 per epoch),
 normalized advantages, observation and reward normalization (VecNormalize on sb3's side,
 EmpiricalNormalization + RewardScaler on ours; clip 10), sb3's default MlpPolicy: separate
 64-64 tanh actor and critic, orthogonal init, log std initialised to 0.
+
+KL convention: sb3-contrib averages the diagonal-Gaussian KL over action dimensions (its
+``kl_divergence`` returns per-dimension terms, then ``.mean()``), so its ``target_kl``
+bounds KL / action_dim and its Fisher-vector products are of F / action_dim (+ damping).
+Ours bounds the summed KL per state (the TRPO paper's).  By default our ``max_kl`` and
+``cg_damping`` are therefore sb3's values times action_dim (Hopper 3, HalfCheetah 6),
+which makes the two natural-gradient steps identical; ``--literal-kl`` uses sb3's numbers
+unchanged (our trust region is then action_dim times smaller).
 
 Evaluation: ``gymnasium.make(task)``, episodes seeded 10_000 + 100 * seed + k (k < 5),
 deterministic (mean) actions clipped to the action bounds, raw (unnormalized) reward sum.
@@ -77,8 +85,15 @@ def evaluate(act, task: str, seed: int, episodes: int) -> float:
     return float(np.mean(returns))
 
 
-def run_ours(task: str, steps: int, seed: int, episodes: int) -> dict:
+def run_ours(task: str, steps: int, seed: int, episodes: int, match_kl: bool = True) -> dict:
     iterations = math.ceil(steps / (N_ENVS * N_STEPS))
+    env = make_gym_vec_env(task, N_ENVS)
+    # sb3-contrib's TRPO averages the Gaussian KL over action dimensions (its kl_divergence
+    # returns per-dimension terms and .mean() runs over batch and dimensions), so its
+    # target_kl bounds KL / action_dim and its Fisher is F / action_dim + damping.  Ours
+    # bounds the summed KL, as in the TRPO paper.  match_kl scales max_kl and damping by
+    # action_dim so that both take the same natural-gradient step.
+    scale = int(env.single_action_space.shape[0]) if match_kl else 1
     cfg = from_dict(
         TrainConfig,
         {
@@ -86,9 +101,9 @@ def run_ours(task: str, steps: int, seed: int, episodes: int) -> dict:
                 "name": "trpo",
                 "gamma": HYPERPARAMS["gamma"],
                 "lam": HYPERPARAMS["gae_lambda"],
-                "max_kl": target_kl(task),
+                "max_kl": target_kl(task) * scale,
                 "cg_iters": HYPERPARAMS["cg_max_steps"],
-                "cg_damping": HYPERPARAMS["cg_damping"],
+                "cg_damping": HYPERPARAMS["cg_damping"] * scale,
                 "fvp_subsample": 1.0 / HYPERPARAMS["sub_sampling_factor"],
                 "line_search_steps": HYPERPARAMS["line_search_max_iter"],
                 "backtrack": HYPERPARAMS["line_search_shrinking_factor"],
@@ -115,7 +130,6 @@ def run_ours(task: str, steps: int, seed: int, episodes: int) -> dict:
             },
         },
     )
-    env = make_gym_vec_env(task, N_ENVS)
     t0 = time.perf_counter()
     runner = OnPolicyRunner.from_config(env, cfg)
     runner.learn()
@@ -136,6 +150,8 @@ def run_ours(task: str, steps: int, seed: int, episodes: int) -> dict:
         else float("nan"),
         "line_search_accepted_last": runner.last_log.get("train/accepted"),
         "final_action_std": float(policy.action_std().detach().mean()),
+        "max_kl": cfg.algo.max_kl,
+        "cg_damping": cfg.algo.cg_damping,
     }
 
 
@@ -262,6 +278,12 @@ def main() -> None:
     ap.add_argument("--only", choices=["both", "ours", "sb3"], default="both")
     ap.add_argument("--json", default="", help="also write the results to this file")
     ap.add_argument(
+        "--literal-kl",
+        action="store_true",
+        help="use sb3's target_kl and damping values as our max_kl and damping "
+        "unchanged (a trust region action_dim times smaller than sb3's)",
+    )
+    ap.add_argument(
         "--gpu-update",
         action="store_true",
         help="time one TRPO update on CPU vs CUDA instead of training",
@@ -283,7 +305,9 @@ def main() -> None:
         for seed in args.seeds:
             row = {"task": task, "seed": seed, "steps": args.steps}
             if args.only in ("both", "ours"):
-                row["ours"] = run_ours(task, args.steps, seed, args.eval_episodes)
+                row["ours"] = run_ours(
+                    task, args.steps, seed, args.eval_episodes, match_kl=not args.literal_kl
+                )
                 print(f"{task} seed {seed} ours: {json.dumps(row['ours'])}", flush=True)
             if args.only in ("both", "sb3"):
                 row["sb3"] = run_sb3(task, args.steps, seed, args.eval_episodes)
