@@ -14,6 +14,7 @@ Prints, side by side in one run:
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import statistics
 import tempfile
@@ -29,7 +30,9 @@ from actuator_net.importers import ANKLE_CSV, from_robot_log, read_anymal, read_
 from actuator_net.runtime import ActuatorNetEvaluator
 from actuator_net.train import train
 
-DATA = Path("/work/shared/data/real_actuator_logs")
+# shared/ lies beside the repository; ROBOT_RL_SHARED overrides (as in tests/actuator)
+DATA = Path(os.environ.get("ROBOT_RL_SHARED", Path(__file__).resolve().parents[1].parent / "shared"),
+            "data", "real_actuator_logs")
 
 
 def _cfg(h: float, seed: int = 0, **train_kw) -> ActuatorNetConfig:
