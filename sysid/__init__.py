@@ -28,8 +28,8 @@ Method, and why:
 
 Ground logs must show the robot standing on its feet: samples where other geometry is near
 the floor are dropped, and with too few left the trunk is reported as not identifiable.
-With the robots' default (soft) gains the stand-in's open-loop ``ground`` experiment leaves
-A1 resting on its thighs, so collect ground logs with a stiffer driver, e.g.
-``robot-rl collect --experiment ground --standin-config sysid/configs/standin_ground_stiff.json``
-(the driver gains do not enter identification: it uses the measured torques).
+With the robots' default (soft) gains an open-loop ground experiment leaves A1 resting on
+its thighs, so ``robot-rl collect --experiment ground`` raises the joint gains (kp x4, kd x2)
+through ``RobotInterface.set_gains`` (the gains do not enter identification: it uses the
+measured torques).
 """

@@ -1,9 +1,9 @@
 """Identification against the hardware stand-in's hidden truth (which only tests may read).
 
-Logs are short (12 s suspended + 10 s ground) to keep the suite fast.  The ground logs are
-collected with a stiffer driver (``sysid/configs/standin_ground_stiff.json``): with the
-robots' default gains the open-loop ground experiment leaves the robot resting on its thighs
-(see test_sysid_bad_input.py for what sysid makes of that).
+Logs are short (12 s suspended + 10 s ground) to keep the suite fast.  The ground experiment
+raises the joint gains itself (kp x4, kd x2, robot_rl.collect): with the default gains it
+would leave the robot resting on its thighs (see test_sysid_bad_input.py for what sysid
+makes of that).
 """
 
 import json
@@ -15,13 +15,12 @@ import pytest
 from robot_rl.collect import collect
 from robot_rl.robot import load_robot
 from robot_rl.standin import PyBulletStandIn
-from robot_rl.standin_model import PerturbationRanges, ReferenceActuatorConfig, StandInConfig
+from robot_rl.standin_model import PerturbationRanges, StandInConfig
 from sysid.cli import main
 from sysid.config import SysidConfig
 from sysid.identify import identify
 from sysid.model import nominal
 
-STIFF = ReferenceActuatorConfig(kp_scale=4.0, kd_scale=2.0)
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -49,8 +48,7 @@ def logs(tmp: Path, robot, seed: int, ranges=PerturbationRanges(), suspended_s=1
          ground_s=10.0):
     cfg = StandInConfig(seed=seed, ranges=ranges)
     susp = collect(robot, "suspended", suspended_s, tmp / "suspended.npz", cfg, seed=0, progress=False)
-    gcfg = StandInConfig(seed=seed, ranges=ranges, actuator=STIFF)
-    ground = collect(robot, "ground", ground_s, tmp / "ground.npz", gcfg, seed=0, progress=False)
+    ground = collect(robot, "ground", ground_s, tmp / "ground.npz", cfg, seed=0, progress=False)
     return cfg, susp, ground
 
 
