@@ -50,7 +50,8 @@ class AlgoConfig:
     lam: float = 0.95
     # normalize advantages to zero mean, unit std over the batch before the policy step
     normalize_advantages: bool = True
-    # trust-region radius delta: bound on mean KL(old || new) per update (nats)
+    # trust-region radius delta: bound on KL(old || new) summed over action dimensions and
+    # averaged over states, per update (nats); sb3-contrib's target_kl is per action dimension
     max_kl: float = 0.01
     # conjugate-gradient iterations for the natural-gradient direction (count)
     cg_iters: int = 10
