@@ -181,7 +181,14 @@ def write_summary(out: Path) -> Path:
     p = out / "sysid" / "params.json"
     if p.exists():
         params = json.loads(p.read_text())
-        lines += ["## 1. System identification", "", f"Method: {params.get('method', '?')}", "",
+        method = params.get("method", "?")
+        method_lines = ([f"- **{k}**: {v}" for k, v in method.items()] if isinstance(method, dict)
+                        else [f"Method: {method}"])
+        val = params.get("validation", {})
+        if "ratio" in val:
+            method_lines.append(f"- **held-out replay RMSE**: identified / nominal model = "
+                                f"{val['ratio']:.3f}")
+        lines += ["## 1. System identification", "", *method_lines, "",
                   "| parameter | nominal | fitted | std | identifiable | randomization range |",
                   "|---|---|---|---|---|---|"]
         for k, v in params["parameters"].items():
@@ -194,9 +201,16 @@ def write_summary(out: Path) -> Path:
     p = out / "actuator" / "metrics.json"
     if p.exists():
         m = json.loads(p.read_text())
-        lines += ["## 2. Actuator network", "", "Validation RMSE (N m), held-out by time:", "",
-                  "```json", json.dumps({k: v for k, v in m.items() if "rmse" in k.lower()}, indent=1)[:2000],
-                  "```", ""]
+        lines += ["## 2. Actuator network", "", "Validation RMSE (N m) on the held-out end of each log:", ""]
+        rmse = m.get("rmse_nm", {})
+        models = [k for k in ("network", "ideal_pd", "best_fit_pd") if isinstance(rmse.get(k), dict)]
+        if models:
+            lines += ["| joint | " + " | ".join(models) + " |", "|---|" + "---|" * len(models)]
+            for joint in [*rmse[models[0]].get("per_joint", {}), "overall"]:
+                vals = [rmse[k]["overall"] if joint == "overall" else rmse[k]["per_joint"].get(joint)
+                        for k in models]
+                lines.append(f"| {joint} | " + " | ".join(_fmt(v) for v in vals) + " |")
+        lines.append("")
         images += sorted((out / "actuator").glob("*.png"))
     if (out / "policy").exists():
         lines += ["## 3. Policy training", ""]
@@ -230,9 +244,13 @@ def write_summary(out: Path) -> Path:
         for k in keys:
             lines.append(f"| {k} | " + " | ".join(_fmt(rows[s].get(k, float('nan'))) for s in rows) + " |")
         lines.append("")
-    lat = out / "eval" / "latency.json"
-    if lat.exists():
-        lines += ["ONNX latency: " + lat.read_text(), ""]
+    for sim in ("mujoco", "pybullet"):
+        p = out / "eval" / sim / "report.json"
+        timing = json.loads(p.read_text()).get("timing", {}) if p.exists() else {}
+        if "policy_step_us_p50" in timing:
+            lines += [f"Onboard control step in {sim} (observation, ONNX inference, clipping): "
+                      f"p50 {timing['policy_step_us_p50']:.0f} us, p99 "
+                      f"{timing['policy_step_us_p99']:.0f} us.", ""]
     md = "\n".join(lines) + "\n"
     atomic_write_bytes(out / "summary.md", md.encode())
     body = "".join(f"<pre>{html.escape(md)}</pre>")
