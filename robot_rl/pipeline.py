@@ -30,9 +30,13 @@ from pathlib import Path
 from robot_rl.config import atomic_write_bytes
 from robot_rl.robot import DEFAULT_ROBOT, ROBOTS
 
+#: per budget: seconds of each collected log; training in two phases (iterations): first
+#: ideal PD on the nominal model (learns to walk fast), then resumed with the actuator
+#: network in the loop and the identified parameters randomized; eval options.
 BUDGETS = {
-    "smoke": {"collect_s": 6.0, "train": ["--budget", "smoke"], "eval": ["--seconds", "3", "--no-video"]},
-    "default": {"collect_s": 30.0, "train": [], "eval": []},
+    "smoke": {"collect_s": 6.0, "pretrain": 1, "train": 2, "train_args": ["--budget", "smoke"],
+              "eval": ["--seconds", "3", "--no-video"]},
+    "default": {"collect_s": 30.0, "pretrain": 500, "train": 950, "train_args": [], "eval": []},
 }
 
 
@@ -66,6 +70,32 @@ def _collect(out: Path, a: argparse.Namespace) -> None:
         path = out / "logs" / f"{exp}.npz"
         if not path.exists() or a.force:
             collect(load_robot(a.robot), exp, BUDGETS[a.budget]["collect_s"], path, cfg, seed=a.seed)
+
+
+def _train(out: Path, a: argparse.Namespace) -> None:
+    """Phase 1: ideal PD, nominal model; phase 2: resumed with the actuator network and the
+    identified parameters (randomized).  Both resume, so a killed run continues."""
+    from policies.train import latest_checkpoint
+
+    b = BUDGETS[a.budget]
+    common = ["--robot", a.robot, "--out", str(out / "policy"), "--seed", str(a.seed), "--resume",
+              *b["train_args"]]
+    ckpt = latest_checkpoint(out / "policy")
+    done = int(ckpt.stem.split("_")[1]) if ckpt else 0
+    if done < b["pretrain"]:
+        _call("policies.cli", [*common, "--iterations", str(b["pretrain"])])
+    _call("policies.cli", [*common, "--sysid", str(out / "sysid"), "--actuator",
+                           str(out / "actuator"), "--iterations", str(b["train"])])
+
+
+def _validate_policy(out: Path, iterations: int) -> None:
+    import torch
+
+    path = out / "policy" / "policy.pt"
+    meta = torch.load(path, map_location="cpu", weights_only=False)["meta"]
+    if int(meta["iteration"]) < iterations:
+        raise ValueError(f"{path}: field 'meta.iteration' is {meta['iteration']}, training "
+                         f"runs to {iterations}")
 
 
 def _validate_logs(out: Path) -> None:
@@ -103,12 +133,8 @@ def stages(a: argparse.Namespace) -> list[Stage]:
               lambda o, a: _call("actuator_net.cli", ["train", "--logs", str(o / "logs" / "suspended.npz"),
                                                       "--robot", a.robot, "--out", str(o / "actuator")]),
               lambda o: None),
-        Stage("train", lambda o: [o / "policy" / "policy.pt"],
-              lambda o, a: _call("policies.cli", ["--sysid", str(o / "sysid"), "--actuator",
-                                                  str(o / "actuator"), "--robot", a.robot, "--out",
-                                                  str(o / "policy"), "--seed", str(a.seed),
-                                                  "--resume", *b["train"]]),
-              lambda o: None),
+        Stage("train", lambda o: [o / "policy" / "policy.pt"], _train,
+              lambda o: _validate_policy(o, b["train"])),
         Stage("export", lambda o: [o / "policy.onnx"],
               lambda o, a: _call("deploy.export_cli", ["--policy", str(o / "policy"), "--out",
                                                        str(o / "policy.onnx")]),
