@@ -11,15 +11,24 @@ pytest.importorskip("pybullet")
 standin = pytest.importorskip("robot_rl.standin")
 
 
-@pytest.fixture(scope="module")
-def suspended_log(tmp_path_factory):
+#: stand-in actuator settings: the defaults, and a slower, laggier, weaker actuator
+SETTINGS = {
+    "default": {},
+    "slow-weak": {"latency": 0.02, "torque_time_constant": 0.008, "tau_max_scale": 0.7,
+                  "noload_speed_scale": 0.8, "kp_scale": 1.2, "kd_scale": 0.8},
+}
+
+
+@pytest.fixture(scope="module", params=sorted(SETTINGS))
+def suspended_log(tmp_path_factory, request):
     from robot_rl.collect import collect
     from robot_rl.robot import load_robot
     from robot_rl.standin_model import load_standin_config
 
+    cfg = load_standin_config()
+    cfg = load_standin_config(None, seed=3, actuator={**vars(cfg.actuator), **SETTINGS[request.param]})
     out = tmp_path_factory.mktemp("logs")
-    return collect(load_robot("a1"), "suspended", 12.0, out, load_standin_config(), seed=0,
-                   progress=False)
+    return collect(load_robot("a1"), "suspended", 12.0, out, cfg, seed=0, progress=False)
 
 
 def test_network_beats_pd_models_on_standin(suspended_log, tmp_path):
