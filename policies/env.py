@@ -72,6 +72,8 @@ class LeggedEnv(gym.vector.VectorEnv):
         nthread = cfg.threads or os.cpu_count() or 1
         self._datas = [mujoco.MjData(self.base_model) for _ in range(nthread)]
         self._rollout = rollout.Rollout(nthread=nthread)
+        # one chunk of envs per thread: a physics step is short, so fewer hand-offs win
+        self._chunk = max(1, -(-self.num_envs // nthread))
         self._state_spec = mujoco.mjtState.mjSTATE_FULLPHYSICS
         d = mujoco.MjData(self.base_model)
         set_nominal(self.base_model, d, self.robot)
@@ -183,7 +185,8 @@ class LeggedEnv(gym.vector.VectorEnv):
         ctrl[:, 0, self.idx.actuator] = tau
         init = np.ascontiguousarray(self.state)
         self._rollout.rollout(self.models, self._datas, init, ctrl, nstep=1, skip_checks=True,
-                              state=self._state_out, sensordata=self._sens_out)
+                              state=self._state_out, sensordata=self._sens_out,
+                              chunk_size=self._chunk)
         self.state = self._state_out[:, 0].copy()
         self.sensordata = self._sens_out[:, 0]
         return tau
