@@ -152,10 +152,13 @@ def test_killed_worker_is_replaced_and_its_share_recollected(capsys):
 
 
 def test_worker_killed_mid_rollout_is_survived():
-    """Kill a worker while its rollout runs (long rollout, kill from a timer thread)."""
+    """Kill a worker while its rollout runs (long rollout, kill from a timer thread).
+
+    The rollout is long enough (3000 steps, seconds even on an idle machine) that the
+    kill 0.5 s in lands mid-rollout."""
     import threading
 
-    cfg = _cfg(num_envs=4, steps=400)
+    cfg = _cfg(num_envs=4, steps=3000)
     runner = DistributedRunner.from_factory(
         partial(make_env, cfg.env, None, None), 4, 2, cfg.train, rollout_timeout_s=120.0)
     try:
