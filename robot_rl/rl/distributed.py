@@ -451,28 +451,9 @@ class DistributedRunner(OnPolicyRunner):
         return {"completed": sum(len(p["episode_returns"]) for p in parts),
                 "reward_terms": terms}
 
-    def _log(self, stats: dict[str, Any], roll: dict[str, Any], t_collect: float,
-             t_update: float) -> dict[str, Any]:
-        """The base log plus ``dist/worker_restarts`` (cumulative) and ``dist/workers``."""
-        callback, writer = self.callback, self.writer
-        self.callback = self.writer = None  # write once, after the dist/ keys are added
-        try:
-            log = super()._log(stats, roll, t_collect, t_update)
-        finally:
-            self.callback, self.writer = callback, writer
-        log["dist/worker_restarts"] = self.env.restarts
-        log["dist/workers"] = self.env.num_workers
-        if self.writer is not None:
-            for k, v in log.items():
-                if isinstance(v, (int, float)):
-                    self.writer.add_scalar(k, v, self.iteration)
-            for k, v in stats.items():
-                if isinstance(v, str) and v:
-                    self.writer.add_text(f"train/{k}", v, self.iteration)
-        self.last_log = log
-        if self.callback is not None:
-            self.callback(self.iteration, log)
-        return log
+    def _extra_log(self) -> dict[str, Any]:
+        """``dist/worker_restarts`` (cumulative) and ``dist/workers``."""
+        return {"dist/worker_restarts": self.env.restarts, "dist/workers": self.env.num_workers}
 
     def close(self) -> None:
         super().close()

@@ -439,6 +439,7 @@ class OnPolicyRunner:
         log["perf/update_s"] = t_update
         log["perf/env_steps"] = self.env_steps
         log["policy/action_std_mean"] = float(self.policy.action_std().detach().mean())
+        log.update(self._extra_log())
         if self.writer is not None:
             for k, v in log.items():
                 if isinstance(v, (int, float)):
@@ -450,6 +451,10 @@ class OnPolicyRunner:
         if self.callback is not None:
             self.callback(self.iteration, log)
         return log
+
+    def _extra_log(self) -> dict[str, Any]:
+        """More numbers for this iteration's log (subclasses add theirs); none here."""
+        return {}
 
     # -- checkpoints --------------------------------------------------------------------
 
