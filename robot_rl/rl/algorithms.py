@@ -42,7 +42,6 @@ numbers as ``train/<key>`` and the skip reason as text):
 
 from __future__ import annotations
 
-import copy
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -52,7 +51,7 @@ import torch
 from torch import Tensor, nn
 
 from robot_rl.rl.config import AlgoConfig
-from robot_rl.rl.models import ActorCritic, gaussian_kl
+from robot_rl.rl.models import ActorCritic, FlatMLP, gaussian_kl
 from robot_rl.rl.storage import Batch, RolloutStorage, minibatch_indices
 
 Stats = dict[str, Any]
@@ -84,6 +83,57 @@ def flat_grad(output: Tensor, params: Sequence[Tensor], **kwargs: Any) -> Tensor
     return torch.cat(
         [(torch.zeros_like(p) if g is None else g).reshape(-1) for g, p in zip(grads, params)]
     )
+
+
+class FlatAdam:
+    """Adam (Kingma & Ba; the arithmetic of ``torch.optim.Adam``) on one flat parameter vector.
+
+    Six tensor ops per step however many layers the network has.  ``state_dict`` holds
+    ``m``, ``v`` and ``step``; :meth:`load_state_dict` also takes a ``torch.optim.Adam``
+    state dict over the same parameters (checkpoints written before this class existed).
+    """
+
+    def __init__(self, numel: int, lr: float, betas: tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-8, device: torch.device | str = "cpu"):
+        self.lr, self.betas, self.eps = lr, betas, eps
+        self.m = torch.zeros(numel, device=device)
+        self.v = torch.zeros(numel, device=device)
+        self.step = 0
+
+    @torch.no_grad()
+    def update(self, x: Tensor, grad: Tensor) -> None:
+        """One Adam step on ``x`` (in place) with gradient ``grad``."""
+        b1, b2 = self.betas
+        self.step += 1
+        self.m.lerp_(grad, 1.0 - b1)
+        self.v.mul_(b2).addcmul_(grad, grad, value=1.0 - b2)
+        denom = (self.v.sqrt() / math.sqrt(1.0 - b2**self.step)).add_(self.eps)
+        x.addcdiv_(self.m, denom, value=-self.lr / (1.0 - b1**self.step))
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"m": self.m.clone(), "v": self.v.clone(), "step": self.step}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if "state" in state:  # a torch.optim.Adam state dict
+            per_param = [state["state"][k] for k in sorted(state["state"])]
+            if not per_param:
+                self.m.zero_()
+                self.v.zero_()
+                self.step = 0
+                return
+            state = {
+                "m": torch.cat([p["exp_avg"].reshape(-1) for p in per_param]),
+                "v": torch.cat([p["exp_avg_sq"].reshape(-1) for p in per_param]),
+                "step": int(per_param[0]["step"]),
+            }
+        if state["m"].numel() != self.m.numel():
+            raise ValueError(
+                f"value optimizer state has {state['m'].numel()} entries, the value net "
+                f"has {self.m.numel()} parameters"
+            )
+        self.m.copy_(state["m"])
+        self.v.copy_(state["v"])
+        self.step = int(state["step"])
 
 
 def conjugate_gradient(
@@ -225,7 +275,8 @@ class OnPolicyAlgorithm:
         self.cfg = cfg
         self.device = torch.device(device)
         self.policy = policy.to(self.device)
-        self.value_optimizer = torch.optim.Adam(self.policy.critic_parameters(), lr=cfg.value_lr)
+        numel = sum(p.numel() for p in self.policy.critic_parameters())
+        self.value_optimizer = FlatAdam(numel, cfg.value_lr, device=self.device)
         self.storage: RolloutStorage | None = None
         self._pending: tuple[Tensor, ...] | None = None
 
@@ -315,22 +366,21 @@ class OnPolicyAlgorithm:
         if not bool(torch.isfinite(batch.returns).all() & torch.isfinite(batch.obs).all()):
             return float("nan"), "non_finite_returns"
         params = self.policy.critic_parameters()
-        x0 = flat_params(params)
-        opt_state = copy.deepcopy(self.value_optimizer.state_dict())
-        losses = []
+        x = flat_params(params)  # the fit works on this copy; params change only on success
+        net = FlatMLP(self.policy.critic, x)
+        opt, opt_state = self.value_optimizer, self.value_optimizer.state_dict()
+        loss_sum, n = torch.zeros((), device=self.device), 0
         for idx in minibatch_indices(
             len(batch), self.cfg.value_minibatches, self.cfg.value_epochs, self.device
         ):
-            loss = (self.policy.value(batch.obs[idx]) - batch.returns[idx]).pow(2).mean()
-            self.value_optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            self.value_optimizer.step()
-            losses.append(loss.detach())
-        if not bool(torch.isfinite(flat_params(params)).all()):
-            set_flat_params(params, x0)
-            self.value_optimizer.load_state_dict(opt_state)
+            loss_sum += net.mse_and_grad(batch.obs[idx], batch.returns[idx])
+            opt.update(x, net.grad)
+            n += 1
+        if not bool(torch.isfinite(x).all()):
+            opt.load_state_dict(opt_state)
             return float("nan"), "non_finite_value_weights"
-        return float(torch.stack(losses).mean()), ""
+        set_flat_params(params, x)
+        return float(loss_sum) / max(n, 1), ""
 
     # -- shared helpers -----------------------------------------------------------------
 

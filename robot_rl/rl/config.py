@@ -201,6 +201,10 @@ class RunnerConfig:
     episode_window: int = 100
     # show a tqdm progress bar with ETA
     progress: bool = True
+    # who runs the policy during rollouts: "numpy" (a numpy copy of the actor: fastest
+    # for the small batches of a CPU run), "torch" (the policy on its device) or "auto"
+    # (numpy for a CPU learner, torch otherwise)
+    rollout_actor: str = "auto"
 
     def __post_init__(self) -> None:
         for n in ("num_steps_per_env", "iterations", "episode_window"):
@@ -223,6 +227,11 @@ class RunnerConfig:
             f"unknown device {self.device!r}",
         )
         _positive(self, "reward_clip")
+        _check(
+            self.rollout_actor in ("auto", "numpy", "torch"),
+            "RunnerConfig.rollout_actor",
+            f"must be 'auto', 'numpy' or 'torch', got {self.rollout_actor!r}",
+        )
 
 
 @dataclass(frozen=True)

@@ -67,10 +67,10 @@ from ray.exceptions import GetTimeoutError, RayActorError
 
 from robot_rl.rl.algorithms import make_algorithm
 from robot_rl.rl.config import PolicyConfig, TrainConfig
-from robot_rl.rl.models import ActorCritic, gaussian_log_prob
+from robot_rl.rl.models import ActorCritic
+from robot_rl.rl.rollout import NumpyActor, RolloutCollector, Trajectory, dense_final_obs
 from robot_rl.rl.runner import (
     Callback,
-    NonFiniteError,
     OnPolicyRunner,
     resolve_device,
     seed_everything,
@@ -113,10 +113,10 @@ def init_ray(address: str | None = None, num_cpus: int | None = None) -> None:
 
 
 class _Worker:
-    """One rollout worker: an env share, a policy copy, the current observation."""
+    """One rollout worker: an env share, a numpy copy of the actor, the current observation."""
 
     def __init__(self, env_factory: EnvFactory, num_envs: int, seed: int, policy_cfg: dict,
-                 clip_actions: bool, torch_threads: int = 1):
+                 clip_actions: bool, torch_threads: int):
         torch.set_num_threads(max(torch_threads, 1))
         seed_everything(seed)
         self.seed = seed
@@ -125,14 +125,13 @@ class _Worker:
         obs_space, act_space = self.env.single_observation_space, self.env.single_action_space
         self.policy = ActorCritic(int(obs_space.shape[0]), int(act_space.shape[0]),
                                   PolicyConfig(**policy_cfg))
-        self.policy.eval()
-        self.low = self.high = None
+        self.actor = NumpyActor(self.policy, seed)
+        low = high = None
         if clip_actions and np.all(np.isfinite(act_space.low)) and np.all(np.isfinite(act_space.high)):
-            self.low = torch.as_tensor(act_space.low, dtype=torch.float32)
-            self.high = torch.as_tensor(act_space.high, dtype=torch.float32)
+            low = np.asarray(act_space.low, np.float32)
+            high = np.asarray(act_space.high, np.float32)
+        self.collector = RolloutCollector(self.env, low, high, where=f"worker seed {seed}: ")
         self.obs = None
-        self._ep_return = np.zeros(self.num_envs)
-        self._ep_length = np.zeros(self.num_envs, dtype=np.int64)
 
     def spaces(self) -> tuple[Any, Any, int]:
         return self.env.single_observation_space, self.env.single_action_space, self.num_envs
@@ -143,8 +142,7 @@ class _Worker:
     def reset(self, seed: int | None = None) -> np.ndarray:
         self.obs, _ = self.env.reset(seed=self.seed if seed is None else seed)
         self.obs = np.asarray(self.obs, dtype=np.float32)
-        self._ep_return[:] = 0.0
-        self._ep_length[:] = 0
+        self.collector.reset_episodes()
         return self.obs
 
     def call(self, name: str, *args: Any) -> Any:
@@ -156,77 +154,23 @@ class _Worker:
         return self.obs, rew, term, trunc, _dense_info(info, self.obs, term, trunc)
 
     def rollout(self, weights: dict[str, torch.Tensor], num_steps: int,
-                env_calls: list[tuple[str, tuple]]) -> dict[str, Any]:
+                env_calls: list[tuple[str, tuple]]) -> Trajectory:
         """Run the policy for ``num_steps`` steps (normalizer frozen); return the trajectory."""
         for name, args in env_calls:
             getattr(self.env, name)(*args)
         self.policy.load_state_dict(weights)
-        norm = self.policy.obs_normalizer
-        T, n = num_steps, self.num_envs
-        obs = self.obs
-        out_obs = np.empty((T, n, obs.shape[1]), np.float32)
-        out_final = np.zeros((T, n, obs.shape[1]), np.float32)
-        out_act, out_rew = None, np.empty((T, n), np.float32)
-        out_term, out_trunc = np.zeros((T, n), bool), np.zeros((T, n), bool)
-        ep_returns: list[float] = []
-        ep_lengths: list[int] = []
-        term_sums: dict[str, float] = {}
-        term_steps = 0
-        with torch.no_grad():
-            for t in range(T):
-                out_obs[t] = obs
-                actions = self.policy.act(norm(torch.from_numpy(obs)))[0]
-                if out_act is None:
-                    out_act = np.empty((T, n, actions.shape[1]), np.float32)
-                out_act[t] = actions.numpy()
-                if self.low is not None:
-                    actions = torch.clamp(actions, self.low, self.high)
-                nobs, rew, term, trunc, info = self.env.step(actions.numpy())
-                nobs = np.asarray(nobs, dtype=np.float32)
-                for what, x in (("obs", nobs), ("reward", rew)):
-                    if not np.isfinite(x).all():
-                        raise NonFiniteError(f"worker seed {self.seed}: non-finite {what} at "
-                                             f"step {t}")
-                term, trunc = np.asarray(term, bool), np.asarray(trunc, bool)
-                out_rew[t], out_term[t], out_trunc[t] = rew, term, trunc
-                self._ep_return += rew
-                self._ep_length += 1
-                done = term | trunc
-                if done.any():
-                    out_final[t] = _dense_info(info, nobs, term, trunc)["final_obs"]
-                    ids = np.nonzero(done)[0]
-                    ep_returns.extend(self._ep_return[ids].tolist())
-                    ep_lengths.extend(self._ep_length[ids].tolist())
-                    self._ep_return[ids] = 0.0
-                    self._ep_length[ids] = 0
-                terms = info.get("reward_terms") if isinstance(info, dict) else None
-                if terms:
-                    for k, v in terms.items():
-                        term_sums[k] = term_sums.get(k, 0.0) + float(np.mean(v))
-                    term_steps += 1
-                obs = nobs
-        self.obs = obs
-        return {"obs": out_obs, "actions": out_act, "rewards": out_rew, "terminated": out_term,
-                "truncated": out_trunc, "final_obs": out_final, "last_obs": obs,
-                "episode_returns": ep_returns, "episode_lengths": ep_lengths,
-                "term_sums": term_sums, "term_steps": term_steps}
+        self.actor.load(self.policy)
+        traj = self.collector.collect(self.actor, self.obs, num_steps, update_normalizer=False)
+        self.obs = traj.last_obs
+        return traj
 
 
 def _dense_info(info: dict, obs: np.ndarray, term: Any, trunc: Any) -> dict:
     """``info`` with ``final_obs`` as a dense ``(n, D)`` float32 array (object arrays densified)."""
     info = dict(info) if isinstance(info, dict) else {}
-    final = info.get("final_obs")
-    if final is None:
+    if info.get("final_obs") is None:
         return info
-    if isinstance(final, np.ndarray) and final.dtype == object:
-        mask = info.get("_final_obs")
-        dense = np.zeros_like(obs)
-        rows = np.nonzero(mask if mask is not None else (np.asarray(term) | np.asarray(trunc)))[0]
-        for i in rows:
-            dense[i] = np.asarray(final[i], dtype=np.float32)
-        info["final_obs"] = dense
-    else:
-        info["final_obs"] = np.asarray(final, dtype=np.float32)
+    info["final_obs"] = dense_final_obs(info, obs, np.asarray(term) | np.asarray(trunc))
     return info
 
 
@@ -404,52 +348,24 @@ class DistributedRunner(OnPolicyRunner):
         return cls(env, algo, cfg.runner, callback=callback, train_cfg=cfg)
 
     def collect(self) -> dict[str, Any]:
-        """One rollout from all workers into the algorithm's storage, returns computed."""
-        cfg, algo, policy = self.cfg, self.algo, self.policy
+        """One rollout from all workers into the algorithm's storage, returns computed.
+
+        The workers act with the normalizer statistics of the start of the iteration; the
+        statistics are updated here afterwards with all the iteration's observations.
+        """
+        policy = self.policy
         weights = ray.put({k: v.detach().cpu() for k, v in policy.state_dict().items()})
-        parts = self.env.rollout(weights, cfg.num_steps_per_env)
-        dev = self.device
-
-        def cat(key: str, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-            x = np.concatenate([p[key] for p in parts], axis=1)  # (T, N, ...)
-            return torch.from_numpy(x).to(device=dev, dtype=dtype)
-
-        obs_raw, actions = cat("obs"), cat("actions")
-        rewards, final_raw = cat("rewards"), cat("final_obs")
-        term, trunc = cat("terminated", torch.bool), cat("truncated", torch.bool)
-        last_raw = torch.from_numpy(np.concatenate([p["last_obs"] for p in parts])).to(dev)
-        T, N = rewards.shape
-        norm = policy.obs_normalizer
+        traj = Trajectory.concatenate(self.env.rollout(weights, self.cfg.num_steps_per_env),
+                                      self.env.shares)
         with torch.no_grad():
-            obs = norm(obs_raw)  # the statistics the workers acted with
-            mean = policy.actor(obs)
-            log_std = policy.log_std
-            log_prob = gaussian_log_prob(actions, mean, log_std)
-            std = log_std.exp().expand_as(mean)
-            values = policy.value(obs)
-            final_values = torch.where(trunc, policy.value(norm(final_raw)), 0.0)
-            last_values_obs = norm(last_raw)
-            done = term | trunc
-            for t in range(T):
-                rew = rewards[t]
-                if self.reward_scaler is not None:
-                    rew = self.reward_scaler(rew, done[t])
-                algo.storage.add(obs[t], actions[t], log_prob[t], values[t], mean[t], std[t],
-                                 rew, term[t], trunc[t], final_values[t])
-            algo.compute_returns(last_values_obs)
-            if policy.cfg.normalize_obs:
-                norm.update(obs_raw.reshape(T * N, -1))
-        self.obs = last_raw
-        for p in parts:
-            self.episode_returns.extend(p["episode_returns"])
-            self.episode_lengths.extend(p["episode_lengths"])
-        self.env_steps += T * N
-        # worker k sums its per-step means over its n_k envs: weight by n_k, divide by N * T
-        steps = max(parts[0]["term_steps"], 1)
-        terms = {k: sum(p["term_sums"].get(k, 0.0) * n for p, n in zip(parts, self.env.shares))
-                 / (N * steps) for k in parts[0]["term_sums"]}
-        return {"completed": sum(len(p["episode_returns"]) for p in parts),
-                "reward_terms": terms}
+            last = policy.obs_normalizer(torch.from_numpy(traj.last_obs)).numpy()
+        roll = self.store_trajectory(traj, last)
+        if policy.cfg.normalize_obs:
+            T, N, D = traj.obs_raw.shape
+            policy.obs_normalizer.update(torch.from_numpy(traj.obs_raw.reshape(T * N, D))
+                                         .to(self.device))
+        self.obs = traj.last_obs
+        return roll
 
     def _extra_log(self) -> dict[str, Any]:
         """``dist/worker_restarts`` (cumulative) and ``dist/workers``."""

@@ -13,17 +13,18 @@ attributes and methods) that satisfies all of the following:
    use :func:`make_gym_vec_env`).
 3. ``reset(seed=int) -> (obs, info)`` with ``obs`` of shape ``(num_envs, D)``; env ``i``
    is seeded with ``seed + i`` (gymnasium's convention).  Called once, at construction.
-4. ``step(actions) -> (obs, reward, terminated, truncated, info)``.  ``actions`` has
-   shape ``(num_envs, A)`` and the array type of the observations the env returns: a
-   float32 numpy array for numpy envs, a float32 torch tensor on the runner's device for
-   torch envs.  ``reward`` (float), ``terminated`` and ``truncated`` (bool) have shape
-   ``(num_envs,)`` and describe the transition just taken.
+4. ``step(actions) -> (obs, reward, terminated, truncated, info)``.  ``actions`` is a
+   float32 numpy array of shape ``(num_envs, A)``; ``obs`` (any float dtype, converted
+   to float32), ``reward`` (float), ``terminated`` and ``truncated`` (bool) are numpy
+   arrays of shape ``(num_envs, D)`` / ``(num_envs,)`` and describe the transition just
+   taken.  (Rollouts run in numpy on a CPU learner and the policy's forward pass on the
+   learner's device otherwise: see :mod:`robot_rl.rl.rollout`.)
 5. SAME_STEP autoreset: when env ``i`` ends an episode in a step (``terminated[i] or
    truncated[i]``), it is reset inside that same step; ``obs[i]`` is the first
    observation of the new episode and ``info["final_obs"]`` holds the last observation
    of the finished one: either gymnasium's object array (entry ``i`` an array of shape
    ``(D,)``, ``None`` elsewhere; mask ``info["_final_obs"]``) or a dense ``(num_envs, D)``
-   array/tensor whose rows for envs that did not finish are ignored.  ``final_obs`` is
+   array whose rows for envs that did not finish are ignored.  ``final_obs`` is
    required whenever any env finished.  ``truncated`` means a time limit (or another
    cut that is not a terminal state): the runner bootstraps the return with
    ``V(final_obs)``; ``terminated`` means a terminal state (value 0).  If both are true
@@ -40,7 +41,6 @@ Rewards reported as episode returns are the env's raw rewards, whether or not
 from __future__ import annotations
 
 import io
-import math
 import os
 import random
 import subprocess
@@ -58,17 +58,16 @@ from torch import Tensor
 from robot_rl.config import atomic_write_bytes, atomic_write_json, to_dict
 from robot_rl.rl.algorithms import OnPolicyAlgorithm, make_algorithm
 from robot_rl.rl.config import RunnerConfig, TrainConfig
-from robot_rl.rl.models import ActorCritic
+from robot_rl.rl.models import ActorCritic, gaussian_log_prob
+from robot_rl.rl.rollout import (
+    EnvContractError,
+    NonFiniteError,  # noqa: F401 (re-exported: robot_rl.rl.runner.NonFiniteError)
+    RolloutCollector,
+    Trajectory,
+    make_actor,
+)
 
 Callback = Callable[[int, dict[str, Any]], None]
-
-
-class NonFiniteError(RuntimeError):
-    """An environment returned NaN or inf."""
-
-
-class EnvContractError(ValueError):
-    """The environment does not satisfy the runner's contract (see the module docstring)."""
 
 
 def seed_everything(seed: int, deterministic: bool = False) -> None:
@@ -123,35 +122,47 @@ class RewardScaler:
     """Divide rewards by the running std of each env's discounted return (as VecNormalize).
 
     ``ret <- gamma * ret + r`` per env (reset to 0 at episode ends); the running variance
-    of ``ret`` over all envs and steps gives ``r_scaled = clip(r / sqrt(var + 1e-8))``.
-    The scalar statistics are python floats (one device sync per step).
+    of ``ret`` over all envs and all steps so far gives ``r_scaled = clip(r / sqrt(var +
+    1e-8))``, with the variance including step ``t`` when step ``t`` is scaled.  Numpy,
+    float64; :meth:`scale` does a whole rollout at once (prefix sums over the steps).
     """
 
-    def __init__(self, num_envs: int, gamma: float, clip: float, device: torch.device):
+    def __init__(self, num_envs: int, gamma: float, clip: float):
         self.gamma, self.clip = gamma, clip
-        self.returns = torch.zeros(num_envs, device=device)
+        self.returns = np.zeros(num_envs)
         self.mean, self.var, self.count = 0.0, 1.0, 0.0
 
-    def __call__(self, rewards: Tensor, dones: Tensor) -> Tensor:
-        self.returns.mul_(self.gamma).add_(rewards)
-        m = self.returns.mean()
-        b_mean, b_var = torch.stack([m, (self.returns - m).square().mean()]).tolist()
-        n = self.returns.numel()
-        total = self.count + n
-        w = n / total
-        delta = b_mean - self.mean
-        self.mean += w * delta
-        self.var = (1.0 - w) * self.var + w * b_var + w * (1.0 - w) * delta * delta
-        self.count = total
-        scaled = (rewards * (1.0 / math.sqrt(self.var + 1e-8))).clamp_(-self.clip, self.clip)
-        self.returns.masked_fill_(dones, 0.0)
-        return scaled
+    def scale(self, rewards: np.ndarray, dones: np.ndarray) -> np.ndarray:
+        """Scaled rewards for a rollout: ``rewards`` and ``dones`` of shape ``(T, N)``."""
+        rewards = np.asarray(rewards, dtype=np.float64)
+        T, N = rewards.shape
+        rets = np.empty_like(rewards)
+        ret = self.returns
+        for t in range(T):
+            ret = self.gamma * ret + rewards[t]
+            rets[t] = ret
+            ret = np.where(dones[t], 0.0, ret)
+        self.returns = ret
+        # running mean/var after each step, from prefix sums (exact merge of all batches)
+        counts = self.count + N * np.arange(1, T + 1)
+        s1 = self.count * self.mean + np.cumsum(rets.sum(1))
+        s2 = self.count * (self.var + self.mean**2) + np.cumsum(np.square(rets).sum(1))
+        means = s1 / counts
+        variances = np.maximum(s2 / counts - means**2, 0.0)
+        self.mean, self.var, self.count = float(means[-1]), float(variances[-1]), float(counts[-1])
+        scaled = rewards / np.sqrt(variances + 1e-8)[:, None]
+        return np.clip(scaled, -self.clip, self.clip).astype(np.float32)
+
+    def __call__(self, rewards: np.ndarray, dones: np.ndarray) -> np.ndarray:
+        """One step: ``rewards`` and ``dones`` of shape ``(N,)``."""
+        return self.scale(np.asarray(rewards)[None], np.asarray(dones)[None])[0]
 
     def state_dict(self) -> dict[str, Any]:
-        return {"returns": self.returns, "mean": self.mean, "var": self.var, "count": self.count}
+        return {"returns": torch.from_numpy(self.returns.copy()), "mean": self.mean,
+                "var": self.var, "count": self.count}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.returns = state["returns"].to(self.returns.device).clone()
+        self.returns = np.asarray(state["returns"].cpu().numpy(), dtype=np.float64).copy()
         self.mean, self.var, self.count = state["mean"], state["var"], state["count"]
 
 
@@ -185,36 +196,36 @@ class OnPolicyRunner:
                 f"policy is {self.policy.obs_dim}->{self.policy.action_dim}, "
                 f"env is {self.obs_dim}->{self.action_dim}"
             )
-        self.action_low = self.action_high = None
+        low = high = None
         if (
             cfg.clip_actions
             and np.all(np.isfinite(act_space.low))
             and np.all(np.isfinite(act_space.high))
         ):
-            self.action_low = torch.as_tensor(
-                act_space.low, dtype=torch.float32, device=self.device
-            )
-            self.action_high = torch.as_tensor(
-                act_space.high, dtype=torch.float32, device=self.device
-            )
+            low = np.asarray(act_space.low, dtype=np.float32)
+            high = np.asarray(act_space.high, dtype=np.float32)
         algo.init_storage(self.num_envs, cfg.num_steps_per_env, self.obs_dim, self.action_dim)
         self.reward_scaler = (
-            RewardScaler(self.num_envs, algo.cfg.gamma, cfg.reward_clip, self.device)
+            RewardScaler(self.num_envs, algo.cfg.gamma, cfg.reward_clip)
             if cfg.normalize_rewards
             else None
         )
+        self.collector = RolloutCollector(env, low, high)
+        self.actor = make_actor(cfg.rollout_actor, self.policy, cfg.seed)
 
         obs, _ = env.reset(seed=cfg.seed)
-        self._torch_env = isinstance(obs, Tensor)
-        self.obs = self._tensor(obs)
-        self._check_finite(self.obs, "obs (reset)", 0)
+        if isinstance(obs, Tensor):
+            raise EnvContractError(
+                "env returned a torch tensor; the runner's contract is numpy arrays "
+                "(see robot_rl.rl.runner)"
+            )
+        self.obs = np.array(obs, dtype=np.float32)
+        self.collector.check_finite(self.obs, "obs (reset)", 0, 0)
 
         self.iteration = 0  # completed iterations
         self.env_steps = 0  # total env transitions collected (all envs)
         self.episode_returns: deque[float] = deque(maxlen=cfg.episode_window)
         self.episode_lengths: deque[int] = deque(maxlen=cfg.episode_window)
-        self._ep_return = torch.zeros(self.num_envs, device=self.device)
-        self._ep_length = torch.zeros(self.num_envs, dtype=torch.long, device=self.device)
         self.last_log: dict[str, Any] = {}
 
         self.log_dir = Path(cfg.log_dir) if cfg.log_dir else None
@@ -274,105 +285,69 @@ class OnPolicyRunner:
                 "AutoresetMode.SAME_STEP with info['final_obs'] (see make_gym_vec_env)"
             )
 
-    def _tensor(self, x: Any, dtype: torch.dtype = torch.float32) -> Tensor:
-        """A fresh tensor on the runner's device (never a view of an env's own buffer)."""
-        if isinstance(x, Tensor):
-            return x.to(device=self.device, dtype=dtype, copy=True)
-        np_dtype = np.bool_ if dtype == torch.bool else np.float32
-        return torch.from_numpy(np.array(x, dtype=np_dtype)).to(self.device)
-
-    def _check_finite(self, x: Any, what: str, step: int) -> None:
-        """Raise :class:`NonFiniteError` naming the env rows of ``x`` that hold NaN/inf."""
-        if isinstance(x, Tensor):
-            ok = bool(torch.isfinite(x).all())
-        else:
-            ok = bool(np.isfinite(x).all())
-        if not ok:
-            rows = torch.as_tensor(np.asarray(x) if not isinstance(x, Tensor) else x)
-            finite = torch.isfinite(rows.reshape(rows.shape[0], -1)).all(-1)
-            bad = torch.nonzero(~finite).flatten().tolist()
-            raise NonFiniteError(
-                f"environment returned non-finite {what} at iteration {self.iteration}, "
-                f"step {step}, env indices {bad}"
-            )
-
-    def _final_obs(self, info: dict[str, Any], done: Tensor, next_obs: Tensor, step: int) -> Tensor:
-        final = info.get("final_obs")
-        if final is None:
-            raise EnvContractError(
-                "an episode ended but info has no 'final_obs' (SAME_STEP contract)"
-            )
-        if isinstance(final, np.ndarray) and final.dtype == object:
-            mask = info.get("_final_obs")
-            rows = np.nonzero(mask if mask is not None else done.cpu().numpy())[0]
-            out = next_obs.clone()
-            if len(rows):
-                out[torch.as_tensor(rows, device=self.device)] = self._tensor(
-                    np.stack([np.asarray(final[i], dtype=np.float32) for i in rows])
-                )
-        else:
-            out = self._tensor(final)
-        self._check_finite(out[done], "final_obs", step)
-        return out
-
     # -- training loop ------------------------------------------------------------------
 
     def collect(self) -> dict[str, Any]:
         """Collect one rollout into the algorithm's storage and compute its returns."""
-        cfg, algo, policy, env = self.cfg, self.algo, self.policy, self.env
-        normalizer = policy.obs_normalizer
-        update_norm = policy.cfg.normalize_obs
-        low, high = self.action_low, self.action_high
-        term_sums: dict[str, Any] = {}
-        term_steps = 0
-        completed = 0
-        obs = self.obs
-        with torch.no_grad():
-            for step in range(cfg.num_steps_per_env):
-                if update_norm:
-                    normalizer.update(obs)
-                actions = algo.act(normalizer(obs))
-                env_actions = actions if low is None else torch.clamp(actions, low, high)
-                if not self._torch_env:
-                    env_actions = env_actions.cpu().numpy()
-                next_obs, rew, term, trunc, info = env.step(env_actions)
-                self._check_finite(next_obs, "obs", step)
-                self._check_finite(rew, "reward", step)
-                next_obs = self._tensor(next_obs)
-                rew = self._tensor(rew)
-                term = self._tensor(term, torch.bool)
-                trunc = self._tensor(trunc, torch.bool)
-                done = term | trunc
+        self.actor.load(self.policy)
+        traj = self.collector.collect(
+            self.actor,
+            self.obs,
+            self.cfg.num_steps_per_env,
+            update_normalizer=self.policy.cfg.normalize_obs,
+            iteration=self.iteration,
+        )
+        self.actor.store_normalizer(self.policy)
+        self.obs = traj.last_obs
+        return self.store_trajectory(traj, self.actor.normalize(traj.last_obs))
 
-                self._ep_return += rew
-                self._ep_length += 1
-                final = None
-                if bool(done.any()):
-                    idx = torch.nonzero(done).flatten()
-                    self.episode_returns.extend(self._ep_return[idx].tolist())
-                    self.episode_lengths.extend(self._ep_length[idx].tolist())
-                    completed += int(idx.numel())
-                    self._ep_return[idx] = 0.0
-                    self._ep_length[idx] = 0
-                    final = normalizer(self._final_obs(info, done, next_obs, step))
+    @torch.no_grad()
+    def store_trajectory(self, traj: Trajectory, last_obs: np.ndarray) -> dict[str, Any]:
+        """Fill the algorithm's storage from ``traj`` and compute GAE returns.
 
-                terms = info.get("reward_terms") if isinstance(info, dict) else None
-                if terms:
-                    for k, v in terms.items():
-                        m = v.float().mean() if isinstance(v, Tensor) else float(np.mean(v))
-                        term_sums[k] = term_sums.get(k, 0.0) + m
-                    term_steps += 1
+        The policy is the one the trajectory was collected with: action means,
+        log-probabilities, values and ``V(final_obs)`` of truncated steps are computed
+        here in one batch each.  ``last_obs`` is the normalized observation after the
+        last step (its value bootstraps the return).  Rewards are scaled here when
+        ``normalize_rewards`` is on.  Returns the rollout's episode and reward-term counts.
+        """
+        policy, dev = self.policy, self.device
+        T, N = traj.num_steps, traj.num_envs
 
-                if self.reward_scaler is not None:
-                    rew = self.reward_scaler(rew, done)
-                algo.process_env_step(rew, term, trunc, final)
-                obs = next_obs
-            self.obs = obs
-            algo.compute_returns(normalizer(obs))
-        self.env_steps += cfg.num_steps_per_env * self.num_envs
+        def t(x: np.ndarray) -> Tensor:
+            return torch.from_numpy(x).to(dev)
+
+        obs, actions = t(traj.obs), t(traj.actions)
+        term, trunc = t(traj.terminated), t(traj.truncated)
+        rewards = traj.rewards
+        if self.reward_scaler is not None:
+            rewards = self.reward_scaler.scale(rewards, traj.terminated | traj.truncated)
+        mean = policy.actor(obs.reshape(T * N, -1)).reshape(T, N, -1)
+        log_prob = gaussian_log_prob(actions, mean, policy.log_std)
+        values = policy.value(obs)
+        final_values = torch.zeros(T, N, device=dev)
+        if traj.truncated.any():
+            final_values[trunc] = policy.value(t(traj.final_obs[traj.truncated]))
+        self.algo.storage.fill(
+            observations=obs,
+            actions=actions,
+            log_probs=log_prob,
+            values=values,
+            action_mean=mean,
+            action_std=policy.action_std().expand_as(mean),
+            rewards=t(rewards),
+            terminated=term,
+            truncated=trunc,
+            final_values=final_values,
+        )
+        self.algo.compute_returns(t(last_obs))
+        self.episode_returns.extend(traj.episode_returns)
+        self.episode_lengths.extend(traj.episode_lengths)
+        self.env_steps += T * N
+        steps = max(traj.term_steps, 1)
         return {
-            "completed": completed,
-            "reward_terms": {k: float(v) / max(term_steps, 1) for k, v in term_sums.items()},
+            "completed": len(traj.episode_returns),
+            "reward_terms": {k: v / steps for k, v in traj.term_sums.items()},
         }
 
     def learn(self, iterations: int | None = None) -> dict[str, Any]:
@@ -468,6 +443,7 @@ class OnPolicyRunner:
             if self.reward_scaler is None
             else self.reward_scaler.state_dict(),
             "rng": _rng_state(),
+            "actor_rng": self.actor.rng_state(),
             "episode_returns": list(self.episode_returns),
             "episode_lengths": list(self.episode_lengths),
             "runner_config": to_dict(self.cfg),
@@ -497,6 +473,8 @@ class OnPolicyRunner:
         self.episode_lengths.extend(state.get("episode_lengths", []))
         if load_rng:
             _set_rng_state(state["rng"])
+            if state.get("actor_rng") is not None:
+                self.actor.set_rng_state(state["actor_rng"])
 
     def _write_git_state(self) -> None:
         assert self.log_dir is not None

@@ -138,11 +138,12 @@ class RolloutStorage:
         self.advantages = torch.zeros(T, N, **f32)
         self.returns = torch.zeros(T, N, **f32)
         self._steps: list[tuple[Tensor, ...]] = []
+        self._filled = False
 
     @property
     def step(self) -> int:
         """Steps added since the last :meth:`clear`."""
-        return len(self._steps)
+        return self.num_steps if self._filled else len(self._steps)
 
     def add(
         self,
@@ -158,7 +159,7 @@ class RolloutStorage:
         final_values: Tensor,
     ) -> None:
         """Append one vector step (every argument has leading dimension ``num_envs``)."""
-        if len(self._steps) >= self.num_steps:
+        if self.step >= self.num_steps:
             raise RuntimeError("RolloutStorage is full; call clear() after the update")
         step = (
             obs,
@@ -182,14 +183,32 @@ class RolloutStorage:
                     )
         self._steps.append(step)
 
+    def fill(self, **fields: Tensor) -> None:
+        """Set a whole rollout at once: every name of :data:`STEP_FIELDS`, each of shape
+        ``(num_steps, num_envs, ...)`` (copied into the buffers)."""
+        if self.step:
+            raise RuntimeError("RolloutStorage.fill: storage not empty; call clear() first")
+        if set(fields) != set(STEP_FIELDS):
+            raise ValueError(f"RolloutStorage.fill needs exactly {STEP_FIELDS}, got {sorted(fields)}")
+        for name in STEP_FIELDS:
+            buf, x = getattr(self, name), fields[name]
+            if tuple(x.shape) != tuple(buf.shape):
+                raise ValueError(
+                    f"RolloutStorage.fill: {name} has shape {tuple(x.shape)}, "
+                    f"expected {tuple(buf.shape)}"
+                )
+            buf.copy_(x)
+        self._filled = True
+
     def clear(self) -> None:
         """Start a new rollout (buffers are overwritten, not zeroed)."""
         self._steps = []
+        self._filled = False
 
     @property
     def full(self) -> bool:
-        """True when ``num_steps`` steps have been added."""
-        return len(self._steps) == self.num_steps
+        """True when ``num_steps`` steps have been added (or :meth:`fill` was called)."""
+        return self.step == self.num_steps
 
     def compute_returns(self, last_values: Tensor, gamma: float, lam: float) -> None:
         """Fill the buffers, then ``advantages`` and ``returns`` with GAE.
@@ -198,8 +217,9 @@ class RolloutStorage:
         """
         if not self.full:
             raise RuntimeError(f"rollout incomplete: {self.step}/{self.num_steps} steps")
-        for i, name in enumerate(STEP_FIELDS):
-            getattr(self, name).copy_(torch.stack([s[i] for s in self._steps]))
+        if self._steps:
+            for i, name in enumerate(STEP_FIELDS):
+                getattr(self, name).copy_(torch.stack([s[i] for s in self._steps]))
         next_values = torch.cat([self.values[1:], last_values.reshape(1, -1)], dim=0)
         next_values = torch.where(self.truncated, self.final_values, next_values)
         dones = self.terminated | self.truncated
