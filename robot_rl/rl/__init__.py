@@ -3,8 +3,10 @@
 Seams as in rsl_rl: :mod:`~robot_rl.rl.storage` (rollout buffers, GAE),
 :mod:`~robot_rl.rl.models` (actor-critic, observation normalizer),
 :mod:`~robot_rl.rl.algorithms` (TRPO, NPG, PPO-clip, PPO-adaptive-KL and the pure
-natural-gradient utilities), :mod:`~robot_rl.rl.runner` (rollout loop, logging,
-checkpoints; its docstring is the environment contract) and :mod:`~robot_rl.rl.config`.
+natural-gradient utilities), :mod:`~robot_rl.rl.rollout` (the per-step loop: numpy actor
+on a CPU learner, torch actor on a GPU one), :mod:`~robot_rl.rl.runner` (iterations,
+logging, checkpoints; its docstring is the environment contract) and
+:mod:`~robot_rl.rl.config`.
 """
 
 from robot_rl.rl.algorithms import (

