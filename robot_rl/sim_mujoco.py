@@ -7,7 +7,8 @@ The URDF is the one PyBullet loads.  Steps, and why:
    covers, toes) into their parents at compile time, keeping their mass and inertia;
 3. the base body gets a free joint *before* compiling, so fusion cannot merge the trunk
    into the world body (a naive load of a1.urdf weighs 7.7 kg instead of 12.5 kg);
-4. floor, torque actuators (``motor``, one per joint, clamped at the torque limit), foot
+4. floor, actuators (one per joint, clamped at the torque limit: torque ``motor`` by
+   default, or the robot's ideal PD law, see :class:`MujocoModelConfig`), foot
    sites, and sensors (base orientation, gyro, local linear velocity, accelerometer,
    foot positions and velocities) are added programmatically; joint limits come from the description.
 
@@ -41,6 +42,11 @@ class MujocoModelConfig:
     fixed_base: bool = False
     # height of the fixed base above the floor (m), used when fixed_base
     fixed_base_height: float = 0.6
+    # joint actuators: False = torque motors (ctrl in N m); True = the robot's ideal PD law
+    # tau = clip(kp (ctrl - q) - kd qd, +-tau_max) with joint targets (rad) as ctrl, applied
+    # explicitly like a PD computed outside MuJoCo (``mujoco.pid`` plugin: its damping term
+    # stays out of the implicit integrators' derivatives, unlike a ``position`` actuator's)
+    pd_actuators: bool = False
 
 
 def _urdf_for_mujoco(robot: RobotDescription) -> str:
@@ -101,11 +107,22 @@ def build_spec(robot: RobotDescription, cfg: MujocoModelConfig | None = None) ->
             raise ValueError(f"{robot.urdf}: foot link {foot!r} not found")
         body.add_site(name=f"foot_{foot}", pos=[0, 0, 0])
 
-    for name, tmax in zip(robot.joint_names, robot.tau_max):
-        spec.add_actuator(
+    if cfg.pd_actuators:
+        spec.activate_plugin("mujoco.pid")
+    for name, tmax, kp, kd in zip(robot.joint_names, robot.tau_max, robot.kp, robot.kd):
+        if not cfg.pd_actuators:
+            spec.add_actuator(
+                name=name, target=name, trntype=mujoco.mjtTrn.mjTRN_JOINT,
+                ctrlrange=[-tmax, tmax], ctrllimited=mujoco.mjtLimited.mjLIMITED_TRUE,
+            )
+            continue
+        pd = spec.add_plugin(name=f"pd_{name}", plugin_name="mujoco.pid", active=True)
+        pd.config = {"kp": repr(float(kp)), "kd": repr(float(kd))}  # repr: exact round trip
+        actuator = spec.add_actuator(
             name=name, target=name, trntype=mujoco.mjtTrn.mjTRN_JOINT,
-            ctrlrange=[-tmax, tmax], ctrllimited=mujoco.mjtLimited.mjLIMITED_TRUE,
+            forcerange=[-tmax, tmax], forcelimited=mujoco.mjtLimited.mjLIMITED_TRUE,
         )
+        actuator.plugin = pd
 
     def sensor(name, stype, objtype, objname):
         spec.add_sensor(name=name, type=stype, objtype=objtype, objname=objname)
