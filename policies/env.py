@@ -72,7 +72,9 @@ class LeggedEnv(gym.vector.VectorEnv):
 
             self._apply = apply_params
             self._apply(self.base_model, sysid.values, self.robot)
-        self.models = [copy.copy(self.base_model) for _ in range(self.num_envs)]
+        # envs share the base model until randomization gives one its own (a physics step
+        # over fewer distinct models runs from warmer caches)
+        self.models = [self.base_model] * self.num_envs
         self.idx = index(self.base_model, self.robot)
         nthread = cfg.threads or os.cpu_count() or 1
         self._datas = [mujoco.MjData(self.base_model) for _ in range(nthread)]
@@ -107,8 +109,9 @@ class LeggedEnv(gym.vector.VectorEnv):
         self._nf = nf
         sd = 0
         self._sens = {}
+        torque = (("torque", nj),) if self.actuation.in_model else ()
         for name, width in (("quat", 4), ("gyro", 3), ("linvel", 3), ("acc", 3),
-                            ("foot_pos", 3 * nf), ("foot_vel", 3 * nf)):
+                            ("foot_pos", 3 * nf), ("foot_vel", 3 * nf), *torque):
             self._sens[name] = slice(sd, sd + width)
             sd += width
         assert sd == self.base_model.nsensordata
@@ -190,19 +193,15 @@ class LeggedEnv(gym.vector.VectorEnv):
                 self._rollout_steps(tau[:, None])
                 tau_sum += tau
             return tau_sum / nstep
-        # the model applies the PD law: targets are the controls of all nstep steps, and the
-        # torques follow from the state before each step (the initial one, then the outputs)
-        start = self.state
-        states = self._rollout_steps(np.broadcast_to(q_target[:, None], (self.num_envs, nstep,
-                                                                          q_target.shape[1])))
-        before = np.concatenate([start[:, None], states[:, :-1]], axis=1)
-        q = before[..., 1 + self.idx.qpos]
-        qd = before[..., 1 + self.base_model.nq + self.idx.qvel]
-        return self.actuation(q_target[:, None], q, qd).mean(axis=1)
+        # the model applies the PD law: the targets are the controls of all nstep steps, and
+        # its torque sensors say what it applied
+        sensors = self._rollout_steps(np.broadcast_to(q_target[:, None], (self.num_envs, nstep,
+                                                                           q_target.shape[1])))
+        return sensors[:, :, self._sens["torque"]].mean(axis=1)
 
     def _rollout_steps(self, controls: np.ndarray) -> np.ndarray:
         """One ``mujoco.rollout`` call over all envs with ``controls`` (N, nstep, J) for the
-        actuators; returns the states after each step (N, nstep, nstate)."""
+        actuators; returns the sensor values of each step (N, nstep, nsensordata)."""
         nstep = controls.shape[1]
         if nstep not in self._buffers:
             m = self.base_model
@@ -216,7 +215,7 @@ class LeggedEnv(gym.vector.VectorEnv):
                               chunk_size=self._chunk)
         self.state = state[:, -1].copy()
         self.sensordata = sens[:, -1]
-        return state
+        return sens
 
     def _observe(self, noise: bool = True) -> np.ndarray:
         s = self.sensordata

@@ -10,7 +10,8 @@ The URDF is the one PyBullet loads.  Steps, and why:
 4. floor, actuators (one per joint, clamped at the torque limit: torque ``motor`` by
    default, or the robot's ideal PD law, see :class:`MujocoModelConfig`), foot
    sites, and sensors (base orientation, gyro, local linear velocity, accelerometer,
-   foot positions and velocities) are added programmatically; joint limits come from the description.
+   foot positions and velocities; with PD actuators also their torques) are added
+   programmatically; joint limits come from the description.
 
 All contacts are robot-against-floor only (no self-collision), as in PyBullet's default.
 """
@@ -136,6 +137,10 @@ def build_spec(robot: RobotDescription, cfg: MujocoModelConfig | None = None) ->
         sensor(f"foot_pos_{foot}", mujoco.mjtSensor.mjSENS_FRAMEPOS, site, f"foot_{foot}")
     for foot in robot.foot_links:
         sensor(f"foot_vel_{foot}", mujoco.mjtSensor.mjSENS_FRAMELINVEL, site, f"foot_{foot}")
+    if cfg.pd_actuators:  # the torque each PD actuator applies (there is no ctrl to read it from)
+        for name in robot.joint_names:
+            sensor(f"torque_{name}", mujoco.mjtSensor.mjSENS_ACTUATORFRC,
+                   mujoco.mjtObj.mjOBJ_ACTUATOR, name)
     return spec
 
 
