@@ -35,7 +35,7 @@ from robot_rl.obs_spec import (
     action_to_target,
     advance_phase,
     build_observation,
-    quat_rotate_inverse,
+    projected_gravity,
 )
 from robot_rl.robot import load_robot
 from robot_rl.sim_mujoco import MujocoModelConfig, build_model, index, set_nominal
@@ -258,7 +258,7 @@ class LeggedEnv(gym.vector.VectorEnv):
                               f"{[self.randomized[i] for i in bad[:1]]})")
         s = self.sensordata
         quat = s[:, self._sens["quat"]]
-        gravity = quat_rotate_inverse(quat, np.tile([0.0, 0.0, -1.0], (self.num_envs, 1)))
+        gravity = projected_gravity(quat)
         foot_pos = s[:, self._sens["foot_pos"]].reshape(self.num_envs, self._nf, 3)
         foot_vel = s[:, self._sens["foot_vel"]].reshape(self.num_envs, self._nf, 3)
         contact = foot_pos[..., 2] < FOOT_CONTACT_HEIGHT
