@@ -162,7 +162,8 @@ def gait_reference(spec: ObservationSpec, phase: np.ndarray, num_joints: int,
     if spec.gait_frequency <= 0 or spec.gait_amplitude == 0:
         return out
     legs = num_joints // 3
-    leg_phase = phase[:, None] + np.where(np.isin(np.arange(legs), (0, 3)), 0.0, np.pi)  # (N, legs)
+    offset = np.array([0.0 if leg in (0, 3) else np.pi for leg in range(legs)])
+    leg_phase = phase[:, None] + offset  # (N, legs)
     lift = spec.gait_amplitude * np.clip(np.sin(leg_phase), 0.0, None)
     thigh = lift
     if spec.gait_leg_length > 0 and command is not None:
