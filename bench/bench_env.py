@@ -18,11 +18,13 @@ from mujoco import rollout
 
 from policies.config import EnvConfig
 from policies.env import LeggedEnv
+from robot_rl.sim_mujoco import MujocoModelConfig, build_model
 
 
 def raw_physics(env: LeggedEnv, physics_steps: int, nthread: int) -> float:
-    """Physics steps/s of one long open-loop rollout of all envs (controls: nominal PD torque 0)."""
-    m = env.base_model
+    """Physics steps/s of one long open-loop rollout of all envs from the nominal pose: the
+    robot's torque-motor model at zero torque (whatever actuators the env's model has)."""
+    m = build_model(env.robot, MujocoModelConfig(timestep=env.cfg.physics_dt))
     datas = [mujoco.MjData(m) for _ in range(nthread)]
     init = np.tile(env._init_state, (env.num_envs, 1))
     ctrl = np.zeros((env.num_envs, physics_steps, m.nu))
