@@ -58,7 +58,7 @@ class NetworkActuation:
 
     def __call__(self, q_target: np.ndarray, q: np.ndarray, qd: np.ndarray) -> np.ndarray:
         tau = np.asarray(self.net(q_target, q, qd), dtype=np.float64)
-        return np.clip(tau, -self.tau_max, self.tau_max)
+        return np.clip(tau, -self.tau_max, self.tau_max, out=tau)
 
 
 def make_actuation(kind: str, robot: RobotDescription, num_envs: int, physics_dt: float,

@@ -93,6 +93,7 @@ class LeggedEnv(gym.vector.VectorEnv):
         nq, nv = self.base_model.nq, self.base_model.nv
         self._qpos = slice(1, 1 + nq)
         self._qvel = slice(1 + nq, 1 + nq + nv)
+        self._joint_q, self._joint_qd = 1 + self.idx.qpos, 1 + nq + self.idx.qvel  # state columns
         self.q0 = self.robot.array("nominal_pose")
         self.q_lo, self.q_hi = self.robot.array("q_min"), self.robot.array("q_max")
         nj, nf = self.robot.num_joints, len(self.robot.foot_links)
@@ -132,10 +133,10 @@ class LeggedEnv(gym.vector.VectorEnv):
         return self.state[:, self._qvel]
 
     def joint_q(self) -> np.ndarray:
-        return self.state[:, 1 + self.idx.qpos]
+        return self.state[:, self._joint_q]
 
     def joint_qd(self) -> np.ndarray:
-        return self.state[:, 1 + self.base_model.nq + self.idx.qvel]
+        return self.state[:, self._joint_qd]
 
     # -- episode management -----------------------------------------------------------------
     def _sample_commands(self, ids: np.ndarray) -> None:
