@@ -5,7 +5,7 @@ Every model has the same contract, batched over N envs x J joints (numpy float64
 ``__call__(q_target, q, qd) -> tau`` returns torques (N m), clipped to the torque limits.
 ``in_model`` says whether the MuJoCo model applies the law itself, with the joint targets
 as controls (ideal PD: ``MujocoModelConfig.pd_actuators``), so that a whole control step
-is one ``mujoco.rollout`` call; ``__call__`` then only reports the torques it applied.
+is one ``mujoco.rollout`` call; ``__call__`` is then the reference the model must match.
 Ideal PD uses the robot's gains; the actuator network (stage 2) is loaded from its
 ``actuator.pt`` through the stage's documented runtime loader.  The identified joint
 physics of stage 1 (rotor inertia, damping, friction) live in the MuJoCo model itself.

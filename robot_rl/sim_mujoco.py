@@ -46,7 +46,8 @@ class MujocoModelConfig:
     # joint actuators: False = torque motors (ctrl in N m); True = the robot's ideal PD law
     # tau = clip(kp (ctrl - q) - kd qd, +-tau_max) with joint targets (rad) as ctrl, applied
     # explicitly like a PD computed outside MuJoCo (``mujoco.pid`` plugin: its damping term
-    # stays out of the implicit integrators' derivatives, unlike a ``position`` actuator's)
+    # stays out of the implicit integrators' derivatives, unlike a ``position`` or ``pid``
+    # actuator's; tests/policies/test_env.py checks the two agree)
     pd_actuators: bool = False
 
 
@@ -111,19 +112,19 @@ def build_spec(robot: RobotDescription, cfg: MujocoModelConfig | None = None) ->
     if cfg.pd_actuators:
         spec.activate_plugin("mujoco.pid")
     for name, tmax, kp, kd in zip(robot.joint_names, robot.tau_max, robot.kp, robot.kd):
-        if not cfg.pd_actuators:
+        if cfg.pd_actuators:  # stateless (no integral, no slew limit): one instance per joint
+            pd = spec.add_plugin(name=f"pd_{name}", plugin_name="mujoco.pid", active=True)
+            pd.config = {"kp": repr(float(kp)), "kd": repr(float(kd))}  # repr: exact round trip
+            actuator = spec.add_actuator(
+                name=name, target=name, trntype=mujoco.mjtTrn.mjTRN_JOINT,
+                forcerange=[-tmax, tmax], forcelimited=mujoco.mjtLimited.mjLIMITED_TRUE,
+            )
+            actuator.plugin = pd
+        else:
             spec.add_actuator(
                 name=name, target=name, trntype=mujoco.mjtTrn.mjTRN_JOINT,
                 ctrlrange=[-tmax, tmax], ctrllimited=mujoco.mjtLimited.mjLIMITED_TRUE,
             )
-            continue
-        pd = spec.add_plugin(name=f"pd_{name}", plugin_name="mujoco.pid", active=True)
-        pd.config = {"kp": repr(float(kp)), "kd": repr(float(kd))}  # repr: exact round trip
-        actuator = spec.add_actuator(
-            name=name, target=name, trntype=mujoco.mjtTrn.mjTRN_JOINT,
-            forcerange=[-tmax, tmax], forcelimited=mujoco.mjtLimited.mjLIMITED_TRUE,
-        )
-        actuator.plugin = pd
 
     def sensor(name, stype, objtype, objname):
         spec.add_sensor(name=name, type=stype, objtype=objtype, objname=objname)
