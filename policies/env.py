@@ -79,8 +79,11 @@ class LeggedEnv(gym.vector.VectorEnv):
         nthread = cfg.threads or os.cpu_count() or 1
         self._datas = [mujoco.MjData(self.base_model) for _ in range(nthread)]
         self._rollout = rollout.Rollout(nthread=nthread)
-        # one chunk of envs per thread: a physics step is short, so fewer hand-offs win
+        # one chunk of envs per thread for single physics steps (short: fewer hand-offs win);
+        # calls of several steps are long enough that four chunks per thread, balancing the
+        # threads' load, win
         self._chunk = max(1, -(-self.num_envs // nthread))
+        self._chunk_multistep = max(1, -(-self.num_envs // (4 * nthread)))
         self._state_spec = mujoco.mjtState.mjSTATE_FULLPHYSICS
         d = mujoco.MjData(self.base_model)
         set_nominal(self.base_model, d, self.robot)
@@ -213,7 +216,7 @@ class LeggedEnv(gym.vector.VectorEnv):
         ctrl[:, :, self.idx.actuator] = controls
         self._rollout.rollout(self.models, self._datas, np.ascontiguousarray(self.state), ctrl,
                               nstep=nstep, skip_checks=True, state=state, sensordata=sens,
-                              chunk_size=self._chunk)
+                              chunk_size=self._chunk if nstep == 1 else self._chunk_multistep)
         self.state = state[:, -1].copy()
         self.sensordata = sens[:, -1]
         return sens
