@@ -1,12 +1,12 @@
 """Vectorised MuJoCo locomotion environment (gymnasium vector API, same-step autoreset).
 
-N robots are stepped together by ``mujoco.rollout`` over all cores (one MjModel per env
-so each can carry its own randomized physics).  With ideal PD the MuJoCo model applies
-the PD law itself, so a control step is one rollout call of ``decimation`` physics steps;
-any other actuation model turns joint targets into torques at every physics step, one
-rollout call each.  Simulation,
-actuation, observations (:mod:`robot_rl.obs_spec`), rewards (:mod:`policies.rewards`),
-commands and randomization are separate pieces composed here.
+N robots are stepped together by ``mujoco.rollout`` over all cores (an env gets its own
+MjModel when randomization gives it its own physics).  With ideal PD the MuJoCo model
+applies the PD law itself, so a control step is one rollout call of ``decimation``
+physics steps; any other actuation model turns joint targets into torques at every
+physics step, one rollout call each.  Simulation, actuation, observations
+(:mod:`robot_rl.obs_spec`), rewards (:mod:`policies.rewards`), commands and randomization
+are separate pieces composed here.
 
 Contract with the RL runner: ``reset(seed) -> (obs, info)``; ``step(actions) -> (obs,
 reward, terminated, truncated, info)`` where envs that ended are reset in the same call,
