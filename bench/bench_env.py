@@ -3,7 +3,8 @@
 ratio = (env steps/s of LeggedEnv: actuation, observations, rewards, resets, randomization)
         / (raw ``mujoco.rollout`` physics steps/s on the same model and thread count / decimation)
 
-Goal: >= 0.8.  Run: ``python bench/bench_env.py [--num-envs 64] [--steps 200] [--actuator DIR]``
+Goal: >= 0.8.  Run: ``python bench/bench_env.py [--num-envs 64] [--steps 200] [--actuator DIR]
+[--sysid DIR]`` (without ``--sysid`` no env is randomized and all share one MjModel).
 """
 
 from __future__ import annotations
@@ -18,11 +19,18 @@ from mujoco import rollout
 
 from policies.config import EnvConfig
 from policies.env import LeggedEnv
+from policies.randomization import load_sysid
+from robot_rl.sim_mujoco import MujocoModelConfig, build_model
+from sysid.apply import apply_params
 
 
 def raw_physics(env: LeggedEnv, physics_steps: int, nthread: int) -> float:
-    """Physics steps/s of one long open-loop rollout of all envs (controls: nominal PD torque 0)."""
-    m = env.base_model
+    """Physics steps/s of one long open-loop rollout of all envs from the nominal pose: the
+    robot's torque-motor model at zero torque (whatever actuators the env's model has), with
+    the env's fitted sysid parameters if it has any (not randomized)."""
+    m = build_model(env.robot, MujocoModelConfig(timestep=env.cfg.physics_dt))
+    if env.sysid is not None:
+        apply_params(m, env.sysid.values, env.robot)
     datas = [mujoco.MjData(m) for _ in range(nthread)]
     init = np.tile(env._init_state, (env.num_envs, 1))
     ctrl = np.zeros((env.num_envs, physics_steps, m.nu))
@@ -49,13 +57,16 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=200, help="control steps per measurement")
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     p.add_argument("--actuator", default=None, help="actuator folder: use the actuator network")
+    p.add_argument("--sysid", default=None,
+                   help="sysid folder: randomize every env's physics at each episode start")
     a = p.parse_args()
     cfg = EnvConfig(num_envs=a.num_envs, threads=a.threads, actuation="net" if a.actuator else "pd")
-    env = LeggedEnv(cfg, actuator_dir=a.actuator)
+    env = LeggedEnv(cfg, sysid=load_sysid(a.sysid) if a.sysid else None, actuator_dir=a.actuator)
     env_throughput(env, 10)  # warm up
     ours = env_throughput(env, a.steps)
     raw = raw_physics(env, a.steps * cfg.decimation, a.threads) / cfg.decimation
-    print(f"envs={a.num_envs} threads={a.threads} decimation={cfg.decimation} actuation={cfg.actuation}")
+    print(f"envs={a.num_envs} threads={a.threads} decimation={cfg.decimation} actuation={cfg.actuation}"
+          f" randomized={a.sysid is not None}")
     print(f"full env:      {ours:10.0f} env steps/s")
     print(f"raw physics/d: {raw:10.0f} env steps/s (mujoco.rollout / decimation)")
     print(f"ratio:         {ours / raw:10.3f}  (goal >= 0.8)")

@@ -3,6 +3,9 @@
 Every model has the same contract, batched over N envs x J joints (numpy float64):
 ``reset(env_ids, q, qd)`` clears per-env history at episode start, and
 ``__call__(q_target, q, qd) -> tau`` returns torques (N m), clipped to the torque limits.
+``in_model`` says whether the MuJoCo model applies the law itself, with the joint targets
+as controls (ideal PD: ``MujocoModelConfig.pd_actuators``), so that a whole control step
+is one ``mujoco.rollout`` call; ``__call__`` is then the reference the model must match.
 Ideal PD uses the robot's gains; the actuator network (stage 2) is loaded from its
 ``actuator.pt`` through the stage's documented runtime loader.  The identified joint
 physics of stage 1 (rotor inertia, damping, friction) live in the MuJoCo model itself.
@@ -20,6 +23,8 @@ from robot_rl.robot import RobotDescription
 class IdealPD:
     """tau = kp (q_target - q) - kd qd, clipped to +-tau_max."""
 
+    in_model = True
+
     def __init__(self, robot: RobotDescription):
         self.kp, self.kd, self.tau_max = robot.array("kp"), robot.array("kd"), robot.array("tau_max")
 
@@ -32,6 +37,8 @@ class IdealPD:
 
 class NetworkActuation:
     """The learned actuator network of stage 2, evaluated batched with per-env history."""
+
+    in_model = False
 
     def __init__(self, robot: RobotDescription, actuator_dir: str | Path, num_envs: int,
                  physics_dt: float):
@@ -51,7 +58,7 @@ class NetworkActuation:
 
     def __call__(self, q_target: np.ndarray, q: np.ndarray, qd: np.ndarray) -> np.ndarray:
         tau = np.asarray(self.net(q_target, q, qd), dtype=np.float64)
-        return np.clip(tau, -self.tau_max, self.tau_max)
+        return np.clip(tau, -self.tau_max, self.tau_max, out=tau)
 
 
 def make_actuation(kind: str, robot: RobotDescription, num_envs: int, physics_dt: float,

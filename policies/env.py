@@ -1,10 +1,12 @@
 """Vectorised MuJoCo locomotion environment (gymnasium vector API, same-step autoreset).
 
-N robots are stepped together, one physics step at a time, by ``mujoco.rollout`` over
-all cores (one MjModel per env so each can carry its own randomized physics); the
-actuation model turns joint targets into torques at every physics step.  Simulation,
-actuation, observations (:mod:`robot_rl.obs_spec`), rewards (:mod:`policies.rewards`),
-commands and randomization are separate pieces composed here.
+N robots are stepped together by ``mujoco.rollout`` over all cores (an env gets its own
+MjModel when randomization gives it its own physics).  With ideal PD the MuJoCo model
+applies the PD law itself, so a control step is one rollout call of ``decimation``
+physics steps; any other actuation model turns joint targets into torques at every
+physics step, one rollout call each.  Simulation, actuation, observations
+(:mod:`robot_rl.obs_spec`), rewards (:mod:`policies.rewards`), commands and randomization
+are separate pieces composed here.
 
 Contract with the RL runner: ``reset(seed) -> (obs, info)``; ``step(actions) -> (obs,
 reward, terminated, truncated, info)`` where envs that ended are reset in the same call,
@@ -33,7 +35,7 @@ from robot_rl.obs_spec import (
     action_to_target,
     advance_phase,
     build_observation,
-    quat_rotate_inverse,
+    projected_gravity,
 )
 from robot_rl.robot import load_robot
 from robot_rl.sim_mujoco import MujocoModelConfig, build_model, index, set_nominal
@@ -61,19 +63,27 @@ class LeggedEnv(gym.vector.VectorEnv):
             gait_leg_length=self.robot.nominal_base_height if cfg.gait_stride else 0.0)
         self.num_envs = cfg.num_envs
         self.sysid = sysid
-        self.base_model = build_model(self.robot, MujocoModelConfig(timestep=cfg.physics_dt))
+        self.actuation = make_actuation(cfg.actuation, self.robot, self.num_envs, cfg.physics_dt,
+                                        actuator_dir)
+        self.base_model = build_model(self.robot, MujocoModelConfig(
+            timestep=cfg.physics_dt, pd_actuators=self.actuation.in_model))
         if sysid is not None:
             from sysid.apply import apply_params  # stage 1's single definition of the mapping
 
             self._apply = apply_params
             self._apply(self.base_model, sysid.values, self.robot)
-        self.models = [copy.copy(self.base_model) for _ in range(self.num_envs)]
+        # envs share the base model until randomization gives one its own (a physics step
+        # over fewer distinct models runs from warmer caches)
+        self.models = [self.base_model] * self.num_envs
         self.idx = index(self.base_model, self.robot)
         nthread = cfg.threads or os.cpu_count() or 1
         self._datas = [mujoco.MjData(self.base_model) for _ in range(nthread)]
         self._rollout = rollout.Rollout(nthread=nthread)
-        # one chunk of envs per thread: a physics step is short, so fewer hand-offs win
+        # one chunk of envs per thread for single physics steps (short: fewer hand-offs win);
+        # calls of several steps are long enough that four chunks per thread, balancing the
+        # threads' load, win
         self._chunk = max(1, -(-self.num_envs // nthread))
+        self._chunk_multistep = max(1, -(-self.num_envs // (4 * nthread)))
         self._state_spec = mujoco.mjtState.mjSTATE_FULLPHYSICS
         d = mujoco.MjData(self.base_model)
         set_nominal(self.base_model, d, self.robot)
@@ -82,14 +92,11 @@ class LeggedEnv(gym.vector.VectorEnv):
         mujoco.mj_getState(self.base_model, d, self._init_state, self._state_spec)
         self.state = np.tile(self._init_state, (self.num_envs, 1))
         self.sensordata = np.zeros((self.num_envs, self.base_model.nsensordata))
-        self._ctrl = np.zeros((self.num_envs, 1, self.base_model.nu))
-        self._state_out = np.zeros((self.num_envs, 1, nstate))
-        self._sens_out = np.zeros((self.num_envs, 1, self.base_model.nsensordata))
-        self.actuation = make_actuation(cfg.actuation, self.robot, self.num_envs, cfg.physics_dt,
-                                        actuator_dir)
+        self._buffers: dict[int, tuple[np.ndarray, ...]] = {}  # rollout ctrl/state/sensors by nstep
         nq, nv = self.base_model.nq, self.base_model.nv
         self._qpos = slice(1, 1 + nq)
         self._qvel = slice(1 + nq, 1 + nq + nv)
+        self._joint_q, self._joint_qd = 1 + self.idx.qpos, 1 + nq + self.idx.qvel  # state columns
         self.q0 = self.robot.array("nominal_pose")
         self.q_lo, self.q_hi = self.robot.array("q_min"), self.robot.array("q_max")
         nj, nf = self.robot.num_joints, len(self.robot.foot_links)
@@ -106,8 +113,9 @@ class LeggedEnv(gym.vector.VectorEnv):
         self._nf = nf
         sd = 0
         self._sens = {}
+        torque = (("torque", nj),) if self.actuation.in_model else ()
         for name, width in (("quat", 4), ("gyro", 3), ("linvel", 3), ("acc", 3),
-                            ("foot_pos", 3 * nf), ("foot_vel", 3 * nf)):
+                            ("foot_pos", 3 * nf), ("foot_vel", 3 * nf), *torque):
             self._sens[name] = slice(sd, sd + width)
             sd += width
         assert sd == self.base_model.nsensordata
@@ -128,10 +136,10 @@ class LeggedEnv(gym.vector.VectorEnv):
         return self.state[:, self._qvel]
 
     def joint_q(self) -> np.ndarray:
-        return self.state[:, 1 + self.idx.qpos]
+        return self.state[:, self._joint_q]
 
     def joint_qd(self) -> np.ndarray:
-        return self.state[:, 1 + self.base_model.nq + self.idx.qvel]
+        return self.state[:, self._joint_qd]
 
     # -- episode management -----------------------------------------------------------------
     def _sample_commands(self, ids: np.ndarray) -> None:
@@ -175,21 +183,43 @@ class LeggedEnv(gym.vector.VectorEnv):
         if seed is not None:
             self.rng = np.random.default_rng(seed)
         self._reset_envs(np.arange(self.num_envs))
-        self._physics_step(np.tile(self.q0, (self.num_envs, 1)))  # fills sensordata
+        self._simulate(np.tile(self.q0, (self.num_envs, 1)), 1)  # fills sensordata
         return self._observe(), {}
 
     # -- stepping ----------------------------------------------------------------------------
-    def _physics_step(self, q_target: np.ndarray) -> np.ndarray:
-        tau = self.actuation(q_target, self.joint_q(), self.joint_qd())
-        ctrl = self._ctrl
-        ctrl[:, 0, self.idx.actuator] = tau
-        init = np.ascontiguousarray(self.state)
-        self._rollout.rollout(self.models, self._datas, init, ctrl, nstep=1, skip_checks=True,
-                              state=self._state_out, sensordata=self._sens_out,
-                              chunk_size=self._chunk)
-        self.state = self._state_out[:, 0].copy()
-        self.sensordata = self._sens_out[:, 0]
-        return tau
+    def _simulate(self, q_target: np.ndarray, nstep: int) -> np.ndarray:
+        """Advance every env ``nstep`` physics steps towards ``q_target`` (N, J); returns the
+        mean joint torque over those steps (N, J)."""
+        if not self.actuation.in_model:
+            tau_sum = np.zeros_like(q_target)
+            for _ in range(nstep):
+                tau = self.actuation(q_target, self.joint_q(), self.joint_qd())
+                self._rollout_steps(tau[:, None])
+                tau_sum += tau
+            return tau_sum / nstep
+        # the model applies the PD law: the targets are the controls of all nstep steps, and
+        # its torque sensors say what it applied
+        sensors = self._rollout_steps(np.broadcast_to(q_target[:, None], (self.num_envs, nstep,
+                                                                           q_target.shape[1])))
+        return sensors[:, :, self._sens["torque"]].mean(axis=1)
+
+    def _rollout_steps(self, controls: np.ndarray) -> np.ndarray:
+        """One ``mujoco.rollout`` call over all envs with ``controls`` (N, nstep, J) for the
+        actuators; returns the sensor values of each step (N, nstep, nsensordata)."""
+        nstep = controls.shape[1]
+        if nstep not in self._buffers:
+            m = self.base_model
+            self._buffers[nstep] = (np.zeros((self.num_envs, nstep, m.nu)),
+                                    np.zeros((self.num_envs, nstep, len(self._init_state))),
+                                    np.zeros((self.num_envs, nstep, m.nsensordata)))
+        ctrl, state, sens = self._buffers[nstep]
+        ctrl[:, :, self.idx.actuator] = controls
+        self._rollout.rollout(self.models, self._datas, np.ascontiguousarray(self.state), ctrl,
+                              nstep=nstep, skip_checks=True, state=state, sensordata=sens,
+                              chunk_size=self._chunk if nstep == 1 else self._chunk_multistep)
+        self.state = state[:, -1].copy()
+        self.sensordata = sens[:, -1]
+        return sens
 
     def _observe(self, noise: bool = True) -> np.ndarray:
         s = self.sensordata
@@ -220,9 +250,7 @@ class LeggedEnv(gym.vector.VectorEnv):
         q_target = np.clip(action_to_target(self.spec, applied, self.q0, self.phase, self.command),
                            self.q_lo, self.q_hi)
         self.phase = advance_phase(self.spec, self.phase, self.cfg.control_dt)
-        tau_sum = np.zeros_like(q_target)
-        for _ in range(self.cfg.decimation):
-            tau_sum += self._physics_step(q_target)
+        tau = self._simulate(q_target, self.cfg.decimation)
         self._maybe_push()
         self.steps += 1
         q, qd = self.joint_q(), self.joint_qd()
@@ -234,7 +262,7 @@ class LeggedEnv(gym.vector.VectorEnv):
                               f"{[self.randomized[i] for i in bad[:1]]})")
         s = self.sensordata
         quat = s[:, self._sens["quat"]]
-        gravity = quat_rotate_inverse(quat, np.tile([0.0, 0.0, -1.0], (self.num_envs, 1)))
+        gravity = projected_gravity(quat)
         foot_pos = s[:, self._sens["foot_pos"]].reshape(self.num_envs, self._nf, 3)
         foot_vel = s[:, self._sens["foot_vel"]].reshape(self.num_envs, self._nf, 3)
         contact = foot_pos[..., 2] < FOOT_CONTACT_HEIGHT
@@ -244,7 +272,7 @@ class LeggedEnv(gym.vector.VectorEnv):
         st = rewards.StepState(
             command=self.command, base_linvel_b=s[:, self._sens["linvel"]],
             base_angvel_b=s[:, self._sens["gyro"]], gravity_b=gravity,
-            tau=tau_sum / self.cfg.decimation, qd=qd, action=self.action, prev_action=self.prev_action,
+            tau=tau, qd=qd, action=self.action, prev_action=self.prev_action,
             foot_height=foot_pos[..., 2], foot_vel=foot_vel,
             foot_contact=contact, foot_air_time=touchdown_air)
         terms = rewards.compute(st, self.cfg.rewards, self.cfg.control_dt, self.curriculum)

@@ -32,6 +32,11 @@ class StepState:
     foot_air_time: np.ndarray  # (N, F) s in the air before this step's touchdown (0 if none)
 
 
+def _norm(x: np.ndarray, axis: int) -> np.ndarray:
+    """Euclidean norm along ``axis`` (np.linalg.norm's numbers, less overhead on small arrays)."""
+    return np.sqrt(np.sum(x * x, axis=axis))
+
+
 def logistic_kernel(x: np.ndarray, width: float) -> np.ndarray:
     """K(x) = 4 / (exp(x/w) + 2 + exp(-x/w)): 1 at x = 0, falling smoothly to 0."""
     z = np.clip(x / width, -30, 30)
@@ -39,7 +44,7 @@ def logistic_kernel(x: np.ndarray, width: float) -> np.ndarray:
 
 
 def lin_vel(s: StepState, c: RewardConfig) -> np.ndarray:
-    return logistic_kernel(np.linalg.norm(s.command[:, :2] - s.base_linvel_b[:, :2], axis=1), c.kernel_width)
+    return logistic_kernel(_norm(s.command[:, :2] - s.base_linvel_b[:, :2], axis=1), c.kernel_width)
 
 
 def ang_vel(s: StepState, c: RewardConfig) -> np.ndarray:
@@ -59,7 +64,7 @@ def foot_slip(s: StepState, c: RewardConfig) -> np.ndarray:
 
 
 def foot_clearance(s: StepState, c: RewardConfig) -> np.ndarray:
-    swing = ~s.foot_contact & (np.linalg.norm(s.foot_vel[..., :2], axis=2) > 0.1)
+    swing = ~s.foot_contact & (_norm(s.foot_vel[..., :2], axis=2) > 0.1)
     return np.sum(swing * np.clip(c.clearance_height - s.foot_height, 0.0, None), axis=1)
 
 
@@ -81,7 +86,7 @@ def base_roll_pitch(s: StepState, c: RewardConfig) -> np.ndarray:
 
 def feet_air_time(s: StepState, c: RewardConfig) -> np.ndarray:
     # rewards steps longer than air_time_target at touchdown, only while commanded to move
-    moving = np.linalg.norm(s.command[:, :2], axis=1) > 0.1
+    moving = _norm(s.command[:, :2], axis=1) > 0.1
     touchdown = s.foot_air_time > 0
     return moving * np.sum(touchdown * (s.foot_air_time - c.air_time_target), axis=1)
 

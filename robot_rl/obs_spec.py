@@ -110,13 +110,22 @@ class JointHistory:
 
 
 def quat_rotate_inverse(quat_wxyz: np.ndarray, v: np.ndarray) -> np.ndarray:
-    """Rotate world vectors ``v`` (N,3) into the frames given by quaternions (N,4, w first)."""
+    """Rotate world vectors ``v`` (N,3, or (1,3) for all) into the frames given by
+    quaternions (N,4, w first)."""
     w, x, y, z = quat_wxyz[:, 0:1], quat_wxyz[:, 1:2], quat_wxyz[:, 2:3], quat_wxyz[:, 3:4]
     vx, vy, vz = v[:, 0:1], v[:, 1:2], v[:, 2:3]
     # t = 2 (xyz x v); result = v - w t + xyz x t   (written out: np.cross is slow on tiny arrays)
     tx, ty, tz = 2.0 * (y * vz - z * vy), 2.0 * (z * vx - x * vz), 2.0 * (x * vy - y * vx)
     return np.concatenate([vx - w * tx + (y * tz - z * ty), vy - w * ty + (z * tx - x * tz),
                            vz - w * tz + (x * ty - y * tx)], axis=1)
+
+
+_DOWN = np.array([[0.0, 0.0, -1.0]])  # world gravity direction, broadcast over envs
+
+
+def projected_gravity(quat_wxyz: np.ndarray) -> np.ndarray:
+    """Unit gravity vector in the frames given by quaternions (N,4, w first), (N,3)."""
+    return quat_rotate_inverse(quat_wxyz, _DOWN)
 
 
 def build_observation(spec: ObservationSpec, *, base_quat: np.ndarray, base_linvel_b: np.ndarray,
@@ -126,7 +135,7 @@ def build_observation(spec: ObservationSpec, *, base_quat: np.ndarray, base_linv
     """Observation batch (N, spec.size), float32.  All inputs are (N, .) arrays;
     ``phase`` (N,) is the gait clock (rad), needed when ``spec.gait_frequency > 0``."""
     n = q.shape[0]
-    gravity = quat_rotate_inverse(base_quat, np.tile([0.0, 0.0, -1.0], (n, 1)))
+    gravity = projected_gravity(base_quat)
     s = spec.scales
     parts = [gravity * s["gravity"], base_linvel_b * s["base_linvel"],
              base_angvel_b * s["base_angvel"], command * s["command"]]
@@ -153,14 +162,15 @@ def gait_reference(spec: ObservationSpec, phase: np.ndarray, num_joints: int,
     if spec.gait_frequency <= 0 or spec.gait_amplitude == 0:
         return out
     legs = num_joints // 3
-    for leg in range(legs):
-        leg_phase = phase + (0.0 if leg in (0, 3) else np.pi)
-        lift = spec.gait_amplitude * np.clip(np.sin(leg_phase), 0.0, None)
-        out[:, 3 * leg + 1] += lift
-        out[:, 3 * leg + 2] -= 2.0 * lift
-        if spec.gait_leg_length > 0 and command is not None:
-            amp = command[:, 0] / (4.0 * spec.gait_frequency * spec.gait_leg_length)
-            out[:, 3 * leg + 1] += amp * np.cos(leg_phase)
+    offset = np.array([0.0 if leg in (0, 3) else np.pi for leg in range(legs)])
+    leg_phase = phase[:, None] + offset  # (N, legs)
+    lift = spec.gait_amplitude * np.clip(np.sin(leg_phase), 0.0, None)
+    thigh = lift
+    if spec.gait_leg_length > 0 and command is not None:
+        amp = command[:, 0] / (4.0 * spec.gait_frequency * spec.gait_leg_length)
+        thigh = lift + amp[:, None] * np.cos(leg_phase)
+    out[:, 1:3 * legs:3] = thigh
+    out[:, 2:3 * legs:3] = -2.0 * lift
     return out
 
 

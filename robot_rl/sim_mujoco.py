@@ -7,9 +7,11 @@ The URDF is the one PyBullet loads.  Steps, and why:
    covers, toes) into their parents at compile time, keeping their mass and inertia;
 3. the base body gets a free joint *before* compiling, so fusion cannot merge the trunk
    into the world body (a naive load of a1.urdf weighs 7.7 kg instead of 12.5 kg);
-4. floor, torque actuators (``motor``, one per joint, clamped at the torque limit), foot
+4. floor, actuators (one per joint, clamped at the torque limit: torque ``motor`` by
+   default, or the robot's ideal PD law, see :class:`MujocoModelConfig`), foot
    sites, and sensors (base orientation, gyro, local linear velocity, accelerometer,
-   foot positions and velocities) are added programmatically; joint limits come from the description.
+   foot positions and velocities; with PD actuators also their torques) are added
+   programmatically; joint limits come from the description.
 
 All contacts are robot-against-floor only (no self-collision), as in PyBullet's default.
 """
@@ -41,6 +43,12 @@ class MujocoModelConfig:
     fixed_base: bool = False
     # height of the fixed base above the floor (m), used when fixed_base
     fixed_base_height: float = 0.6
+    # joint actuators: False = torque motors (ctrl in N m); True = the robot's ideal PD law
+    # tau = clip(kp (ctrl - q) - kd qd, +-tau_max) with joint targets (rad) as ctrl, applied
+    # explicitly like a PD computed outside MuJoCo (``mujoco.pid`` plugin: its damping term
+    # stays out of the implicit integrators' derivatives, unlike a ``position`` or ``pid``
+    # actuator's; tests/policies/test_env.py checks the two agree)
+    pd_actuators: bool = False
 
 
 def _urdf_for_mujoco(robot: RobotDescription) -> str:
@@ -101,11 +109,22 @@ def build_spec(robot: RobotDescription, cfg: MujocoModelConfig | None = None) ->
             raise ValueError(f"{robot.urdf}: foot link {foot!r} not found")
         body.add_site(name=f"foot_{foot}", pos=[0, 0, 0])
 
-    for name, tmax in zip(robot.joint_names, robot.tau_max):
-        spec.add_actuator(
-            name=name, target=name, trntype=mujoco.mjtTrn.mjTRN_JOINT,
-            ctrlrange=[-tmax, tmax], ctrllimited=mujoco.mjtLimited.mjLIMITED_TRUE,
-        )
+    if cfg.pd_actuators:
+        spec.activate_plugin("mujoco.pid")
+    for name, tmax, kp, kd in zip(robot.joint_names, robot.tau_max, robot.kp, robot.kd):
+        if cfg.pd_actuators:  # stateless (no integral, no slew limit): one instance per joint
+            pd = spec.add_plugin(name=f"pd_{name}", plugin_name="mujoco.pid", active=True)
+            pd.config = {"kp": repr(float(kp)), "kd": repr(float(kd))}  # repr: exact round trip
+            actuator = spec.add_actuator(
+                name=name, target=name, trntype=mujoco.mjtTrn.mjTRN_JOINT,
+                forcerange=[-tmax, tmax], forcelimited=mujoco.mjtLimited.mjLIMITED_TRUE,
+            )
+            actuator.plugin = pd
+        else:
+            spec.add_actuator(
+                name=name, target=name, trntype=mujoco.mjtTrn.mjTRN_JOINT,
+                ctrlrange=[-tmax, tmax], ctrllimited=mujoco.mjtLimited.mjLIMITED_TRUE,
+            )
 
     def sensor(name, stype, objtype, objname):
         spec.add_sensor(name=name, type=stype, objtype=objtype, objname=objname)
@@ -119,6 +138,10 @@ def build_spec(robot: RobotDescription, cfg: MujocoModelConfig | None = None) ->
         sensor(f"foot_pos_{foot}", mujoco.mjtSensor.mjSENS_FRAMEPOS, site, f"foot_{foot}")
     for foot in robot.foot_links:
         sensor(f"foot_vel_{foot}", mujoco.mjtSensor.mjSENS_FRAMELINVEL, site, f"foot_{foot}")
+    if cfg.pd_actuators:  # the torque each PD actuator applies (there is no ctrl to read it from)
+        for name in robot.joint_names:
+            sensor(f"torque_{name}", mujoco.mjtSensor.mjSENS_ACTUATORFRC,
+                   mujoco.mjtObj.mjOBJ_ACTUATOR, name)
     return spec
 
 

@@ -58,3 +58,13 @@ def test_gait_reference_trots_diagonal_pairs():
     tgt = action_to_target(spec, np.ones((1, 12)), np.zeros(12), np.array([np.pi / 2]))
     np.testing.assert_allclose(tgt[0], ref + spec.action_scale)
     assert advance_phase(spec, np.array([0.0]), 0.25)[0] == pytest.approx(np.pi)
+
+
+def test_gait_reference_stride_follows_the_forward_command():
+    # at phase 0 no leg lifts; each thigh sits at -A cos(leg phase), A = v / (4 f L)
+    spec = ObservationSpec(gait_frequency=2.0, gait_amplitude=0.3, gait_leg_length=0.25)
+    cmd = np.array([[0.5, 0.0, 0.0], [0.0, 0.0, 0.0]])
+    ref = gait_reference(spec, np.zeros(2), 12, cmd)
+    a = 0.5 / (4 * 2.0 * 0.25)
+    np.testing.assert_allclose(ref[0], [0, a, 0, 0, -a, 0, 0, -a, 0, 0, a, 0], atol=1e-12)
+    np.testing.assert_allclose(ref[1], np.zeros(12), atol=1e-12)  # no command: no stride

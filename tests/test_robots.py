@@ -13,7 +13,7 @@ import pytest
 from robot_rl.config import ConfigError
 from robot_rl.consistency import mujoco_view, pybullet_view
 from robot_rl.robot import ROBOTS, RobotDescription, load_robot
-from robot_rl.sim_mujoco import build_model, index, set_nominal
+from robot_rl.sim_mujoco import MujocoModelConfig, build_model, index, set_nominal
 from robot_rl.sim_pybullet import load_pybullet_robot, new_world
 
 URDF_MASS = {"a1": 12.458, "aliengo": 20.638, "laikago": 25.567}
@@ -141,3 +141,26 @@ def test_description_validation():
         RobotDescription(**data)
     with pytest.raises(ConfigError, match="unknown robot"):
         load_robot("spot")
+
+
+@pytest.mark.parametrize("name", sorted(ROBOTS))
+def test_pd_actuators_apply_the_clipped_pd_law(name):
+    """With pd_actuators the controls are joint targets and each actuator (and its torque
+    sensor) gives clip(kp (target - q) - kd qd, +-tau_max)."""
+    robot = load_robot(name)
+    model = build_model(robot, MujocoModelConfig(pd_actuators=True))
+    data = mujoco.MjData(model)
+    set_nominal(model, data, robot)
+    idx = index(model, robot)
+    rng = np.random.default_rng(0)
+    target = robot.array("nominal_pose") + rng.normal(0, 0.2, robot.num_joints)
+    target[0] += 10.0  # far off: this joint's torque clips
+    data.qvel[idx.qvel] = rng.normal(0, 3.0, robot.num_joints)
+    data.ctrl[idx.actuator] = target
+    mujoco.mj_forward(model, data)
+    kp, kd, tau_max = (robot.array(f) for f in ("kp", "kd", "tau_max"))
+    want = np.clip(kp * (target - data.qpos[idx.qpos]) - kd * data.qvel[idx.qvel], -tau_max, tau_max)
+    np.testing.assert_allclose(data.actuator_force[idx.actuator], want, rtol=1e-12, atol=1e-12)
+    torque = data.sensordata[-robot.num_joints:]
+    np.testing.assert_allclose(torque, want, rtol=1e-12, atol=1e-12)
+    assert want[0] == tau_max[0]

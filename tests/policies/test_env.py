@@ -6,9 +6,11 @@ import numpy as np
 import pytest
 import torch
 
+from policies import env as env_module
+from policies.actuation import IdealPD
 from policies.config import EnvConfig
 from policies.env import EnvNaNError, LeggedEnv
-from policies.randomization import randomize
+from policies.randomization import SysidParams, randomize
 from policies.train import LocomotionConfig, apply_overrides, latest_checkpoint, train
 from robot_rl.robot import ROBOTS
 
@@ -57,6 +59,41 @@ def test_nan_action_fails_loudly():
         env.step(np.full((2, 12), np.nan))
     with pytest.raises(ValueError, match="shape"):
         env.step(np.zeros((3, 12)))
+
+
+class ExplicitPD(IdealPD):
+    """Ideal PD computed in numpy at every physics step, applied as motor torques."""
+
+    in_model = False
+    clipped = False
+
+    def __call__(self, q_target, q, qd):
+        raw = self.kp * (q_target - q) - self.kd * qd
+        self.clipped |= bool(np.any(np.abs(raw) > self.tau_max))
+        return super().__call__(q_target, q, qd)
+
+
+def test_pd_in_model_is_the_explicit_pd(monkeypatch):
+    # the MuJoCo model's PD actuators give the dynamics of the PD law applied as torques,
+    # through randomized models, clipped torques, pushes and resets
+    sysid = SysidParams(robot="a1", values={"trunk_mass": 4.714, "damping/FR_hip_joint": 0.0},
+                        ranges={"trunk_mass": (4.0, 6.0), "damping/FR_hip_joint": (0.0, 0.5),
+                                "foot_friction": (0.4, 1.2)})
+    cfg = EnvConfig(num_envs=6, episode_seconds=0.4, push_interval=0.2, push_velocity=0.5)
+    fast = LeggedEnv(cfg, sysid=sysid, seed=3)
+    monkeypatch.setattr(env_module, "make_actuation", lambda *a, **k: ExplicitPD(fast.robot))
+    slow = LeggedEnv(cfg, sysid=sysid, seed=3)
+    assert fast.base_model.actuator_plugin[0] >= 0 and slow.base_model.actuator_plugin[0] < 0
+    actions = np.random.default_rng(0).normal(0, 2.0, (50, 6, 12))  # large: torques clip
+    for env in (fast, slow):
+        env.reset(seed=1)
+    for a in actions:
+        out_f, out_s = fast.step(a), slow.step(a)
+        np.testing.assert_allclose(fast.state, slow.state, rtol=0, atol=1e-9)
+        np.testing.assert_allclose(out_f[0], out_s[0], rtol=0, atol=1e-5)  # obs, float32
+        for name, term in out_f[4]["reward_terms"].items():
+            np.testing.assert_allclose(term, out_s[4]["reward_terms"][name], rtol=1e-9, atol=1e-12)
+    assert slow.actuation.clipped and (fast.steps < 50).all()  # clipped torques, resets
 
 
 def test_randomize_is_pure():
