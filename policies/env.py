@@ -4,7 +4,10 @@ N robots are stepped together by ``mujoco.rollout`` over all cores (an env gets 
 MjModel when randomization gives it its own physics).  With ideal PD the MuJoCo model
 applies the PD law itself, so a control step is one rollout call of ``decimation``
 physics steps; any other actuation model turns joint targets into torques at every
-physics step, one rollout call each.  Simulation, actuation, observations
+physics step, one rollout call each: then the envs are split into one group per thread,
+and each group (its rows of the state, its own network evaluator) is stepped by its own
+thread with a single-threaded rollout, so physics and network overlap across groups
+(numpy and MuJoCo release the GIL).  Simulation, actuation, observations
 (:mod:`robot_rl.obs_spec`), rewards (:mod:`policies.rewards`), commands and randomization
 are separate pieces composed here.
 
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 import copy
 import os
+from concurrent.futures import ThreadPoolExecutor
 
 import gymnasium as gym
 import mujoco
@@ -63,8 +67,13 @@ class LeggedEnv(gym.vector.VectorEnv):
             gait_leg_length=self.robot.nominal_base_height if cfg.gait_stride else 0.0)
         self.num_envs = cfg.num_envs
         self.sysid = sysid
+        nthread = cfg.threads or os.cpu_count() or 1
+        # env groups stepped in parallel threads when the actuation runs in Python at every
+        # physics step (each group: its own single-threaded rollout and network evaluator)
+        bounds = np.linspace(0, self.num_envs, min(nthread, self.num_envs) + 1).astype(int)
+        self._groups = [slice(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]
         self.actuation = make_actuation(cfg.actuation, self.robot, self.num_envs, cfg.physics_dt,
-                                        actuator_dir)
+                                        actuator_dir, groups=self._groups)
         self.base_model = build_model(self.robot, MujocoModelConfig(
             timestep=cfg.physics_dt, pd_actuators=self.actuation.in_model))
         if sysid is not None:
@@ -76,9 +85,11 @@ class LeggedEnv(gym.vector.VectorEnv):
         # over fewer distinct models runs from warmer caches)
         self.models = [self.base_model] * self.num_envs
         self.idx = index(self.base_model, self.robot)
-        nthread = cfg.threads or os.cpu_count() or 1
         self._datas = [mujoco.MjData(self.base_model) for _ in range(nthread)]
         self._rollout = rollout.Rollout(nthread=nthread)
+        self._group_rollouts = [rollout.Rollout(nthread=0) for _ in self._groups]
+        self._pool = (ThreadPoolExecutor(len(self._groups) - 1, thread_name_prefix="env-group")
+                      if not self.actuation.in_model and len(self._groups) > 1 else None)
         # one chunk of envs per thread for single physics steps (short: fewer hand-offs win);
         # calls of several steps are long enough that four chunks per thread, balancing the
         # threads' load, win
@@ -92,6 +103,7 @@ class LeggedEnv(gym.vector.VectorEnv):
         mujoco.mj_getState(self.base_model, d, self._init_state, self._state_spec)
         self.state = np.tile(self._init_state, (self.num_envs, 1))
         self.sensordata = np.zeros((self.num_envs, self.base_model.nsensordata))
+        self._group_buffers: dict[int, tuple] = {}  # per env group: MjData, ctrl/state/sensors
         self._buffers: dict[int, tuple[np.ndarray, ...]] = {}  # rollout ctrl/state/sensors by nstep
         nq, nv = self.base_model.nq, self.base_model.nv
         self._qpos = slice(1, 1 + nq)
@@ -191,17 +203,43 @@ class LeggedEnv(gym.vector.VectorEnv):
         """Advance every env ``nstep`` physics steps towards ``q_target`` (N, J); returns the
         mean joint torque over those steps (N, J)."""
         if not self.actuation.in_model:
-            tau_sum = np.zeros_like(q_target)
-            for _ in range(nstep):
-                tau = self.actuation(q_target, self.joint_q(), self.joint_qd())
-                self._rollout_steps(tau[:, None])
-                tau_sum += tau
-            return tau_sum / nstep
+            if self._pool is None:
+                return self._simulate_group(0, q_target, nstep)
+            futures = [self._pool.submit(self._simulate_group, g, q_target, nstep)
+                       for g in range(1, len(self._groups))]
+            first = self._simulate_group(0, q_target, nstep)
+            return np.concatenate([first, *(f.result() for f in futures)])
         # the model applies the PD law: the targets are the controls of all nstep steps, and
         # its torque sensors say what it applied
         sensors = self._rollout_steps(np.broadcast_to(q_target[:, None], (self.num_envs, nstep,
                                                                            q_target.shape[1])))
         return sensors[:, :, self._sens["torque"]].mean(axis=1)
+
+    def _simulate_group(self, g: int, q_target: np.ndarray, nstep: int) -> np.ndarray:
+        """Advance the envs of group ``g`` ``nstep`` physics steps with the actuation
+        evaluated in Python at every step (one single-threaded rollout call per step, run
+        by the calling thread: the groups run in parallel threads, physics and numpy
+        release the GIL); returns the group's mean joint torque (n, J)."""
+        rows = self._groups[g]
+        n, m = rows.stop - rows.start, self.base_model
+        if self._group_buffers.get(g) is None:
+            self._group_buffers[g] = (mujoco.MjData(m), np.zeros((n, 1, m.nu)),
+                                      np.zeros((n, 1, self.state.shape[1])),
+                                      np.zeros((n, 1, m.nsensordata)))
+        data, ctrl, out_state, out_sens = self._group_buffers[g]
+        state, models, targets = self.state[rows], self.models[rows], q_target[rows]
+        tau_sum = np.zeros_like(targets)
+        for _ in range(nstep):
+            tau = self.actuation(targets, state[:, self._joint_q], state[:, self._joint_qd],
+                                 envs=rows)
+            ctrl[:, 0, self.idx.actuator] = tau
+            self._group_rollouts[g].rollout(models, [data], state, ctrl, nstep=1,
+                                            skip_checks=True, state=out_state,
+                                            sensordata=out_sens)
+            state[:] = out_state[:, 0]  # a view of self.state's rows
+            tau_sum += tau
+        self.sensordata[rows] = out_sens[:, 0]
+        return tau_sum / nstep
 
     def _rollout_steps(self, controls: np.ndarray) -> np.ndarray:
         """One ``mujoco.rollout`` call over all envs with ``controls`` (N, nstep, J) for the
@@ -310,3 +348,7 @@ class LeggedEnv(gym.vector.VectorEnv):
 
     def close_extras(self, **kwargs) -> None:
         self._rollout.close()
+        for r in self._group_rollouts:
+            r.close()
+        if self._pool is not None:
+            self._pool.shutdown()

@@ -10,7 +10,7 @@ from actuator_net.artifacts import checkpoint
 from actuator_net.config import ActuatorNetConfig, ModelConfig, TrainConfig
 from actuator_net.data import ActuatorSeries, history
 from actuator_net.importers import from_robot_log
-from actuator_net.runtime import ActuatorNetEvaluator
+from actuator_net.runtime import ActuatorNetEvaluator, NumpyActuatorNet
 from actuator_net.synthetic import pendulum_log
 from actuator_net.train import train
 
@@ -135,3 +135,27 @@ def test_joint_mapping(shared, typed):
         ActuatorNetEvaluator(typed[0], num_envs=1, physics_dt=0.005, joint_names=["x"])
     with pytest.raises(ValueError, match="shorter than the physics period"):
         ActuatorNetEvaluator(shared[0], num_envs=1, physics_dt=0.02)
+
+
+@pytest.mark.parametrize("physics_dt", [0.005, 0.004])
+@pytest.mark.parametrize("which", ["shared", "typed"])
+def test_numpy_twin_matches_the_evaluator(physics_dt, which, request):
+    """The numpy evaluator (used by the simulator's worker threads) gives the torch
+    evaluator's torques, through integer and interpolated lags and both reset forms."""
+    path, _ = request.getfixturevalue(which)
+    steps, envs, nj = 40, 4, 3
+    qt, q, qd = _signals(steps, envs, nj, seed=2)
+    ev = ActuatorNetEvaluator(path, num_envs=envs, physics_dt=physics_dt)
+    tw = NumpyActuatorNet.from_evaluator(ev, envs)
+    for k in range(steps):
+        if k == 15:
+            ev.reset([1, 3])
+            tw.reset(np.array([False, True, False, True]))
+        if k == 25:
+            ev.reset([0], qt[k, :1], q[k, :1], qd[k, :1])
+            tw.reset([0], qt[k, :1], q[k, :1], qd[k, :1])
+        want = ev(qt[k], q[k], qd[k])
+        args = (x.astype(np.float32) for x in (qt[k], q[k], qd[k]))
+        np.testing.assert_allclose(tw(*args), want, atol=2e-5, rtol=1e-5)
+    with pytest.raises(ValueError, match=r"\(4, 3\)"):
+        tw(qt[0][:2], q[0][:2], qd[0][:2])

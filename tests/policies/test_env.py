@@ -67,10 +67,10 @@ class ExplicitPD(IdealPD):
     in_model = False
     clipped = False
 
-    def __call__(self, q_target, q, qd):
+    def __call__(self, q_target, q, qd, envs=slice(None)):
         raw = self.kp * (q_target - q) - self.kd * qd
         self.clipped |= bool(np.any(np.abs(raw) > self.tau_max))
-        return super().__call__(q_target, q, qd)
+        return super().__call__(q_target, q, qd, envs)
 
 
 def test_pd_in_model_is_the_explicit_pd(monkeypatch):
@@ -146,3 +146,42 @@ def test_train_cli_smoke(tmp_path):
 
     assert main(["--out", str(tmp_path / "p"), "--budget", "smoke", "--quiet", "--device", "cpu"]) == 0
     assert (tmp_path / "p" / "policy.pt").exists()
+
+
+@pytest.fixture(scope="module")
+def actuator_dir(tmp_path_factory):
+    """A small single-type actuator network (drives any joints), trained in about a second."""
+    from actuator_net.artifacts import checkpoint
+    from actuator_net.config import ActuatorNetConfig, ModelConfig
+    from actuator_net.config import TrainConfig as NetTrainConfig
+    from actuator_net.importers import from_robot_log
+    from actuator_net.synthetic import pendulum_log
+    from actuator_net.train import train as train_net
+
+    series = [from_robot_log(pendulum_log(seconds=6.0, num_joints=3, seed=7))]
+    cfg = ActuatorNetConfig(model=ModelConfig(history_spacing=0.01),
+                            train=NetTrainConfig(max_steps=30, progress=False),
+                            joint_types="shared")
+    out = tmp_path_factory.mktemp("actuator")
+    torch.save(checkpoint(train_net(series, cfg)), out / "actuator.pt")
+    return out
+
+
+def test_network_env_groups_in_threads_match_one_group(actuator_dir):
+    # with a Python actuation the envs are stepped in one group per thread; the split
+    # must not change the physics: 2 threads (2 groups) = 1 thread (1 group), env by env,
+    # through resets of single envs
+    cfg = dict(num_envs=6, actuation="net", episode_seconds=0.3)
+    one = LeggedEnv(EnvConfig(threads=1, **cfg), actuator_dir=actuator_dir, seed=2)
+    two = LeggedEnv(EnvConfig(threads=2, **cfg), actuator_dir=actuator_dir, seed=2)
+    assert len(one._groups) == 1 and len(two._groups) == 2
+    for env in (one, two):
+        env.reset(seed=4)
+    actions = np.random.default_rng(1).normal(0, 0.5, (25, 6, 12))
+    for a in actions:
+        o1, o2 = one.step(a), two.step(a)
+        np.testing.assert_allclose(two.state, one.state, rtol=0, atol=1e-9)
+        np.testing.assert_allclose(o2[1], o1[1], rtol=1e-9, atol=1e-9)  # rewards
+    assert (one.steps < 25).all()  # episodes of 15 control steps: every env was reset
+    for env in (one, two):
+        env.close()
