@@ -87,7 +87,6 @@ class LeggedEnv(gym.vector.VectorEnv):
         self.idx = index(self.base_model, self.robot)
         self._datas = [mujoco.MjData(self.base_model) for _ in range(nthread)]
         self._rollout = rollout.Rollout(nthread=nthread)
-        self._group_rollouts = [rollout.Rollout(nthread=0) for _ in self._groups]
         self._pool = (ThreadPoolExecutor(len(self._groups) - 1, thread_name_prefix="env-group")
                       if not self.actuation.in_model and len(self._groups) > 1 else None)
         # one chunk of envs per thread for single physics steps (short: fewer hand-offs win);
@@ -103,7 +102,13 @@ class LeggedEnv(gym.vector.VectorEnv):
         mujoco.mj_getState(self.base_model, d, self._init_state, self._state_spec)
         self.state = np.tile(self._init_state, (self.num_envs, 1))
         self.sensordata = np.zeros((self.num_envs, self.base_model.nsensordata))
-        self._group_buffers: dict[int, tuple] = {}  # per env group: MjData, ctrl/state/sensors
+        # per env group, with a Python actuation only: a single-threaded rollout, its MjData
+        # and the ctrl/state/sensor buffers of one physics step
+        m = self.base_model
+        self._group_sims = [] if self.actuation.in_model else [
+            (rollout.Rollout(nthread=0), mujoco.MjData(m), np.zeros((g.stop - g.start, 1, m.nu)),
+             np.zeros((g.stop - g.start, 1, nstate)),
+             np.zeros((g.stop - g.start, 1, m.nsensordata))) for g in self._groups]
         self._buffers: dict[int, tuple[np.ndarray, ...]] = {}  # rollout ctrl/state/sensors by nstep
         nq, nv = self.base_model.nq, self.base_model.nv
         self._qpos = slice(1, 1 + nq)
@@ -221,21 +226,15 @@ class LeggedEnv(gym.vector.VectorEnv):
         by the calling thread: the groups run in parallel threads, physics and numpy
         release the GIL); returns the group's mean joint torque (n, J)."""
         rows = self._groups[g]
-        n, m = rows.stop - rows.start, self.base_model
-        if self._group_buffers.get(g) is None:
-            self._group_buffers[g] = (mujoco.MjData(m), np.zeros((n, 1, m.nu)),
-                                      np.zeros((n, 1, self.state.shape[1])),
-                                      np.zeros((n, 1, m.nsensordata)))
-        data, ctrl, out_state, out_sens = self._group_buffers[g]
+        ro, data, ctrl, out_state, out_sens = self._group_sims[g]
         state, models, targets = self.state[rows], self.models[rows], q_target[rows]
         tau_sum = np.zeros_like(targets)
         for _ in range(nstep):
             tau = self.actuation(targets, state[:, self._joint_q], state[:, self._joint_qd],
                                  envs=rows)
             ctrl[:, 0, self.idx.actuator] = tau
-            self._group_rollouts[g].rollout(models, [data], state, ctrl, nstep=1,
-                                            skip_checks=True, state=out_state,
-                                            sensordata=out_sens)
+            ro.rollout(models, [data], state, ctrl, nstep=1, skip_checks=True,
+                       state=out_state, sensordata=out_sens)
             state[:] = out_state[:, 0]  # a view of self.state's rows
             tau_sum += tau
         self.sensordata[rows] = out_sens[:, 0]
@@ -348,7 +347,7 @@ class LeggedEnv(gym.vector.VectorEnv):
 
     def close_extras(self, **kwargs) -> None:
         self._rollout.close()
-        for r in self._group_rollouts:
-            r.close()
+        for ro, *_ in self._group_sims:
+            ro.close()
         if self._pool is not None:
             self._pool.shutdown()
