@@ -4,7 +4,7 @@ ratio = (env steps/s of LeggedEnv: actuation, observations, rewards, resets, ran
         / (raw ``mujoco.rollout`` physics steps/s on the same model and thread count / decimation)
 
 Goal: >= 0.8.  Run: ``python bench/bench_env.py [--num-envs 128] [--rounds 5] [--actuator DIR]
-[--sysid DIR]`` (without ``--sysid`` no env is randomized and all share one MjModel).  The
+[--backend auto|plugin|numpy] [--sysid DIR]`` (without ``--sysid`` no env is randomized and all share one MjModel).  The
 env and the raw physics are measured alternately in ``--rounds`` rounds and the median
 ratio is the result: a shared machine's load moves a single measurement by +-0.1.
 """
@@ -22,7 +22,7 @@ from mujoco import rollout
 from policies.config import EnvConfig
 from policies.env import LeggedEnv
 from policies.randomization import load_sysid
-from robot_rl.sim_mujoco import MujocoModelConfig, build_model
+from robot_rl.sim_mujoco import MujocoModelConfig, build_model, set_nominal
 from sysid.apply import apply_params
 
 
@@ -34,7 +34,11 @@ def raw_physics(env: LeggedEnv, physics_steps: int, nthread: int) -> float:
     if env.sysid is not None:
         apply_params(m, env.sysid.values, env.robot)
     datas = [mujoco.MjData(m) for _ in range(nthread)]
-    init = np.tile(env._init_state, (env.num_envs, 1))
+    d = mujoco.MjData(m)  # the nominal pose in this model's state layout (the env's model may
+    set_nominal(m, d, env.robot)  # hold more state, e.g. the actuator network's history)
+    nominal = np.zeros(mujoco.mj_stateSize(m, mujoco.mjtState.mjSTATE_FULLPHYSICS))
+    mujoco.mj_getState(m, d, nominal, mujoco.mjtState.mjSTATE_FULLPHYSICS)
+    init = np.tile(nominal, (env.num_envs, 1))
     ctrl = np.zeros((env.num_envs, physics_steps, m.nu))
     with rollout.Rollout(nthread=nthread) as ro:
         t = time.perf_counter()
@@ -62,14 +66,17 @@ def main() -> None:
                    help="interleaved rounds (env, then raw physics); the median ratio is the result")
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     p.add_argument("--actuator", default=None, help="actuator folder: use the actuator network")
+    p.add_argument("--backend", default="auto", choices=("auto", "plugin", "numpy"),
+                   help="where the actuator network runs (EnvConfig.actuator_backend) [auto]")
     p.add_argument("--sysid", default=None,
                    help="sysid folder: randomize every env's physics at each episode start")
     a = p.parse_args()
-    cfg = EnvConfig(num_envs=a.num_envs, threads=a.threads, actuation="net" if a.actuator else "pd")
+    cfg = EnvConfig(num_envs=a.num_envs, threads=a.threads, actuation="net" if a.actuator else "pd",
+                    actuator_backend=a.backend)
     env = LeggedEnv(cfg, sysid=load_sysid(a.sysid) if a.sysid else None, actuator_dir=a.actuator)
     env_throughput(env, 10)  # warm up
     print(f"envs={a.num_envs} threads={a.threads} decimation={cfg.decimation} actuation={cfg.actuation}"
-          f" randomized={a.sysid is not None} load average={os.getloadavg()[0]:.2f}")
+          f" in-model={env.actuation.in_model} randomized={a.sysid is not None} load average={os.getloadavg()[0]:.2f}")
     ratios = []
     for r in range(a.rounds):
         ours = env_throughput(env, a.steps)

@@ -7,8 +7,9 @@ the torque limits, for the env rows ``envs`` (the simulator steps groups of envs
 parallel threads, each group asking for its own rows; a model with history keeps one
 evaluator per group, so the groups never share state).
 ``in_model`` says whether the MuJoCo model applies the law itself, with the joint targets
-as controls (ideal PD: ``MujocoModelConfig.pd_actuators``), so that a whole control step
-is one ``mujoco.rollout`` call; ``__call__`` is then the reference the model must match.
+as controls (ideal PD: ``MujocoModelConfig.pd_actuators``; the actuator network: the
+``robot_rl.actuator_net`` plugin that ``add_to_spec`` attaches), so that a whole control
+step is one ``mujoco.rollout`` call; ``__call__`` is then the reference the model must match.
 Ideal PD uses the robot's gains; the actuator network (stage 2) is loaded from its
 ``actuator.pt`` through the stage's documented runtime loader.  The identified joint
 physics of stage 1 (rotor inertia, damping, friction) live in the MuJoCo model itself.
@@ -16,8 +17,10 @@ physics of stage 1 (rotor inertia, damping, friction) live in the MuJoCo model i
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
+import mujoco
 import numpy as np
 
 from robot_rl.robot import RobotDescription
@@ -42,17 +45,20 @@ class IdealPD:
 class NetworkActuation:
     """The learned actuator network of stage 2, evaluated batched with per-env history.
 
-    One numpy evaluator (:class:`actuator_net.runtime.NumpyActuatorNet`) per env group
-    of the simulator (``groups``: contiguous slices covering the envs), so that the
-    groups' threads run the network in parallel; numpy releases the GIL in its array
-    loops, where torch evaluators in two threads were 2x slower than in one.
+    ``backend`` "plugin": the network runs inside the MuJoCo step
+    (:mod:`actuator_net.mujoco_plugin`, compiled C, same arithmetic), attached to the
+    model by :meth:`add_to_spec`, with its history in the MuJoCo state; ``in_model`` is
+    then True.  "numpy": one numpy evaluator (:class:`actuator_net.runtime.NumpyActuatorNet`)
+    per env group of the simulator (``groups``: contiguous slices covering the envs), so
+    that the groups' threads run the network in parallel (numpy releases the GIL in its
+    array loops).  "auto": the plugin if it builds here, else numpy with a warning.  In
+    every case ``__call__`` evaluates the numpy twin (the plugin's reference).
     """
 
-    in_model = False
-
     def __init__(self, robot: RobotDescription, actuator_dir: str | Path, num_envs: int,
-                 physics_dt: float, groups: list[slice] | None = None):
-        from actuator_net.runtime import ActuatorNetEvaluator, NumpyActuatorNet  # stage 2's runtime
+                 physics_dt: float, groups: list[slice] | None = None, backend: str = "auto"):
+        from actuator_net import mujoco_plugin  # stage 2's runtime
+        from actuator_net.runtime import ActuatorNetEvaluator, NumpyActuatorNet
 
         path = Path(actuator_dir)
         path = path / "actuator.pt" if path.is_dir() else path
@@ -65,6 +71,26 @@ class NetworkActuation:
                      for g in self.groups}
         self.tau_max = robot.array("tau_max")
         self._tau_max32 = self.tau_max.astype(np.float32)
+        self._evaluator, self._joint_names = ref, list(robot.joint_names)
+        self.in_model = False
+        if backend in ("auto", "plugin"):
+            try:
+                mujoco_plugin.load()
+                self.in_model = True
+            except mujoco_plugin.PluginBuildError as e:
+                if backend == "plugin":
+                    raise
+                warnings.warn(f"actuator network evaluated in Python at every physics step "
+                              f"(slower): the MuJoCo plugin is unavailable: {e}", stacklevel=2)
+        elif backend != "numpy":
+            raise ValueError(f"unknown actuator backend {backend!r}; expected auto, plugin or numpy")
+
+    def add_to_spec(self, spec: mujoco.MjSpec) -> None:
+        """Attach the network plugin to the robot's torque-motor actuators in ``spec``
+        (controls become joint targets; torque sensors are appended)."""
+        from actuator_net import mujoco_plugin
+
+        mujoco_plugin.attach(spec, self._evaluator, self._joint_names)
 
     def reset(self, env_ids: np.ndarray, q: np.ndarray, qd: np.ndarray) -> None:
         # history filled with the state of the next call (the first target of the episode)
@@ -85,12 +111,14 @@ class NetworkActuation:
 
 
 def make_actuation(kind: str, robot: RobotDescription, num_envs: int, physics_dt: float,
-                   actuator_dir: str | Path | None = None, groups: list[slice] | None = None):
-    """Build the actuation model named ``kind`` ("pd" or "net") for the env ``groups``."""
+                   actuator_dir: str | Path | None = None, groups: list[slice] | None = None,
+                   backend: str = "auto"):
+    """Build the actuation model named ``kind`` ("pd" or "net") for the env ``groups``
+    (``backend``: where the network runs, see :class:`NetworkActuation`)."""
     if kind == "pd":
         return IdealPD(robot)
     if kind == "net":
         if actuator_dir is None:
             raise ValueError("actuation 'net' needs --actuator <run>/actuator/")
-        return NetworkActuation(robot, actuator_dir, num_envs, physics_dt, groups)
+        return NetworkActuation(robot, actuator_dir, num_envs, physics_dt, groups, backend)
     raise ValueError(f"unknown actuation {kind!r}; expected 'pd' or 'net'")

@@ -84,6 +84,10 @@ class EnvConfig:
     threads: int = 0
     # actuation model: "pd" (ideal PD with the robot's gains) or "net" (actuator network)
     actuation: str = "pd"
+    # where the actuator network runs: "plugin" (inside the MuJoCo step, compiled on first
+    # use; a control step is one rollout call), "numpy" (in Python at every physics step),
+    # "auto" (plugin when a C compiler is found, else numpy with a warning)
+    actuator_backend: str = "auto"
     # trotting reference under the policy: gait clock frequency (Hz; 0 = none)
     gait_frequency: float = 2.0
     # trotting reference: thigh lift at the top of a swing (rad)
@@ -111,6 +115,9 @@ class EnvConfig:
     def __post_init__(self) -> None:
         if self.actuation not in ("pd", "net"):
             raise ConfigError(f"env.actuation must be 'pd' or 'net', got {self.actuation!r}")
+        if self.actuator_backend not in ("auto", "plugin", "numpy"):
+            raise ConfigError("env.actuator_backend must be 'auto', 'plugin' or 'numpy', got "
+                              f"{self.actuator_backend!r}")
         if self.num_envs < 1 or self.decimation < 1 or self.physics_dt <= 0:
             raise ConfigError("env: num_envs and decimation must be >= 1, physics_dt > 0")
         if self.action_latency < 0:

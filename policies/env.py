@@ -1,10 +1,12 @@
 """Vectorised MuJoCo locomotion environment (gymnasium vector API, same-step autoreset).
 
 N robots are stepped together by ``mujoco.rollout`` over all cores (an env gets its own
-MjModel when randomization gives it its own physics).  With ideal PD the MuJoCo model
-applies the PD law itself, so a control step is one rollout call of ``decimation``
-physics steps; any other actuation model turns joint targets into torques at every
-physics step, one rollout call each: then the envs are split into one group per thread,
+MjModel when randomization gives it its own physics).  With ideal PD, and with the
+actuator network as a compiled MuJoCo plugin (the default where a C compiler exists), the
+MuJoCo model applies the actuation itself, so a control step is one rollout call of
+``decimation`` physics steps; an actuation evaluated in Python (the network's numpy
+backend) turns joint targets into torques at every physics step, one rollout call each:
+then the envs are split into one group per thread,
 and each group (its rows of the state, its own network evaluator) is stepped by its own
 thread with a single-threaded rollout, so physics and network overlap across groups
 (numpy and MuJoCo release the GIL).  Simulation, actuation, observations
@@ -30,7 +32,7 @@ import numpy as np
 from mujoco import rollout
 
 from policies import rewards
-from policies.actuation import make_actuation
+from policies.actuation import IdealPD, make_actuation
 from policies.config import EnvConfig
 from policies.randomization import SysidParams, randomize
 from robot_rl.obs_spec import (
@@ -42,7 +44,7 @@ from robot_rl.obs_spec import (
     projected_gravity,
 )
 from robot_rl.robot import load_robot
-from robot_rl.sim_mujoco import MujocoModelConfig, build_model, index, set_nominal
+from robot_rl.sim_mujoco import MujocoModelConfig, build_spec, index, set_nominal
 
 FOOT_CONTACT_HEIGHT = 0.035  # m: a foot site lower than this touches the ground
 
@@ -73,9 +75,14 @@ class LeggedEnv(gym.vector.VectorEnv):
         bounds = np.linspace(0, self.num_envs, min(nthread, self.num_envs) + 1).astype(int)
         self._groups = [slice(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]
         self.actuation = make_actuation(cfg.actuation, self.robot, self.num_envs, cfg.physics_dt,
-                                        actuator_dir, groups=self._groups)
-        self.base_model = build_model(self.robot, MujocoModelConfig(
-            timestep=cfg.physics_dt, pd_actuators=self.actuation.in_model))
+                                        actuator_dir, groups=self._groups,
+                                        backend=cfg.actuator_backend)
+        model_spec = build_spec(self.robot, MujocoModelConfig(
+            timestep=cfg.physics_dt,
+            pd_actuators=isinstance(self.actuation, IdealPD) and self.actuation.in_model))
+        if self.actuation.in_model and hasattr(self.actuation, "add_to_spec"):
+            self.actuation.add_to_spec(model_spec)  # e.g. the actuator network plugin
+        self.base_model = model_spec.compile()
         if sysid is not None:
             from sysid.apply import apply_params  # stage 1's single definition of the mapping
 
@@ -192,6 +199,11 @@ class LeggedEnv(gym.vector.VectorEnv):
         self.steps[ids] = 0
         self.air_time[ids] = 0.0
         self.phase[ids] = self.rng.uniform(0, 2 * np.pi, len(ids))
+        # the base sensors the first observation reads, for the new state (at rest; the IMU
+        # site sits at the base origin): not the last values of the ended episode
+        self.sensordata[ids, self._sens["quat"]] = qpos[:, 3:7]
+        self.sensordata[ids, self._sens["linvel"]] = 0.0
+        self.sensordata[ids, self._sens["gyro"]] = 0.0
         q, qd = self.joint_q()[ids], self.joint_qd()[ids]
         self.history.reset(ids, self.q0 - q, qd)
         self.actuation.reset(ids, q, qd)
@@ -258,15 +270,21 @@ class LeggedEnv(gym.vector.VectorEnv):
         self.sensordata = sens[:, -1]
         return sens
 
-    def _observe(self, noise: bool = True) -> np.ndarray:
-        s = self.sensordata
+    def _observe(self, ids: np.ndarray | None = None, noise: bool = True) -> np.ndarray:
+        """Observations of all envs, or of the envs ``ids`` only, with the configured noise:
+        uniform, zero mean, standard deviation ``obs_noise`` (uniform noise as in legged_gym;
+        float32 uniforms cost a fifth of Gaussians, 30 us against 150 us per step at 128 envs)."""
+        r = slice(None) if ids is None else ids
+        s = self.sensordata[r]
         obs = build_observation(
             self.spec, base_quat=s[:, self._sens["quat"]], base_linvel_b=s[:, self._sens["linvel"]],
-            base_angvel_b=s[:, self._sens["gyro"]], command=self.command, q=self.joint_q(),
-            qd=self.joint_qd(), nominal=self.q0, prev_action=self.action, history=self.history,
-            phase=self.phase)
+            base_angvel_b=s[:, self._sens["gyro"]], command=self.command[r],
+            q=self.joint_q()[r], qd=self.joint_qd()[r], nominal=self.q0,
+            prev_action=self.action[r], history=self.history if ids is None else self.history.rows(ids),
+            phase=self.phase[r])
         if noise and self.cfg.obs_noise > 0:
-            obs += self.rng.normal(0, self.cfg.obs_noise, obs.shape).astype(np.float32)
+            u = self.rng.random(obs.shape, dtype=np.float32)
+            obs += (u - np.float32(0.5)) * np.float32(2.0 * np.sqrt(3.0) * self.cfg.obs_noise)
         return obs
 
     def step(self, actions):
@@ -327,7 +345,7 @@ class LeggedEnv(gym.vector.VectorEnv):
             final[ids] = obs[ids]
             info["final_obs"], info["_final_obs"] = final, done.copy()
             self._reset_envs(ids)
-            obs[ids] = self._observe()[ids]
+            obs[ids] = self._observe(ids)
         return obs, reward.astype(np.float32), terminated, truncated, info
 
     def _maybe_push(self) -> None:

@@ -102,6 +102,12 @@ class JointHistory:
         self.err[env_ids] = 0.0 if err is None else err[:, None, :]
         self.vel[env_ids] = 0.0 if vel is None else vel[:, None, :]
 
+    def rows(self, env_ids: np.ndarray) -> JointHistory:
+        """A copy holding only the envs ``env_ids``."""
+        sub = object.__new__(JointHistory)
+        sub.err, sub.vel = self.err[env_ids], self.vel[env_ids]
+        return sub
+
     def push(self, err: np.ndarray, vel: np.ndarray) -> None:
         self.err[:, 1:] = self.err[:, :-1]
         self.vel[:, 1:] = self.vel[:, :-1]

@@ -171,7 +171,7 @@ def test_network_env_groups_in_threads_match_one_group(actuator_dir):
     # with a Python actuation the envs are stepped in one group per thread; the split
     # must not change the physics: 2 threads (2 groups) = 1 thread (1 group), env by env,
     # through resets of single envs
-    cfg = dict(num_envs=6, actuation="net", episode_seconds=0.3)
+    cfg = dict(num_envs=6, actuation="net", episode_seconds=0.3, actuator_backend="numpy")
     one = LeggedEnv(EnvConfig(threads=1, **cfg), actuator_dir=actuator_dir, seed=2)
     two = LeggedEnv(EnvConfig(threads=2, **cfg), actuator_dir=actuator_dir, seed=2)
     assert len(one._groups) == 1 and len(two._groups) == 2
@@ -185,3 +185,45 @@ def test_network_env_groups_in_threads_match_one_group(actuator_dir):
     assert (one.steps < 25).all()  # episodes of 15 control steps: every env was reset
     for env in (one, two):
         env.close()
+
+
+def test_network_plugin_env_is_the_numpy_env(actuator_dir):
+    # the network inside the MuJoCo step (one rollout call per control step) gives the
+    # dynamics of the numpy evaluator called between physics steps, through resets
+    from actuator_net import mujoco_plugin
+
+    if not mujoco_plugin.available():
+        pytest.skip("no C compiler for the MuJoCo plugin")
+    cfg = dict(num_envs=4, actuation="net", episode_seconds=0.3, threads=2)
+    plugin = LeggedEnv(EnvConfig(actuator_backend="plugin", **cfg), actuator_dir=actuator_dir, seed=2)
+    numpy_ = LeggedEnv(EnvConfig(actuator_backend="numpy", **cfg), actuator_dir=actuator_dir, seed=2)
+    assert plugin.actuation.in_model and not numpy_.actuation.in_model
+    nq = plugin.base_model.nq + plugin.base_model.nv
+    for env in (plugin, numpy_):
+        env.reset(seed=4)
+    actions = np.random.default_rng(1).normal(0, 0.5, (25, 4, 12))
+    for a in actions:
+        out_p, out_n = plugin.step(a), numpy_.step(a)
+        # float32 network, summed in another order: torques agree to ~1e-6 N m
+        np.testing.assert_allclose(plugin.state[:, 1:1 + nq], numpy_.state[:, 1:1 + nq], atol=2e-5)
+        np.testing.assert_allclose(out_p[1], out_n[1], rtol=1e-5, atol=1e-6)  # rewards
+        np.testing.assert_array_equal(out_p[2], out_n[2])  # terminations
+    assert (plugin.steps < 25).all()  # every env was reset at least once
+    for env in (plugin, numpy_):
+        env.close()
+
+
+def test_network_backend_auto_falls_back_to_numpy_with_a_warning(actuator_dir, monkeypatch):
+    from actuator_net import mujoco_plugin
+
+    def no_compiler():
+        raise mujoco_plugin.PluginBuildError("no C compiler: 'cc' is not on PATH (set $CC)")
+    monkeypatch.setattr(mujoco_plugin, "load", no_compiler)
+    with pytest.warns(UserWarning, match="no C compiler"):
+        env = LeggedEnv(EnvConfig(num_envs=2, actuation="net"), actuator_dir=actuator_dir)
+    assert not env.actuation.in_model
+    env.reset(seed=0)
+    assert np.isfinite(env.step(np.zeros((2, 12)))[0]).all()
+    with pytest.raises(mujoco_plugin.PluginBuildError, match="no C compiler"):
+        LeggedEnv(EnvConfig(num_envs=2, actuation="net", actuator_backend="plugin"),
+                  actuator_dir=actuator_dir)
