@@ -26,6 +26,8 @@ trajectory generators): ``q_target = q0 + reference(phase) + action_scale * a``;
 
 from __future__ import annotations
 
+import functools
+
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -137,22 +139,36 @@ def projected_gravity(quat_wxyz: np.ndarray) -> np.ndarray:
 def build_observation(spec: ObservationSpec, *, base_quat: np.ndarray, base_linvel_b: np.ndarray,
                       base_angvel_b: np.ndarray, command: np.ndarray, q: np.ndarray,
                       qd: np.ndarray, nominal: np.ndarray, prev_action: np.ndarray,
-                      history: JointHistory, phase: np.ndarray | None = None) -> np.ndarray:
+                      history: JointHistory, phase: np.ndarray | None = None,
+                      gravity: np.ndarray | None = None) -> np.ndarray:
     """Observation batch (N, spec.size), float32.  All inputs are (N, .) arrays;
-    ``phase`` (N,) is the gait clock (rad), needed when ``spec.gait_frequency > 0``."""
+    ``phase`` (N,) is the gait clock (rad), needed when ``spec.gait_frequency > 0``;
+    ``gravity`` (N, 3), if the caller has it, is ``projected_gravity(base_quat)``."""
     n = q.shape[0]
-    gravity = projected_gravity(base_quat)
+    if gravity is None:
+        gravity = projected_gravity(base_quat)
     s = spec.scales
     parts = [gravity * s["gravity"], base_linvel_b * s["base_linvel"],
              base_angvel_b * s["base_angvel"], command * s["command"]]
     if spec.gait_frequency > 0:
         if phase is None:
             raise ValueError("observation spec has a gait clock: build_observation needs phase")
-        parts.append(np.stack([np.sin(phase), np.cos(phase)], axis=1))
+        clock = np.empty((n, 2))
+        np.sin(phase, out=clock[:, 0])
+        np.cos(phase, out=clock[:, 1])
+        parts.append(clock)
     parts += [(q - nominal) * s["joint_pos"], qd * s["joint_vel"], prev_action * s["prev_action"],
              history.err.reshape(n, -1) * s["joint_err_hist"],
              history.vel.reshape(n, -1) * s["joint_vel_hist"]]
     return np.concatenate(parts, axis=1).astype(np.float32)
+
+
+@functools.lru_cache(maxsize=8)
+def _leg_offsets(legs: int) -> np.ndarray:
+    """Gait clock offset of each leg (rad): FR and RL at 0, FL and RR at pi."""
+    out = np.array([0.0 if leg in (0, 3) else np.pi for leg in range(legs)])
+    out.flags.writeable = False
+    return out
 
 
 def gait_reference(spec: ObservationSpec, phase: np.ndarray, num_joints: int,
@@ -168,8 +184,7 @@ def gait_reference(spec: ObservationSpec, phase: np.ndarray, num_joints: int,
     if spec.gait_frequency <= 0 or spec.gait_amplitude == 0:
         return out
     legs = num_joints // 3
-    offset = np.array([0.0 if leg in (0, 3) else np.pi for leg in range(legs)])
-    leg_phase = phase[:, None] + offset  # (N, legs)
+    leg_phase = phase[:, None] + _leg_offsets(legs)  # (N, legs)
     lift = spec.gait_amplitude * np.clip(np.sin(leg_phase), 0.0, None)
     thigh = lift
     if spec.gait_leg_length > 0 and command is not None:
