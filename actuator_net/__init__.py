@@ -13,6 +13,8 @@ Modules (data flows top to bottom):
 - :mod:`actuator_net.artifacts` ``actuator.pt`` / ``actuator.onnx`` / ``metrics.json``
 - :mod:`actuator_net.runtime`   :class:`~actuator_net.runtime.ActuatorNetEvaluator`, the
   batched per-env evaluator for the simulator
+- :mod:`actuator_net.mujoco_plugin` the same network as a MuJoCo actuator plugin (C,
+  compiled on first use), evaluated inside ``mj_step``
 - :mod:`actuator_net.cli`       ``robot-rl actuator train``
 
 Nothing heavy is imported here.
