@@ -27,7 +27,6 @@ trajectory generators): ``q_target = q0 + reference(phase) + action_scale * a``;
 from __future__ import annotations
 
 import functools
-
 from dataclasses import dataclass, field
 
 import numpy as np
