@@ -82,8 +82,12 @@ def library_path() -> Path:
     out = cache_dir() / f"actuator_net_plugin-{key.hexdigest()[:16]}.so"
     if out.exists():
         return out
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=out.stem, suffix=".so.tmp", dir=out.parent)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=out.stem, suffix=".so.tmp", dir=out.parent)
+    except OSError as e:
+        raise PluginBuildError(f"cannot write the plugin library under {out.parent} ({e}); "
+                               "set $ROBOT_RL_CACHE to a writable folder") from e
     os.close(fd)
     cmd = [cc, *CFLAGS, f"-I{include}", str(SOURCE), "-o", tmp, str(lib),
            f"-Wl,-rpath,{lib.parent}", "-lm"]

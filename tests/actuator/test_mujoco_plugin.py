@@ -117,3 +117,7 @@ def test_build_errors_are_clear(tmp_path, monkeypatch):
     with pytest.raises(mujoco_plugin.PluginBuildError, match="compiling broken.c failed"):
         mujoco_plugin.library_path()
     assert not list((tmp_path / "cache").glob("*"))  # no half-written library left behind
+    (tmp_path / "file").write_text("")
+    monkeypatch.setenv("ROBOT_RL_CACHE", str(tmp_path / "file" / "cache"))  # not a folder
+    with pytest.raises(mujoco_plugin.PluginBuildError, match="ROBOT_RL_CACHE"):
+        mujoco_plugin.library_path()
