@@ -275,8 +275,8 @@ static void copy(mjData* dest, const mjModel* m, const mjData* src, int instance
 }
 
 static void reset(const mjModel* m, mjtNum* plugin_state, void* plugin_data, int instance) {
-  (void)plugin_data;
-  mju_zero(plugin_state, nstate(m, instance));
+  const Net* net = (const Net*)plugin_data;  // sizes already parsed by init
+  mju_zero(plugin_state, net ? 1 + 2 * net->nact * net->nhist : nstate(m, instance));
   plugin_state[0] = 1;  // fresh episode: the history is filled with the first sample
 }
 
