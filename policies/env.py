@@ -93,6 +93,7 @@ class LeggedEnv(gym.vector.VectorEnv):
         self.models = [self.base_model] * self.num_envs
         self.idx = index(self.base_model, self.robot)
         self._datas = [mujoco.MjData(self.base_model) for _ in range(nthread)]
+        self._scratch = mujoco.MjData(self.base_model)  # for apply_params' mj_setConst
         self._rollout = rollout.Rollout(nthread=nthread)
         self._pool = (ThreadPoolExecutor(len(self._groups) - 1, thread_name_prefix="env-group")
                       if not self.actuation.in_model and len(self._groups) > 1 else None)
@@ -178,12 +179,14 @@ class LeggedEnv(gym.vector.VectorEnv):
         if len(ids) == 0:
             return
         nq = self.base_model.nq
-        for i in ids:
-            if self.cfg.randomize and self.sysid is not None:
-                m = copy.copy(self.base_model)
+        if self.cfg.randomize and self.sysid is not None:
+            for i in ids:
+                # an env's own model, copied once and then re-parameterized in place
+                # (apply_params sets every field it touches from the URDF values)
+                if self.models[i] is self.base_model:
+                    self.models[i] = copy.copy(self.base_model)
                 values = randomize(self.sysid.ranges, self.rng)
-                self._apply(m, values, self.robot)
-                self.models[i] = m
+                self._apply(self.models[i], values, self.robot, self._scratch)
                 self.randomized[i] = values
         st = np.tile(self._init_state, (len(ids), 1))
         qpos = st[:, 1:1 + nq]

@@ -30,12 +30,13 @@ weights) so the constraint solver sees the new inertias.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 import mujoco
 import numpy as np
 
 from robot_rl.robot import RobotDescription
-from sysid.model import AXES, kind_of, nominal, parameter_names
+from sysid.model import AXES, Nominal, kind_of, nominal, parameter_names
 
 MAPPING = {
     "armature": "model.dof_armature[dof of <joint>] = value",
@@ -58,49 +59,86 @@ def _values(params: Mapping) -> dict[str, float]:
     return {k: float(v) for k, v in params.items()}
 
 
-def apply_params(model: mujoco.MjModel, params: Mapping, robot: RobotDescription) -> mujoco.MjModel:
+@dataclass(frozen=True)
+class _Plan:
+    """Where each parameter goes in models of one robot and one structure (looked up once:
+    the env applies parameters at every episode start)."""
+
+    known: frozenset[str]
+    nominal: Nominal
+    dof: dict[str, int]  # joint name -> dof address
+    legs: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]  # foot -> body ids, URDF masses, inertias
+    trunk: int
+    collide: np.ndarray  # geoms that can collide (robot and floor)
+
+
+_PLANS: dict[tuple, _Plan] = {}
+
+
+def _plan(model: mujoco.MjModel, robot: RobotDescription) -> _Plan:
+    key = (robot, model.nbody, model.njnt, model.ngeom, model.names)
+    plan = _PLANS.get(key)
+    if plan is None:
+        nom = nominal(robot)
+        legs = {}
+        for foot, bodies in zip(robot.foot_links, nom.legs):
+            ids = np.array([model.body(b).id for b in bodies], dtype=np.intp)
+            legs[foot] = (ids, np.array([nom.body_mass[b] for b in bodies]),
+                          np.array([nom.body_inertia[b] for b in bodies]))
+        plan = _Plan(
+            known=frozenset(parameter_names(robot)), nominal=nom,
+            dof={j: int(model.jnt_dofadr[model.joint(j).id]) for j in robot.joint_names},
+            legs=legs, trunk=model.body(nom.trunk).id,
+            collide=(model.geom_contype != 0) | (model.geom_conaffinity != 0))
+        if len(_PLANS) >= 32:
+            _PLANS.clear()
+        _PLANS[key] = plan
+    return plan
+
+
+def apply_params(model: mujoco.MjModel, params: Mapping, robot: RobotDescription,
+                 data: mujoco.MjData | None = None) -> mujoco.MjModel:
     """Set ``params`` (flat ``{name: value}`` or a loaded params.json) on ``model``, in place.
+
+    ``data``: scratch for ``mj_setConst``, an MjData of a model with the same structure
+    (its contents are overwritten).  Without it one is created, which runs the init of the
+    model's plugins (1 ms with the actuator network plugin, which parses its weights):
+    a caller applying at every episode start passes one.
 
     Raises ``ValueError`` for an unknown parameter name or a non-finite / non-physical
     value (negative inertia, damping, friction or mass).  Returns ``model``.
     """
     values = _values(params)
-    known = set(parameter_names(robot))
-    unknown = sorted(set(values) - known)
+    plan = _plan(model, robot)
+    unknown = sorted(set(values) - plan.known)
     if unknown:
         raise ValueError(f"apply_params: unknown parameter(s) {unknown} for robot {robot.name!r}")
     for k, v in values.items():
         if not np.isfinite(v):
             raise ValueError(f"apply_params: {k} = {v} is not finite")
-        if kind_of(k) != "trunk_com" and v < 0:
+        if v < 0 and kind_of(k) != "trunk_com":
             raise ValueError(f"apply_params: {k} = {v} must be >= 0")
-    nom = nominal(robot)
-    dof = {j: int(model.jnt_dofadr[model.joint(j).id]) for j in robot.joint_names}
+    nom = plan.nominal
     fields = {"armature": model.dof_armature, "damping": model.dof_damping,
               "coulomb": model.dof_frictionloss}
     for k, v in values.items():
-        kind = kind_of(k)
+        kind, _, target = k.partition("/")
         if kind in fields:
-            fields[kind][dof[k.split("/", 1)[1]]] = v
-    for foot, bodies in zip(robot.foot_links, nom.legs):
+            fields[kind][plan.dof[target]] = v
+    for foot, (bodies, mass, inertia) in plan.legs.items():
         s = values.get(f"leg_mass_scale/{foot}")
-        if s is None:
-            continue
-        for name in bodies:
-            b = model.body(name).id
-            model.body_mass[b] = nom.body_mass[name] * s
-            model.body_inertia[b] = nom.body_inertia[name] * s
+        if s is not None:
+            model.body_mass[bodies] = mass * s
+            model.body_inertia[bodies] = inertia * s
     if "trunk_mass" in values or any(f"trunk_com/{a}" in values for a in AXES):
-        b = model.body(nom.trunk).id
         mass = values.get("trunk_mass", nom.trunk_mass)
         if mass <= 0:
             raise ValueError(f"apply_params: trunk_mass = {mass} must be > 0")
-        model.body_mass[b] = mass
-        model.body_inertia[b] = nom.body_inertia[nom.trunk] * (mass / nom.trunk_mass)
-        model.body_ipos[b] = [values.get(f"trunk_com/{a}", nom.trunk_com[i])
-                              for i, a in enumerate(AXES)]
+        model.body_mass[plan.trunk] = mass
+        model.body_inertia[plan.trunk] = nom.body_inertia[nom.trunk] * (mass / nom.trunk_mass)
+        model.body_ipos[plan.trunk] = [values.get(f"trunk_com/{a}", nom.trunk_com[i])
+                                       for i, a in enumerate(AXES)]
     if "foot_friction" in values:
-        collide = (model.geom_contype != 0) | (model.geom_conaffinity != 0)
-        model.geom_friction[collide, 0] = values["foot_friction"]
-    mujoco.mj_setConst(model, mujoco.MjData(model))
+        model.geom_friction[plan.collide, 0] = values["foot_friction"]
+    mujoco.mj_setConst(model, mujoco.MjData(model) if data is None else data)
     return model

@@ -1,5 +1,6 @@
 """Locomotion env and training: smoke over every robot, truncation vs termination, resume."""
 
+import copy
 import json
 
 import numpy as np
@@ -13,6 +14,7 @@ from policies.env import EnvNaNError, LeggedEnv
 from policies.randomization import SysidParams, randomize
 from policies.train import LocomotionConfig, apply_overrides, latest_checkpoint, train
 from robot_rl.robot import ROBOTS
+from sysid.apply import apply_params
 
 
 @pytest.mark.parametrize("robot", sorted(ROBOTS))
@@ -94,6 +96,29 @@ def test_pd_in_model_is_the_explicit_pd(monkeypatch):
         for name, term in out_f[4]["reward_terms"].items():
             np.testing.assert_allclose(term, out_s[4]["reward_terms"][name], rtol=1e-9, atol=1e-12)
     assert slow.actuation.clipped and (fast.steps < 50).all()  # clipped torques, resets
+
+
+def test_each_episode_sets_its_env_model_from_its_drawn_values():
+    # env models are re-parameterized in place at every episode start: each must equal a
+    # fresh copy of the base model with that episode's values, and the base stays fitted
+    sysid = SysidParams(robot="a1", values={"trunk_mass": 4.714, "foot_friction": 0.8},
+                        ranges={"trunk_mass": (4.0, 6.0), "foot_friction": (0.4, 1.2),
+                                "damping/FR_hip_joint": (0.0, 0.5)})
+    env = LeggedEnv(EnvConfig(num_envs=3, episode_seconds=0.1), sysid=sysid, seed=2)
+    base = copy.copy(env.base_model)
+    env.reset(seed=0)
+    first = [dict(v) for v in env.randomized]
+    for _ in range(12):  # 0.1 s episodes: every env starts several new ones
+        env.step(np.zeros((3, 12)))
+    assert len({id(m) for m in env.models}) == 3 and env.base_model not in env.models
+    for i, m in enumerate(env.models):
+        assert env.randomized[i] != first[i]
+        want = apply_params(copy.copy(base), env.randomized[i], env.robot)
+        for f in ("body_mass", "body_inertia", "dof_damping", "geom_friction",
+                  "body_subtreemass", "dof_invweight0"):
+            np.testing.assert_allclose(getattr(m, f), getattr(want, f), rtol=1e-12, err_msg=f)
+    for f in ("body_mass", "dof_damping", "geom_friction", "body_subtreemass"):
+        np.testing.assert_array_equal(getattr(env.base_model, f), getattr(base, f), err_msg=f)
 
 
 def test_randomize_is_pure():

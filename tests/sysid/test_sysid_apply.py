@@ -69,10 +69,15 @@ def test_apply_is_absolute_and_idempotent():
     twice = apply_params(apply_params(build_model(A1), v, A1), v, A1)
     other = dict(v, **{f"leg_mass_scale/{A1.foot_links[0]}": 1.4, "trunk_mass": 7.0})
     via_copy = apply_params(copy.copy(apply_params(build_model(A1), other, A1)), v, A1)
-    for m in (twice, via_copy):
+    # re-applied in place with a reused scratch MjData (as the env does at every episode)
+    scratch_model = build_model(A1)
+    scratch = mujoco.MjData(scratch_model)
+    in_place = apply_params(apply_params(scratch_model, other, A1, scratch), v, A1, scratch)
+    for m in (twice, via_copy, in_place):
         for f in ("body_mass", "body_inertia", "body_ipos", "dof_armature", "dof_damping",
-                  "dof_frictionloss", "geom_friction"):
-            np.testing.assert_allclose(getattr(m, f), getattr(once, f), err_msg=f)
+                  "dof_frictionloss", "geom_friction",  # set, then derived by mj_setConst:
+                  "body_subtreemass", "body_invweight0", "dof_invweight0"):
+            np.testing.assert_allclose(getattr(m, f), getattr(once, f), rtol=1e-12, err_msg=f)
 
 
 def test_apply_nominal_values_reproduce_the_urdf_model_and_partial_dicts():
