@@ -109,6 +109,9 @@ class EnvConfig:
     fall_height_fraction: float = 0.5
     # base tilt beyond which the robot has fallen: min z of the base up-vector (-)
     fall_up_z: float = 0.5
+    # a contact between the base (trunk) and the ground at any physics step also ends the
+    # episode as terminated, like a fall
+    terminate_on_base_contact: bool = True
     commands: CommandConfig = field(default_factory=CommandConfig)
     rewards: RewardConfig = field(default_factory=RewardConfig)
 

@@ -16,8 +16,9 @@ are separate pieces composed here.
 Contract with the RL runner: ``reset(seed) -> (obs, info)``; ``step(actions) -> (obs,
 reward, terminated, truncated, info)`` where envs that ended are reset in the same call,
 ``obs`` holds their first new observation and ``info["final_obs"]`` (with the boolean mask
-``info["_final_obs"]``) their last one, for bootstrapping at truncation.  A fall is
-termination; the time limit is truncation.  ``info["reward_terms"]`` holds each term.
+``info["_final_obs"]``) their last one, for bootstrapping at truncation.  A fall (base
+too low or too tilted) or a contact of the base with the ground is termination; the time
+limit is truncation.  ``info["reward_terms"]`` holds each term.
 """
 
 from __future__ import annotations
@@ -44,7 +45,13 @@ from robot_rl.obs_spec import (
     projected_gravity,
 )
 from robot_rl.robot import load_robot
-from robot_rl.sim_mujoco import MujocoModelConfig, build_spec, index, set_nominal
+from robot_rl.sim_mujoco import (
+    MujocoModelConfig,
+    add_base_contact_sensor,
+    build_spec,
+    index,
+    set_nominal,
+)
 
 FOOT_CONTACT_HEIGHT = 0.035  # m: a foot site lower than this touches the ground
 
@@ -82,6 +89,8 @@ class LeggedEnv(gym.vector.VectorEnv):
             pd_actuators=isinstance(self.actuation, IdealPD) and self.actuation.in_model))
         if self.actuation.in_model and hasattr(self.actuation, "add_to_spec"):
             self.actuation.add_to_spec(model_spec)  # e.g. the actuator network plugin
+        if cfg.terminate_on_base_contact:
+            add_base_contact_sensor(model_spec, self.robot)  # the last sensor
         self.base_model = model_spec.compile()
         if sysid is not None:
             from sysid.apply import apply_params  # stage 1's single definition of the mapping
@@ -139,8 +148,9 @@ class LeggedEnv(gym.vector.VectorEnv):
         sd = 0
         self._sens = {}
         torque = (("torque", nj),) if self.actuation.in_model else ()
+        contact = (("base_contact", 1),) if cfg.terminate_on_base_contact else ()
         for name, width in (("quat", 4), ("gyro", 3), ("linvel", 3), ("acc", 3),
-                            ("foot_pos", 3 * nf), ("foot_vel", 3 * nf), *torque):
+                            ("foot_pos", 3 * nf), ("foot_vel", 3 * nf), *torque, *contact):
             self._sens[name] = slice(sd, sd + width)
             sd += width
         assert sd == self.base_model.nsensordata
@@ -150,6 +160,8 @@ class LeggedEnv(gym.vector.VectorEnv):
         self.observation_space = gym.vector.utils.batch_space(obs_space, self.num_envs)
         self.action_space = gym.vector.utils.batch_space(act_space, self.num_envs)
         self.randomized: list[dict[str, float]] = [{} for _ in range(self.num_envs)]
+        # whether the base touched the ground at any physics step of the last control step
+        self.base_contact = np.zeros(self.num_envs, dtype=bool)
 
     # -- state accessors ------------------------------------------------------------------
     @property
@@ -233,6 +245,8 @@ class LeggedEnv(gym.vector.VectorEnv):
         # its torque sensors say what it applied
         sensors = self._rollout_steps(np.broadcast_to(q_target[:, None], (self.num_envs, nstep,
                                                                            q_target.shape[1])))
+        if self.cfg.terminate_on_base_contact:
+            self.base_contact = sensors[:, :, self._sens["base_contact"].start].max(axis=1) > 0
         return sensors[:, :, self._sens["torque"]].mean(axis=1)
 
     def _simulate_group(self, g: int, q_target: np.ndarray, nstep: int) -> np.ndarray:
@@ -244,6 +258,7 @@ class LeggedEnv(gym.vector.VectorEnv):
         ro, data, ctrl, out_state, out_sens = self._group_sims[g]
         state, models, targets = self.state[rows], self.models[rows], q_target[rows]
         tau_sum = np.zeros_like(targets)
+        touch = np.zeros(len(targets), dtype=bool)
         for _ in range(nstep):
             tau = self.actuation(targets, state[:, self._joint_q], state[:, self._joint_qd],
                                  envs=rows)
@@ -252,7 +267,10 @@ class LeggedEnv(gym.vector.VectorEnv):
                        state=out_state, sensordata=out_sens)
             state[:] = out_state[:, 0]  # a view of self.state's rows
             tau_sum += tau
+            if self.cfg.terminate_on_base_contact:
+                touch |= out_sens[:, 0, self._sens["base_contact"].start] > 0
         self.sensordata[rows] = out_sens[:, 0]
+        self.base_contact[rows] = touch
         return tau_sum / nstep
 
     def _rollout_steps(self, controls: np.ndarray) -> np.ndarray:
@@ -339,7 +357,7 @@ class LeggedEnv(gym.vector.VectorEnv):
         reward = sum(terms.values())
         height = self.qpos[:, 2]
         terminated = (height < self.cfg.fall_height_fraction * self.robot.nominal_base_height) | \
-                     (-gravity[:, 2] < self.cfg.fall_up_z)
+                     (-gravity[:, 2] < self.cfg.fall_up_z) | self.base_contact
         truncated = (self.steps >= self.cfg.max_episode_steps) & ~terminated
         done = terminated | truncated
         obs = self._observe(gravity=gravity)

@@ -145,6 +145,17 @@ def build_spec(robot: RobotDescription, cfg: MujocoModelConfig | None = None) ->
     return spec
 
 
+def add_base_contact_sensor(spec: mujoco.MjSpec, robot: RobotDescription,
+                            name: str = "base_contact") -> None:
+    """Append a sensor counting the contacts between the base body's own geoms and the
+    floor (``mjSENS_CONTACT``, data "found": one value, > 0 while the base touches the
+    ground).  It reads the contact list after collision detection: no force computation."""
+    spec.add_sensor(name=name, type=mujoco.mjtSensor.mjSENS_CONTACT,
+                    objtype=mujoco.mjtObj.mjOBJ_BODY, objname=robot.base_link,
+                    reftype=mujoco.mjtObj.mjOBJ_GEOM, refname="floor",
+                    intprm=[1 << int(mujoco.mjtConDataField.mjCONDATA_FOUND), 0, 1])
+
+
 def build_model(robot: RobotDescription, cfg: MujocoModelConfig | None = None) -> mujoco.MjModel:
     """Compile the MuJoCo model of ``robot``."""
     return build_spec(robot, cfg).compile()

@@ -13,7 +13,7 @@ from policies.config import EnvConfig
 from policies.env import EnvNaNError, LeggedEnv
 from policies.randomization import SysidParams, randomize
 from policies.train import LocomotionConfig, apply_overrides, latest_checkpoint, train
-from robot_rl.robot import ROBOTS
+from robot_rl.robot import ROBOTS, load_robot
 from sysid.apply import apply_params
 
 
@@ -52,6 +52,25 @@ def test_fall_terminates():
         _, _, term, trunc, _ = env.step(np.zeros((2, 12)))
         terms.append(term)
     assert np.any(terms) and not any(t.any() for t in [trunc])
+
+
+@pytest.mark.parametrize("in_model", [True, False])
+def test_base_contact_terminates(in_model, monkeypatch):
+    # upside down on the ground, with the fall criteria switched off: only the base's
+    # contact sensor can end the episode (PD in the model, or in Python per physics step)
+    if not in_model:
+        monkeypatch.setattr(env_module, "make_actuation", lambda *a, **k: ExplicitPD(load_robot("a1")))
+    ended = {}
+    for flag in (True, False):
+        env = LeggedEnv(EnvConfig(num_envs=2, push_interval=0.0, fall_height_fraction=0.0,
+                                  fall_up_z=-2.0, terminate_on_base_contact=flag))
+        assert env.actuation.in_model == in_model
+        env.reset(seed=0)
+        env.state[:, env._qpos.start + 2] = 0.12
+        env.state[:, env._qpos.start + 3:env._qpos.start + 7] = [0.0, 1.0, 0.0, 0.0]
+        term = [env.step(np.zeros((2, 12)))[2] for _ in range(10)]
+        ended[flag] = np.any(term, axis=0)
+    assert ended[True].all() and not ended[False].any()
 
 
 def test_nan_action_fails_loudly():
