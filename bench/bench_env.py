@@ -4,14 +4,28 @@ ratio = (env steps/s of LeggedEnv: actuation, observations, rewards, resets, ran
         / (raw ``mujoco.rollout`` physics steps/s on the same model and thread count / decimation)
 
 Goal: >= 0.8.  Run: ``python bench/bench_env.py [--num-envs 128] [--rounds 5] [--actuator DIR]
-[--backend auto|plugin|numpy] [--sysid DIR]`` (without ``--sysid`` no env is randomized and all share one MjModel).  The
-env and the raw physics are measured alternately in ``--rounds`` rounds and the median
+[--backend auto|plugin|numpy] [--sysid DIR]`` (without ``--sysid`` no env is randomized and
+all share one MjModel).  Two raw references, each measured in every round:
+
+* motionless: one long open-loop rollout of the torque-motor model at zero torque from
+  the nominal pose (fitted sysid parameters, one model).  The robot collapses and lies
+  still: its constraint solver converges in about 1 iteration per step.
+* same transitions: exactly the physics the env computed, without the env.  The env's own
+  run (same seed and actions) is recorded once: the state at each control step and the
+  torque of each physics step (its torque sensors).  The torque-motor model, with each
+  episode's randomized parameters, replays them: one rollout call over all
+  (env, control step) pairs, ``decimation`` steps each.  The bench checks that the replay
+  reproduces the env's states.  What the env adds on top of it is the actuation (the
+  network), observations, rewards, resets, randomization and Python.
+
+The env and the references are measured alternately in ``--rounds`` rounds and the median
 ratio is the result: a shared machine's load moves a single measurement by +-0.1.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import os
 import time
 
@@ -51,6 +65,69 @@ def raw_physics(env: LeggedEnv, physics_steps: int, nthread: int) -> float:
     return env.num_envs * physics_steps / dt
 
 
+def record_transitions(env: LeggedEnv, steps: int) -> dict:
+    """Run the env as :func:`env_throughput` does, recording every rollout call: the state
+    it starts from, each physics step's actuator torque, each env's episode parameters, and
+    the state it ends in.  Needs the actuation inside the model (its torque sensors)."""
+    calls = []
+    inner = env._rollout_steps
+
+    def hooked(controls):
+        start, params = env.state.copy(), list(env.randomized)
+        sensors = inner(controls)
+        if controls.shape[1] == env.cfg.decimation:  # a control step (not reset()'s 1 step)
+            calls.append((start, sensors[:, :, env._sens["torque"]].copy(), params, env.state.copy()))
+        return sensors
+
+    env._rollout_steps = hooked
+    try:
+        env_throughput(env, steps)
+    finally:
+        del env._rollout_steps
+    return {"calls": calls}
+
+
+def replay_inputs(env: LeggedEnv, record: dict) -> tuple:
+    """Torque-motor models, start states and torques of every recorded transition."""
+    base = build_model(env.robot, MujocoModelConfig(timestep=env.cfg.physics_dt))
+    scratch = mujoco.MjData(base)
+    nraw = mujoco.mj_stateSize(base, mujoco.mjtState.mjSTATE_FULLPHYSICS)  # time, qpos, qvel
+    built: dict[int, mujoco.MjModel] = {}
+    models, starts, torques, ends = [], [], [], []
+    for start, tau, params, end in record["calls"]:
+        for p in params:
+            values = p or (env.sysid.values if env.sysid is not None else None)
+            key = id(p) if p else -1
+            if key not in built:
+                m = copy.copy(base)
+                if values:
+                    apply_params(m, values, env.robot, scratch)
+                built[key] = m
+            models.append(built[key])
+        starts.append(start[:, :nraw])
+        ctrl = np.zeros((env.num_envs, tau.shape[1], base.nu))
+        ctrl[:, :, env.idx.actuator] = tau
+        torques.append(ctrl)
+        ends.append(end[:, :nraw])
+    return models, np.concatenate(starts), np.concatenate(torques), np.concatenate(ends)
+
+
+def replay_physics(env: LeggedEnv, inputs: tuple, nthread: int) -> tuple[float, float]:
+    """Physics steps/s of the recorded transitions replayed in one rollout call, and the
+    largest difference (qpos, qvel) between the replayed and the env's end states."""
+    models, starts, ctrl, ends = inputs
+    nstep = ctrl.shape[1]
+    datas = [mujoco.MjData(models[0]) for _ in range(nthread)]
+    state = np.ones((len(models), nstep, starts.shape[1]))
+    sensordata = np.ones((len(models), nstep, models[0].nsensordata))
+    with rollout.Rollout(nthread=nthread) as ro:
+        t = time.perf_counter()
+        ro.rollout(models, datas, starts, ctrl, state=state, sensordata=sensordata)
+        dt = time.perf_counter() - t
+    mismatch = float(np.max(np.abs(state[:, -1, 1:] - ends[:, 1:])))
+    return len(models) * nstep / dt, mismatch
+
+
 def env_throughput(env: LeggedEnv, steps: int) -> float:
     env.reset(seed=0)
     rng = np.random.default_rng(0)
@@ -81,15 +158,29 @@ def main() -> None:
     env_throughput(env, 10)  # warm up
     print(f"envs={a.num_envs} threads={a.threads} decimation={cfg.decimation} actuation={cfg.actuation}"
           f" in-model={env.actuation.in_model} randomized={a.sysid is not None} load average={os.getloadavg()[0]:.2f}")
-    ratios = []
+    inputs = None
+    if env.actuation.in_model:
+        inputs = replay_inputs(env, record_transitions(env, a.steps))
+    else:
+        print("same-transitions reference: n/a (the actuation runs in Python: no torque sensors)")
+    ratios, replay_ratios = [], []
     for r in range(a.rounds):
         ours = env_throughput(env, a.steps)
         raw = raw_physics(env, a.steps * cfg.decimation, a.threads) / cfg.decimation
         ratios.append(ours / raw)
-        print(f"round {r}: full env {ours:8.0f} env steps/s, raw physics/decimation {raw:8.0f}, "
-              f"ratio {ours / raw:.3f}", flush=True)
-    print(f"ratio: median {np.median(ratios):.3f} (range {min(ratios):.3f}-{max(ratios):.3f} over "
-          f"{a.rounds} rounds; goal >= 0.8)")
+        line = (f"round {r}: full env {ours:8.0f} env steps/s | motionless raw/decimation {raw:8.0f},"
+                f" ratio {ours / raw:.3f}")
+        if inputs is not None:
+            same, mismatch = replay_physics(env, inputs, a.threads)
+            same /= cfg.decimation
+            replay_ratios.append(ours / same)
+            line += (f" | same transitions raw/decimation {same:8.0f}, ratio {ours / same:.3f}"
+                     f" (replayed states match to {mismatch:.1e})")
+        print(line, flush=True)
+    for name, rs in (("motionless", ratios), ("same transitions", replay_ratios)):
+        if rs:
+            print(f"ratio against {name} physics: median {np.median(rs):.3f} (range "
+                  f"{min(rs):.3f}-{max(rs):.3f} over {a.rounds} rounds; goal >= 0.8)")
 
 
 if __name__ == "__main__":
