@@ -72,6 +72,7 @@ from robot_rl.rl.rollout import NumpyActor, RolloutCollector, Trajectory, dense_
 from robot_rl.rl.runner import (
     Callback,
     OnPolicyRunner,
+    limit_threads,
     resolve_device,
     seed_everything,
 )
@@ -117,7 +118,7 @@ class _Worker:
 
     def __init__(self, env_factory: EnvFactory, num_envs: int, seed: int, policy_cfg: dict,
                  clip_actions: bool, torch_threads: int):
-        torch.set_num_threads(max(torch_threads, 1))
+        limit_threads(max(torch_threads, 1))
         seed_everything(seed)
         self.seed = seed
         self.env = env_factory(num_envs, seed)
@@ -336,8 +337,7 @@ class DistributedRunner(OnPolicyRunner):
                      cfg: TrainConfig, callback: Callback | None = None,
                      address: str | None = None, **env_kwargs: Any) -> DistributedRunner:
         """Start the workers (``num_envs`` split over ``num_workers``) and build the runner."""
-        if cfg.runner.torch_threads > 0:
-            torch.set_num_threads(cfg.runner.torch_threads)
+        limit_threads(cfg.runner.torch_threads)
         seed_everything(cfg.runner.seed)
         env = RayVectorEnv(env_factory, num_envs, num_workers, policy_cfg=cfg.policy,
                            clip_actions=cfg.runner.clip_actions, seed=cfg.runner.seed,

@@ -53,6 +53,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import torch
+from threadpoolctl import threadpool_limits
 from torch import Tensor
 
 from robot_rl.config import atomic_write_bytes, atomic_write_json, to_dict
@@ -80,6 +81,15 @@ def seed_everything(seed: int, deterministic: bool = False) -> None:
     if deterministic:
         torch.use_deterministic_algorithms(True)
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+
+
+def limit_threads(n: int) -> None:
+    """Run torch ops and numpy's BLAS on ``n`` threads (``n`` <= 0: leave the defaults).
+    Idle BLAS workers spin-wait for the next matmul and take the cores the physics
+    threads need; the limit holds for the rest of the process."""
+    if n > 0:
+        torch.set_num_threads(n)
+        threadpool_limits(limits=n, user_api="blas")
 
 
 def resolve_device(name: str) -> torch.device:
@@ -249,8 +259,7 @@ class OnPolicyRunner:
         cls, env: Any, cfg: TrainConfig, callback: Callback | None = None
     ) -> OnPolicyRunner:
         """Seed, pick the device, build policy and algorithm for ``env``, return the runner."""
-        if cfg.runner.torch_threads > 0:
-            torch.set_num_threads(cfg.runner.torch_threads)
+        limit_threads(cfg.runner.torch_threads)
         seed_everything(cfg.runner.seed)
         device = resolve_device(cfg.runner.device)
         policy = ActorCritic(

@@ -170,3 +170,21 @@ def test_reward_scaler_matches_running_std_of_discounted_returns():
                           batched.scale(np.array(rs[30:]), np.array(ds[30:]))])
     np.testing.assert_allclose(out, np.array(expected), rtol=1e-4)
     assert batched.var == pytest.approx(scaler.var)
+
+
+def test_torch_threads_also_limits_numpys_blas():
+    # idle BLAS workers spin and take the cores the physics threads need: torch_threads
+    # sets torch's and numpy's BLAS thread counts for the process
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    from robot_rl.rl.runner import limit_threads
+
+    with threadpool_limits(limits=2, user_api="blas"):  # restores the limits afterwards
+        before = torch.get_num_threads()
+        try:
+            limit_threads(1)
+            assert torch.get_num_threads() == 1
+            blas = [i for i in threadpool_info() if i["user_api"] == "blas"]
+            assert blas and all(i["num_threads"] == 1 for i in blas)
+        finally:
+            torch.set_num_threads(before)
