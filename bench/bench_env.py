@@ -31,12 +31,11 @@ import time
 
 import mujoco
 import numpy as np
-from mujoco import rollout
 
 from policies.config import EnvConfig
 from policies.env import LeggedEnv
 from policies.randomization import load_sysid
-from robot_rl.sim_mujoco import MujocoModelConfig, build_model, set_nominal
+from robot_rl.sim_mujoco import MujocoModelConfig, build_model, rollout_pool, set_nominal
 from sysid.apply import apply_params
 
 
@@ -58,7 +57,7 @@ def raw_physics(env: LeggedEnv, physics_steps: int, nthread: int) -> float:
     # not physics (the env reuses its buffers)
     state = np.ones((env.num_envs, physics_steps, len(nominal)))
     sensordata = np.ones((env.num_envs, physics_steps, m.nsensordata))
-    with rollout.Rollout(nthread=nthread) as ro:
+    with rollout_pool(nthread, pin=env.cfg.pin_threads) as ro:
         t = time.perf_counter()
         ro.rollout([m] * env.num_envs, datas, init, ctrl, state=state, sensordata=sensordata)
         dt = time.perf_counter() - t
@@ -120,7 +119,7 @@ def replay_physics(env: LeggedEnv, inputs: tuple, nthread: int) -> tuple[float, 
     datas = [mujoco.MjData(models[0]) for _ in range(nthread)]
     state = np.ones((len(models), nstep, starts.shape[1]))
     sensordata = np.ones((len(models), nstep, models[0].nsensordata))
-    with rollout.Rollout(nthread=nthread) as ro:
+    with rollout_pool(nthread, pin=env.cfg.pin_threads) as ro:
         t = time.perf_counter()
         ro.rollout(models, datas, starts, ctrl, state=state, sensordata=sensordata)
         dt = time.perf_counter() - t

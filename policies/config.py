@@ -82,6 +82,9 @@ class EnvConfig:
     episode_seconds: float = 20.0
     # worker threads for physics (0: all cores)
     threads: int = 0
+    # keep each physics thread on its own CPU (Linux): the scheduler otherwise wakes both
+    # next to the Python thread after every control step
+    pin_threads: bool = True
     # actuation model: "pd" (ideal PD with the robot's gains) or "net" (actuator network)
     actuation: str = "pd"
     # where the actuator network runs: "plugin" (inside the MuJoCo step, compiled on first

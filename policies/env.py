@@ -50,6 +50,7 @@ from robot_rl.sim_mujoco import (
     add_base_contact_sensor,
     build_spec,
     index,
+    rollout_pool,
     set_nominal,
 )
 
@@ -103,7 +104,7 @@ class LeggedEnv(gym.vector.VectorEnv):
         self.idx = index(self.base_model, self.robot)
         self._datas = [mujoco.MjData(self.base_model) for _ in range(nthread)]
         self._scratch = mujoco.MjData(self.base_model)  # for apply_params' mj_setConst
-        self._rollout = rollout.Rollout(nthread=nthread)
+        self._rollout = rollout_pool(nthread, pin=cfg.pin_threads)
         self._pool = (ThreadPoolExecutor(len(self._groups) - 1, thread_name_prefix="env-group")
                       if not self.actuation.in_model and len(self._groups) > 1 else None)
         # one chunk of envs per thread for single physics steps (short: fewer hand-offs win);

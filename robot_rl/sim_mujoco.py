@@ -18,11 +18,13 @@ All contacts are robot-against-floor only (no self-collision), as in PyBullet's 
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 
 import mujoco
 import numpy as np
+from mujoco import rollout
 
 from robot_rl.robot import RobotDescription
 
@@ -154,6 +156,29 @@ def add_base_contact_sensor(spec: mujoco.MjSpec, robot: RobotDescription,
                     objtype=mujoco.mjtObj.mjOBJ_BODY, objname=robot.base_link,
                     reftype=mujoco.mjtObj.mjOBJ_GEOM, refname="floor",
                     intprm=[1 << int(mujoco.mjtConDataField.mjCONDATA_FOUND), 0, 1])
+
+
+def rollout_pool(nthread: int, pin: bool = True) -> rollout.Rollout:
+    """A ``mujoco.rollout`` thread pool of ``nthread`` workers.  With ``pin`` (Linux, at
+    most one worker per CPU of this process) each worker stays on its own CPU.
+
+    Unpinned, the scheduler wakes the workers next to the thread that ran the Python
+    between two rollout calls, and one of them waits to be moved to the idle CPU: pinned,
+    the training env steps 1.06-1.12x faster at 128 envs on 2 cores."""
+    cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_setaffinity") else []
+    if not pin or nthread < 2 or nthread > len(cpus) or not os.path.isdir("/proc/self/task"):
+        return rollout.Rollout(nthread=nthread)
+    before = _thread_ids()
+    pool = rollout.Rollout(nthread=nthread)  # starts its worker threads
+    workers = sorted(_thread_ids() - before)
+    if len(workers) == nthread:  # else another thread started meanwhile: leave them be
+        for cpu, tid in zip(cpus, workers):
+            os.sched_setaffinity(tid, {cpu})
+    return pool
+
+
+def _thread_ids() -> set[int]:
+    return {int(t) for t in os.listdir("/proc/self/task")}
 
 
 def build_model(robot: RobotDescription, cfg: MujocoModelConfig | None = None) -> mujoco.MjModel:

@@ -2,7 +2,9 @@
 
 import copy
 import json
+import os
 
+import mujoco
 import numpy as np
 import pytest
 import torch
@@ -14,6 +16,7 @@ from policies.env import EnvNaNError, LeggedEnv
 from policies.randomization import SysidParams, randomize
 from policies.train import LocomotionConfig, apply_overrides, latest_checkpoint, train
 from robot_rl.robot import ROBOTS, load_robot
+from robot_rl.sim_mujoco import rollout_pool
 from sysid.apply import apply_params
 
 
@@ -138,6 +141,27 @@ def test_each_episode_sets_its_env_model_from_its_drawn_values():
             np.testing.assert_allclose(getattr(m, f), getattr(want, f), rtol=1e-12, err_msg=f)
     for f in ("body_mass", "dof_damping", "geom_friction", "body_subtreemass"):
         np.testing.assert_array_equal(getattr(env.base_model, f), getattr(base, f), err_msg=f)
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_getaffinity") or len(os.sched_getaffinity(0)) < 2,
+                    reason="needs Linux and 2 CPUs")
+def test_rollout_pool_pins_each_worker_to_its_own_cpu():
+    cpus = sorted(os.sched_getaffinity(0))
+    before = {int(t) for t in os.listdir("/proc/self/task")}
+    with rollout_pool(2) as pool:
+        workers = sorted({int(t) for t in os.listdir("/proc/self/task")} - before)
+        assert len(workers) == 2
+        assert [os.sched_getaffinity(t) for t in workers] == [{cpus[0]}, {cpus[1]}]
+        assert os.sched_getaffinity(0) == set(cpus)  # the calling thread is not pinned
+        m = mujoco.MjModel.from_xml_string("<mujoco><worldbody><body><freejoint/>"
+                                           "<geom size='.1'/></body></worldbody></mujoco>")
+        init = np.zeros((4, mujoco.mj_stateSize(m, mujoco.mjtState.mjSTATE_FULLPHYSICS)))
+        init[:, 4] = 1.0  # unit quaternion
+        state, _ = pool.rollout([m] * 4, [mujoco.MjData(m) for _ in range(2)], init, nstep=3)
+        assert state.shape == (4, 3, init.shape[1]) and np.all(state[:, -1, 3] < 0)  # falling
+    with rollout_pool(2, pin=False):
+        new = {int(t) for t in os.listdir("/proc/self/task")} - before
+        assert all(os.sched_getaffinity(t) == set(cpus) for t in new)
 
 
 def test_randomize_is_pure():
