@@ -37,8 +37,7 @@ class LocomotionConfig:
                         value_minibatches=4),
         policy=PolicyConfig(actor_hidden=(128, 128), critic_hidden=(128, 128),
                             activation="elu", init_log_std=-0.5),
-        runner=RunnerConfig(num_steps_per_env=48, iterations=800, save_interval=20, seed=0,
-                            torch_threads=1),
+        runner=RunnerConfig(num_steps_per_env=48, iterations=800, save_interval=20, seed=0),
     ))
 
 

@@ -195,11 +195,13 @@ class RunnerConfig:
     # clip sampled actions to a Box action space's bounds before env.step (the
     # unclipped sample is stored for the update)
     clip_actions: bool = True
-    # threads of torch ops and of numpy's BLAS (the numpy actor's matmuls); 0 = leave the
-    # libraries' defaults (threads).  On a small CPU the physics threads need the cores:
-    # BLAS worker threads spin between the actor's matmuls (2 cores: 1 thread gave 1.3-1.4x
-    # env steps/s in training)
+    # torch intra-op threads (the learner: update, values); 0 = torch's default (all
+    # cores: the physics threads are idle during the update)
     torch_threads: int = 0
+    # threads of numpy's BLAS (the numpy actor's matmuls during rollouts); 0 = the
+    # library's default.  1: idle BLAS workers spin between the actor's matmuls on the
+    # cores the physics threads need (2 cores: 1.3-1.4x env steps/s in training)
+    blas_threads: int = 1
     # completed episodes averaged for the logged return/length (episodes)
     episode_window: int = 100
     # show a tqdm progress bar with ETA
@@ -217,7 +219,7 @@ class RunnerConfig:
                 f"RunnerConfig.{n}",
                 f"must be an integer >= 1, got {v!r}",
             )
-        for n in ("save_interval", "torch_threads"):
+        for n in ("save_interval", "torch_threads", "blas_threads"):
             v = getattr(self, n)
             _check(
                 isinstance(v, int) and v >= 0,

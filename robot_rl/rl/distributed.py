@@ -118,7 +118,7 @@ class _Worker:
 
     def __init__(self, env_factory: EnvFactory, num_envs: int, seed: int, policy_cfg: dict,
                  clip_actions: bool, torch_threads: int):
-        limit_threads(max(torch_threads, 1))
+        limit_threads(max(torch_threads, 1), 1)  # workers share the cores with physics
         seed_everything(seed)
         self.seed = seed
         self.env = env_factory(num_envs, seed)
@@ -337,7 +337,7 @@ class DistributedRunner(OnPolicyRunner):
                      cfg: TrainConfig, callback: Callback | None = None,
                      address: str | None = None, **env_kwargs: Any) -> DistributedRunner:
         """Start the workers (``num_envs`` split over ``num_workers``) and build the runner."""
-        limit_threads(cfg.runner.torch_threads)
+        limit_threads(cfg.runner.torch_threads, cfg.runner.blas_threads)
         seed_everything(cfg.runner.seed)
         env = RayVectorEnv(env_factory, num_envs, num_workers, policy_cfg=cfg.policy,
                            clip_actions=cfg.runner.clip_actions, seed=cfg.runner.seed,

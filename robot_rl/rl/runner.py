@@ -83,13 +83,14 @@ def seed_everything(seed: int, deterministic: bool = False) -> None:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
 
 
-def limit_threads(n: int) -> None:
-    """Run torch ops and numpy's BLAS on ``n`` threads (``n`` <= 0: leave the defaults).
-    Idle BLAS workers spin-wait for the next matmul and take the cores the physics
-    threads need; the limit holds for the rest of the process."""
-    if n > 0:
-        torch.set_num_threads(n)
-        threadpool_limits(limits=n, user_api="blas")
+def limit_threads(torch_threads: int, blas_threads: int) -> None:
+    """Set torch's intra-op threads and numpy's BLAS threads for the rest of the process
+    (0 leaves a library's default).  Idle BLAS workers spin-wait for the next matmul and
+    take the cores the physics threads need during rollouts."""
+    if torch_threads > 0:
+        torch.set_num_threads(torch_threads)
+    if blas_threads > 0:
+        threadpool_limits(limits=blas_threads, user_api="blas")
 
 
 def resolve_device(name: str) -> torch.device:
@@ -259,7 +260,7 @@ class OnPolicyRunner:
         cls, env: Any, cfg: TrainConfig, callback: Callback | None = None
     ) -> OnPolicyRunner:
         """Seed, pick the device, build policy and algorithm for ``env``, return the runner."""
-        limit_threads(cfg.runner.torch_threads)
+        limit_threads(cfg.runner.torch_threads, cfg.runner.blas_threads)
         seed_everything(cfg.runner.seed)
         device = resolve_device(cfg.runner.device)
         policy = ActorCritic(

@@ -7,6 +7,7 @@ import torch
 
 from robot_rl.config import from_dict
 from robot_rl.rl import EnvContractError, NonFiniteError, OnPolicyRunner, TrainConfig
+from robot_rl.rl.config import RunnerConfig
 
 
 def make_cfg(log_dir="", iterations=2, algo="trpo", normalize_obs=True, **runner):
@@ -172,19 +173,23 @@ def test_reward_scaler_matches_running_std_of_discounted_returns():
     assert batched.var == pytest.approx(scaler.var)
 
 
-def test_torch_threads_also_limits_numpys_blas():
-    # idle BLAS workers spin and take the cores the physics threads need: torch_threads
-    # sets torch's and numpy's BLAS thread counts for the process
+def test_limit_threads_sets_torch_and_numpys_blas():
+    # idle BLAS workers spin and take the cores the physics threads need: the runner sets
+    # numpy's BLAS threads (blas_threads, 1 by default) apart from torch's (torch_threads)
     from threadpoolctl import threadpool_info, threadpool_limits
 
     from robot_rl.rl.runner import limit_threads
 
+    assert RunnerConfig().blas_threads == 1
     with threadpool_limits(limits=2, user_api="blas"):  # restores the limits afterwards
         before = torch.get_num_threads()
         try:
-            limit_threads(1)
+            limit_threads(1, 1)
             assert torch.get_num_threads() == 1
             blas = [i for i in threadpool_info() if i["user_api"] == "blas"]
             assert blas and all(i["num_threads"] == 1 for i in blas)
+            limit_threads(0, 0)  # 0: left as they are
+            assert torch.get_num_threads() == 1
+            assert all(i["num_threads"] == 1 for i in threadpool_info() if i["user_api"] == "blas")
         finally:
             torch.set_num_threads(before)
