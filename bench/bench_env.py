@@ -150,13 +150,17 @@ def main() -> None:
                    help="where the actuator network runs (EnvConfig.actuator_backend) [auto]")
     p.add_argument("--sysid", default=None,
                    help="sysid folder: randomize every env's physics at each episode start")
+    p.add_argument("--no-pin", action="store_true",
+                   help="leave the physics threads unpinned (EnvConfig.pin_threads=False), for "
+                        "the env and the raw references alike")
     a = p.parse_args()
     cfg = EnvConfig(num_envs=a.num_envs, threads=a.threads, actuation="net" if a.actuator else "pd",
-                    actuator_backend=a.backend)
+                    actuator_backend=a.backend, pin_threads=not a.no_pin)
     env = LeggedEnv(cfg, sysid=load_sysid(a.sysid) if a.sysid else None, actuator_dir=a.actuator)
     env_throughput(env, 10)  # warm up
     print(f"envs={a.num_envs} threads={a.threads} decimation={cfg.decimation} actuation={cfg.actuation}"
-          f" in-model={env.actuation.in_model} randomized={a.sysid is not None} load average={os.getloadavg()[0]:.2f}")
+          f" in-model={env.actuation.in_model} randomized={a.sysid is not None} pinned={cfg.pin_threads}"
+          f" load average={os.getloadavg()[0]:.2f}")
     inputs = None
     if env.actuation.in_model:
         inputs = replay_inputs(env, record_transitions(env, a.steps))
