@@ -13,6 +13,8 @@ step is one ``mujoco.rollout`` call; ``__call__`` is then the reference the mode
 Ideal PD uses the robot's gains; the actuator network (stage 2) is loaded from its
 ``actuator.pt`` through the stage's documented runtime loader.  The identified joint
 physics of stage 1 (rotor inertia, damping, friction) live in the MuJoCo model itself.
+:class:`TorchActuation` is the same two laws on torch tensors, for a simulator whose
+state lives on a torch device (MuJoCo Warp): the network through stage 2's torch evaluator.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from pathlib import Path
 
 import mujoco
 import numpy as np
+import torch
 
 from robot_rl.robot import RobotDescription
 
@@ -108,6 +111,50 @@ class NetworkActuation:
             raise ValueError(f"env rows {envs} are not one of the groups {self.groups}")
         tau = net(q_target, q, qd)  # float32; the history buffer casts the inputs
         return np.clip(tau, -self._tau_max32, self._tau_max32, out=tau)
+
+
+class TorchActuation:
+    """Ideal PD or the actuator network as torch ops on ``device``, at every physics step of
+    a simulator whose state lives there (:mod:`robot_rl.sim_warp`).  Same contract as the
+    numpy models on (N, J) float32 tensors, all envs at once; ``reset`` takes host indices.
+    The network runs through stage 2's :class:`actuator_net.runtime.ActuatorNetEvaluator`
+    (the arithmetic of the numpy twin and of the MuJoCo plugin)."""
+
+    in_model = False
+
+    def __init__(self, kind: str, robot: RobotDescription, num_envs: int, physics_dt: float,
+                 actuator_dir: str | Path | None = None, device: str | torch.device = "cpu"):
+        self.device = torch.device(device)
+        f32 = dict(dtype=torch.float32, device=self.device)
+        self.kp, self.kd = (torch.tensor(robot.array(k), **f32) for k in ("kp", "kd"))
+        self.tau_max = torch.tensor(robot.array("tau_max"), **f32)
+        self.net = None
+        if kind == "net":
+            from actuator_net.runtime import ActuatorNetEvaluator  # stage 2's runtime
+
+            if actuator_dir is None:
+                raise ValueError("actuation 'net' needs --actuator <run>/actuator/")
+            path = Path(actuator_dir)
+            path = path / "actuator.pt" if path.is_dir() else path
+            if not path.exists():
+                raise FileNotFoundError(f"{path}: no actuator model (run `robot-rl actuator train`)")
+            self.net = ActuatorNetEvaluator(path, num_envs=num_envs, physics_dt=physics_dt,
+                                            joint_names=list(robot.joint_names), device=self.device)
+        elif kind != "pd":
+            raise ValueError(f"unknown actuation {kind!r}; expected 'pd' or 'net'")
+
+    def reset(self, env_ids: np.ndarray, q=None, qd=None) -> None:
+        """The network's history of ``env_ids`` is filled with the state of the next call."""
+        if self.net is not None:
+            self.net.reset(np.asarray(env_ids).reshape(-1))
+
+    def __call__(self, q_target: torch.Tensor, q: torch.Tensor, qd: torch.Tensor) -> torch.Tensor:
+        with torch.inference_mode():
+            if self.net is None:
+                tau = self.kp * (q_target - q) - self.kd * qd
+            else:
+                tau = self.net(q_target, q, qd)
+            return torch.clamp(tau, -self.tau_max, self.tau_max)
 
 
 def make_actuation(kind: str, robot: RobotDescription, num_envs: int, physics_dt: float,

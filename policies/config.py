@@ -80,6 +80,12 @@ class EnvConfig:
     decimation: int = 4
     # episode length before truncation (s)
     episode_seconds: float = 20.0
+    # physics engine: "mujoco" (MuJoCo's C library, envs split over CPU threads) or "warp"
+    # (MuJoCo Warp: the envs as the worlds of one batched model on ``physics_device``,
+    # float32, with the actuation in torch beside it; needs ``robot-rl[warp]``)
+    physics: str = "mujoco"
+    # device of the "warp" physics: "auto" (the first GPU, else the CPU), "cuda:0", "cpu"
+    physics_device: str = "auto"
     # worker threads for physics (0: all cores)
     threads: int = 0
     # keep each physics thread on its own CPU (Linux): the scheduler otherwise wakes both
@@ -124,6 +130,8 @@ class EnvConfig:
         if self.actuator_backend not in ("auto", "plugin", "numpy"):
             raise ConfigError("env.actuator_backend must be 'auto', 'plugin' or 'numpy', got "
                               f"{self.actuator_backend!r}")
+        if self.physics not in ("mujoco", "warp"):
+            raise ConfigError(f"env.physics must be 'mujoco' or 'warp', got {self.physics!r}")
         if self.num_envs < 1 or self.decimation < 1 or self.physics_dt <= 0:
             raise ConfigError("env: num_envs and decimation must be >= 1, physics_dt > 0")
         if self.action_latency < 0:

@@ -11,7 +11,10 @@ and each group (its rows of the state, its own network evaluator) is stepped by 
 thread with a single-threaded rollout, so physics and network overlap across groups
 (numpy and MuJoCo release the GIL).  Simulation, actuation, observations
 (:mod:`robot_rl.obs_spec`), rewards (:mod:`policies.rewards`), commands and randomization
-are separate pieces composed here.
+are separate pieces composed here.  With ``EnvConfig.physics = "warp"`` the envs are
+instead the worlds of one MuJoCo Warp model on a GPU (:mod:`robot_rl.sim_warp`), the
+actuation runs in torch beside it at every physics step (:class:`TorchActuation`), and
+the state comes back to the host once per control step for observations and rewards.
 
 Contract with the RL runner: ``reset(seed) -> (obs, info)``; ``step(actions) -> (obs,
 reward, terminated, truncated, info)`` where envs that ended are reset in the same call,
@@ -30,10 +33,11 @@ from concurrent.futures import ThreadPoolExecutor
 import gymnasium as gym
 import mujoco
 import numpy as np
+import torch
 from mujoco import rollout
 
 from policies import rewards
-from policies.actuation import IdealPD, make_actuation
+from policies.actuation import IdealPD, TorchActuation, make_actuation
 from policies.config import EnvConfig
 from policies.randomization import SysidParams, randomize
 from robot_rl.obs_spec import (
@@ -82,9 +86,17 @@ class LeggedEnv(gym.vector.VectorEnv):
         # physics step (each group: its own single-threaded rollout and network evaluator)
         bounds = np.linspace(0, self.num_envs, min(nthread, self.num_envs) + 1).astype(int)
         self._groups = [slice(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]
-        self.actuation = make_actuation(cfg.actuation, self.robot, self.num_envs, cfg.physics_dt,
-                                        actuator_dir, groups=self._groups,
-                                        backend=cfg.actuator_backend)
+        self._warp = None  # the MuJoCo Warp worlds, with physics "warp"
+        if cfg.physics == "warp":
+            from robot_rl.sim_warp import resolve_device
+
+            device = resolve_device(cfg.physics_device)
+            self.actuation = TorchActuation(cfg.actuation, self.robot, self.num_envs,
+                                            cfg.physics_dt, actuator_dir, torch.device(device))
+        else:
+            self.actuation = make_actuation(cfg.actuation, self.robot, self.num_envs,
+                                            cfg.physics_dt, actuator_dir, groups=self._groups,
+                                            backend=cfg.actuator_backend)
         model_spec = build_spec(self.robot, MujocoModelConfig(
             timestep=cfg.physics_dt,
             pd_actuators=isinstance(self.actuation, IdealPD) and self.actuation.in_model))
@@ -102,11 +114,14 @@ class LeggedEnv(gym.vector.VectorEnv):
         # over fewer distinct models runs from warmer caches)
         self.models = [self.base_model] * self.num_envs
         self.idx = index(self.base_model, self.robot)
+        if cfg.physics == "warp":
+            self._init_warp(device)
         self._datas = [mujoco.MjData(self.base_model) for _ in range(nthread)]
         self._scratch = mujoco.MjData(self.base_model)  # for apply_params' mj_setConst
-        self._rollout = rollout_pool(nthread, pin=cfg.pin_threads)
+        on_cpu = self._warp is None  # MuJoCo's C library steps the envs in CPU threads
+        self._rollout = rollout_pool(nthread, pin=cfg.pin_threads) if on_cpu else None
         self._pool = (ThreadPoolExecutor(len(self._groups) - 1, thread_name_prefix="env-group")
-                      if not self.actuation.in_model and len(self._groups) > 1 else None)
+                      if on_cpu and not self.actuation.in_model and len(self._groups) > 1 else None)
         # one chunk of envs per thread for single physics steps (short: fewer hand-offs win);
         # calls of several steps are long enough that four chunks per thread, balancing the
         # threads' load, win
@@ -123,7 +138,7 @@ class LeggedEnv(gym.vector.VectorEnv):
         # per env group, with a Python actuation only: a single-threaded rollout, its MjData
         # and the ctrl/state/sensor buffers of one physics step
         m = self.base_model
-        self._group_sims = [] if self.actuation.in_model else [
+        self._group_sims = [] if self.actuation.in_model or not on_cpu else [
             (rollout.Rollout(nthread=0), mujoco.MjData(m), np.zeros((g.stop - g.start, 1, m.nu)),
              np.zeros((g.stop - g.start, 1, nstate)),
              np.zeros((g.stop - g.start, 1, m.nsensordata))) for g in self._groups]
@@ -201,6 +216,8 @@ class LeggedEnv(gym.vector.VectorEnv):
                 values = randomize(self.sysid.ranges, self.rng)
                 self._apply(self.models[i], values, self.robot, self._scratch)
                 self.randomized[i] = values
+            if self._warp is not None:
+                self._warp.set_models(ids, [self.models[i] for i in ids])
         st = np.tile(self._init_state, (len(ids), 1))
         qpos = st[:, 1:1 + nq]
         qpos[:, 1 + self.idx.qpos - 1] += self.rng.normal(0, 0.05, (len(ids), len(self.q0)))
@@ -235,6 +252,8 @@ class LeggedEnv(gym.vector.VectorEnv):
     def _simulate(self, q_target: np.ndarray, nstep: int) -> np.ndarray:
         """Advance every env ``nstep`` physics steps towards ``q_target`` (N, J); returns the
         mean joint torque over those steps (N, J)."""
+        if self._warp is not None:
+            return self._simulate_warp(q_target, nstep)
         if not self.actuation.in_model:
             if self._pool is None:
                 return self._simulate_group(0, q_target, nstep)
@@ -273,6 +292,50 @@ class LeggedEnv(gym.vector.VectorEnv):
         self.sensordata[rows] = out_sens[:, 0]
         self.base_contact[rows] = touch
         return tau_sum / nstep
+
+    def _init_warp(self, device: str) -> None:
+        """The envs as the worlds of one MuJoCo Warp model on ``device``: with
+        randomization, the model fields a draw changes get one row per world."""
+        from robot_rl.sim_warp import WarpWorlds, varying_fields
+
+        m = self.base_model
+        if mujoco.mj_stateSize(m, mujoco.mjtState.mjSTATE_FULLPHYSICS) != 1 + m.nq + m.nv:
+            raise ValueError("physics 'warp': the model must hold no state besides time, qpos "
+                             "and qvel (no actuator or plugin state)")
+        per_world = []
+        if self.cfg.randomize and self.sysid is not None:
+            probes = [self._apply(copy.copy(m), randomize(self.sysid.ranges, np.random.default_rng(k)),
+                                  self.robot) for k in range(2)]
+            per_world = varying_fields(m, probes)
+        self._warp = WarpWorlds(m, self.num_envs, device, per_world)
+        dev = self._warp.torch_device
+        self._warp_q, self._warp_qd, self._warp_act = (torch.as_tensor(a, device=dev) for a in (
+            self.idx.qpos, self.idx.qvel, self.idx.actuator))
+
+    def _simulate_warp(self, q_target: np.ndarray, nstep: int) -> np.ndarray:
+        """:meth:`_simulate` on the MuJoCo Warp worlds: the host state (edited by resets
+        and pushes) goes to the device, ``nstep`` physics steps run there with the torch
+        actuation at every step, and the state and sensors come back."""
+        w, dev = self._warp, self._warp.torch_device
+        contact = self._sens.get("base_contact")
+        with w.scope(), torch.inference_mode():
+            w.set_state(self.state[:, 0], self.state[:, self._qpos], self.state[:, self._qvel])
+            target = torch.as_tensor(q_target, dtype=torch.float32, device=dev)
+            tau_sum = torch.zeros_like(target)
+            touch = torch.zeros(self.num_envs, dtype=torch.bool, device=dev)
+            for _ in range(nstep):
+                tau = self.actuation(target, w.qpos[:, self._warp_q], w.qvel[:, self._warp_qd])
+                w.ctrl[:, self._warp_act] = tau
+                w.step()
+                tau_sum += tau
+                if contact is not None:
+                    touch |= w.sensordata[:, contact.start] > 0
+            self.state[:, 0] = w.time.cpu().numpy()
+            self.state[:, self._qpos] = w.qpos.cpu().numpy()
+            self.state[:, self._qvel] = w.qvel.cpu().numpy()
+            self.sensordata = w.sensordata.cpu().numpy().astype(np.float64)
+            self.base_contact = touch.cpu().numpy()
+            return (tau_sum / nstep).cpu().numpy().astype(np.float64)
 
     def _rollout_steps(self, controls: np.ndarray) -> np.ndarray:
         """One ``mujoco.rollout`` call over all envs with ``controls`` (N, nstep, J) for the
@@ -388,7 +451,8 @@ class LeggedEnv(gym.vector.VectorEnv):
         self.curriculum = float(np.clip(factor, 0.0, 1.0))
 
     def close_extras(self, **kwargs) -> None:
-        self._rollout.close()
+        if self._rollout is not None:
+            self._rollout.close()
         for ro, *_ in self._group_sims:
             ro.close()
         if self._pool is not None:

@@ -4,6 +4,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python3 -m pip install -q torch==2.13.0
-python3 -m pip install -q -e ".[dev,ray]"
+python3 -m pip install -q -e ".[dev,ray,warp]"
 python3 -m ruff check .
 python3 -m pytest -q -p no:cacheprovider

@@ -216,25 +216,6 @@ def test_train_cli_smoke(tmp_path):
     assert (tmp_path / "p" / "policy.pt").exists()
 
 
-@pytest.fixture(scope="module")
-def actuator_dir(tmp_path_factory):
-    """A small single-type actuator network (drives any joints), trained in about a second."""
-    from actuator_net.artifacts import checkpoint
-    from actuator_net.config import ActuatorNetConfig, ModelConfig
-    from actuator_net.config import TrainConfig as NetTrainConfig
-    from actuator_net.importers import from_robot_log
-    from actuator_net.synthetic import pendulum_log
-    from actuator_net.train import train as train_net
-
-    series = [from_robot_log(pendulum_log(seconds=6.0, num_joints=3, seed=7))]
-    cfg = ActuatorNetConfig(model=ModelConfig(history_spacing=0.01),
-                            train=NetTrainConfig(max_steps=30, progress=False),
-                            joint_types="shared")
-    out = tmp_path_factory.mktemp("actuator")
-    torch.save(checkpoint(train_net(series, cfg)), out / "actuator.pt")
-    return out
-
-
 def test_network_env_groups_in_threads_match_one_group(actuator_dir):
     # with a Python actuation the envs are stepped in one group per thread; the split
     # must not change the physics: 2 threads (2 groups) = 1 thread (1 group), env by env,
