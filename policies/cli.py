@@ -27,6 +27,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-envs", type=int, default=None, help="parallel robots")
     p.add_argument("--seed", type=int, default=None, help="seed (runs are deterministic on CPU)")
     p.add_argument("--device", default=None, help="torch device: auto, cpu, cuda [auto]")
+    p.add_argument("--physics", default=None, choices=["mujoco", "warp"],
+                   help="physics engine: mujoco (C library, CPU threads) or warp (MuJoCo Warp: "
+                        "all envs as worlds on a GPU; needs the 'warp' extra) [mujoco]")
+    p.add_argument("--physics-device", default=None,
+                   help="device of the warp physics: auto (GPU if any), cpu, cuda:0 [auto]")
     p.add_argument("--budget", choices=sorted(BUDGETS), default="default",
                    help="smoke: a few iterations to check the machinery")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -57,7 +62,8 @@ def main(argv: list[str] | None = None) -> int:
             pairs[k] = v
     for flag, key in (("robot", "env.robot"), ("algo", "train.algo.name"),
                       ("iterations", "train.runner.iterations"), ("num_envs", "env.num_envs"),
-                      ("seed", "train.runner.seed"), ("device", "train.runner.device")):
+                      ("seed", "train.runner.seed"), ("device", "train.runner.device"),
+                      ("physics", "env.physics"), ("physics_device", "env.physics_device")):
         if getattr(a, flag) is not None:
             pairs[key] = getattr(a, flag)
     if a.actuator:

@@ -93,3 +93,15 @@ def test_missing_warp_says_how_to_install(monkeypatch):
     monkeypatch.setattr(builtins, "__import__", no_warp)
     with pytest.raises(sim_warp.WarpUnavailable, match=r"pip install 'robot-rl\[warp\]'"):
         LeggedEnv(EnvConfig(num_envs=2, physics="warp"))
+
+
+def test_train_cli_on_warp(tmp_path):
+    import json
+
+    from policies.cli import main
+
+    out = tmp_path / "p"
+    assert main(["--out", str(out), "--budget", "smoke", "--quiet", "--physics", "warp",
+                 "--physics-device", "cpu", "--device", "cpu"]) == 0
+    cfg = json.loads((out / "locomotion_config.json").read_text())
+    assert cfg["env"]["physics"] == "warp" and (out / "policy.pt").exists()
