@@ -83,9 +83,10 @@ def main() -> None:
         print(f"round {r}: env (warp) {ours:9.0f} | raw warp {warp:9.0f} | raw mujoco {c:9.0f} "
               f"env steps/s | env/raw warp {ours / warp:.3f} | raw warp/raw mujoco {warp / c:.3f}",
               flush=True)
-    ours, warp, c = np.median(np.array(rows), axis=0)
-    print(f"median: env (warp) {ours:.0f}, raw warp {warp:.0f}, raw mujoco {c:.0f} env steps/s; "
-          f"env/raw warp {ours / warp:.3f}; raw warp/raw mujoco {warp / c:.3f}")
+    ours, warp, c = np.array(rows).T
+    print(f"median over {a.rounds} rounds: env (warp) {np.median(ours):.0f}, raw warp "
+          f"{np.median(warp):.0f}, raw mujoco {np.median(c):.0f} env steps/s; env/raw warp "
+          f"{np.median(ours / warp):.3f}; raw warp/raw mujoco {np.median(warp / c):.3f}")
 
 
 if __name__ == "__main__":

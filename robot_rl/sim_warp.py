@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import gc
 
 import mujoco
 import numpy as np
@@ -101,11 +102,20 @@ class WarpWorlds:
         self.ctrl, self.sensordata = wp.to_torch(d.ctrl), wp.to_torch(d.sensordata)
         self.time = wp.to_torch(d.time)
         self._graph = None
-        if graph and self.device.is_cuda:
+        # a captured step needs the device's memory pool, and CUDA 12.4's conditional graph
+        # nodes (MuJoCo Warp loops its solver inside the graph)
+        if (graph and self.device.is_cuda and wp.is_mempool_enabled(self.device)
+                and wp.get_cuda_driver_version() >= 12040):
             with self.scope():
                 mjw.step(self.model, self.data)  # compiles the kernels outside the capture
-                with wp.ScopedCapture() as capture:
-                    mjw.step(self.model, self.data)
+                gc_was_on = gc.isenabled()
+                gc.disable()  # a collected Warp object inside a capture would corrupt it
+                try:
+                    with wp.ScopedCapture() as capture:
+                        mjw.step(self.model, self.data)
+                finally:
+                    if gc_was_on:
+                        gc.enable()
             self._graph = capture.graph
 
     @contextlib.contextmanager
