@@ -86,6 +86,12 @@ class EnvConfig:
     physics: str = "mujoco"
     # device of the "warp" physics: "auto" (the first GPU, else the CPU), "cuda:0", "cpu"
     physics_device: str = "auto"
+    # "warp" physics: constraint rows allocated per world (a fallen A1 needs up to ~90; a
+    # world that runs out stops the env with an error naming this setting)
+    warp_njmax: int = 160
+    # "warp" physics: contacts allocated per world, pooled over the worlds (0: MuJoCo Warp's
+    # default for the model)
+    warp_nconmax: int = 0
     # worker threads for physics (0: all cores)
     threads: int = 0
     # keep each physics thread on its own CPU (Linux): the scheduler otherwise wakes both

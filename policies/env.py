@@ -307,7 +307,10 @@ class LeggedEnv(gym.vector.VectorEnv):
             probes = [self._apply(copy.copy(m), randomize(self.sysid.ranges, np.random.default_rng(k)),
                                   self.robot) for k in range(2)]
             per_world = varying_fields(m, probes)
-        self._warp = WarpWorlds(m, self.num_envs, device, per_world)
+        standing = mujoco.MjData(m)  # the worlds start standing (qpos0 sinks into the floor)
+        set_nominal(m, standing, self.robot)
+        self._warp = WarpWorlds(m, self.num_envs, device, per_world, data=standing,
+                                nconmax=self.cfg.warp_nconmax or None, njmax=self.cfg.warp_njmax)
         dev = self._warp.torch_device
         self._warp_q, self._warp_qd, self._warp_act = (torch.as_tensor(a, device=dev) for a in (
             self.idx.qpos, self.idx.qvel, self.idx.actuator))
@@ -320,6 +323,7 @@ class LeggedEnv(gym.vector.VectorEnv):
         contact = self._sens.get("base_contact")
         with w.scope(), torch.inference_mode():
             w.set_state(self.state[:, 0], self.state[:, self._qpos], self.state[:, self._qvel])
+            w.clear_overflows()
             target = torch.as_tensor(q_target, dtype=torch.float32, device=dev)
             tau_sum = torch.zeros_like(target)
             touch = torch.zeros(self.num_envs, dtype=torch.bool, device=dev)
@@ -330,6 +334,15 @@ class LeggedEnv(gym.vector.VectorEnv):
                 tau_sum += tau
                 if contact is not None:
                     touch |= w.sensordata[:, contact.start] > 0
+            overflows = w.overflows()
+            if overflows:
+                from robot_rl.sim_warp import WarpOverflowError
+
+                raise WarpOverflowError(
+                    f"MuJoCo Warp ran out of room in envs {sorted(overflows)[:8]} at step "
+                    f"{self.steps[sorted(overflows)[:8]].tolist()}: {overflows} (NEFC: raise "
+                    f"env.warp_njmax, now {w.njmax}; contacts: raise env.warp_nconmax, now "
+                    f"{w.nconmax})")
             self.state[:, 0] = w.time.cpu().numpy()
             self.state[:, self._qpos] = w.qpos.cpu().numpy()
             self.state[:, self._qvel] = w.qvel.cpu().numpy()

@@ -33,6 +33,11 @@ class WarpUnavailable(RuntimeError):
     """MuJoCo Warp is not installed or cannot run here; the message says why."""
 
 
+class WarpOverflowError(RuntimeError):
+    """A world ran out of its preallocated contacts or constraint rows: its physics from then
+    on would be wrong.  The message names the worlds, the overflows and the setting to raise."""
+
+
 def load_warp():
     """The ``warp`` and ``mujoco_warp`` modules, or :class:`WarpUnavailable`."""
     try:
@@ -77,12 +82,13 @@ class WarpWorlds:
 
     ``per_world``: model fields with one row per world (see :func:`varying_fields`), set
     by :meth:`set_models`.  ``nconmax`` / ``njmax``: contacts and constraint rows allocated
-    per world (MuJoCo Warp's defaults when None).
+    per world (MuJoCo Warp's defaults when None).  ``data``: the state every world starts
+    in (default: ``qpos0``, forward dynamics run).
     """
 
     def __init__(self, model: mujoco.MjModel, nworld: int, device: str = "auto",
                  per_world: tuple[str, ...] | list[str] = (), nconmax: int | None = None,
-                 njmax: int | None = None, graph: bool = True):
+                 njmax: int | None = None, graph: bool = True, data: mujoco.MjData | None = None):
         wp, mjw = load_warp()
         self._wp, self._mjw = wp, mjw
         self.device = wp.get_device(resolve_device(device))
@@ -91,16 +97,21 @@ class WarpWorlds:
             else torch.device("cpu")
         # on a GPU, torch's kernels (the actuation) and Warp's run on Warp's stream, in order
         self.torch_stream = wp.stream_to_torch(self.device.stream) if self.device.is_cuda else None
-        data = mujoco.MjData(model)
-        mujoco.mj_forward(model, data)
+        if data is None:
+            data = mujoco.MjData(model)
+            mujoco.mj_forward(model, data)
         with wp.ScopedDevice(self.device):
             self.model = mjw.put_model(model, batch_sizes={f: self.nworld for f in self.per_world})
             self.data = mjw.put_data(model, data, nworld=self.nworld, nconmax=nconmax, njmax=njmax)
+        # overflows are read back per control step (:meth:`overflows`), not printed by kernels
+        self.model.opt.warn_overflow = 0
         self._rows = {f: getattr(self.model, f).numpy() for f in self.per_world}
         d = self.data
         self.qpos, self.qvel = wp.to_torch(d.qpos), wp.to_torch(d.qvel)
         self.ctrl, self.sensordata = wp.to_torch(d.ctrl), wp.to_torch(d.sensordata)
         self.time = wp.to_torch(d.time)
+        self.overflow = wp.to_torch(d.overflow)  # per world, bits of mjw.OverflowType, sticky
+        self.nconmax, self.njmax = d.naconmax // self.nworld, d.njmax
         self._graph = None
         # a captured step needs the device's memory pool, and CUDA 12.4's conditional graph
         # nodes (MuJoCo Warp loops its solver inside the graph)
@@ -144,6 +155,19 @@ class WarpWorlds:
         self.time.copy_(torch.from_numpy(np.ascontiguousarray(time)))
         self.qpos.copy_(torch.from_numpy(np.ascontiguousarray(qpos)))
         self.qvel.copy_(torch.from_numpy(np.ascontiguousarray(qvel)))
+
+    def overflows(self) -> dict[int, list[str]]:
+        """Worlds whose buffers overflowed since the last :meth:`clear_overflows`, with the
+        names of the overflows (solver iteration limits are not overflows: MuJoCo's C
+        library also stops there and goes on)."""
+        ok = int(self._mjw.OverflowType.ITERATIONS | self._mjw.OverflowType.LS_ITERATIONS)
+        flags = self.overflow.cpu().numpy() & ~ok
+        return {int(w): [t.name for t in self._mjw.OverflowType
+                         if t.value and t.value & flags[w] and bin(t.value).count("1") == 1]
+                for w in np.flatnonzero(flags)}
+
+    def clear_overflows(self) -> None:
+        self.overflow.zero_()
 
     def step(self) -> None:
         """One physics step of every world (call inside :meth:`scope`)."""

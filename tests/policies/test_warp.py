@@ -105,3 +105,14 @@ def test_train_cli_on_warp(tmp_path):
                  "--physics-device", "cpu", "--device", "cpu"]) == 0
     cfg = json.loads((out / "locomotion_config.json").read_text())
     assert cfg["env"]["physics"] == "warp" and (out / "policy.pt").exists()
+
+
+def test_too_few_constraint_rows_fail_loudly():
+    # a world whose constraints overflow its rows would step wrong physics: the env stops
+    from robot_rl.sim_warp import WarpOverflowError
+
+    env = LeggedEnv(EnvConfig(num_envs=2, physics="warp", physics_device="cpu", warp_njmax=8))
+    env.reset(seed=0)
+    with pytest.raises(WarpOverflowError, match=r"'NEFC'.*raise env.warp_njmax, now 8"):
+        for _ in range(20):  # feet on the ground: 4 contacts x 4 pyramid rows > 8
+            env.step(np.zeros((2, 12)))
