@@ -116,3 +116,14 @@ def test_too_few_constraint_rows_fail_loudly():
     with pytest.raises(WarpOverflowError, match=r"'NEFC'.*raise env.warp_njmax, now 8"):
         for _ in range(20):  # feet on the ground: 4 contacts x 4 pyramid rows > 8
             env.step(np.zeros((2, 12)))
+
+
+def test_asking_for_a_gpu_without_one_says_so():
+    import warp
+
+    from robot_rl.sim_warp import WarpUnavailable
+
+    if warp.get_cuda_device_count() > 0:
+        pytest.skip("this machine has a GPU")
+    with pytest.raises(WarpUnavailable, match=r"physics device 'cuda:0': Warp sees no CUDA device"):
+        LeggedEnv(EnvConfig(num_envs=2, physics="warp", physics_device="cuda:0"))
