@@ -239,7 +239,11 @@ class LeggedEnv(gym.vector.VectorEnv):
         self.sensordata[ids, self._sens["gyro"]] = 0.0
         q, qd = self.joint_q()[ids], self.joint_qd()[ids]
         self.history.reset(ids, self.q0 - q, qd)
-        self.actuation.reset(ids, q, qd)
+        if self._warp is None:
+            self.actuation.reset(ids, q, qd)
+        else:  # on the stream the actuation runs on (a GPU's kernels are ordered per stream)
+            with self._warp.scope():
+                self.actuation.reset(ids, q, qd)
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         if seed is not None:
