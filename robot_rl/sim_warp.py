@@ -105,7 +105,8 @@ class WarpWorlds:
             self.data = mjw.put_data(model, data, nworld=self.nworld, nconmax=nconmax, njmax=njmax)
         # overflows are read back per control step (:meth:`overflows`), not printed by kernels
         self.model.opt.warn_overflow = 0
-        self._rows = {f: getattr(self.model, f).numpy() for f in self.per_world}
+        self._rows = {f: getattr(self.model, f).numpy() for f in self.per_world}  # host copies
+        self._row_views = {f: wp.to_torch(getattr(self.model, f)) for f in self.per_world}
         d = self.data
         self.qpos, self.qvel = wp.to_torch(d.qpos), wp.to_torch(d.qvel)
         self.ctrl, self.sensordata = wp.to_torch(d.ctrl), wp.to_torch(d.sensordata)
@@ -141,14 +142,16 @@ class WarpWorlds:
 
     def set_models(self, worlds, models: list[mujoco.MjModel]) -> None:
         """Give each world of ``worlds`` the per-world fields of its host model."""
-        if not self.per_world:
+        worlds = np.asarray(worlds).reshape(-1)
+        if not self.per_world or len(worlds) == 0:
             return
-        for w, m in zip(np.asarray(worlds).reshape(-1), models):
+        for w, m in zip(worlds, models):
             for f, rows in self._rows.items():
                 rows[w] = np.asarray(getattr(m, f)).reshape(rows[w].shape)
-        with self.scope():
+        ids = torch.as_tensor(worlds, device=self.torch_device)
+        with self.scope():  # only the changed rows cross to the device
             for f, rows in self._rows.items():
-                getattr(self.model, f).assign(rows)
+                self._row_views[f][ids] = torch.from_numpy(rows[worlds]).to(self.torch_device)
 
     def set_state(self, time: np.ndarray, qpos: np.ndarray, qvel: np.ndarray) -> None:
         """Set every world's time, qpos and qvel from host arrays (N,), (N, nq), (N, nv)."""
