@@ -20,6 +20,8 @@ all share one MjModel).  Two raw references, each measured in every round:
 
 The env and the references are measured alternately in ``--rounds`` rounds and the median
 ratio is the result: a shared machine's load moves a single measurement by +-0.1.
+``bench_env_breakdown.py`` splits the env's control step into its parts against these
+references; ``bench_warp.py`` measures the MuJoCo Warp backend.
 """
 
 from __future__ import annotations
