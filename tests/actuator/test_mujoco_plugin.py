@@ -5,15 +5,9 @@ from __future__ import annotations
 import mujoco
 import numpy as np
 import pytest
-import torch
 
 from actuator_net import mujoco_plugin
-from actuator_net.artifacts import checkpoint
-from actuator_net.config import ActuatorNetConfig, ModelConfig, TrainConfig
-from actuator_net.importers import from_robot_log
 from actuator_net.runtime import ActuatorNetEvaluator, NumpyActuatorNet
-from actuator_net.synthetic import pendulum_log
-from actuator_net.train import train
 
 pytestmark = pytest.mark.skipif(not mujoco_plugin.available(),
                                 reason="no C compiler for the MuJoCo plugin")
@@ -21,24 +15,14 @@ pytestmark = pytest.mark.skipif(not mujoco_plugin.available(),
 TAU_MAX = 3.0
 
 
-def _save(tmp, joint_types, name):
-    series = [from_robot_log(pendulum_log(seconds=6.0, num_joints=3, seed=7))]
-    cfg = ActuatorNetConfig(model=ModelConfig(history_spacing=0.01),
-                            train=TrainConfig(max_steps=30, progress=False),
-                            joint_types=joint_types)
-    path = tmp / f"{name}.pt"
-    torch.save(checkpoint(train(series, cfg)), path)
-    return path
+@pytest.fixture(scope="module")
+def shared(small_actuator_net):
+    return small_actuator_net("shared")[0]
 
 
 @pytest.fixture(scope="module")
-def shared(tmp_path_factory):
-    return _save(tmp_path_factory.mktemp("ck"), "shared", "shared")
-
-
-@pytest.fixture(scope="module")
-def typed(tmp_path_factory):
-    return _save(tmp_path_factory.mktemp("ck"), "a,b,a", "typed")
+def typed(small_actuator_net):
+    return small_actuator_net("a,b,a")[0]
 
 
 def _pendulums(joints: int, dt: float) -> mujoco.MjSpec:

@@ -6,34 +6,18 @@ import numpy as np
 import pytest
 import torch
 
-from actuator_net.artifacts import checkpoint
-from actuator_net.config import ActuatorNetConfig, ModelConfig, TrainConfig
 from actuator_net.data import ActuatorSeries, history
-from actuator_net.importers import from_robot_log
 from actuator_net.runtime import ActuatorNetEvaluator, NumpyActuatorNet
-from actuator_net.synthetic import pendulum_log
-from actuator_net.train import train
-
-
-def _save(tmp, joint_types, name):
-    series = [from_robot_log(pendulum_log(seconds=6.0, num_joints=3, seed=7))]
-    cfg = ActuatorNetConfig(model=ModelConfig(history_spacing=0.01),
-                            train=TrainConfig(max_steps=30, progress=False),
-                            joint_types=joint_types)
-    result = train(series, cfg)
-    path = tmp / f"{name}.pt"
-    torch.save(checkpoint(result), path)
-    return path, result.model
 
 
 @pytest.fixture(scope="module")
-def shared(tmp_path_factory):
-    return _save(tmp_path_factory.mktemp("ck"), "shared", "shared")
+def shared(small_actuator_net):
+    return small_actuator_net("shared")
 
 
 @pytest.fixture(scope="module")
-def typed(tmp_path_factory):
-    return _save(tmp_path_factory.mktemp("ck"), "a,b,a", "typed")
+def typed(small_actuator_net):
+    return small_actuator_net("a,b,a")
 
 
 def _signals(steps, envs, joints, seed):

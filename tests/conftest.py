@@ -1,0 +1,32 @@
+"""Fixtures shared across the test packages."""
+
+import pytest
+import torch
+
+
+@pytest.fixture(scope="session")
+def small_actuator_net(tmp_path_factory):
+    """``make(joint_types) -> (path of actuator.pt, trained model)``: a small actuator network
+    trained in about a second on synthetic pendulum logs ("shared": one type, drives any
+    joints; "a,b,a": typed), trained once per session."""
+    from actuator_net.artifacts import checkpoint
+    from actuator_net.config import ActuatorNetConfig, ModelConfig, TrainConfig
+    from actuator_net.importers import from_robot_log
+    from actuator_net.synthetic import pendulum_log
+    from actuator_net.train import train
+
+    made = {}
+
+    def make(joint_types: str = "shared"):
+        if joint_types not in made:
+            series = [from_robot_log(pendulum_log(seconds=6.0, num_joints=3, seed=7))]
+            cfg = ActuatorNetConfig(model=ModelConfig(history_spacing=0.01),
+                                    train=TrainConfig(max_steps=30, progress=False),
+                                    joint_types=joint_types)
+            result = train(series, cfg)
+            path = tmp_path_factory.mktemp("actuator") / "actuator.pt"
+            torch.save(checkpoint(result), path)
+            made[joint_types] = (path, result.model)
+        return made[joint_types]
+
+    return make
