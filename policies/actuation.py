@@ -29,6 +29,17 @@ import torch
 from robot_rl.robot import RobotDescription
 
 
+def actuator_checkpoint(actuator_dir: str | Path | None) -> Path:
+    """The ``actuator.pt`` of stage 2's output folder (or the file itself), or a clear error."""
+    if actuator_dir is None:
+        raise ValueError("actuation 'net' needs --actuator <run>/actuator/")
+    path = Path(actuator_dir)
+    path = path / "actuator.pt" if path.is_dir() else path
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no actuator model (run `robot-rl actuator train`)")
+    return path
+
+
 class IdealPD:
     """tau = kp (q_target - q) - kd qd, clipped to +-tau_max."""
 
@@ -63,11 +74,7 @@ class NetworkActuation:
         from actuator_net import mujoco_plugin  # stage 2's runtime
         from actuator_net.runtime import ActuatorNetEvaluator, NumpyActuatorNet
 
-        path = Path(actuator_dir)
-        path = path / "actuator.pt" if path.is_dir() else path
-        if not path.exists():
-            raise FileNotFoundError(f"{path}: no actuator model (run `robot-rl actuator train`)")
-        ref = ActuatorNetEvaluator(path, num_envs=1, physics_dt=physics_dt,
+        ref = ActuatorNetEvaluator(actuator_checkpoint(actuator_dir), num_envs=1, physics_dt=physics_dt,
                                    joint_names=list(robot.joint_names))
         self.groups = groups or [slice(0, num_envs)]
         self.nets = {(g.start, g.stop): NumpyActuatorNet.from_evaluator(ref, g.stop - g.start)
@@ -132,13 +139,7 @@ class TorchActuation:
         if kind == "net":
             from actuator_net.runtime import ActuatorNetEvaluator  # stage 2's runtime
 
-            if actuator_dir is None:
-                raise ValueError("actuation 'net' needs --actuator <run>/actuator/")
-            path = Path(actuator_dir)
-            path = path / "actuator.pt" if path.is_dir() else path
-            if not path.exists():
-                raise FileNotFoundError(f"{path}: no actuator model (run `robot-rl actuator train`)")
-            self.net = ActuatorNetEvaluator(path, num_envs=num_envs, physics_dt=physics_dt,
+            self.net = ActuatorNetEvaluator(actuator_checkpoint(actuator_dir), num_envs=num_envs, physics_dt=physics_dt,
                                             joint_names=list(robot.joint_names), device=self.device)
         elif kind != "pd":
             raise ValueError(f"unknown actuation {kind!r}; expected 'pd' or 'net'")
@@ -165,7 +166,5 @@ def make_actuation(kind: str, robot: RobotDescription, num_envs: int, physics_dt
     if kind == "pd":
         return IdealPD(robot)
     if kind == "net":
-        if actuator_dir is None:
-            raise ValueError("actuation 'net' needs --actuator <run>/actuator/")
         return NetworkActuation(robot, actuator_dir, num_envs, physics_dt, groups, backend)
     raise ValueError(f"unknown actuation {kind!r}; expected 'pd' or 'net'")

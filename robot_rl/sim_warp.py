@@ -64,12 +64,9 @@ def varying_fields(base: mujoco.MjModel, models: list[mujoco.MjModel]) -> list[s
     """Names of the ``mujoco_warp`` model fields that may hold one row per world and whose
     values differ between ``base`` and any of ``models``."""
     _, mjw = load_warp()
-    from mujoco_warp._src import warp_util  # the field specs' helper
-
     out = []
-    for f in dataclasses.fields(mjw.Model):
-        shape = getattr(f.type, "shape", ())
-        if not warp_util.is_array_spec(f.type) or shape[:1] != ("*",) or not hasattr(base, f.name):
+    for f in dataclasses.fields(mjw.Model):  # array fields carry their shape spec, "*" = world
+        if getattr(f.type, "shape", ())[:1] != ("*",) or not hasattr(base, f.name):
             continue
         ref = np.asarray(getattr(base, f.name))
         if any(not np.array_equal(ref, np.asarray(getattr(m, f.name))) for m in models):
