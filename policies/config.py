@@ -138,6 +138,9 @@ class EnvConfig:
                               f"{self.actuator_backend!r}")
         if self.physics not in ("mujoco", "warp"):
             raise ConfigError(f"env.physics must be 'mujoco' or 'warp', got {self.physics!r}")
+        if self.warp_njmax < 1 or self.warp_nconmax < 0:
+            raise ConfigError("env.warp_njmax must be >= 1 and env.warp_nconmax >= 0, got "
+                              f"{self.warp_njmax} and {self.warp_nconmax}")
         if self.num_envs < 1 or self.decimation < 1 or self.physics_dt <= 0:
             raise ConfigError("env: num_envs and decimation must be >= 1, physics_dt > 0")
         if self.action_latency < 0:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import gc
+import re
 
 import mujoco
 import numpy as np
@@ -55,9 +56,15 @@ def resolve_device(device: str = "auto") -> str:
     wp, _ = load_warp()
     if device == "auto":
         return "cuda:0" if wp.get_cuda_device_count() > 0 else "cpu"
-    if device.startswith("cuda") and wp.get_cuda_device_count() == 0:
-        raise WarpUnavailable(f"physics device {device!r}: Warp sees no CUDA device here")
-    return device
+    if device == "cpu":
+        return device
+    if not re.fullmatch(r"cuda(:\d+)?", device):
+        raise ValueError(f"physics device {device!r}: expected auto, cpu, cuda or cuda:N")
+    ordinal = int(device.partition(":")[2] or 0)
+    if ordinal >= wp.get_cuda_device_count():
+        raise WarpUnavailable(f"physics device {device!r}: Warp sees "
+                              f"{wp.get_cuda_device_count() or 'no'} CUDA device(s) here")
+    return f"cuda:{ordinal}"
 
 
 def varying_fields(base: mujoco.MjModel, models: list[mujoco.MjModel]) -> list[str]:

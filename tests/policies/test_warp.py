@@ -127,3 +127,10 @@ def test_asking_for_a_gpu_without_one_says_so():
         pytest.skip("this machine has a GPU")
     with pytest.raises(WarpUnavailable, match=r"physics device 'cuda:0': Warp sees no CUDA device"):
         LeggedEnv(EnvConfig(num_envs=2, physics="warp", physics_device="cuda:0"))
+
+
+def test_bad_warp_settings_are_named():
+    with pytest.raises(ValueError, match=r"physics device 'gpu': expected auto, cpu, cuda or cuda:N"):
+        LeggedEnv(EnvConfig(num_envs=2, physics="warp", physics_device="gpu"))
+    with pytest.raises(ConfigError, match=r"env.warp_njmax must be >= 1"):
+        EnvConfig(physics="warp", warp_njmax=0)
