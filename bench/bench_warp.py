@@ -9,6 +9,10 @@ Three throughputs, measured alternately in ``--rounds`` rounds (medians printed)
   nominal pose, as bench_env.py's motionless reference), divided by the decimation.
 * raw mujoco: the same with ``mujoco.rollout`` over ``--threads`` CPU threads.
 
+First, the constraint rows and contacts a world needs: the largest counts MuJoCo C reaches
+with the env's model when the robot is dropped in random orientations under random torque
+(``--drops``), against MuJoCo Warp's default allocation and the env's.
+
 Printed ratios: env (warp) / raw warp (the issue's env-over-physics ratio on the Warp
 backend) and raw warp / raw mujoco (what the device buys over this machine's CPU cores).
 Run: ``python bench/bench_warp.py [--device auto|cpu|cuda:0] [--num-envs N] [--actuator DIR]
@@ -55,6 +59,32 @@ def raw_warp(env: LeggedEnv, physics_steps: int) -> float:
     return n * physics_steps / dt
 
 
+def buffer_needs(env: LeggedEnv, drops: int, steps: int = 600) -> tuple[int, int]:
+    """Largest (contacts, constraint rows) of the env's model in MuJoCo C over ``drops``
+    drops from 0.3 m in random orientations, random torque pulsed on and off."""
+    m, rng = env.base_model, np.random.default_rng(0)
+    ncon = nefc = 0
+    for _ in range(drops):
+        d = mujoco.MjData(m)
+        set_nominal(m, d, env.robot, height=0.3)
+        q = rng.normal(size=4)
+        d.qpos[3:7] = q / np.linalg.norm(q)
+        for k in range(steps):
+            d.ctrl[:] = rng.normal(0, 1.0, m.nu) * (k % 50 < 25)
+            mujoco.mj_step(m, d)
+            ncon, nefc = max(ncon, d.ncon), max(nefc, d.nefc)
+    return ncon, nefc
+
+
+def default_njmax(env: LeggedEnv) -> int:
+    """The constraint rows per world that MuJoCo Warp allocates when not told."""
+    m = env.base_model
+    d = mujoco.MjData(m)
+    set_nominal(m, d, env.robot)
+    with env._warp.scope():
+        return env._warp._mjw.put_data(m, d, nworld=1).njmax
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--device", default="auto", help="Warp device: auto (GPU if any), cpu, cuda:0")
@@ -66,11 +96,16 @@ def main() -> None:
                    help="CPU threads of the MuJoCo C reference")
     p.add_argument("--actuator", default=None, help="actuator folder: use the actuator network")
     p.add_argument("--sysid", default=None, help="sysid folder: randomize every env's physics")
+    p.add_argument("--drops", type=int, default=20, help="random drops for the buffer needs")
     a = p.parse_args()
     cfg = EnvConfig(num_envs=a.num_envs, actuation="net" if a.actuator else "pd",
                     physics="warp", physics_device=a.device)
     env = LeggedEnv(cfg, sysid=load_sysid(a.sysid) if a.sysid else None, actuator_dir=a.actuator)
     env_throughput(env, 3)  # compiles the kernels, warms the caches
+    ncon, nefc = buffer_needs(env, a.drops)
+    print(f"buffers: {a.drops} random drops reach {ncon} contacts and {nefc} constraint rows; "
+          f"per world MuJoCo Warp's default is {default_njmax(env)} rows, the env "
+          f"allocates {env._warp.njmax} (needed/allocated {nefc / env._warp.njmax:.2f})")
     print(f"envs={a.num_envs} device={env._warp.device} decimation={cfg.decimation} "
           f"actuation={cfg.actuation} randomized={a.sysid is not None} "
           f"C threads={a.threads} load average={os.getloadavg()[0]:.2f}")
