@@ -41,29 +41,38 @@ from robot_rl.sim_mujoco import MujocoModelConfig, build_model, rollout_pool, se
 from sysid.apply import apply_params
 
 
-def raw_physics(env: LeggedEnv, physics_steps: int, nthread: int) -> float:
-    """Physics steps/s of one long open-loop rollout of all envs from the nominal pose: the
-    robot's torque-motor model at zero torque (whatever actuators the env's model has), with
-    the env's fitted sysid parameters if it has any (not randomized)."""
+def fitted_model(env: LeggedEnv) -> mujoco.MjModel:
+    """The robot's torque-motor model (whatever actuators the env's model has), with the
+    env's fitted sysid parameters if it has any (not randomized)."""
     m = build_model(env.robot, MujocoModelConfig(timestep=env.cfg.physics_dt))
     if env.sysid is not None:
         apply_params(m, env.sysid.values, env.robot)
+    return m
+
+
+def raw_physics(env: LeggedEnv, physics_steps: int, nthread: int,
+                models: list[mujoco.MjModel] | None = None) -> float:
+    """Physics steps/s of one long open-loop rollout of all envs from the nominal pose at
+    zero torque: the motionless reference.  ``models``: one torque-motor model per env
+    [:func:`fitted_model` for all]."""
+    models = models or [fitted_model(env)] * env.num_envs
+    m = models[0]
     datas = [mujoco.MjData(m) for _ in range(nthread)]
     d = mujoco.MjData(m)  # the nominal pose in this model's state layout (the env's model may
     set_nominal(m, d, env.robot)  # hold more state, e.g. the actuator network's history)
     nominal = np.zeros(mujoco.mj_stateSize(m, mujoco.mjtState.mjSTATE_FULLPHYSICS))
     mujoco.mj_getState(m, d, nominal, mujoco.mjtState.mjSTATE_FULLPHYSICS)
-    init = np.tile(nominal, (env.num_envs, 1))
-    ctrl = np.zeros((env.num_envs, physics_steps, m.nu))
+    init = np.tile(nominal, (len(models), 1))
+    ctrl = np.zeros((len(models), physics_steps, m.nu))
     # outputs allocated and touched before the clock starts: first-touch page faults are
     # not physics (the env reuses its buffers)
-    state = np.ones((env.num_envs, physics_steps, len(nominal)))
-    sensordata = np.ones((env.num_envs, physics_steps, m.nsensordata))
+    state = np.ones((len(models), physics_steps, len(nominal)))
+    sensordata = np.ones((len(models), physics_steps, m.nsensordata))
     with rollout_pool(nthread, pin=env.cfg.pin_threads) as ro:
         t = time.perf_counter()
-        ro.rollout([m] * env.num_envs, datas, init, ctrl, state=state, sensordata=sensordata)
+        ro.rollout(models, datas, init, ctrl, state=state, sensordata=sensordata)
         dt = time.perf_counter() - t
-    return env.num_envs * physics_steps / dt
+    return len(models) * physics_steps / dt
 
 
 def record_transitions(env: LeggedEnv, steps: int) -> dict:

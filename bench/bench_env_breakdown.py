@@ -25,12 +25,12 @@ import time
 
 import mujoco
 import numpy as np
-from bench_env import record_transitions, replay_inputs, replay_physics
+from bench_env import fitted_model, raw_physics, record_transitions, replay_inputs, replay_physics
 
 from policies.config import EnvConfig
 from policies.env import LeggedEnv
 from policies.randomization import load_sysid
-from robot_rl.sim_mujoco import MujocoModelConfig, build_model, rollout_pool, set_nominal
+from robot_rl.sim_mujoco import MujocoModelConfig, build_model, rollout_pool
 from sysid.apply import apply_params
 
 
@@ -84,21 +84,9 @@ def replay_per_call(env: LeggedEnv, inputs: tuple, nthread: int) -> float:
 
 
 def motionless(env: LeggedEnv, models: list[mujoco.MjModel], steps: int, nthread: int) -> float:
-    """ms per control step of the zero-torque rollout from the nominal pose on ``models``."""
-    m = models[0]
-    d = mujoco.MjData(m)
-    set_nominal(m, d, env.robot)
-    nominal = np.zeros(mujoco.mj_stateSize(m, mujoco.mjtState.mjSTATE_FULLPHYSICS))
-    mujoco.mj_getState(m, d, nominal, mujoco.mjtState.mjSTATE_FULLPHYSICS)
-    nphys = steps * env.cfg.decimation
-    state = np.ones((len(models), nphys, len(nominal)))
-    sens = np.ones((len(models), nphys, m.nsensordata))
-    with rollout_pool(nthread, pin=env.cfg.pin_threads) as ro:
-        t = time.perf_counter()
-        ro.rollout(models, [mujoco.MjData(m) for _ in range(nthread)],
-                   np.tile(nominal, (len(models), 1)), np.zeros((len(models), nphys, m.nu)),
-                   state=state, sensordata=sens)
-        return 1e3 * (time.perf_counter() - t) / steps
+    """ms per control step of bench_env.py's motionless reference on ``models``."""
+    return 1e3 * len(models) * env.cfg.decimation / raw_physics(
+        env, steps * env.cfg.decimation, nthread, models)
 
 
 def main() -> None:
@@ -116,10 +104,8 @@ def main() -> None:
         raise SystemExit("the breakdown needs the actuation inside the model (plugin or PD)")
     timed_steps(env, 10)  # warm up
     inputs = replay_inputs(env, record_transitions(env, a.steps))
+    fitted = fitted_model(env)
     base = build_model(env.robot, MujocoModelConfig(timestep=cfg.physics_dt))
-    fitted = copy.copy(base)
-    if env.sysid is not None:
-        apply_params(fitted, env.sysid.values, env.robot)
     randomized = [apply_params(copy.copy(base), v, env.robot) if v else fitted
                   for v in env.randomized]
     print(f"envs={a.num_envs} threads={a.threads} actuation={cfg.actuation} "

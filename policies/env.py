@@ -116,9 +116,9 @@ class LeggedEnv(gym.vector.VectorEnv):
         self.idx = index(self.base_model, self.robot)
         if cfg.physics == "warp":
             self._init_warp(device)
-        self._datas = [mujoco.MjData(self.base_model) for _ in range(nthread)]
         self._scratch = mujoco.MjData(self.base_model)  # for apply_params' mj_setConst
         on_cpu = self._warp is None  # MuJoCo's C library steps the envs in CPU threads
+        self._datas = [mujoco.MjData(self.base_model) for _ in range(nthread)] if on_cpu else []
         self._rollout = rollout_pool(nthread, pin=cfg.pin_threads) if on_cpu else None
         self._pool = (ThreadPoolExecutor(len(self._groups) - 1, thread_name_prefix="env-group")
                       if on_cpu and not self.actuation.in_model and len(self._groups) > 1 else None)
