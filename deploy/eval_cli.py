@@ -10,6 +10,7 @@ from pathlib import Path
 from deploy.evaluate import DEFAULT_COMMANDS, SIMS, EvalConfig, evaluate
 from deploy.metadata import MetadataError
 from robot_rl.config import ConfigError
+from robot_rl.standin_model import realities
 
 
 def _commands(text: str) -> tuple[tuple[float, float, float], ...]:
@@ -21,6 +22,16 @@ def _commands(text: str) -> tuple[tuple[float, float, float], ...]:
             raise argparse.ArgumentTypeError(f"command {item!r}: expected vx,vy,yaw_rate")
         out.append(tuple(parts))
     return tuple(out)
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -38,8 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--policy", required=True, help="exported policy.onnx (robot-rl export)")
     p.add_argument("--out", default=None,
                    help="output folder, e.g. <run>/eval [default: eval/ next to the policy]")
-    p.add_argument("--seconds", type=float, default=20.0,
-                   help="policy-controlled seconds per command episode [20]")
+    p.add_argument("--seconds", type=float, default=None,
+                   help="policy-controlled seconds per command episode [20; suite: 8]")
     p.add_argument("--settle", type=float, default=2.0,
                    help="seconds after the handover excluded from tracking errors [2]")
     p.add_argument("--robot", default="",
@@ -52,8 +63,25 @@ def build_parser() -> argparse.ArgumentParser:
                         "report_mujoco.json / report_pybullet.json in --out if present]")
     p.add_argument("--commands", type=_commands, default=DEFAULT_COMMANDS,
                    help=f"episodes as 'vx,vy,yaw;...' (m/s, m/s, rad/s) [{default_cmds}]")
-    p.add_argument("--standin-seed", type=int, default=0,
+    p.add_argument("--standin-config", default="",
+                   help="the reality to evaluate on (pybullet): a stand-in config JSON or a "
+                        f"shipped reality's name ({', '.join(realities())}) [default]")
+    p.add_argument("--standin-seed", type=_seed, default=0,
                    help="hidden-physics seed of the PyBullet stand-in [0]")
+    p.add_argument("--push-interval", type=float, default=0.0,
+                   help="kick the base every this many seconds of policy control (pybullet; "
+                        "0 = no pushes) [0]")
+    p.add_argument("--push-speed", type=float, default=0.5,
+                   help="horizontal speed of a kick, random direction (m/s) [0.5]")
+    suite = p.add_argument_group(
+        "transfer suite", "--suite runs the policy over every shipped reality x seeds with "
+        "forward, backward, lateral, turning, combined and standing commands and pushes, "
+        "and writes suite.json, suite.md and suite.png to --out")
+    suite.add_argument("--suite", action="store_true", help="run the transfer suite")
+    suite.add_argument("--realities", default="",
+                       help="comma-separated subset of the shipped realities [all]")
+    suite.add_argument("--suite-seeds", default="0,1,2",
+                       help="hidden-physics seeds per reality [0,1,2]")
     p.add_argument("--no-video", action="store_true", help="skip the GIF (pybullet)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
@@ -63,17 +91,45 @@ def main(argv: list[str] | None = None) -> int:
     a = build_parser().parse_args(argv)
     policy = Path(a.policy)
     out = Path(a.out) if a.out else policy.parent / "eval"
+    if a.suite:
+        return _suite(a, policy, out)
     try:
-        cfg = EvalConfig(sim=a.sim, robot=a.robot, seconds=a.seconds, settle_s=a.settle,
-                         commands=a.commands, standin_seed=a.standin_seed, video=not a.no_video)
+        cfg = EvalConfig(sim=a.sim, robot=a.robot, seconds=a.seconds or 20.0, settle_s=a.settle,
+                         commands=a.commands, standin_config=a.standin_config,
+                         standin_seed=a.standin_seed, push_interval_s=a.push_interval,
+                         push_speed=a.push_speed, video=not a.no_video)
         report = evaluate(policy, out, cfg, sysid=a.sysid, compare=a.compare,
                           progress=not a.quiet)
     except (MetadataError, ConfigError, ValueError, FileNotFoundError) as e:
         print(f"robot-rl eval: {e}", file=sys.stderr)
-        return 1
+        return 2
     s = report["metrics"]
     print(json.dumps(s, indent=1))
     print(f"wrote {out}/report_{a.sim}.json, report.md ({', '.join(report.get('files', []))})")
+    return 0
+
+
+def _suite(a: argparse.Namespace, policy: Path, out: Path) -> int:
+    from deploy.suite import run_suite
+
+    try:
+        seeds = tuple(_seed(x) for x in a.suite_seeds.split(",") if x.strip())
+    except argparse.ArgumentTypeError as e:
+        print(f"robot-rl eval: --suite-seeds: {e}", file=sys.stderr)
+        return 2
+    names = [x.strip() for x in a.realities.split(",") if x.strip()] or None
+    try:
+        suite = run_suite(policy, out, names=names, seeds=seeds or (0,),
+                          seconds=a.seconds or 8.0, push_interval_s=a.push_interval or 3.0,
+                          push_speed=a.push_speed if a.push_interval else 0.4, robot=a.robot,
+                          progress=not a.quiet)
+    except (MetadataError, ConfigError, ValueError, FileNotFoundError) as e:
+        print(f"robot-rl eval: {e}", file=sys.stderr)
+        return 2
+    from deploy.suite import suite_markdown
+
+    print(suite_markdown(suite))
+    print(f"wrote {out}/suite.json, suite.md, suite.png")
     return 0
 
 

@@ -79,8 +79,16 @@ class EvalConfig:
     fall_up_z: float = 0.5
     # time simulated after a fault (in DAMPING) to see whether the robot falls (s)
     after_fault_s: float = 1.0
-    # PyBullet stand-in: hidden-physics seed (the stand-in config's default seed: 0)
+    # PyBullet stand-in: config file or shipped reality name ("" = robot_rl/standin/default.json)
+    standin_config: str = ""
+    # PyBullet stand-in: hidden-physics seed (overrides the config's seed)
     standin_seed: int = 0
+    # pushes: interval between kicks of the base during policy control (s; 0 = none)
+    push_interval_s: float = 0.0
+    # pushes: horizontal speed added to the base, in a random direction (m/s)
+    push_speed: float = 0.5
+    # pushes: seed of the push directions
+    push_seed: int = 0
     # render a short GIF (PyBullet only)
     video: bool = True
     # GIF: seconds of policy control recorded, frame rate (1/s), size (px)
@@ -95,6 +103,12 @@ class EvalConfig:
             raise ValueError("seconds must be > 0 and settle_s >= 0")
         if not self.commands or any(len(c) != 3 for c in self.commands):
             raise ValueError("commands: need at least one (vx, vy, yaw_rate) triple")
+        if self.push_interval_s < 0 or self.push_speed < 0:
+            raise ValueError("push_interval_s and push_speed must be >= 0")
+        if isinstance(self.standin_seed, bool) or not isinstance(self.standin_seed, int) \
+                or self.standin_seed < 0:
+            raise ValueError(f"standin_seed must be a non-negative integer, got "
+                             f"{self.standin_seed!r}")
 
 
 # -- simulators -----------------------------------------------------------------------------
@@ -124,7 +138,8 @@ def make_interface(cfg: EvalConfig, robot: RobotDescription,
         from robot_rl.standin import PyBulletStandIn
         from robot_rl.standin_model import load_standin_config
 
-        return PyBulletStandIn(robot, load_standin_config(None, seed=cfg.standin_seed))
+        return PyBulletStandIn(robot, load_standin_config(cfg.standin_config or None,
+                                                          seed=cfg.standin_seed))
     from robot_rl.mujoco_robot import MujocoRobot
 
     hook = sysid_hook(robot, sysid) if sysid is not None else None
@@ -171,7 +186,16 @@ def run_episode(ctl: OnboardController, iface: RobotInterface, command, cfg: Eva
     fault_steps = 0
     t_policy0 = None
     k_policy0 = 0
+    n_push = int(round(cfg.push_interval_s / dt)) if cfg.push_interval_s > 0 else 0
+    if n_push and not hasattr(iface, "push"):
+        raise ValueError(f"push_interval_s: {type(iface).__name__} cannot be pushed")
+    push_rng = np.random.default_rng(cfg.push_seed)
+    pushes = 0
     for k in range(n_total):
+        if n_push and t_policy0 is not None and k > k_policy0 and (k - k_policy0) % n_push == 0:
+            angle = push_rng.uniform(0, 2 * math.pi)
+            iface.push(cfg.push_speed * np.array([math.cos(angle), math.sin(angle), 0.0]))
+            pushes += 1
         step = ctl.step()
         s = step.state
         quat = np.asarray(s.base_quat, dtype=np.float64)[None]
@@ -219,6 +243,7 @@ def run_episode(ctl: OnboardController, iface: RobotInterface, command, cfg: Eva
         "yaw_abs_err": mean(np.abs(data["yaw"][use] - cmd[2])),
         "torque_mean": mean(data["tau"][policy]),
         "power_mean": mean(data["power"][policy]),
+        "pushes": pushes,
         "fell": fell_at is not None,
         "fall_time_s": None if fell_at is None or t_policy0 is None else fell_at - t_policy0,
         "fault": ctl.fault,
@@ -292,6 +317,7 @@ def evaluate(policy: str | Path, out: str | Path | None = None, cfg: EvalConfig 
         "model": {"iteration": meta.iteration, "source_sha256": meta.source_sha256,
                   "control_dt": meta.control_dt, "obs_dim": meta.obs_dim},
         "sysid": None if sysid is None else str(sysid),
+        "standin": _standin_record(cfg, iface),
         "config": _jsonable(to_dict(cfg)),
         "metrics": summarize(episodes),
         "episodes": episodes,
@@ -305,6 +331,16 @@ def evaluate(policy: str | Path, out: str | Path | None = None, cfg: EvalConfig 
     if out is not None:
         write_outputs(Path(out), report, traces, frames, cfg, compare)
     return report
+
+
+def _standin_record(cfg: EvalConfig, iface: RobotInterface) -> dict[str, Any] | None:
+    """Which reality the PyBullet evaluation ran on: the config file and its values."""
+    if cfg.sim != "pybullet":
+        return None
+    from robot_rl.standin_model import resolve_standin_path
+
+    return {"config_file": str(resolve_standin_path(cfg.standin_config or None)),
+            "seed": cfg.standin_seed, "config": _jsonable(to_dict(iface.cfg))}
 
 
 def _video_episode(commands) -> int:
@@ -369,6 +405,11 @@ def report_markdown(report: dict[str, Any]) -> str:
              f"{_fmt(report['timing']['policy_step_us_p99'])} us", ""]
     if report.get("sysid"):
         lines.insert(3, f"- sysid parameters: `{report['sysid']}`")
+    if report.get("standin"):
+        st = report["standin"]
+        lines.insert(3, f"- reality (stand-in): `{st['config_file']}`, hidden-physics seed "
+                        f"{st['seed']}" + (f"; pushes of {cfg['push_speed']} m/s every "
+                                           f"{cfg['push_interval_s']} s" if cfg.get("push_interval_s") else ""))
     lines += ["## Metrics", "", "| metric | value | unit |", "|---|---|---|"]
     for key, unit in METRICS:
         lines.append(f"| {key} | {_fmt(s.get(key))} | {unit} |")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import numbers
 import os
 import tempfile
 import typing
@@ -63,11 +64,12 @@ def _coerce(tp: Any, value: Any, where: str) -> Any:
             raise ConfigError(f"{where}: {value!r} is not one of {typing.get_args(tp)}")
         return value
     if tp is float:
-        if isinstance(value, bool):
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
             raise ConfigError(f"{where}: expected a number, got {value!r}")
         return float(value)
     if tp is int:
-        if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) \
+                or (not isinstance(value, numbers.Integral) and not float(value).is_integer()):
             raise ConfigError(f"{where}: expected an integer, got {value!r}")
         return int(value)
     if tp is bool:
@@ -91,7 +93,12 @@ def from_dict(cls: type[T], data: dict[str, Any], where: str | None = None) -> T
     if unknown:
         raise ConfigError(f"{where}: unknown key(s) {unknown}; valid keys: {sorted(names)}")
     kwargs = {k: _coerce(_resolve_type(cls, k), v, f"{where}.{k}") for k, v in data.items()}
-    return cls(**kwargs)
+    try:
+        return cls(**kwargs)
+    except ConfigError as e:  # a check in __post_init__: say where the values came from
+        if str(e).startswith(where):
+            raise
+        raise ConfigError(f"{where}: {e}") from e
 
 
 def to_dict(cfg: Any) -> dict[str, Any]:

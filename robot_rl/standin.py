@@ -56,7 +56,8 @@ class PyBulletStandIn(RobotInterface):
         for f in self._body.foot_ids:
             pb.changeDynamics(self._body.body, int(f), lateralFriction=self._hidden.foot_friction,
                               physicsClientId=self._client)
-        self._act = ReferenceActuator(self.cfg.actuator, robot, self.cfg.physics_dt, self._hidden)
+        self._act = ReferenceActuator(self.cfg.actuator, robot, self.cfg.physics_dt, self._hidden,
+                                      rng=np.random.default_rng(self.cfg.seed + 2))
         self._time = 0.0
         self._tau_meas = np.zeros(robot.num_joints)
         self._height = height
@@ -131,6 +132,13 @@ class PyBulletStandIn(RobotInterface):
             pb.disconnect(self._client)
         self._client = None
         shutil.rmtree(self._tmp, ignore_errors=True)
+
+    # -- the world acting on the robot (evaluation) ------------------------------------
+    def push(self, delta_v: np.ndarray) -> None:
+        """Kick the base: add ``delta_v`` (m/s, world frame) to its linear velocity."""
+        lin, ang = pb.getBaseVelocity(self._body.body, physicsClientId=self._client)
+        pb.resetBaseVelocity(self._body.body, (np.asarray(lin) + np.asarray(delta_v)).tolist(),
+                             ang, physicsClientId=self._client)
 
     # -- for grading only ---------------------------------------------------------------
     def hidden_truth(self) -> HiddenParams:
