@@ -66,8 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--standin-config", default="",
                    help="the reality to evaluate on (pybullet): a stand-in config JSON or a "
                         f"shipped reality's name ({', '.join(realities())}) [default]")
-    p.add_argument("--standin-seed", type=_seed, default=0,
-                   help="hidden-physics seed of the PyBullet stand-in [0]")
+    p.add_argument("--standin-seed", type=_seed, default=None,
+                   help="hidden-physics seed of the PyBullet stand-in [the config's seed]")
     p.add_argument("--push-interval", type=float, default=0.0,
                    help="kick the base every this many seconds of policy control (pybullet; "
                         "0 = no pushes) [0]")

@@ -81,8 +81,8 @@ class EvalConfig:
     after_fault_s: float = 1.0
     # PyBullet stand-in: config file or shipped reality name ("" = robot_rl/standin/default.json)
     standin_config: str = ""
-    # PyBullet stand-in: hidden-physics seed (overrides the config's seed)
-    standin_seed: int = 0
+    # PyBullet stand-in: hidden-physics seed (None: the config's own seed)
+    standin_seed: int | None = None
     # pushes: interval between kicks of the base during policy control (s; 0 = none)
     push_interval_s: float = 0.0
     # pushes: horizontal speed added to the base, in a random direction (m/s)
@@ -105,8 +105,8 @@ class EvalConfig:
             raise ValueError("commands: need at least one (vx, vy, yaw_rate) triple")
         if self.push_interval_s < 0 or self.push_speed < 0:
             raise ValueError("push_interval_s and push_speed must be >= 0")
-        if isinstance(self.standin_seed, bool) or not isinstance(self.standin_seed, int) \
-                or self.standin_seed < 0:
+        if self.standin_seed is not None and (isinstance(self.standin_seed, bool) or not isinstance(
+                self.standin_seed, int) or self.standin_seed < 0):
             raise ValueError(f"standin_seed must be a non-negative integer, got "
                              f"{self.standin_seed!r}")
 
@@ -138,8 +138,8 @@ def make_interface(cfg: EvalConfig, robot: RobotDescription,
         from robot_rl.standin import PyBulletStandIn
         from robot_rl.standin_model import load_standin_config
 
-        return PyBulletStandIn(robot, load_standin_config(cfg.standin_config or None,
-                                                          seed=cfg.standin_seed))
+        seed = {} if cfg.standin_seed is None else {"seed": cfg.standin_seed}
+        return PyBulletStandIn(robot, load_standin_config(cfg.standin_config or None, **seed))
     from robot_rl.mujoco_robot import MujocoRobot
 
     hook = sysid_hook(robot, sysid) if sysid is not None else None
@@ -340,7 +340,7 @@ def _standin_record(cfg: EvalConfig, iface: RobotInterface) -> dict[str, Any] | 
     from robot_rl.standin_model import resolve_standin_path
 
     return {"config_file": str(resolve_standin_path(cfg.standin_config or None)),
-            "seed": cfg.standin_seed, "config": _jsonable(to_dict(iface.cfg))}
+            "seed": iface.cfg.seed, "config": _jsonable(to_dict(iface.cfg))}
 
 
 def _video_episode(commands) -> int:

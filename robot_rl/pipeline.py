@@ -8,7 +8,9 @@ Each stage reads the files the previous one wrote and writes its own under ``--o
     policy/policy.pt                      stage 3
     policy.onnx                           stage 4, export
     eval/mujoco/report.json               evaluation in MuJoCo
-    eval/pybullet/report.json             evaluation in PyBullet (the stand-in)
+    eval/pybullet/report.json             evaluation in PyBullet: the stand-in the logs came from
+    baseline_pd/policy.pt, .onnx          baseline (a): phase 1's policy (ideal PD, nominal model)
+    eval/baseline_pd/report.json          the baseline on the same stand-in
     summary.md, summary.html              every stage's figures, read from the artifacts
 
 A stage whose outputs exist and validate is skipped (``--force`` redoes all); training
@@ -84,6 +86,10 @@ def _train(out: Path, a: argparse.Namespace) -> None:
     done = int(ckpt.stem.split("_")[1]) if ckpt else 0
     if done < b["pretrain"]:
         _call("policies.cli", [*common, "--iterations", str(b["pretrain"])])
+    baseline = out / "baseline_pd" / "policy.pt"
+    if not baseline.exists() and (out / "policy" / "policy.pt").exists() and done <= b["pretrain"]:
+        # phase 1's policy: ideal PD on the nominal model, the baseline the summary compares to
+        atomic_write_bytes(baseline, (out / "policy" / "policy.pt").read_bytes())
     _call("policies.cli", [*common, "--sysid", str(out / "sysid"), "--actuator",
                            str(out / "actuator"), "--iterations", str(b["train"])])
 
@@ -148,9 +154,28 @@ def stages(a: argparse.Namespace) -> list[Stage]:
               lambda o, a: _call("deploy.eval_cli", ["--sim", "pybullet", "--policy", str(o / "policy.onnx"),
                                                      "--robot", a.robot, "--out", str(o / "eval" / "pybullet"),
                                                      "--compare", str(o / "eval" / "mujoco" / "report.json"),
-                                                     *b["eval"]]),
+                                                     *_reality(a), *b["eval"]]),
               lambda o: _validate_json("metrics")(o / "eval" / "pybullet" / "report.json")),
+        Stage("baseline", lambda o: [o / "eval" / "baseline_pd" / "report.json"], _baseline,
+              lambda o: _validate_json("metrics")(o / "eval" / "baseline_pd" / "report.json")),
     ]
+
+
+def _reality(a: argparse.Namespace) -> list[str]:
+    """The stand-in the logs came from, for the PyBullet evaluations."""
+    return ["--standin-config", str(a.standin_config)] if a.standin_config else []
+
+
+def _baseline(out: Path, a: argparse.Namespace) -> None:
+    """Baseline (a), phase 1's ideal-PD policy, evaluated on the same stand-in as the pipeline's."""
+    pt = out / "baseline_pd" / "policy.pt"
+    if not pt.exists():
+        raise RuntimeError(f"{pt}: missing (phase 1 of training writes it; rerun with --force)")
+    onnx = out / "baseline_pd" / "policy.onnx"
+    _call("deploy.export_cli", ["--policy", str(pt), "--out", str(onnx)])
+    _call("deploy.eval_cli", ["--sim", "pybullet", "--policy", str(onnx), "--robot", a.robot,
+                              "--out", str(out / "eval" / "baseline_pd"), "--no-video",
+                              *_reality(a), *BUDGETS[a.budget]["eval"]])
 
 
 def stage_done(stage: Stage, out: Path) -> bool:
@@ -173,7 +198,8 @@ def run(a: argparse.Namespace) -> Path:
         prev = json.loads(meta.read_text())
         if prev.get("robot") != a.robot:
             raise SystemExit(f"{out} holds a pipeline for robot {prev.get('robot')!r}, not {a.robot!r}")
-    atomic_write_bytes(meta, json.dumps({"robot": a.robot, "budget": a.budget, "seed": a.seed}).encode())
+    atomic_write_bytes(meta, json.dumps({"robot": a.robot, "budget": a.budget, "seed": a.seed,
+                                         "standin_config": a.standin_config}).encode())
     timings = {}
     all_stages = stages(a)
     for i, st in enumerate(all_stages, 1):
@@ -195,14 +221,18 @@ def run(a: argparse.Namespace) -> Path:
 
 
 def _fmt(x, nd=3) -> str:
-    return f"{x:.{nd}f}" if isinstance(x, (int, float)) else str(x)
+    if isinstance(x, bool) or isinstance(x, int):
+        return str(x)
+    return f"{x:.{nd}f}" if isinstance(x, float) else str(x)
 
 
 def write_summary(out: Path) -> Path:
     """summary.md and summary.html from the artifacts (no figure is typed in by hand)."""
     lines = [f"# robot_rl pipeline: {out.name}", ""]
     meta = json.loads((out / "pipeline.json").read_text())
-    lines += [f"Robot `{meta['robot']}`, budget `{meta['budget']}`, seed {meta['seed']}.", ""]
+    lines += [f"Robot `{meta['robot']}`, budget `{meta['budget']}`, seed {meta['seed']}; logs "
+              f"from and PyBullet evaluation on the stand-in "
+              f"`{meta.get('standin_config') or 'robot_rl/standin/default.json'}`.", ""]
     images: list[Path] = []
     p = out / "sysid" / "params.json"
     if p.exists():
@@ -265,10 +295,25 @@ def write_summary(out: Path) -> Path:
             images += sorted((out / "eval" / sim).glob("*.png"))
     if rows:
         keys = sorted({k for r in rows.values() for k in r if isinstance(r[k], (int, float))})
-        lines += ["## 4. Deployment: evaluation", "", "| metric | " + " | ".join(rows) + " |",
+        lines += ["## 4. Deployment: evaluation", "",
+                  "MuJoCo: the training simulator with stage 1's identified parameters applied "
+                  "(`--sysid`) and an ideal PD; PyBullet: the hardware stand-in the logs came "
+                  "from (its reference actuator and hidden physics).", "",
+                  "| metric | " + " | ".join(rows) + " |",
                   "|---|" + "---|" * len(rows)]
         for k in keys:
             lines.append(f"| {k} | " + " | ".join(_fmt(rows[s].get(k, float('nan'))) for s in rows) + " |")
+        lines.append("")
+    pb_path, base_path = out / "eval" / "pybullet" / "report.json", out / "eval" / "baseline_pd" / "report.json"
+    if pb_path.exists() and base_path.exists():
+        mine, base = (json.loads(p.read_text())["metrics"] for p in (pb_path, base_path))
+        lines += ["### Against baseline (a) on the same stand-in", "",
+                  "Baseline (a) is phase 1 of this run's training: ideal PD on the nominal model, "
+                  f"{BUDGETS[meta['budget']]['pretrain']} iterations; the pipeline's policy "
+                  "continued from it with the identified parameters and the actuator network.", "",
+                  "| metric | pipeline | baseline (a) ideal PD |", "|---|---|---|"]
+        for k in ("falls", "vx_abs_err", "vy_abs_err", "yaw_abs_err", "torque_mean"):
+            lines.append(f"| {k} | {_fmt(mine.get(k))} | {_fmt(base.get(k))} |")
         lines.append("")
     for sim in ("mujoco", "pybullet"):
         p = out / "eval" / sim / "report.json"
@@ -321,7 +366,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="smoke: minutes, to check the machinery; default: a walking policy")
     p.add_argument("--force", action="store_true", help="redo every stage")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--standin-config", default=None, help="hardware stand-in config JSON")
+    p.add_argument("--standin-config", default=None,
+                   help="the robot: a stand-in config JSON or a shipped reality's name "
+                        "(robot_rl/standin/*.json); logs are collected from it and the PyBullet "
+                        "evaluations run on it [default]")
     return p
 
 

@@ -7,8 +7,9 @@ Reference actuator (per joint, evaluated at every physics step of length ``dt``)
 
     q*_k     = target sent at time t_k - latency - jitter   (commands arrive late, in order)
     u_k      = kp_a (q*_k - q_k) - kd_a qd_k                  driver PD on the encoder
-    T_k      = T_max min(1, c / sqrt(h_k))                    I2t foldback (c: continuous
-               h_k = h_{k-1} + (1 - exp(-dt / tau_th)) ((tau_{k-1} / T_max)^2 - h_{k-1})
+    T_k      = T_max (c + (1 - c) clip(1 - E_k / E_max, 0, 1))   I2t foldback to the
+               E_k = max(0, E_{k-1} + ((tau_{k-1} / T_max)^2 - c^2) dt)   continuous torque c T_max,
+               E_max = (1 - c^2) i2t_seconds                   as motor drivers protect windings
     L(qd,u)  = T_k                          if u qd <= 0      (braking)
              = T_k max(0, 1 - |qd| / w_0)   otherwise         (torque-speed line)
     u'_k     = clip(u_k, -L, L)                               current / torque saturation
@@ -75,8 +76,9 @@ class ReferenceActuatorConfig:
     kp_scale: float = 1.0
     # driver derivative gain as a multiple of the description's kd (-)
     kd_scale: float = 1.0
-    # I2t thermal protection: time constant of the heating filter, 0 = off (s)
-    thermal_time_constant: float = 0.0
+    # I2t thermal protection: seconds at stall torque before the driver has folded back to
+    # the continuous torque, 0 = off (s)
+    i2t_seconds: float = 0.0
     # I2t: torque the driver sustains indefinitely, as a fraction of the stall torque (-)
     continuous_torque_fraction: float = 1.0
     # measured torque / true torque: the torque constant's error in the estimate (-)
@@ -93,7 +95,7 @@ class ReferenceActuatorConfig:
     gear_damping: float = 1.0
 
     def __post_init__(self) -> None:
-        for f in ("latency", "latency_jitter", "torque_time_constant", "thermal_time_constant",
+        for f in ("latency", "latency_jitter", "torque_time_constant", "i2t_seconds",
                   "spring_stiffness", "spring_damping", "backlash", "gear_damping"):
             if not getattr(self, f) >= 0:
                 raise ConfigError(f"{f} must be >= 0, got {getattr(self, f)!r}")
@@ -341,8 +343,7 @@ class ReferenceActuator:
         self.t_max = robot.array("tau_max") * cfg.tau_max_scale
         self.w0 = robot.array("qd_max") * cfg.noload_speed_scale
         self.alpha = 1.0 - np.exp(-dt / cfg.torque_time_constant) if cfg.torque_time_constant > 0 else 1.0
-        self.heat_alpha = (1.0 - np.exp(-dt / cfg.thermal_time_constant)
-                           if cfg.thermal_time_constant > 0 else 0.0)
+        self.i2t_budget = (1.0 - cfg.continuous_torque_fraction ** 2) * cfg.i2t_seconds
         self.delay_steps = int(round(cfg.latency / dt))
         self.jitter_steps = int(round(cfg.latency_jitter / dt))
         self.rng = rng if rng is not None else np.random.default_rng(0)
@@ -380,10 +381,10 @@ class ReferenceActuator:
 
     def torque_limit(self) -> np.ndarray:
         """Stall torque after the I2t foldback (N m)."""
-        if self.heat_alpha == 0.0:
+        if self.i2t_budget <= 0.0:
             return self.t_max
         c = self.cfg.continuous_torque_fraction
-        return self.t_max * np.minimum(1.0, c / np.sqrt(np.maximum(self.heat, 1e-12)))
+        return self.t_max * (c + (1.0 - c) * np.clip(1.0 - self.heat / self.i2t_budget, 0.0, 1.0))
 
     def step(self, q: np.ndarray, qd: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Advance one physics step: return (measured actuator torque, torque on the joint)."""
@@ -391,8 +392,9 @@ class ReferenceActuator:
             self.target = self.pending.pop(0)[1]
         self.k += 1
         cfg, h = self.cfg, self.hidden
-        if self.heat_alpha:
-            self.heat += self.heat_alpha * ((self.tau / self.t_max) ** 2 - self.heat)
+        if self.i2t_budget > 0.0:
+            c2 = self.cfg.continuous_torque_fraction ** 2
+            self.heat = np.maximum(0.0, self.heat + ((self.tau / self.t_max) ** 2 - c2) * self.dt)
         t_lim = self.torque_limit()
         u = self.kp * (self.target - q) - self.kd * qd
         motoring = u * qd > 0

@@ -31,6 +31,11 @@ def test_every_artifact_exists_and_validates(run_dir):
     for sim in ("mujoco", "pybullet"):
         rep = json.loads((run_dir / "eval" / sim / "report.json").read_text())
         assert rep["metrics"]
+    # the reality it ran on is recorded; baseline (a) ran on the same one
+    pb_rep = json.loads((run_dir / "eval" / "pybullet" / "report.json").read_text())
+    base = json.loads((run_dir / "eval" / "baseline_pd" / "report.json").read_text())
+    assert pb_rep["standin"]["config_file"].endswith("standin/default.json")
+    assert base["standin"] == pb_rep["standin"]
 
 
 def test_summary_figures_come_from_artifacts(run_dir):
@@ -43,13 +48,15 @@ def test_summary_figures_come_from_artifacts(run_dir):
         k, v = next((k, v) for k, v in sorted(rep["metrics"].items()) if isinstance(v, (int, float)))
         assert f"| {k} |" in md and f"{v:.3f}" in md
     assert (run_dir / "summary.html").exists()
+    base = json.loads((run_dir / "eval" / "baseline_pd" / "report.json").read_text())["metrics"]
+    assert "Against baseline (a)" in md and f"{base['vx_abs_err']:.3f}" in md
 
 
 def test_second_run_skips_valid_stages(run_dir, capsys):
     before = (run_dir / "sysid" / "params.json").stat().st_mtime_ns
     assert main(["--robot", "a1", "--out", str(run_dir), "--budget", "smoke"]) == 0
     out = capsys.readouterr().out
-    assert out.count("skipped") == 7
+    assert out.count("skipped") == 8  # every stage, the baseline included
     assert (run_dir / "sysid" / "params.json").stat().st_mtime_ns == before
 
 
