@@ -22,7 +22,10 @@ def build_parser() -> argparse.ArgumentParser:
                     "randomization ranges.  Writes <out>/params.json (atomically, last: a failed "
                     "run writes none) and plots of held-out replays.  Suspended logs identify the "
                     "joints and legs, ground logs the trunk and foot friction.")
-    p.add_argument("--logs", nargs="+", required=True,
+    p.add_argument("--hand-set", action="store_true",
+                   help="write no identification: URDF values with broad hand-set ranges "
+                        "(sysid.params.HAND_SET), the randomization of a baseline without stage 1")
+    p.add_argument("--logs", nargs="+", default=None,
                    help="log files (.npz, schema robot_rl.log): at least one suspended log, "
                         "ground logs for trunk and foot friction")
     p.add_argument("--robot", default=DEFAULT_ROBOT, help=f"robot description ({', '.join(ROBOTS)})")
@@ -41,6 +44,12 @@ def main(argv: list[str] | None = None) -> int:
     a = build_parser().parse_args(argv)
     from sysid.identify import SysidError, run
 
+    if a.hand_set:
+        return _hand_set(a)
+    if not a.logs:
+        print("robot-rl sysid: error: --logs is required (or --hand-set)", file=sys.stderr)
+        return 2
+
     try:
         cfg = SysidConfig()
         if a.config:
@@ -58,4 +67,27 @@ def main(argv: list[str] | None = None) -> int:
           f" rad, ratio {v['ratio']:.3f}); {data['runtime_s']:.1f} s")
     if s["not_identifiable"]:
         print("not identifiable: " + ", ".join(s["not_identifiable"]))
+    return 0
+
+
+def _hand_set(a: argparse.Namespace) -> int:
+    """params.json with URDF values and hand-set ranges (no logs read)."""
+    from robot_rl.config import atomic_write_json
+    from robot_rl.robot import load_robot
+    from sysid.identify import SCHEMA, SCHEMA_VERSION
+    from sysid.model import UNITS
+    from sysid.params import HAND_SET, hand_set_table
+
+    robot = load_robot(a.robot)
+    table = hand_set_table(robot)
+    params = {"schema": SCHEMA, "schema_version": SCHEMA_VERSION, "robot": robot.name,
+              "joint_names": list(robot.joint_names), "foot_links": list(robot.foot_links),
+              "method": {"hand_set": f"no identification; ranges per kind {HAND_SET}"},
+              "units": dict(UNITS), "logs": [],
+              "summary": {"parameters": len(table), "identifiable": 0,
+                          "not_identifiable": sorted(table)},
+              "parameters": table}
+    path = Path(a.out) / "params.json"
+    atomic_write_json(path, params)
+    print(f"wrote {path}: {len(table)} hand-set parameters (no identification)")
     return 0

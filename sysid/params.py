@@ -114,3 +114,29 @@ def parameter_table(estimates: dict[str, Estimate], robot: RobotDescription, cfg
             "maps_to": MAPPING[kind],
         }
     return table
+
+
+#: broad hand-set ranges, as legged_gym and walk-these-ways randomize without identification
+#: (per kind; trunk mass as a multiple of the URDF trunk, trunk COM as an offset in m)
+HAND_SET = {"armature": (0.0, 0.004), "damping": (0.0, 0.5), "coulomb": (0.0, 1.0),
+            "leg_mass_scale": (0.8, 1.2), "trunk_mass": (0.8, 1.6), "trunk_com": (-0.05, 0.05),
+            "foot_friction": (0.3, 1.25)}
+
+
+def hand_set_table(robot: RobotDescription) -> dict[str, dict[str, Any]]:
+    """A parameter table with no identification behind it: URDF values and the broad
+    :data:`HAND_SET` ranges (the randomization a policy gets without stage 1)."""
+    nom, values = nominal(robot), nominal_values(robot)
+    table = {}
+    for name in parameter_names(robot):
+        kind = kind_of(name)
+        lo, hi = HAND_SET[kind]
+        if kind == "trunk_mass":
+            lo, hi = lo * nom.trunk_mass, hi * nom.trunk_mass
+        elif kind == "trunk_com":
+            lo, hi = values[name] + lo, values[name] + hi
+        table[name] = {"nominal": values[name], "fitted": values[name],
+                       "std": (hi - lo) / math.sqrt(12.0), "identifiable": False,
+                       "reason": "hand-set range, not identified", "range": [lo, hi],
+                       "unit": UNITS[kind], "maps_to": MAPPING[kind]}
+    return table

@@ -1,0 +1,66 @@
+"""Baseline (b)'s ingredients: the per-env randomized PD and the hand-set parameter ranges."""
+
+import numpy as np
+import pytest
+
+from policies.actuation import RandomizedPD
+from policies.config import EnvConfig, MotorRandomization
+from policies.randomization import load_sysid
+from robot_rl.config import ConfigError
+from robot_rl.robot import load_robot
+from sysid.cli import main as sysid_main
+from sysid.params import nominal_values
+
+A1 = load_robot("a1")
+
+
+def test_randomized_pd_scales_gains_strength_and_delays_targets():
+    dt = 0.005
+    ranges = MotorRandomization(kp_scale=(2.0, 2.0), kd_scale=(0.5, 0.5),
+                                strength_scale=(0.1, 0.1), latency=(0.01, 0.01))
+    pd = RandomizedPD(A1, 3, dt, ranges, seed=0)
+    q = np.tile(A1.array("nominal_pose"), (3, 1))
+    qd = np.full((3, 12), 0.1)
+    pd.reset(np.arange(3), q, qd)
+    kp, kd, tmax = A1.array("kp"), A1.array("kd"), A1.array("tau_max")
+    targets = [q + 0.001 * (k + 1) for k in range(5)]
+    out = [pd(t, q, qd) for t in targets]
+    # two physics steps of delay (0.01 s / 0.005 s); the first call fills the history
+    for k, tau in enumerate(out):
+        want = 2.0 * kp * (targets[max(k - 2, 0)] - q) - 0.5 * kd * qd
+        np.testing.assert_allclose(tau, np.clip(want, -0.1 * tmax, 0.1 * tmax), rtol=1e-12)
+    # a large error saturates at the scaled strength, once it has come through the delay
+    for _ in range(3):
+        tau = pd(q + 5.0, q, qd * 0)
+    np.testing.assert_allclose(np.abs(tau), np.tile(0.1 * tmax, (3, 1)))
+
+
+def test_randomized_pd_draws_per_env_and_redraws_at_reset():
+    pd = RandomizedPD(A1, 64, 0.005, MotorRandomization(), seed=1)
+    q = np.zeros((64, 12))
+    pd.reset(np.arange(64), q, q)
+    first = pd.scale.copy()
+    lo = np.array([r[0] for r in (MotorRandomization().kp_scale, MotorRandomization().kd_scale,
+                                  MotorRandomization().strength_scale)])
+    assert np.all(first >= lo) and first.std(axis=0).min() > 0.05
+    assert len(set(pd.delay.tolist())) > 1 and pd.delay.max() <= 4
+    pd.reset(np.array([3]), q[:1], q[:1])
+    assert not np.allclose(pd.scale[3], first[3]) and np.allclose(pd.scale[4], first[4])
+
+
+def test_motor_randomization_rejects_bad_ranges():
+    with pytest.raises(ConfigError, match="kp_scale"):
+        MotorRandomization(kp_scale=(1.2, 0.8))
+    with pytest.raises(ConfigError, match="pd_random"):
+        EnvConfig(actuation="pd_random", physics="warp")
+
+
+def test_hand_set_params_are_broad_and_centred_on_the_urdf(tmp_path):
+    assert sysid_main(["--hand-set", "--robot", "a1", "--out", str(tmp_path)]) == 0
+    p = load_sysid(tmp_path)
+    nom = nominal_values(A1)
+    assert set(p.ranges) == set(nom)
+    for k, (lo, hi) in p.ranges.items():
+        assert lo <= nom[k] <= hi and hi > lo, k
+        assert p.values[k] == nom[k]
+    assert p.ranges["foot_friction"][0] <= 0.3 and p.ranges["trunk_mass"][1] >= 1.5 * nom["trunk_mass"]
