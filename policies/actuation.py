@@ -56,6 +56,52 @@ class IdealPD:
         return np.clip(self.kp * (q_target - q) - self.kd * qd, -self.tau_max, self.tau_max)
 
 
+class RandomizedPD(IdealPD):
+    """Ideal PD whose motors differ per env, redrawn at every episode start: gains, strength
+    and latency, as legged_gym and walk-these-ways randomize them (no identification)::
+
+        tau = clip(s_p kp (q*(t - d) - q) - s_d kd qd, -s_f tau_max, s_f tau_max)
+
+    with per-env scales s_p, s_d, s_f and a delay d (whole physics steps) drawn uniformly from
+    :class:`MotorRandomization`'s ranges.  Evaluated in Python at every physics step."""
+
+    in_model = False
+
+    def __init__(self, robot: RobotDescription, num_envs: int, physics_dt: float,
+                 ranges, seed: int = 0):
+        super().__init__(robot)
+        self.ranges, self.rng = ranges, np.random.default_rng(seed)
+        nj = len(self.kp)
+        self.max_delay = int(round(ranges.latency[1] / physics_dt))
+        self.scale = np.ones((num_envs, 3))  # s_p, s_d, s_f
+        self.delay = np.zeros(num_envs, dtype=int)
+        self.targets = np.zeros((num_envs, self.max_delay + 1, nj))  # newest first
+        self.fresh = np.ones(num_envs, dtype=bool)  # history filled by the next call
+        self._dt = physics_dt
+
+    def reset(self, env_ids: np.ndarray, q: np.ndarray, qd: np.ndarray) -> None:
+        ids = np.asarray(env_ids).reshape(-1)
+        r = self.ranges
+        lows, highs = zip(r.kp_scale, r.kd_scale, r.strength_scale)
+        self.scale[ids] = self.rng.uniform(lows, highs, size=(len(ids), 3))
+        lat = self.rng.uniform(*r.latency, size=len(ids))
+        self.delay[ids] = np.minimum(np.round(lat / self._dt).astype(int), self.max_delay)
+        self.fresh[ids] = True
+
+    def __call__(self, q_target: np.ndarray, q: np.ndarray, qd: np.ndarray,
+                 envs: slice = slice(None)) -> np.ndarray:
+        buf, fresh = self.targets[envs], self.fresh[envs]
+        buf[:, 1:] = buf[:, :-1].copy()
+        buf[:, 0] = q_target
+        if fresh.any():  # an episode's first call: the past targets are this one
+            buf[fresh] = q_target[fresh, None]
+            self.fresh[envs] = False
+        delayed = buf[np.arange(len(buf)), self.delay[envs]]
+        s = self.scale[envs]
+        lim = s[:, 2:3] * self.tau_max
+        return np.clip(s[:, 0:1] * self.kp * (delayed - q) - s[:, 1:2] * self.kd * qd, -lim, lim)
+
+
 class NetworkActuation:
     """The learned actuator network of stage 2, evaluated batched with per-env history.
 
@@ -142,7 +188,7 @@ class TorchActuation:
             self.net = ActuatorNetEvaluator(actuator_checkpoint(actuator_dir), num_envs=num_envs, physics_dt=physics_dt,
                                             joint_names=list(robot.joint_names), device=self.device)
         elif kind != "pd":
-            raise ValueError(f"unknown actuation {kind!r}; expected 'pd' or 'net'")
+            raise ValueError(f"unknown actuation {kind!r}; expected 'pd', 'pd_random' or 'net'")
 
     def reset(self, env_ids: np.ndarray, q=None, qd=None) -> None:
         """The network's history of ``env_ids`` is filled with the state of the next call."""
@@ -160,11 +206,14 @@ class TorchActuation:
 
 def make_actuation(kind: str, robot: RobotDescription, num_envs: int, physics_dt: float,
                    actuator_dir: str | Path | None = None, groups: list[slice] | None = None,
-                   backend: str = "auto"):
-    """Build the actuation model named ``kind`` ("pd" or "net") for the env ``groups``
-    (``backend``: where the network runs, see :class:`NetworkActuation`)."""
+                   backend: str = "auto", motor_ranges=None, seed: int = 0):
+    """Build the actuation model named ``kind`` ("pd", "pd_random" or "net") for the env
+    ``groups`` (``backend``: where the network runs, see :class:`NetworkActuation`;
+    ``motor_ranges``: :class:`policies.config.MotorRandomization` for "pd_random")."""
     if kind == "pd":
         return IdealPD(robot)
+    if kind == "pd_random":
+        return RandomizedPD(robot, num_envs, physics_dt, motor_ranges, seed)
     if kind == "net":
         return NetworkActuation(robot, actuator_dir, num_envs, physics_dt, groups, backend)
-    raise ValueError(f"unknown actuation {kind!r}; expected 'pd' or 'net'")
+    raise ValueError(f"unknown actuation {kind!r}; expected 'pd', 'pd_random' or 'net'")

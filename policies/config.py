@@ -67,6 +67,27 @@ class RewardConfig:
 
 
 @dataclass(frozen=True)
+class MotorRandomization:
+    """Per-env motor ranges of the "pd_random" actuation (hand-set, no identification)."""
+
+    # driver position gain, multiple of the robot's kp (-)
+    kp_scale: tuple[float, float] = (0.7, 1.3)
+    # driver damping gain, multiple of the robot's kd (-)
+    kd_scale: tuple[float, float] = (0.5, 1.5)
+    # torque limit, multiple of the robot's tau_max (-)
+    strength_scale: tuple[float, float] = (0.7, 1.1)
+    # delay of the joint targets (s), rounded to physics steps
+    latency: tuple[float, float] = (0.0, 0.02)
+
+    def __post_init__(self) -> None:
+        for f in ("kp_scale", "kd_scale", "strength_scale", "latency"):
+            lo, hi = getattr(self, f)
+            if not 0 <= lo <= hi:
+                raise ConfigError(f"env.motor_randomization.{f}: need 0 <= low <= high, got "
+                                  f"{(lo, hi)}")
+
+
+@dataclass(frozen=True)
 class EnvConfig:
     """The vectorised MuJoCo locomotion environment."""
 
@@ -97,7 +118,9 @@ class EnvConfig:
     # keep each physics thread on its own CPU (Linux): the scheduler otherwise wakes both
     # next to the Python thread after every control step
     pin_threads: bool = True
-    # actuation model: "pd" (ideal PD with the robot's gains) or "net" (actuator network)
+    # actuation model: "pd" (ideal PD with the robot's gains), "pd_random" (ideal PD with
+    # per-env gains, strength and latency drawn from ``motor_randomization``) or "net"
+    # (actuator network)
     actuation: str = "pd"
     # where the actuator network runs: "plugin" (inside the MuJoCo step, compiled on first
     # use; a control step is one rollout call), "numpy" (in Python at every physics step),
@@ -129,10 +152,14 @@ class EnvConfig:
     terminate_on_base_contact: bool = True
     commands: CommandConfig = field(default_factory=CommandConfig)
     rewards: RewardConfig = field(default_factory=RewardConfig)
+    motor_randomization: MotorRandomization = field(default_factory=MotorRandomization)
 
     def __post_init__(self) -> None:
-        if self.actuation not in ("pd", "net"):
-            raise ConfigError(f"env.actuation must be 'pd' or 'net', got {self.actuation!r}")
+        if self.actuation not in ("pd", "pd_random", "net"):
+            raise ConfigError("env.actuation must be 'pd', 'pd_random' or 'net', got "
+                              f"{self.actuation!r}")
+        if self.actuation == "pd_random" and self.physics == "warp":
+            raise ConfigError("env.actuation 'pd_random' runs on the CPU physics only")
         if self.actuator_backend not in ("auto", "plugin", "numpy"):
             raise ConfigError("env.actuator_backend must be 'auto', 'plugin' or 'numpy', got "
                               f"{self.actuator_backend!r}")
@@ -141,10 +168,12 @@ class EnvConfig:
         if self.warp_njmax < 1 or self.warp_nconmax < 0:
             raise ConfigError("env.warp_njmax must be >= 1 and env.warp_nconmax >= 0, got "
                               f"{self.warp_njmax} and {self.warp_nconmax}")
-        if self.num_envs < 1 or self.decimation < 1 or self.physics_dt <= 0:
-            raise ConfigError("env: num_envs and decimation must be >= 1, physics_dt > 0")
-        if self.action_latency < 0:
-            raise ConfigError("env.action_latency must be >= 0")
+        for name, ok, want in (("num_envs", self.num_envs >= 1, ">= 1"),
+                               ("decimation", self.decimation >= 1, ">= 1"),
+                               ("physics_dt", self.physics_dt > 0, "> 0"),
+                               ("action_latency", self.action_latency >= 0, ">= 0")):
+            if not ok:
+                raise ConfigError(f"env.{name} must be {want}, got {getattr(self, name)!r}")
 
     @property
     def control_dt(self) -> float:

@@ -96,7 +96,8 @@ class LeggedEnv(gym.vector.VectorEnv):
         else:
             self.actuation = make_actuation(cfg.actuation, self.robot, self.num_envs,
                                             cfg.physics_dt, actuator_dir, groups=self._groups,
-                                            backend=cfg.actuator_backend)
+                                            backend=cfg.actuator_backend,
+                                            motor_ranges=cfg.motor_randomization, seed=seed)
         model_spec = build_spec(self.robot, MujocoModelConfig(
             timestep=cfg.physics_dt,
             pd_actuators=isinstance(self.actuation, IdealPD) and self.actuation.in_model))
