@@ -1,0 +1,155 @@
+"""What stages 1 and 2 buy: the pipeline against baselines, on every shipped reality.
+
+For each reality (``robot_rl/standin/*.json``) the full pipeline runs on that reality's own
+logs, and five policies trained with the same budget are run through the transfer suite
+on that reality (``deploy.suite``: 3 hidden seeds x 6 commands with pushes):
+
+(a) ideal PD on the nominal model (no stage 1 or 2);
+(b) ideal PD with broad hand-set randomization, as legged_gym and walk-these-ways do
+    (``robot-rl sysid --hand-set`` ranges for masses, COM, friction, joint damping and
+    friction, rotor inertia; ``env.actuation=pd_random`` for Kp, Kd, strength and latency);
+(c) the reality's identified parameters (randomized in their ranges), ideal PD;
+(d) the reality's actuator network, nominal model;
+(e) the full pipeline: identified parameters and actuator network (``robot-rl pipeline``).
+
+Every policy starts from the same phase-1 checkpoint (ideal PD on the nominal model, the
+pipeline budget's ``pretrain`` iterations, trained once) and continues in its own world to
+the budget's ``train`` iterations in total, as the pipeline's phase 2 does; (a) and (b) do not depend on the reality and are
+trained once.  Prints, and writes to ``--out``/transfer.{json,md}, per reality and policy:
+falls, success rate, forward/lateral/yaw tracking errors.
+
+    python bench/bench_transfer.py --out runs/transfer                  # everything (hours)
+    python bench/bench_transfer.py --budget smoke --suite-seconds 1     # the machinery
+    python bench/bench_transfer.py --realities default,driver_mismatch --variants a,b,e
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+
+from deploy.suite import run_suite, summarize_reality
+from robot_rl.config import atomic_write_bytes, atomic_write_json
+from robot_rl.pipeline import BUDGETS
+from robot_rl.standin_model import realities
+
+VARIANTS = {"a": "ideal PD, nominal", "b": "ideal PD, hand-set randomization",
+            "c": "identified params, ideal PD", "d": "actuator net, nominal",
+            "e": "pipeline (params + net)"}
+
+
+def call(module: str, argv: list[str]) -> None:
+    print(f"$ {module} {' '.join(argv)}", flush=True)
+    rc = importlib.import_module(module).main(argv)
+    if rc:
+        raise RuntimeError(f"{module} failed with exit code {rc}")
+
+
+def train(folder: Path, phase1: Path, iterations: int, seed: int, extra: list[str],
+          budget: str) -> Path:
+    """Continue phase 1's checkpoint in ``folder`` to ``iterations``; export; return the onnx."""
+    onnx = folder / "policy.onnx"
+    if onnx.exists():
+        return onnx
+    if not (folder / "policy").exists():
+        shutil.copytree(phase1, folder / "policy")
+    call("policies.cli", ["--out", str(folder / "policy"), "--seed", str(seed), "--resume",
+                          "--iterations", str(iterations), "--quiet",
+                          *BUDGETS[budget]["train_args"], *extra])
+    call("deploy.export_cli", ["--policy", str(folder / "policy"), "--out", str(onnx)])
+    return onnx
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--out", default="runs/transfer", help="work folder [runs/transfer]")
+    p.add_argument("--realities", default="", help=f"comma-separated subset of {realities()}")
+    p.add_argument("--variants", default="abcde", help="which of a-e [abcde]")
+    p.add_argument("--budget", default="default", choices=sorted(BUDGETS),
+                   help="the pipeline's training budget, used by every policy [default]")
+    p.add_argument("--seed", type=int, default=0, help="training seed [0]")
+    p.add_argument("--suite-seeds", default="0,1,2", help="hidden seeds per reality [0,1,2]")
+    p.add_argument("--suite-seconds", type=float, default=8.0, help="seconds per episode [8]")
+    a = p.parse_args(argv)
+    names = [x for x in a.realities.split(",") if x] or realities()
+    variants = [v for v in a.variants.replace(",", "") if v in VARIANTS]
+    seeds = tuple(int(x) for x in a.suite_seeds.split(","))
+    out = Path(a.out)
+    t0 = time.perf_counter()
+    a.pretrain, a.iterations = BUDGETS[a.budget]["pretrain"], BUDGETS[a.budget]["train"]
+    b_args = BUDGETS[a.budget]["train_args"]
+
+    phase1 = out / "phase1" / "policy"
+    if not (phase1 / "policy.pt").exists():
+        call("policies.cli", ["--out", str(phase1), "--seed", str(a.seed), "--resume",
+                              "--iterations", str(a.pretrain), "--quiet", *b_args])
+    shared = {}
+    if "a" in variants:
+        shared["a"] = train(out / "a", phase1, a.iterations, a.seed, [], a.budget)
+    if "b" in variants:
+        if not (out / "b" / "sysid" / "params.json").exists():
+            call("sysid.cli", ["--hand-set", "--out", str(out / "b" / "sysid")])
+        shared["b"] = train(out / "b", phase1, a.iterations, a.seed,
+                            ["--sysid", str(out / "b" / "sysid"), "--set", "env.actuation=pd_random"],
+                            a.budget)
+
+    results = json.loads((out / "transfer.json").read_text()) if (out / "transfer.json").exists() else {}
+    for name in names:
+        run = out / name
+        policies = dict(shared)
+        if set(variants) & set("cde"):  # the reality's logs, stage 1 and 2, and (e)
+            if not (run / "policy").exists():
+                shutil.copytree(phase1, run / "policy")  # the pipeline skips its phase 1
+            call("robot_rl.pipeline", ["--out", str(run), "--standin-config", name,
+                                       "--seed", str(a.seed), "--budget", a.budget])
+            policies["e"] = run / "policy.onnx"
+        if "c" in variants:
+            policies["c"] = train(run / "c", phase1, a.iterations, a.seed,
+                                  ["--sysid", str(run / "sysid")], a.budget)
+        if "d" in variants:
+            policies["d"] = train(run / "d", phase1, a.iterations, a.seed,
+                                  ["--actuator", str(run / "actuator")], a.budget)
+        for v in variants:
+            key = f"{name}/{v}"
+            if key in results:
+                continue
+            suite = run_suite(policies[v], None, names=[name], seeds=seeds,
+                              seconds=a.suite_seconds, progress=True)
+            results[key] = {"reality": name, "variant": v, "policy": str(policies[v]),
+                            **suite["realities"][name]["summary"]}
+            atomic_write_json(out / "transfer.json", results)
+    md = table(results, names, variants, seeds, a)
+    atomic_write_bytes(out / "transfer.md", md.encode())
+    print(md)
+    print(f"wrote {out}/transfer.json, transfer.md ({time.perf_counter() - t0:.0f} s)")
+    return 0
+
+
+def table(results: dict, names: list[str], variants: list[str], seeds, a) -> str:
+    """Per reality, every variant's falls, success and tracking errors."""
+    lines = ["# Transfer: the pipeline against baselines", "",
+             f"Training (budget `{a.budget}`): phase 1 ideal PD nominal {a.pretrain} iterations, "
+             f"then each policy in its own world to {a.iterations}; seed {a.seed}. Evaluation: transfer suite, "
+             f"hidden seeds {list(seeds)} x 6 commands x {a.suite_seconds} s with pushes.", "",
+             "| reality | policy | falls | success | vx err | vy err | yaw err |",
+             "|---|---|---|---|---|---|---|"]
+    for name in names:
+        for v in variants:
+            r = results.get(f"{name}/{v}")
+            if r is None:
+                continue
+            lines.append(f"| {name} | ({v}) {VARIANTS[v]} | {r['falls']}/{r['episodes']} | "
+                         f"{r['success_rate']:.0%} | {r['vx_abs_err']:.3f} | "
+                         f"{r['vy_abs_err']:.3f} | {r['yaw_abs_err']:.3f} |")
+    return "\n".join(lines) + "\n"
+
+
+__all__ = ["main", "summarize_reality"]
+
+if __name__ == "__main__":
+    sys.exit(main())
