@@ -24,13 +24,26 @@ own: :func:`conjugate_gradient`, :func:`fisher_vector_product` (and
 :func:`make_fisher_vector_product`, which builds the KL gradient graph once per update),
 :func:`line_search` and :func:`adapt_kl_beta`.
 
+The natural step, and where it departs on purpose from the TRPO lecture (and the
+paper's appendix C, Schulman et al. 2015).  CG solves ``(H + lambda I) s = g`` (``H`` the
+Hessian of the mean KL, i.e. the Fisher matrix, ``lambda = cg_damping``) and the full
+step is ``sqrt(2 delta / s^T (H + lambda I) s) * s``, so that
+``1/2 step^T (H + lambda I) step = delta`` exactly.  The lecture scales by the undamped
+curvature ``s^T H s`` (``1/2 step^T H step = delta``); like sb3-contrib's TRPO we scale
+by the damped one, so with ``lambda > 0`` the quadratic KL model of the full step is
+``delta - lambda/2 |step|^2``, below ``delta`` by an amount that grows with ``lambda``
+relative to the Fisher's eigenvalues along the step.  The two agree at
+``cg_damping = 0``.  TRPO's line search checks the true mean KL against ``delta``
+(docs/rl.md lists these rules and the tests that pin them).
+
 Update statistics (:meth:`~OnPolicyAlgorithm.update` returns them; the runner logs the
 numbers as ``train/<key>`` and the skip reason as text):
 
 ``kl``                   mean KL(old || new) over the batch after the update (nats)
 ``step_size``            TRPO/NPG: scalar multiplying the CG direction in the applied step
 ``step_norm``            TRPO/NPG: Euclidean norm of the applied parameter step
-``accepted``             1 if the policy changed, 0 if not (line search failed or skipped)
+``accepted``             1 if the policy changed, 0 if not (line search failed, update
+                         skipped, or every PPO minibatch skipped)
 ``backtracks``           TRPO: line-search trials rejected before the accepted one
 ``surrogate_improvement``  new minus old surrogate E[ratio * A] on the batch
 ``expected_improvement``   TRPO/NPG: first-order prediction g . step of the full step
@@ -230,16 +243,16 @@ def line_search(
 
     Trial ``k`` (``k = 0 .. max_steps-1``) sets the parameters to
     ``x0 + backtrack**k * full_step`` and calls ``evaluate() -> (surrogate, mean_kl)``.
-    A trial is accepted only if both numbers are finite, the surrogate strictly improves
-    on ``surrogate_old`` and ``mean_kl <= max_kl``.  If no trial is accepted the
-    parameters are set back to ``x0``.
+    A trial is accepted only if both numbers are finite, the surrogate does not get worse
+    (``surrogate - surrogate_old >= 0``) and ``mean_kl <= max_kl`` (the TRPO lecture's rule).
+    If no trial is accepted the parameters are set back to ``x0``.
     """
     frac, kl, improvement = 1.0, float("nan"), float("nan")
     for k in range(max_steps):
         set_params(x0 + frac * full_step)
         surrogate, kl = evaluate()
         improvement = surrogate - surrogate_old
-        if math.isfinite(surrogate) and math.isfinite(kl) and improvement > 0.0 and kl <= max_kl:
+        if math.isfinite(surrogate) and math.isfinite(kl) and improvement >= 0.0 and kl <= max_kl:
             return LineSearchResult(True, frac, kl, improvement, k)
         frac *= backtrack
     set_params(x0)
@@ -247,10 +260,10 @@ def line_search(
 
 
 def adapt_kl_beta(beta: float, kl: float, kl_target: float) -> float:
-    """Adaptive KL penalty rule: double ``beta`` if ``kl > 1.5 target``, halve if ``kl < target / 1.5``."""
-    if kl > 1.5 * kl_target:
+    """Adaptive KL penalty rule: double ``beta`` if ``kl >= 1.5 target``, halve if ``kl <= target / 1.5``."""
+    if kl >= 1.5 * kl_target:
         return beta * 2.0
-    if kl < kl_target / 1.5:
+    if kl <= kl_target / 1.5:
         return beta / 2.0
     return beta
 
@@ -422,9 +435,10 @@ class TRPO(OnPolicyAlgorithm):
     """Trust-region policy optimization (Schulman et al. 2015).
 
     Maximize ``L = E[ratio * A]`` subject to ``mean KL(old || new) <= max_kl``: CG on
-    Fisher-vector products gives ``s ~ F^-1 g``; the full step is
-    ``sqrt(2 max_kl / s^T F s) * s``; a backtracking line search keeps it only if ``L``
-    improves and the KL bound holds.  Guards skip the update (parameters untouched, reason
+    damped Fisher-vector products gives ``s ~ (F + lambda I)^-1 g``; the full step is
+    ``sqrt(2 max_kl / s^T (F + lambda I) s) * s`` (damped curvature, as sb3-contrib: see
+    the module docstring); a backtracking line search keeps it only if ``L`` does not
+    decrease and the KL bound holds.  Guards skip the update (parameters untouched, reason
     logged) on a non-finite or huge gradient, a non-finite direction or non-positive
     curvature ``s^T F s``.
     """
@@ -470,6 +484,10 @@ class TRPO(OnPolicyAlgorithm):
         direction = conjugate_gradient(fvp, g, cfg.cg_iters, cfg.cg_residual_tol)
         if not bool(torch.isfinite(direction).all()):
             return self._skip("non_finite_direction", grad_norm=grad_norm)
+        # s^T (H + damping I) s: the *damped* curvature.  The TRPO lecture scales the step by
+        # s^T H s; we follow sb3-contrib and use the damped one, so 1/2 step^T (H + damping I)
+        # step = max_kl and the undamped quadratic KL model is max_kl - damping/2 |step|^2
+        # (deliberate; identical at cg_damping = 0; tests/rl/test_rl_natural_step.py).
         shs = float(torch.dot(direction, fvp(direction)))
         if not math.isfinite(shs) or shs <= 0.0:
             return self._skip("non_positive_curvature", grad_norm=grad_norm, shs=shs)
@@ -520,7 +538,7 @@ class TRPO(OnPolicyAlgorithm):
 
 
 class NPG(TRPO):
-    """Natural policy gradient: TRPO's natural step ``sqrt(2 max_kl / s^T F s) * s``, no line search."""
+    """Natural policy gradient: TRPO's full natural step (see :class:`TRPO`), no line search."""
 
     name = "npg"
     use_line_search = False
@@ -542,7 +560,7 @@ class _PPOBase(OnPolicyAlgorithm):
         params = self.policy.actor_parameters()
         with torch.no_grad():
             surr_old = float(self.surrogate(batch, advantages)[0])
-        skipped, grad_norm = 0, 0.0
+        skipped, stepped, grad_norm = 0, 0, 0.0
         for idx in minibatch_indices(len(batch), cfg.ppo_minibatches, cfg.ppo_epochs, self.device):
             loss, _, _ = self.policy_loss(batch[idx], advantages[idx])
             loss = loss - cfg.entropy_coef * self.policy.entropy()
@@ -557,12 +575,13 @@ class _PPOBase(OnPolicyAlgorithm):
                 continue
             grad_norm = float(gn)
             self.policy_optimizer.step()
+            stepped += 1
         with torch.no_grad():
             surr_new, mean = self.surrogate(batch, advantages)
             kl = float(self.mean_kl(batch, mean))
         return {
             "kl": kl,
-            "accepted": 1.0,
+            "accepted": float(stepped > 0),  # 0 when every minibatch was skipped
             "surrogate_improvement": float(surr_new) - surr_old,
             "grad_norm": grad_norm,
             "step_size": cfg.ppo_lr,

@@ -19,12 +19,14 @@ reproducible.  Once per iteration :class:`DistributedRunner` (a subclass of
    observations of finished episodes, the observation after the last step, completed
    episode returns/lengths and per-step reward-term means;
 3. the learner concatenates the shares along the env axis (worker ``k`` = env rows
-   ``offset_k .. offset_k + n_k``), normalizes with the same frozen statistics,
-   recomputes ``V(s_t)``, ``log pi(a_t|s_t)`` and the action mean in one batched forward
-   pass, bootstraps truncated steps with ``V(final_obs)`` computed by the learner,
-   applies the reward scaler step by step exactly as the single-process rollout does,
-   fills the algorithm's storage with the same per-step ``storage.add`` calls, computes
-   GAE and only then merges the iteration's raw observations into the normalizer.
+   ``offset_k .. offset_k + n_k``) and hands the trajectory to the base runner's
+   :meth:`~robot_rl.rl.runner.OnPolicyRunner.store_trajectory`, the same code the
+   single-process rollout uses: ``V(s_t)``, ``log pi(a_t|s_t)`` and the action mean in
+   one batched forward pass on the learner's device, ``V(final_obs)`` for truncated
+   steps, the reward scaler over the whole rollout, one ``storage.fill`` and GAE (the
+   workers normalized the observations with the frozen statistics; the learner
+   normalizes the observation after the last step with the same statistics, on its
+   device).  Only then are the iteration's raw observations merged into the normalizer.
 
 The one semantic difference from :meth:`OnPolicyRunner.collect`: the single-process
 rollout updates the normalizer before every step; here the statistics are frozen for
@@ -357,8 +359,11 @@ class DistributedRunner(OnPolicyRunner):
         weights = ray.put({k: v.detach().cpu() for k, v in policy.state_dict().items()})
         traj = Trajectory.concatenate(self.env.rollout(weights, self.cfg.num_steps_per_env),
                                       self.env.shares)
+        # the normalizer's buffers live on the learner's device (a GPU with --device auto
+        # on a GPU machine): numpy goes in through .to(device) and comes out through .cpu()
         with torch.no_grad():
-            last = policy.obs_normalizer(torch.from_numpy(traj.last_obs)).numpy()
+            last_obs = torch.from_numpy(traj.last_obs).to(self.device)
+            last = policy.obs_normalizer(last_obs).cpu().numpy()
         roll = self.store_trajectory(traj, last)
         if policy.cfg.normalize_obs:
             T, N, D = traj.obs_raw.shape

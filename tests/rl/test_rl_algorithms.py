@@ -91,7 +91,8 @@ def test_trpo_with_fvp_subsample():
 def test_npg_takes_the_full_natural_step():
     stats = make_algo("npg", max_kl=0.01).update()
     assert stats["accepted"] == 1.0 and stats["backtracks"] == 0
-    # the step is sized so that the quadratic KL model equals max_kl; the true KL is close
+    # the step is sized so that the (damped) quadratic KL model equals max_kl; the true KL
+    # is near it (a loose sanity check: test_rl_natural_step.py pins the step exactly)
     assert 0.002 < stats["kl"] < 0.05
 
 
@@ -107,13 +108,19 @@ def test_ppo_updates_run_and_stay_finite(name):
         assert 0.0 <= stats["clip_fraction"] <= 1.0
 
 
-def test_adaptive_kl_rule():
-    target = 0.01
-    assert adapt_kl_beta(1.0, 0.0151, target) == 2.0  # KL > 1.5 target: double
-    assert adapt_kl_beta(1.0, 0.0066, target) == 0.5  # KL < target / 1.5: halve
-    assert adapt_kl_beta(1.0, 0.01, target) == 1.0  # in between: keep
-    assert adapt_kl_beta(1.0, 0.015, target) == 1.0  # boundaries are inclusive
-    assert adapt_kl_beta(1.0, 0.01 / 1.5, target) == 1.0
+@pytest.mark.parametrize("target", [0.01, 0.0625])
+def test_adaptive_kl_rule(target):
+    """The lecture's rule: double beta when KL >= 1.5 target, halve when KL <= target / 1.5."""
+    hi, lo = 1.5 * target, target / 1.5  # the boundaries, computed as the rule computes them
+    assert adapt_kl_beta(1.0, hi * 1.01, target) == 2.0  # above 1.5 target: double
+    assert adapt_kl_beta(1.0, lo * 0.99, target) == 0.5  # below target / 1.5: halve
+    assert adapt_kl_beta(3.0, target, target) == 3.0  # in between: keep
+    # the boundaries themselves belong to the doubling / halving branches (>= and <=)
+    assert adapt_kl_beta(1.0, hi, target) == 2.0
+    assert adapt_kl_beta(1.0, lo, target) == 0.5
+    # the nearest floats inside the band keep beta
+    assert adapt_kl_beta(1.0, math.nextafter(hi, 0.0), target) == 1.0
+    assert adapt_kl_beta(1.0, math.nextafter(lo, 1.0), target) == 1.0
 
 
 @pytest.mark.parametrize("kl_target", [1e-6, 10.0])
@@ -123,6 +130,27 @@ def test_ppo_kl_adapts_beta_after_update(kl_target):
     assert algo.beta == stats["beta"] == adapt_kl_beta(1.0, stats["kl"], kl_target)
     assert algo.beta == (2.0 if kl_target == 1e-6 else 0.5)
     assert algo.state_dict()["beta"] == algo.beta
+
+
+@pytest.mark.parametrize("name", ["ppo_clip", "ppo_kl"])
+def test_ppo_logs_not_accepted_when_every_minibatch_is_skipped(name):
+    algo = make_algo(name, ppo_epochs=2, ppo_minibatches=4)
+    algo.storage.advantages.fill_(float("nan"))  # every minibatch loss is non-finite
+    before = actor_state(algo)
+    stats = algo.update()
+    assert stats["accepted"] == 0.0
+    assert stats["skipped"] == 1.0 and stats["skip_reason"] == "non_finite_loss"
+    assert torch.equal(actor_state(algo), before)
+
+
+@pytest.mark.parametrize("name", ["ppo_clip", "ppo_kl"])
+def test_ppo_logs_accepted_when_some_minibatches_step(name):
+    algo = make_algo(name, ppo_epochs=2, ppo_minibatches=4, normalize_advantages=False)
+    algo.storage.advantages[0, 0] = float("nan")  # one sample: one minibatch per epoch skipped
+    before = actor_state(algo)
+    stats = algo.update()
+    assert stats["accepted"] == 1.0 and stats["skipped"] == 1.0
+    assert not torch.equal(actor_state(algo), before)
 
 
 def _assert_skipped(algo, reason):

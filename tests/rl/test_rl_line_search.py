@@ -1,4 +1,5 @@
-"""Backtracking line search: never accepts KL > delta or a worse surrogate; restores on failure."""
+"""Backtracking line search: accepts a trial iff surrogate improvement >= 0 and KL <= delta
+(the TRPO lecture's rule, both boundaries included); restores the parameters on failure."""
 
 import math
 
@@ -62,6 +63,26 @@ def test_shrinks_until_surrogate_improves():
     assert res.improvement > 0
 
 
+def test_zero_improvement_on_the_kl_bound_is_accepted():
+    # the surrogate does not change along the step (improvement exactly 0) and the KL of
+    # the full step is exactly delta (0.25^2 + 0 in binary): both boundaries of the rule
+    # are inclusive, so the full step is accepted
+    p = Problem(lambda x: 0.5 + 0.0 * x[0], sq)
+    res = p.run([0.25, 0.0], max_kl=0.0625)
+    assert res.accepted and res.backtracks == 0 and res.step_fraction == 1.0
+    assert res.improvement == 0.0 and res.kl == 0.0625
+    torch.testing.assert_close(p.x, torch.tensor([0.25, 0.0], dtype=torch.float64))
+
+
+def test_the_smallest_decrease_is_rejected():
+    # improvement of one ulp below zero at every trial: never accepted
+    s0 = 0.5
+    p = Problem(lambda x: s0 if float(x.abs().sum()) == 0.0 else math.nextafter(s0, 0.0),
+                lambda x: 0.0)
+    res = p.run([0.25, 0.0], max_kl=1.0, max_steps=3)
+    assert not res.accepted and res.improvement < 0.0 and torch.equal(p.x, p.x0)
+
+
 def test_rejects_everything_and_restores_parameters():
     p = Problem(lambda x: -x[0], sq)  # the step makes the surrogate worse at every length
     res = p.run([0.05, 0.0], max_kl=0.01, max_steps=6)
@@ -91,10 +112,10 @@ def test_random_problems_never_violate_the_acceptance_rule():
         step = torch.randn(2, generator=g, dtype=torch.float64).tolist()
         res = p.run(step, max_kl=0.01, max_steps=8, backtrack=0.7)
         if res.accepted:
-            assert res.kl <= 0.01 and res.improvement > 0
+            assert res.kl <= 0.01 and res.improvement >= 0
             assert p.trials[res.backtracks] == (p.surrogate(p.x), p.kl(p.x))
             # every earlier trial violated a condition
             s0 = p.surrogate(p.x0)
-            assert all(s - s0 <= 0 or k > 0.01 for s, k in p.trials[: res.backtracks])
+            assert all(s - s0 < 0 or k > 0.01 for s, k in p.trials[: res.backtracks])
         else:
             assert torch.equal(p.x, p.x0)

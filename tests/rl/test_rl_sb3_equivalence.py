@@ -1,4 +1,8 @@
-"""One TRPO policy step equals sb3-contrib's on the same data and weights (when installed).
+"""One TRPO policy step equals sb3-contrib's on the same data and weights.
+
+sb3-contrib is in the ``dev`` extra, so this runs in the test install
+(``scripts/test.sh``; under a second on one core); it is skipped only where sb3-contrib
+is missing.
 
 sb3-contrib averages the diagonal-Gaussian KL over action dimensions (its
 ``kl_divergence`` returns per-dimension terms, then ``.mean()``); ours sums over
