@@ -12,6 +12,9 @@ key                 meaning                                                     
 ``robot``           robot description name the policy was trained for           ``a1``
 ``joint_names``     canonical joint order of actions and observations (JSON)    ``[...]``
 ``observation``     :meth:`robot_rl.obs_spec.ObservationSpec.layout` (JSON)     ``{...}``
+``signals``         what the robot must provide (JSON), from the layout:         ``[...]``
+                    :meth:`~robot_rl.obs_spec.ObservationSpec.signals`; absent
+                    in files written before it existed (derived on reading)
 ``obs_dim``         observation width, the ``obs`` input's second dimension      ``96``
 ``action_dim``      action width, the ``actions`` output's second dimension      ``12``
 ``action_scale``    ``q_target = nominal_pose + action_scale * action`` (rad)    ``0.25``
@@ -126,6 +129,12 @@ class PolicyMetadata:
                                 f"({spec.size})")
         return spec
 
+    @property
+    def signals(self) -> list[str]:
+        """The signals the policy needs from the robot (robot_rl.interface.SIGNALS names,
+        plus ``base_linear_velocity_estimate`` for the onboard estimator's output)."""
+        return self.spec().signals()
+
     # -- ONNX metadata_props -------------------------------------------------------------
     def to_props(self) -> dict[str, str]:
         """String-to-string metadata for ``onnx.ModelProto.metadata_props``."""
@@ -133,6 +142,7 @@ class PolicyMetadata:
             "format": ONNX_FORMAT, "format_version": str(self.format_version),
             "robot": self.robot, "joint_names": json.dumps(list(self.joint_names)),
             "observation": json.dumps(_jsonable(self.observation)),
+            "signals": json.dumps(self.signals),
             "obs_dim": str(self.obs_dim), "action_dim": str(self.action_dim),
             "action_scale": repr(float(self.action_scale)),
             "nominal_pose": json.dumps(list(self.nominal_pose)),
@@ -181,6 +191,11 @@ class PolicyMetadata:
             source_sha256=props.get("source_sha256", ""), format_version=version,
         )
         meta.validate(where)
+        if "signals" in props:
+            listed = get("signals", json.loads)
+            if listed != meta.signals:
+                raise MetadataError(f"{where}: metadata field 'signals' lists {listed}, but the "
+                                    f"observation layout needs {meta.signals}")
         return meta
 
 

@@ -7,7 +7,7 @@ Observation blocks (after Hwangbo et al. 2019), in order, each multiplied by its
 block               size  content
 ==================  ====  =========================================================
 gravity             3     unit gravity vector in the base frame
-base_linvel         3     base linear velocity, base frame (m/s)
+base_linvel         3     base linear velocity, base frame (m/s; only when ``base_linvel``)
 base_angvel         3     base angular velocity, base frame (rad/s)
 command             3     forward (m/s), lateral (m/s), yaw rate (rad/s)
 gait_phase          2     sin, cos of the gait clock (only when gait_frequency > 0)
@@ -17,6 +17,12 @@ prev_action         J     previous policy action (unitless)
 joint_err_hist      H*J   joint target minus position at t-1..t-H control steps (rad)
 joint_vel_hist      H*J   joint velocity at t-1..t-H control steps (rad/s)
 ==================  ====  =========================================================
+
+A real robot does not measure its base linear velocity: with ``base_linvel=True`` the
+onboard runtime feeds the estimate of :mod:`deploy.estimator`; with ``False`` the policy
+does without, from its joint-state history.  :meth:`ObservationSpec.signals` lists the
+robot's measured signals the observation is built from (:data:`robot_rl.interface.SIGNALS`),
+plus ``base_linear_velocity_estimate`` when the block is there; the ONNX metadata carries it.
 
 Actions are joint position targets around the nominal pose plus an optional trotting
 reference (a gait clock lifting diagonal leg pairs in turn, as in policies modulating
@@ -42,6 +48,9 @@ class ObservationSpec:
     num_joints: int = 12
     # joint-state history length, in control steps
     history: int = 2
+    # observe the base linear velocity (an onboard estimate on a robot; training configs
+    # choose, policies.config.EnvConfig.obs_base_linvel; layouts without the key have it)
+    base_linvel: bool = True
     # action scale: q_target = nominal + action_scale * action (rad per unit action)
     action_scale: float = 0.25
     # gait clock frequency (Hz); 0 disables the trotting reference and the phase block
@@ -61,7 +70,8 @@ class ObservationSpec:
         """(name, size) of each block, in order."""
         j, h = self.num_joints, self.history
         gait = [("gait_phase", 2)] if self.gait_frequency > 0 else []
-        return [("gravity", 3), ("base_linvel", 3), ("base_angvel", 3), ("command", 3), *gait,
+        linvel = [("base_linvel", 3)] if self.base_linvel else []
+        return [("gravity", 3), *linvel, ("base_angvel", 3), ("command", 3), *gait,
                 ("joint_pos", j), ("joint_vel", j), ("prev_action", j),
                 ("joint_err_hist", h * j), ("joint_vel_hist", h * j)]
 
@@ -69,17 +79,30 @@ class ObservationSpec:
     def size(self) -> int:
         return sum(n for _, n in self.blocks())
 
+    def signals(self) -> list[str]:
+        """What the robot must provide to build this observation (see the module docstring)."""
+        need = ["imu_orientation", "imu_angular_velocity", "joint_position", "joint_velocity"]
+        return need + (["base_linear_velocity_estimate"] if self.base_linvel else [])
+
     def layout(self) -> dict:
         """JSON-ready description (for ONNX metadata and runtime checks)."""
         return {"format_version": FORMAT_VERSION, "num_joints": self.num_joints,
-                "history": self.history, "action_scale": self.action_scale,
+                "history": self.history, "base_linvel": self.base_linvel,
+                "action_scale": self.action_scale,
                 "gait_frequency": self.gait_frequency, "gait_amplitude": self.gait_amplitude,
                 "gait_leg_length": self.gait_leg_length,
                 "scales": dict(self.scales), "blocks": self.blocks(), "size": self.size}
 
     @classmethod
     def from_layout(cls, layout: dict) -> ObservationSpec:
+        """The spec of a :meth:`layout`; layouts written before ``base_linvel`` existed say
+        by their blocks whether they have the base velocity block."""
+        has_linvel = any(b[0] == "base_linvel" for b in layout["blocks"])
+        if "base_linvel" in layout and bool(layout["base_linvel"]) != has_linvel:
+            raise ValueError(f"observation layout says base_linvel={layout['base_linvel']} but "
+                             f"its blocks {'have' if has_linvel else 'lack'} that block")
         spec = cls(num_joints=int(layout["num_joints"]), history=int(layout["history"]),
+                   base_linvel=has_linvel,
                    action_scale=float(layout["action_scale"]), scales=dict(layout["scales"]),
                    gait_frequency=float(layout.get("gait_frequency", 0.0)),
                    gait_amplitude=float(layout.get("gait_amplitude", 0.0)),
@@ -135,20 +158,27 @@ def projected_gravity(quat_wxyz: np.ndarray) -> np.ndarray:
     return quat_rotate_inverse(quat_wxyz, _DOWN)
 
 
-def build_observation(spec: ObservationSpec, *, base_quat: np.ndarray, base_linvel_b: np.ndarray,
+def build_observation(spec: ObservationSpec, *, base_quat: np.ndarray,
+                      base_linvel_b: np.ndarray | None,
                       base_angvel_b: np.ndarray, command: np.ndarray, q: np.ndarray,
                       qd: np.ndarray, nominal: np.ndarray, prev_action: np.ndarray,
                       history: JointHistory, phase: np.ndarray | None = None,
                       gravity: np.ndarray | None = None) -> np.ndarray:
     """Observation batch (N, spec.size), float32.  All inputs are (N, .) arrays;
     ``phase`` (N,) is the gait clock (rad), needed when ``spec.gait_frequency > 0``;
-    ``gravity`` (N, 3), if the caller has it, is ``projected_gravity(base_quat)``."""
+    ``gravity`` (N, 3), if the caller has it, is ``projected_gravity(base_quat)``;
+    ``base_linvel_b`` may be None when the spec has no base velocity block."""
     n = q.shape[0]
     if gravity is None:
         gravity = projected_gravity(base_quat)
     s = spec.scales
-    parts = [gravity * s["gravity"], base_linvel_b * s["base_linvel"],
-             base_angvel_b * s["base_angvel"], command * s["command"]]
+    parts = [gravity * s["gravity"]]
+    if spec.base_linvel:
+        if base_linvel_b is None:
+            raise ValueError("observation spec has base_linvel: build_observation needs "
+                             "base_linvel_b (an estimate on a robot)")
+        parts.append(base_linvel_b * s["base_linvel"])
+    parts += [base_angvel_b * s["base_angvel"], command * s["command"]]
     if spec.gait_frequency > 0:
         if phase is None:
             raise ValueError("observation spec has a gait clock: build_observation needs phase")
