@@ -10,15 +10,19 @@ The same :class:`~deploy.runtime.OnboardController` that a robot computer runs d
 
 Both run the same fixed command set: one episode per command, each starting from a reset
 with the controller's start sequence (HOLD, RAMP), then ``seconds`` of policy control.
-Metrics per episode (tracking errors use POLICY periods after ``settle_s``), averaged
-over episodes in the report's ``metrics``:
+The controller sees only what the robot measures; the metrics come from the simulator's
+ground truth (:meth:`~robot_rl.interface.RobotInterface.ground_truth`).  Metrics per
+episode (tracking errors use POLICY periods after ``settle_s``), averaged over episodes
+in the report's ``metrics``:
 
 * ``vx_abs_err``: mean |base-frame forward velocity - commanded| (m/s);
 * ``yaw_abs_err``: mean |base-frame yaw rate - commanded| (rad/s);
 * ``fell``: base height below ``fall_height_fraction`` x nominal, or the base's up axis
   z-component below ``fall_up_z``; ``fault``: the controller's DAMPING reason, if any;
 * ``torque_mean``: mean |tau| over joints and time (N m); ``power_mean``: mean of
-  sum_j |tau_j qd_j| (W).
+  sum_j |tau_j qd_j| (W);
+* ``estimator_vx_rmse``, ``estimator_vy_rmse``: when the policy observes the onboard base
+  velocity estimate, its RMS error against the true base-frame velocity (m/s).
 
 Files in ``out``: ``report_<sim>.json`` and ``report_<sim>.md``; ``report.json`` and
 ``report.md`` hold the headline (the PyBullet report when there is one) with the
@@ -42,7 +46,6 @@ from deploy.export import read_metadata
 from deploy.runtime import Mode, OnboardController, SafetyConfig
 from robot_rl.config import atomic_write_bytes, atomic_write_json, to_dict
 from robot_rl.interface import RobotInterface
-from robot_rl.obs_spec import quat_rotate_inverse
 from robot_rl.robot import RobotDescription, load_robot
 
 SIMS = ("pybullet", "mujoco")
@@ -181,7 +184,7 @@ def run_episode(ctl: OnboardController, iface: RobotInterface, command, cfg: Eva
     every = max(1, int(round(1.0 / (cfg.video_fps * dt))))
     n_video = int(round(cfg.video_seconds / dt))
     rec: dict[str, list] = {k: [] for k in ("t", "mode", "vx", "vy", "yaw", "tau", "power",
-                                             "compute_us")}
+                                             "compute_us", "vx_est", "vy_est")}
     fell_at = None
     fault_steps = 0
     t_policy0 = None
@@ -198,23 +201,26 @@ def run_episode(ctl: OnboardController, iface: RobotInterface, command, cfg: Eva
             pushes += 1
         step = ctl.step()
         s = step.state
-        quat = np.asarray(s.base_quat, dtype=np.float64)[None]
-        v_b = quat_rotate_inverse(quat, np.asarray(s.base_linvel, dtype=np.float64)[None])[0]
-        up_z = -quat_rotate_inverse(quat, np.array([[0.0, 0.0, -1.0]]))[0, 2]
+        # the true state at the end of the period (never measured), and the estimate then
+        truth = iface.ground_truth()
+        v_b, up_z = truth.base_linvel_b, truth.up_z
+        est = ctl.estimator.velocity if ctl.estimator is not None else (np.nan, np.nan)
+        rec["vx_est"].append(float(est[0]))
+        rec["vy_est"].append(float(est[1]))
         if step.mode is Mode.POLICY and t_policy0 is None:
             t_policy0, k_policy0 = k * dt, k
         rec["t"].append(k * dt)
         rec["mode"].append(step.mode.value)
         rec["vx"].append(v_b[0])
         rec["vy"].append(v_b[1])
-        rec["yaw"].append(float(s.base_angvel[2]))
+        rec["yaw"].append(float(truth.base_angvel[2]))
         rec["tau"].append(float(np.mean(np.abs(s.tau))))
         rec["power"].append(float(np.sum(np.abs(np.asarray(s.tau) * np.asarray(s.qd)))))
         rec["compute_us"].append(1e6 * ctl.last_compute_s)
         if video is not None and t_policy0 is not None and k - k_policy0 < n_video \
                 and (k - k_policy0) % every == 0:
             video.capture()
-        if fell_at is None and (s.base_pos[2] < cfg.fall_height_fraction * robot.nominal_base_height
+        if fell_at is None and (truth.base_pos[2] < cfg.fall_height_fraction * robot.nominal_base_height
                                 or up_z < cfg.fall_up_z):
             fell_at = k * dt
             break
@@ -232,6 +238,9 @@ def run_episode(ctl: OnboardController, iface: RobotInterface, command, cfg: Eva
     def mean(x: np.ndarray) -> float | None:
         return float(np.mean(x)) if x.size else None
 
+    def rms(x: np.ndarray) -> float | None:
+        return float(np.sqrt(np.mean(x ** 2))) if x.size and np.all(np.isfinite(x)) else None
+
     metrics = {
         "command": {"vx": float(cmd[0]), "vy": float(cmd[1]), "yaw_rate": float(cmd[2])},
         "policy_seconds": float(policy.sum() * dt),
@@ -241,6 +250,8 @@ def run_episode(ctl: OnboardController, iface: RobotInterface, command, cfg: Eva
         "vx_abs_err": mean(np.abs(data["vx"][use] - cmd[0])),
         "vy_abs_err": mean(np.abs(data["vy"][use] - cmd[1])),
         "yaw_abs_err": mean(np.abs(data["yaw"][use] - cmd[2])),
+        "estimator_vx_rmse": rms(data["vx_est"][use] - data["vx"][use]),
+        "estimator_vy_rmse": rms(data["vy_est"][use] - data["vy"][use]),
         "torque_mean": mean(data["tau"][policy]),
         "power_mean": mean(data["power"][policy]),
         "pushes": pushes,
@@ -263,7 +274,8 @@ def summarize(episodes: list[dict[str, Any]]) -> dict[str, Any]:
             "faults": sum(e["fault"] is not None for e in episodes),
             "vx_abs_err": avg("vx_abs_err"), "yaw_abs_err": avg("yaw_abs_err"),
             "vy_abs_err": avg("vy_abs_err"), "torque_mean": avg("torque_mean"),
-            "power_mean": avg("power_mean"),
+            "power_mean": avg("power_mean"), "estimator_vx_rmse": avg("estimator_vx_rmse"),
+            "estimator_vy_rmse": avg("estimator_vy_rmse"),
             "policy_seconds": float(sum(e["policy_seconds"] for e in episodes))}
 
 

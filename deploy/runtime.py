@@ -28,9 +28,13 @@ above ``max_tilt``, and a stale state (its stamp more than ``state_timeout`` beh
 controller's clock, e.g. a frozen driver).  Targets are always clipped to the joint
 limits (the tighter of the robot description's and the model's).
 
-Base linear velocity is taken from ``RobotState.base_linvel`` (world frame; rotated into
-the base frame here).  On a real robot it comes from the bridge's state estimator (e.g. a
-leg-kinematics + IMU Kalman filter); see docs/bridge.md.
+Observations are built from measured signals only (``signals`` in the ONNX metadata).  A
+policy that observes the base linear velocity gets the estimate of the onboard
+:class:`~deploy.estimator.KinematicInertialEstimator`, updated with every state the
+interface returns (also between policy periods), never ``RobotState.base_linvel``.  A
+robot whose state lacks a signal the policy or the estimator needs is refused at
+``start()`` (:class:`MissingSignalError`, naming the signal); an estimate that is not
+finite or implausibly fast is a fault.
 """
 
 from __future__ import annotations
@@ -45,8 +49,9 @@ from pathlib import Path
 
 import numpy as np
 
-from deploy.metadata import INPUT_NAME, OUTPUT_NAME, MetadataError, PolicyMetadata
-from robot_rl.interface import RobotInterface, RobotState
+from deploy.estimator import EstimatorConfig, KinematicInertialEstimator
+from deploy.onnx_policy import ModelMismatchError, OnnxPolicy, check_compatible
+from robot_rl.interface import SIGNALS, RobotInterface, RobotState, missing_signals
 from robot_rl.obs_spec import (
     JointHistory,
     ObservationSpec,
@@ -111,90 +116,12 @@ def world_to_base(quat_wxyz, v) -> np.ndarray:
         2 * (x * z + w * y) * a + 2 * (y * z - w * x) * b + (1 - 2 * (x * x + y * y)) * c])
 
 
-class ModelMismatchError(MetadataError):
-    """The exported model does not belong to this robot or this runtime."""
+class MissingSignalError(RuntimeError):
+    """The robot does not provide a signal the policy (or its estimator) needs."""
 
 
-class OnnxPolicy:
-    """An exported policy in onnxruntime: ``policy(obs[N, obs_dim]) -> actions[N, action_dim]``.
-
-    One intra-op and one inter-op thread, sequential execution, CPU provider: the
-    latency-stable setting for a small MLP on a robot computer.
-    """
-
-    def __init__(self, path: str | Path, threads: int = 1):
-        from deploy.export import ort_session
-
-        self.path = Path(path)
-        if not self.path.exists():
-            raise FileNotFoundError(f"{self.path}: no such ONNX model (run `robot-rl export`)")
-        try:
-            self.session = ort_session(self.path, threads=threads)
-        except Exception as e:  # noqa: BLE001 - onnxruntime raises its own exception types
-            raise MetadataError(f"{self.path}: onnxruntime cannot load the model: {e}") from e
-        props = dict(self.session.get_modelmeta().custom_metadata_map)
-        self.meta = PolicyMetadata.from_props(props, where=str(self.path))
-        ins, outs = self.session.get_inputs(), self.session.get_outputs()
-        if [i.name for i in ins] != [INPUT_NAME] or OUTPUT_NAME not in [o.name for o in outs]:
-            raise MetadataError(f"{self.path}: expected input {INPUT_NAME!r} and output "
-                                f"{OUTPUT_NAME!r}, model has inputs {[i.name for i in ins]} "
-                                f"and outputs {[o.name for o in outs]}")
-        width = ins[0].shape[-1]
-        if isinstance(width, int) and width != self.meta.obs_dim:
-            raise MetadataError(f"{self.path}: input {INPUT_NAME!r} has width {width}, metadata "
-                                f"field 'obs_dim' says {self.meta.obs_dim}")
-        self._outputs = [OUTPUT_NAME]
-        # single-observation path: input and output bound once to preallocated buffers
-        # (IOBinding), which avoids per-call allocation and name lookups (~2x lower latency)
-        import onnxruntime as ort
-
-        self._in = np.zeros((1, self.meta.obs_dim), np.float32)
-        self._out = np.zeros((1, self.meta.action_dim), np.float32)
-        self._io = self.session.io_binding()
-        self._io.bind_ortvalue_input(INPUT_NAME, ort.OrtValue.ortvalue_from_numpy(self._in))
-        self._io.bind_ortvalue_output(OUTPUT_NAME, ort.OrtValue.ortvalue_from_numpy(self._out))
-
-    def __call__(self, obs: np.ndarray) -> np.ndarray:
-        """Actions for raw observations ``obs`` (N, obs_dim) float32 -> (N, action_dim)."""
-        if obs.shape == self._in.shape:
-            self._in[...] = obs
-            self.session.run_with_iobinding(self._io)
-            return self._out.copy()
-        return self.session.run(self._outputs, {INPUT_NAME: np.asarray(obs, np.float32)})[0]
-
-
-def check_compatible(meta: PolicyMetadata, robot: RobotDescription, where: str,
-                     expected_spec: ObservationSpec | None = None) -> ObservationSpec:
-    """Refuse a model made for another robot, joint order or observation spec.
-
-    Returns the observation spec to build observations with (the model's).
-    """
-    if meta.robot != robot.name:
-        raise ModelMismatchError(f"{where}: model was exported for robot {meta.robot!r}, "
-                                 f"this robot is {robot.name!r}")
-    if tuple(meta.joint_names) != tuple(robot.joint_names):
-        if len(meta.joint_names) != robot.num_joints:
-            raise ModelMismatchError(f"{where}: joint count mismatch: model has "
-                                     f"{len(meta.joint_names)} joints, robot {robot.name!r} "
-                                     f"has {robot.num_joints}")
-        i = next(k for k, (a, b) in enumerate(zip(meta.joint_names, robot.joint_names)) if a != b)
-        raise ModelMismatchError(f"{where}: joint order mismatch at index {i}: model has "
-                                 f"{meta.joint_names[i]!r}, robot {robot.name!r} has "
-                                 f"{robot.joint_names[i]!r}")
-    spec = meta.spec(where)
-    if expected_spec is not None and spec != expected_spec:
-        a, b = spec.layout(), expected_spec.layout()
-        diff = [k for k in a if a[k] != b.get(k)]
-        raise ModelMismatchError(f"{where}: observation spec mismatch in {diff}: model "
-                                 f"{ {k: a[k] for k in diff} }, runtime expects "
-                                 f"{ {k: b[k] for k in diff} }")
-    q0, lo, hi = (np.asarray(v) for v in (meta.nominal_pose, robot.q_min, robot.q_max))
-    outside = np.where((q0 < lo) | (q0 > hi))[0]
-    if len(outside):
-        raise ModelMismatchError(f"{where}: the model's nominal pose lies outside robot "
-                                 f"{robot.name!r}'s joint limits at joints "
-                                 f"{[robot.joint_names[i] for i in outside]}")
-    return spec
+#: the policy signal that the onboard estimator provides, not the robot
+ESTIMATED = "base_linear_velocity_estimate"
 
 
 @dataclass
@@ -228,13 +155,20 @@ class OnboardController:
     def __init__(self, onnx_path: str | Path, robot: RobotDescription,
                  interface: RobotInterface | None = None, safety: SafetyConfig | None = None,
                  command: tuple[float, float, float] = (0.0, 0.0, 0.0),
-                 expected_spec: ObservationSpec | None = None, threads: int = 1):
+                 expected_spec: ObservationSpec | None = None, threads: int = 1,
+                 estimator: EstimatorConfig | None = None):
         self.policy = OnnxPolicy(onnx_path, threads=threads)
         self.meta = self.policy.meta
         self.robot = robot
         self.safety = safety or SafetyConfig()
         self.spec = check_compatible(self.meta, robot, str(onnx_path), expected_spec)
         self.control_dt = float(self.meta.control_dt)
+        # the onboard base velocity estimate, when the policy observes it
+        self.estimator = (KinematicInertialEstimator(robot, estimator)
+                          if ESTIMATED in self.meta.signals else None)
+        # state fields checked for presence and finiteness every period
+        self._check_fields = ("q", "qd", "base_quat", "base_angvel") + (
+            ("base_acc",) if self.estimator is not None else ())
         self.nominal = np.asarray(self.meta.nominal_pose, dtype=np.float64)
         self.q_lo = np.maximum(robot.array("q_min"), np.asarray(self.meta.q_min))
         self.q_hi = np.minimum(robot.array("q_max"), np.asarray(self.meta.q_max))
@@ -291,13 +225,34 @@ class OnboardController:
         """Controller time since start() (s)."""
         return self._steps * self.control_dt
 
+    def signals(self, state: RobotState) -> list[str]:
+        """The robot signals this controller reads from a robot that reports like ``state``:
+        the policy's (metadata ``signals``) and its estimator's."""
+        need = [s for s in self.meta.signals if s != ESTIMATED]
+        if self.estimator is not None:
+            need += [s for s in self.estimator.signals(state) if s not in need]
+        return need
+
     # -- the start sequence and faults ---------------------------------------------------
     def start(self, state: RobotState | None = None) -> RobotState:
-        """Arm the controller: HOLD the measured joint positions, clear any fault."""
+        """Arm the controller: HOLD the measured joint positions, clear any fault.
+
+        Raises :class:`MissingSignalError` if the robot's state lacks a signal the policy
+        or the base velocity estimator needs."""
         if state is None:
             if self.interface is None:
                 raise RuntimeError("start(): no interface attached and no state given")
             state = self.interface.read_state()
+        missing = missing_signals(state, self.signals(state))
+        if missing:
+            who = self.robot.name if self.interface is None else type(self.interface).__name__
+            raise MissingSignalError(
+                f"{self.policy.path}: the policy needs signal(s) {missing} (RobotState."
+                f"{', RobotState.'.join(SIGNALS[m] for m in missing)}), which {who} does not "
+                f"provide (None); refusing to start (see docs/bridge.md)")
+        if self.estimator is not None:
+            self.estimator.reset()
+            self.estimator.update(state)
         self._steps = 0
         self._started = True
         self._t0 = float(state.stamp) if math.isfinite(state.stamp) else 0.0
@@ -339,7 +294,7 @@ class OnboardController:
             return (f"stale state: stamp {stamp:.3f} s lags the controller clock {clock:.3f} s "
                     f"by {1e3 * (clock - stamp):.0f} ms (timeout "
                     f"{1e3 * self.safety.state_timeout:.0f} ms)")
-        fields = (state.q, state.qd, state.base_quat, state.base_linvel, state.base_angvel)
+        fields = [getattr(state, f) for f in self._check_fields]
         if any(v is None for v in fields) or not np.isfinite(np.concatenate(fields)).all():
             return self._non_finite_reason(state)
         q, qd = state.q, state.qd
@@ -364,7 +319,7 @@ class OnboardController:
 
     def _non_finite_reason(self, state: RobotState) -> str:
         names = self.robot.joint_names
-        for fname in ("q", "qd", "base_quat", "base_linvel", "base_angvel"):
+        for fname in self._check_fields:
             v = getattr(state, fname)
             if v is None:
                 return f"state has no {fname} (the policy needs it; see docs/bridge.md)"
@@ -382,6 +337,9 @@ class OnboardController:
             raise RuntimeError("call start() before compute()/step()")
         if self.mode is not Mode.DAMPING:
             reason = self.check_state(state)
+            if reason is None and self.estimator is not None:
+                self.estimator.update(state)  # once per stamp: step() may have fed it
+                reason = self.estimator.healthy()
             if reason is not None:
                 self.enter_damping(reason)
         k, hold, ramp = self._steps, self._hold_steps, self._ramp_steps
@@ -421,7 +379,7 @@ class OnboardController:
         else:
             self._history.push(self._target[None] - q, qd)
         quat = np.asarray(state.base_quat, dtype=np.float64)[None]
-        linvel_b = world_to_base(state.base_quat, state.base_linvel)[None]
+        linvel_b = self.estimator.velocity[None] if self.estimator is not None else None
         obs = build_observation(
             self.spec, base_quat=quat, base_linvel_b=linvel_b,
             base_angvel_b=np.asarray(state.base_angvel, dtype=np.float64)[None],
@@ -455,7 +413,9 @@ class OnboardController:
         self.last_compute_s = time.perf_counter() - t0
         self.interface.send_targets(result.target)
         for _ in range(self.decimation):
-            self.interface.step()
+            state = self.interface.step()
+            if self.estimator is not None and self.mode is not Mode.DAMPING:
+                self.estimator.update(state)  # the estimator runs at the robot's rate
         return result
 
     def run(self, seconds: float,

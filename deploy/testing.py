@@ -5,7 +5,9 @@ randomly initialised :class:`~robot_rl.rl.models.ActorCritic` (with non-trivial
 normalization statistics, so an export that dropped them would be caught).
 :class:`FakeRobot` is a :class:`~robot_rl.interface.RobotInterface` test double: joints
 follow their targets with a first-order lag, the base state is whatever the test sets,
-and faults (NaN, frozen stamps, ...) are injected by editing its attributes.
+and faults (NaN, frozen stamps, ...) are injected by editing its attributes.  Like a
+robot it reports the IMU (orientation, gyro, accelerometer) but not the base position or
+linear velocity, which only its ground truth holds.
 """
 
 from __future__ import annotations
@@ -20,11 +22,12 @@ import torch
 
 from deploy.policy_file import POLICY_FILE, POLICY_FORMAT, POLICY_VERSION
 from robot_rl.config import atomic_write_bytes, to_dict
-from robot_rl.interface import RobotInterface, RobotState
+from robot_rl.interface import GroundTruth, RobotInterface, RobotState
 from robot_rl.obs_spec import ObservationSpec
 from robot_rl.rl.config import PolicyConfig
 from robot_rl.rl.models import ActorCritic
 from robot_rl.robot import RobotDescription, load_robot
+from robot_rl.sensors import GRAVITY, quat_to_matrix
 
 
 def random_policy_state(robot: str | RobotDescription = "a1", spec: ObservationSpec | None = None,
@@ -73,7 +76,9 @@ class FakeRobot(RobotInterface):
     Faults are injected by setting attributes between steps: ``q``/``qd`` arrays, the base
     fields, ``freeze_stamp`` (the stamp stops advancing), ``stamp_offset`` (added to every
     stamp), ``state_override`` (a function ``RobotState -> RobotState`` applied on read).
-    Every target sent is recorded in ``sent``.
+    Every target sent is recorded in ``sent``.  ``base_acc`` None (the default) makes the
+    accelerometer read gravity alone, as at rest (R^T (0, 0, 9.81)); ``base_pos`` and
+    ``base_linvel`` appear only in :meth:`ground_truth`.
     """
 
     def __init__(self, robot: str | RobotDescription = "a1", control_dt: float = 0.005,
@@ -91,6 +96,7 @@ class FakeRobot(RobotInterface):
         self.base_quat = np.array([1.0, 0.0, 0.0, 0.0])
         self.base_linvel = np.zeros(3)
         self.base_angvel = np.zeros(3)
+        self.base_acc: np.ndarray | None = None
         self.freeze_stamp = False
         self.stamp_offset = 0.0
         self.state_override = None
@@ -110,13 +116,22 @@ class FakeRobot(RobotInterface):
     def read_state(self) -> RobotState:
         if not self.freeze_stamp:
             self._stamp = self.time
+        acc = self.base_acc
+        if acc is None:  # at rest: the accelerometer reads gravity alone
+            acc = quat_to_matrix(self.base_quat).T @ np.array([0.0, 0.0, GRAVITY])
         state = RobotState(stamp=self._stamp + self.stamp_offset, q=self.q.copy(),
                            qd=self.qd.copy(), tau=np.zeros_like(self.q),
-                           base_pos=self.base_pos.copy(), base_quat=self.base_quat.copy(),
-                           base_linvel=self.base_linvel.copy(), base_angvel=self.base_angvel.copy())
+                           base_quat=self.base_quat.copy(), base_angvel=self.base_angvel.copy(),
+                           base_acc=np.array(acc, dtype=np.float64))
         if self.state_override is not None:
             state = self.state_override(state)
         return state
+
+    def ground_truth(self) -> GroundTruth:
+        """The base fields as the test set them."""
+        return GroundTruth(stamp=self.time, base_pos=self.base_pos.copy(),
+                           base_quat=self.base_quat.copy(), base_linvel=self.base_linvel.copy(),
+                           base_angvel=self.base_angvel.copy())
 
     def send_targets(self, q_target: np.ndarray) -> None:
         q_target = np.asarray(q_target, dtype=np.float64)

@@ -12,6 +12,12 @@ Experiments (targets are generated at the control rate, kept inside the joint li
     sags onto its thighs and an Aliengo falls): settle, then slow squats and pitch/roll sways (static load on the legs
     identifies trunk mass and centre of mass), then stepping in place with diagonal leg
     pairs (contacts and slip, for foot friction).
+
+The log's base fields (position, orientation, velocities) come from the interface's
+:meth:`~robot_rl.interface.RobotInterface.ground_truth` when it has one: identification
+runs in a lab with motion capture, which the stand-in's ground truth plays.  Without it
+they come from the IMU (orientation, angular velocity) and position and linear velocity
+are left out of the log.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from robot_rl.interface import RobotInterface
+from robot_rl.interface import RobotInterface, RobotState
 from robot_rl.logs import RobotLog, write_log
 from robot_rl.robot import RobotDescription
 
@@ -109,6 +115,18 @@ EXPERIMENTS: dict[str, tuple[Callable, bool, tuple[float, float]]] = {
 }
 
 
+def _base_record(iface: RobotInterface, st: RobotState) -> dict[str, np.ndarray | None]:
+    """Base state for the log: motion capture (the interface's ground truth) if there is
+    one, else the IMU's orientation and angular velocity."""
+    try:
+        gt = iface.ground_truth()
+    except NotImplementedError:
+        return {"base_pos": None, "base_quat": st.base_quat, "base_linvel": None,
+                "base_angvel": st.base_angvel}
+    return {"base_pos": gt.base_pos, "base_quat": gt.base_quat, "base_linvel": gt.base_linvel,
+            "base_angvel": gt.base_angvel}
+
+
 def run_experiment(iface: RobotInterface, experiment: str, seconds: float, seed: int = 0,
                    progress: bool = True, source: str = "") -> RobotLog:
     """Drive ``iface`` through ``experiment`` for ``seconds``; return the log (in memory)."""
@@ -130,8 +148,10 @@ def run_experiment(iface: RobotInterface, experiment: str, seconds: float, seed:
         iface.send_targets(targets[k])
         rows["time"].append(st.stamp)
         rows["q_target"].append(targets[k])
-        for name in ("q", "qd", "tau", "base_pos", "base_quat", "base_linvel", "base_angvel"):
+        for name in ("q", "qd", "tau"):
             rows[name].append(getattr(st, name))
+        for name, value in _base_record(iface, st).items():
+            rows[name].append(value)
         st = iface.step()
     arrays = {k: np.array(v) for k, v in rows.items() if v and v[0] is not None}
     return RobotLog(

@@ -2,10 +2,12 @@
 
 One MuJoCo model built by :func:`robot_rl.sim_mujoco.build_model`; joint targets are
 tracked by an ideal PD with the robot description's gains, evaluated at every physics
-step (``tau = clip(kp (q* - q) - kd qd, +-tau_max)``).  Base state is read from the free
-joint: position and quaternion (w, x, y, z) from ``qpos``, linear velocity in the world
-frame from ``qvel[0:3]``, angular velocity in the base frame from ``qvel[3:6]`` (MuJoCo's
-free-joint convention), the same quantities the base_gyro / velocimeter sensors measure.
+step (``tau = clip(kp (q* - q) - kd qd, +-tau_max)``).  It measures like a robot with
+ideal sensors: ``read_state()`` gives the joints, the torques, and an IMU at the base
+(orientation from the free joint's quaternion (w, x, y, z), angular velocity in the base
+frame from ``qvel[3:6]``, the accelerometer sensor's specific force), but no base position
+or linear velocity; those come from :meth:`MujocoRobot.ground_truth` (the free joint:
+position from ``qpos``, world-frame linear velocity from ``qvel[0:3]``), for metrics.
 ``model_hook(model)`` may edit the compiled model first (e.g. to apply identified
 parameters).  A controller, the evaluation, or a test drives it like a real robot.
 """
@@ -17,7 +19,7 @@ from collections.abc import Callable
 import mujoco
 import numpy as np
 
-from robot_rl.interface import RobotInterface, RobotState
+from robot_rl.interface import GroundTruth, RobotInterface, RobotState
 from robot_rl.robot import RobotDescription
 from robot_rl.sim_mujoco import MujocoModelConfig, build_model, index, set_nominal
 
@@ -48,6 +50,8 @@ class MujocoRobot(RobotInterface):
         self.tau_max = robot.array("tau_max")
         self._target = robot.array("nominal_pose")
         self._tau = np.zeros(robot.num_joints)
+        acc = self.model.sensor("base_acc")
+        self._acc = slice(int(acc.adr[0]), int(acc.adr[0]) + 3)
         self.reset()
 
     def reset(self) -> RobotState:
@@ -57,11 +61,20 @@ class MujocoRobot(RobotInterface):
         return self.read_state()
 
     def read_state(self) -> RobotState:
+        """Joints, torques and the IMU (orientation, gyro, accelerometer): no base position
+        or linear velocity, as on a robot."""
         d, idx = self.data, self.idx
         return RobotState(
             stamp=float(d.time), q=d.qpos[idx.qpos].copy(), qd=d.qvel[idx.qvel].copy(),
-            tau=self._tau.copy(), base_pos=d.qpos[0:3].copy(), base_quat=d.qpos[3:7].copy(),
-            base_linvel=d.qvel[0:3].copy(), base_angvel=d.qvel[3:6].copy())
+            tau=self._tau.copy(), base_quat=d.qpos[3:7].copy(), base_angvel=d.qvel[3:6].copy(),
+            base_acc=d.sensordata[self._acc].copy())
+
+    def ground_truth(self) -> GroundTruth:
+        """The free joint's state, for evaluation metrics."""
+        d = self.data
+        return GroundTruth(stamp=float(d.time), base_pos=d.qpos[0:3].copy(),
+                           base_quat=d.qpos[3:7].copy(), base_linvel=d.qvel[0:3].copy(),
+                           base_angvel=d.qvel[3:6].copy())
 
     def send_targets(self, q_target: np.ndarray) -> None:
         q_target = np.asarray(q_target, dtype=np.float64)

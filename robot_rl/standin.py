@@ -7,6 +7,13 @@ foot friction) from its config's seed, and drives the joints through a reference
 richer than an ideal PD (latency, torque-speed saturation, first-order torque response);
 see :mod:`robot_rl.standin_model` for the equations.  Real users replace this class with a
 bridge to their robot; everything downstream sees only the logs.
+
+It measures like a robot (:mod:`robot_rl.sensors`): ``read_state()`` gives quantized,
+noisy encoder readings, torque estimates and an IMU (its filter's orientation with a
+roll/pitch error and yaw drift, a biased gyro and accelerometer), foot contact flags if
+configured, and no base position or velocity.  The true base state is available only
+through :meth:`PyBulletStandIn.ground_truth`, for evaluation metrics and for the lab's
+"motion capture" during data collection.
 """
 
 from __future__ import annotations
@@ -18,8 +25,9 @@ from pathlib import Path
 import numpy as np
 import pybullet as pb
 
-from robot_rl.interface import RobotInterface, RobotState
+from robot_rl.interface import GroundTruth, RobotInterface, RobotState
 from robot_rl.robot import RobotDescription
+from robot_rl.sensors import GRAVITY, SensorErrors, SensorModel, quantize, quat_to_matrix
 from robot_rl.sim_pybullet import PyBulletRobot, load_pybullet_robot, new_world
 from robot_rl.standin_model import (
     HiddenParams,
@@ -65,6 +73,10 @@ class PyBulletStandIn(RobotInterface):
         # the payload rotates); the log and the interface speak of the trunk link frame.
         dyn = pb.getDynamicsInfo(self._body.body, -1, physicsClientId=self._client)
         self._inertial = (dyn[3], dyn[4])
+        self._sensors = SensorModel(self.cfg.sensors, np.random.default_rng(self.cfg.seed + 3))
+        # world acceleration of the trunk origin, mean over the last control period (m/s^2)
+        self._acc_w = np.zeros(3)
+        self._vel_end = np.zeros(3)  # trunk origin velocity at the end of the last period
 
     # -- RobotInterface ---------------------------------------------------------------
     def reset(self) -> RobotState:
@@ -80,28 +92,48 @@ class PyBulletStandIn(RobotInterface):
         self._act.push_target(q0)
         self._time = 0.0
         self._tau_meas = np.zeros(self.robot.num_joints)
+        self._acc_w = np.zeros(3)
+        self._vel_end = np.zeros(3)
         return self.read_state()
 
-    def read_state(self) -> RobotState:
-        q, qd = self._body.joint_state()
-        n = self._noise_rng.normal
-        nj = self.robot.num_joints
+    def ground_truth(self) -> GroundTruth:
+        """The true base state (trunk link frame): for metrics and motion capture only."""
         com, orn_i = pb.getBasePositionAndOrientation(self._body.body, physicsClientId=self._client)
         pos, orn = pb.multiplyTransforms(com, orn_i, *pb.invertTransform(*self._inertial),
                                          physicsClientId=self._client)
         lin, ang = pb.getBaseVelocity(self._body.body, physicsClientId=self._client)
         lin = np.array(lin) + np.cross(ang, np.array(pos) - np.array(com))  # link origin velocity
-        rot = np.array(pb.getMatrixFromQuaternion(orn)).reshape(3, 3)
+        quat = np.array([orn[3], orn[0], orn[1], orn[2]])
+        return GroundTruth(stamp=self._time, base_pos=np.array(pos), base_quat=quat,
+                           base_linvel=lin, base_angvel=quat_to_matrix(quat).T @ np.array(ang))
+
+    def read_state(self) -> RobotState:
+        """What the robot measures: encoders, torque estimates, IMU (see robot_rl.sensors)."""
+        q, qd = self._body.joint_state()
+        n = self._noise_rng.normal
+        nj = self.robot.num_joints
+        truth = self.ground_truth()
+        rot = quat_to_matrix(truth.base_quat)
+        specific_force = rot.T @ (self._acc_w + np.array([0.0, 0.0, GRAVITY]))
+        quat, gyro, acc = self._sensors.imu(self._time, truth.base_quat, truth.base_angvel,
+                                            specific_force)
         return RobotState(
             stamp=self._time,
-            q=q + n(0, self.cfg.noise_q, nj),
+            q=quantize(q + n(0, self.cfg.noise_q, nj), self.cfg.sensors.encoder_resolution),
             qd=qd + n(0, self.cfg.noise_qd, nj),
             tau=self._tau_meas + n(0, self.cfg.noise_tau, nj),
-            base_pos=np.array(pos),
-            base_quat=np.array([orn[3], orn[0], orn[1], orn[2]]),
-            base_linvel=np.array(lin),
-            base_angvel=rot.T @ np.array(ang),
+            base_quat=quat, base_angvel=gyro, base_acc=acc,
+            foot_contact=self._foot_contact() if self.cfg.sensors.foot_contact else None,
         )
+
+    def _foot_contact(self) -> np.ndarray:
+        """Foot switches: the normal force on each foot above the configured threshold."""
+        out = np.zeros(len(self._body.foot_ids), dtype=bool)
+        for i, f in enumerate(self._body.foot_ids):
+            pts = pb.getContactPoints(bodyA=self._body.body, linkIndexA=int(f),
+                                      physicsClientId=self._client)
+            out[i] = sum(p[9] for p in pts) > self.cfg.sensors.contact_force_threshold
+        return out
 
     def send_targets(self, q_target: np.ndarray) -> None:
         q_target = np.asarray(q_target, dtype=np.float64)
@@ -125,6 +157,11 @@ class PyBulletStandIn(RobotInterface):
             self._body.apply_torques(tau_joint)
             pb.stepSimulation(physicsClientId=self._client)
             self._time += self.cfg.physics_dt
+        # the accelerometer's sample: the mean acceleration over the period (its
+        # anti-aliasing filter), pushes included
+        vel = self.ground_truth().base_linvel
+        self._acc_w = (vel - self._vel_end) / self.control_dt
+        self._vel_end = vel
         return self.read_state()
 
     def close(self) -> None:
@@ -144,6 +181,10 @@ class PyBulletStandIn(RobotInterface):
     def hidden_truth(self) -> HiddenParams:
         """The drawn physics.  For tests that grade identification; never for stages."""
         return self._hidden
+
+    def sensor_errors(self) -> SensorErrors:
+        """The drawn IMU biases and offsets.  For tests that grade sensing; never for stages."""
+        return self._sensors.errors
 
     @property
     def pybullet(self) -> tuple[int, int]:

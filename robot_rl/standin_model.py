@@ -54,6 +54,7 @@ import numpy as np
 
 from robot_rl.config import ConfigError, from_dict
 from robot_rl.robot import RobotDescription
+from robot_rl.sensors import SensorConfig
 
 STANDIN_DIR = Path(__file__).parent / "standin"
 
@@ -155,6 +156,8 @@ class StandInConfig:
     actuator: ReferenceActuatorConfig = field(default_factory=ReferenceActuatorConfig)
     # ranges of the hidden physical perturbations
     ranges: PerturbationRanges = field(default_factory=PerturbationRanges)
+    # encoders, IMU and foot switches: what the controller is told (robot_rl.sensors)
+    sensors: SensorConfig = field(default_factory=SensorConfig)
     # standard deviation of joint position measurement noise (rad)
     noise_q: float = 1e-4
     # standard deviation of joint velocity measurement noise (rad/s)

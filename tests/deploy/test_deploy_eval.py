@@ -54,9 +54,15 @@ def test_mujoco_robot_interface_frames_and_pd():
                                                    sim.model.sensor_adr[i] + sim.model.sensor_dim[i]]
             for i in range(sim.model.nsensor)}
     np.testing.assert_allclose(s.base_angvel, sens["base_gyro"], atol=1e-9)
-    np.testing.assert_allclose(quat_rotate_inverse(s.base_quat[None], s.base_linvel[None])[0],
-                               sens["base_linvel_local"], atol=1e-9)
+    np.testing.assert_allclose(s.base_acc, sens["base_acc"], atol=1e-9)
     np.testing.assert_allclose(s.base_quat, sens["base_quat"], atol=1e-9)
+    # a robot measures no base position or linear velocity: only the ground truth has them
+    assert s.base_pos is None and s.base_linvel is None
+    gt = sim.ground_truth()
+    np.testing.assert_allclose(quat_rotate_inverse(gt.base_quat[None], gt.base_linvel[None])[0],
+                               sens["base_linvel_local"], atol=1e-9)
+    np.testing.assert_allclose(gt.base_linvel_b, sens["base_linvel_local"], atol=1e-9)
+    np.testing.assert_allclose(gt.base_pos, d.qpos[0:3])
     # ideal PD at every physics step, torques clipped
     sim.reset()
     target = A1.array("nominal_pose") + 0.1
@@ -82,7 +88,7 @@ def test_mujoco_robot_stands_with_nominal_targets_and_model_hook():
     for _ in range(50):
         s = sim.step()
     assert s.stamp == pytest.approx(1.0)
-    assert s.base_pos[2] > 0.5 * A1.nominal_base_height and s.base_quat[0] > 0.95
+    assert sim.ground_truth().base_pos[2] > 0.5 * A1.nominal_base_height and s.base_quat[0] > 0.95
 
 
 # -- evaluation ---------------------------------------------------------------------------------
@@ -194,7 +200,7 @@ def test_eval_cli_no_video_and_compare(onnx_a1, tmp_path, capsys):
     _check_report(report, "pybullet", n_episodes=1)
     assert report["compare"]["b"] == "mujoco"
     assert report["config"]["seconds"] == 0.4
-    # a model for another robot is refused with a clear message
+    # a model for another robot is refused with a clear message (exit 2: bad input)
     assert eval_main(["--sim", "mujoco", "--robot", "aliengo", "--out", str(tmp_path / "x"),
-                      *common]) == 1
+                      *common]) == 2
     assert "model was exported for robot 'a1', this robot is 'aliengo'" in capsys.readouterr().err

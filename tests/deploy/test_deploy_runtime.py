@@ -87,8 +87,11 @@ def test_start_sequence_hold_ramp_policy_with_smooth_targets(onnx_a1):
 def test_observation_is_built_with_the_shared_spec(onnx_a1):
     ctl, robot = controller(onnx_a1, command=(0.5, -0.1, 0.3))
     robot.base_quat = np.array([math.cos(0.1), math.sin(0.1), 0.0, 0.0])
-    robot.base_linvel = np.array([0.4, 0.1, 0.0])
+    robot.base_linvel = np.array([0.4, 0.1, 0.0])  # ground truth: the runtime never sees it
     robot.base_angvel = np.array([0.0, 0.1, 0.2])
+    estimate = np.array([0.25, -0.05, 0.01])  # what the onboard estimator says
+    ctl.estimator.update = lambda state: estimate
+    ctl.estimator.velocity = estimate
     steps = run(ctl, 18)
     first, second = steps[15], steps[16]
     spec = ObservationSpec(num_joints=12)
@@ -98,9 +101,9 @@ def test_observation_is_built_with_the_shared_spec(onnx_a1):
     st1, st2 = first.state, second.state
     hist.reset(np.array([0]), (steps[14].target - st1.q)[None], st1.qd[None])
     hist.push((first.target - st2.q)[None], st2.qd[None])
+    assert st2.base_linvel is None and st2.base_pos is None  # not measured by a robot
     want = build_observation(
-        spec, base_quat=st2.base_quat[None],
-        base_linvel_b=quat_rotate_inverse(st2.base_quat[None], st2.base_linvel[None]),
+        spec, base_quat=st2.base_quat[None], base_linvel_b=estimate[None],
         base_angvel_b=st2.base_angvel[None], command=np.array([[0.5, -0.1, 0.3]]),
         q=st2.q[None], qd=st2.qd[None], nominal=Q0[None], prev_action=first.action[None],
         history=hist)
@@ -158,8 +161,8 @@ def _nan_quat(s):
     return with_state(s, base_quat=np.array([np.nan, 0.0, 0.0, 0.0]))
 
 
-def _inf_linvel(s):
-    return with_state(s, base_linvel=np.array([np.inf, 0.0, 0.0]))
+def _inf_acc(s):
+    return with_state(s, base_acc=np.array([np.inf, 0.0, 0.0]))
 
 
 def _beyond_limit(s):
@@ -179,18 +182,18 @@ def _tilted(s):
     return with_state(s, base_quat=np.array([math.cos(a / 2), math.sin(a / 2), 0.0, 0.0]))
 
 
-def _no_linvel(s):
-    return with_state(s, base_linvel=None)
+def _no_gyro(s):
+    return with_state(s, base_angvel=None)
 
 
 @pytest.mark.parametrize("inject,reason", [
     (_nan_q, "non-finite q of joint FL_upper_joint"),
     (_nan_quat, "non-finite base_quat"),
-    (_inf_linvel, "non-finite base_linvel"),
+    (_inf_acc, "non-finite base_acc"),
     (_beyond_limit, "joint FR_lower_joint at"),
     (_too_fast, "joint RR_upper_joint speed"),
     (_tilted, "base tilt 80 deg"),
-    (_no_linvel, "state has no base_linvel"),
+    (_no_gyro, "state has no base_angvel"),
 ])
 @pytest.mark.parametrize("when", [3, 20])  # during HOLD and during POLICY
 def test_bad_state_switches_to_damping_with_reason(onnx_a1, inject, reason, when):
