@@ -152,8 +152,3 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
 def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
     """Write ``obj`` as indented JSON, atomically."""
     atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=False) + "\n").encode())
-
-
-def save_config(cfg: Any, path: str | os.PathLike) -> None:
-    """Write a config dataclass as JSON (atomically)."""
-    atomic_write_json(path, to_dict(cfg))

@@ -34,8 +34,12 @@ the iteration and updated once after it (the same data, merged exactly by Chan's
 
 :class:`RayVectorEnv` also satisfies the runner's env contract by itself (``step``
 scatters the action batch and gathers the results, one Ray round trip per step), so the
-plain ``OnPolicyRunner`` can drive it; that path exists for comparison (see
-``bench/bench_ray.py``) and is not fault tolerant: a worker failure there raises.
+plain ``OnPolicyRunner`` can drive it.  No training path steps it, and it is not fault
+tolerant (a worker failure there raises); it is kept because it is the env contract
+that :class:`DistributedRunner` inherits (the base constructor checks for ``step``),
+because tests/rl/test_distributed.py steps fixed actions through it to pin each
+worker's seed and env rows, and because ``bench/bench_ray.py`` measures it against the
+rollout path (bench/RESULTS.md: why the runner uses rollouts).
 
 Fault tolerance (rollout path)
 ------------------------------
@@ -184,8 +188,9 @@ class RayVectorEnv:
     """``M`` Ray rollout workers presented as one vector env (the runner's contract).
 
     ``num_envs`` is the sum of the workers' shares; env rows are worker-major.  ``step``
-    works (one round trip per step); :meth:`rollout` is the fast, fault-tolerant path
-    used by :class:`DistributedRunner`.  ``call(name, *args)`` calls a method on every
+    works (one round trip per step; kept for the env contract, tests and the bench: see
+    the module docstring); :meth:`rollout` is the fast, fault-tolerant path used by
+    :class:`DistributedRunner`.  ``call(name, *args)`` calls a method on every
     worker's env now and again before every rollout and on replacement workers (e.g.
     ``call("set_curriculum", 0.3)``); the last call per name is kept.
     """

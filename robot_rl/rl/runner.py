@@ -57,7 +57,8 @@ from threadpoolctl import threadpool_limits
 from torch import Tensor
 
 from robot_rl.config import atomic_write_bytes, atomic_write_json, to_dict
-from robot_rl.rl.algorithms import OnPolicyAlgorithm, make_algorithm
+from robot_rl.rl.algorithms import make_algorithm
+from robot_rl.rl.base import OnPolicyAlgorithm
 from robot_rl.rl.config import RunnerConfig, TrainConfig
 from robot_rl.rl.models import ActorCritic, gaussian_log_prob
 from robot_rl.rl.rollout import (

@@ -104,12 +104,15 @@ STEP_FIELDS = (
 class RolloutStorage:
     """Buffers of ``num_steps`` x ``num_envs`` transitions on one device.
 
-    :meth:`add` only keeps references to the step's tensors (a list append: the rollout
-    loop runs it once per env step, where per-field copies would dominate on a CPU); the
-    buffers ``observations``, ``actions``, ... (shape ``(num_steps, num_envs, ...)``) are
-    filled by one ``torch.stack`` per field when the rollout is complete, in
-    :meth:`compute_returns`.  The tensors passed to :meth:`add` must therefore not be
-    modified in place afterwards (the algorithm and runner pass fresh tensors).
+    Two ways in: :meth:`fill` sets a whole rollout at once (the runner's path), :meth:`add`
+    appends one vector step (the per-step path,
+    :meth:`OnPolicyAlgorithm.process_env_step <robot_rl.rl.base.OnPolicyAlgorithm.process_env_step>`).
+    :meth:`add` only keeps references to the step's tensors (a list append, once per env
+    step, where per-field copies would dominate on a CPU); the buffers ``observations``,
+    ``actions``, ... (shape ``(num_steps, num_envs, ...)``) are filled by one
+    ``torch.stack`` per field when the rollout is complete, in :meth:`compute_returns`.
+    The tensors passed to :meth:`add` must therefore not be modified in place afterwards
+    (the algorithm passes fresh tensors).
     """
 
     def __init__(

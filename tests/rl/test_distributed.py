@@ -20,7 +20,6 @@ from policies.env import LeggedEnv  # noqa: E402
 from policies.train import LocomotionConfig, apply_overrides, make_env, train  # noqa: E402
 from robot_rl.config import from_dict  # noqa: E402
 from robot_rl.rl import ActorCritic, TrainConfig, make_algorithm  # noqa: E402
-from robot_rl.rl.algorithms import flat_params  # noqa: E402
 from robot_rl.rl.distributed import (  # noqa: E402
     SEED_STRIDE,
     DistributedRunner,
@@ -28,6 +27,7 @@ from robot_rl.rl.distributed import (  # noqa: E402
     init_ray,
     split_envs,
 )
+from robot_rl.rl.numerics import flat_params  # noqa: E402
 from robot_rl.rl.rollout import NumpyActor, RolloutCollector  # noqa: E402
 from robot_rl.rl.runner import OnPolicyRunner  # noqa: E402
 from robot_rl.rl.storage import STEP_FIELDS  # noqa: E402

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-import robot_rl.rl.algorithms as algorithms
+import robot_rl.rl.trpo as trpo
 from robot_rl.config import ConfigError, from_dict
 from robot_rl.rl import (
     NPG,
@@ -19,7 +19,7 @@ from robot_rl.rl import (
     adapt_kl_beta,
     make_algorithm,
 )
-from robot_rl.rl.algorithms import flat_params
+from robot_rl.rl.numerics import flat_params
 
 N_ENVS, N_STEPS, OBS, ACT = 8, 16, 4, 2
 
@@ -56,6 +56,23 @@ def test_make_algorithm_maps_names_to_classes():
         ("ppo_kl", PPOAdaptiveKL),
     ]:
         assert type(make_algo(name)) is cls
+
+
+def test_per_step_api_refuses_misuse():
+    """``process_env_step`` needs a pending ``act`` and, for truncated envs, ``final_obs``
+    (tests/rl/test_rl_runner.py checks what it stores against the runner's batch path)."""
+    torch.manual_seed(0)
+    policy = ActorCritic(OBS, ACT, PolicyConfig(actor_hidden=(16,), critic_hidden=(16,)))
+    algo = make_algorithm(AlgoConfig(), policy)
+    algo.init_storage(N_ENVS, N_STEPS, OBS, ACT)
+    no = torch.zeros(N_ENVS, dtype=torch.bool)
+    with pytest.raises(RuntimeError, match="act"):
+        algo.process_env_step(torch.zeros(N_ENVS), no, no)
+    algo.act(torch.zeros(N_ENVS, OBS))
+    with pytest.raises(ValueError, match="final_obs"):
+        algo.process_env_step(torch.zeros(N_ENVS), no, torch.ones(N_ENVS, dtype=torch.bool))
+    algo.process_env_step(torch.zeros(N_ENVS), no, no)  # no truncation: final_obs optional
+    assert algo.storage.step == 1
 
 
 def test_trpo_step_respects_trust_region_and_improves_surrogate():
@@ -178,13 +195,13 @@ def test_guard_non_positive_curvature(name, monkeypatch):
     def negative_fvp(mean_kl, params, damping):
         return lambda v: -v
 
-    monkeypatch.setattr(algorithms, "make_fisher_vector_product", negative_fvp)
+    monkeypatch.setattr(trpo, "make_fisher_vector_product", negative_fvp)
     _assert_skipped(make_algo(name), "non_positive_curvature")
 
 
 def test_guard_nan_direction(monkeypatch):
     monkeypatch.setattr(
-        algorithms,
+        trpo,
         "conjugate_gradient",
         lambda fvp, b, iters, tol: torch.full_like(b, float("nan")),
     )

@@ -5,8 +5,8 @@ import torch
 from torch.func import functional_call
 
 from robot_rl.rl import ActorCritic, PolicyConfig, conjugate_gradient, make_fisher_vector_product
-from robot_rl.rl.algorithms import flat_params
 from robot_rl.rl.models import gaussian_kl
+from robot_rl.rl.numerics import flat_params
 
 
 def test_cg_solves_random_spd_system():

@@ -10,8 +10,8 @@ import torch
 
 from robot_rl.config import from_dict
 from robot_rl.rl import ActorCritic, OnPolicyRunner, PolicyConfig, TrainConfig
-from robot_rl.rl.algorithms import FlatAdam, flat_params
 from robot_rl.rl.models import MLP, FlatMLP
+from robot_rl.rl.numerics import FlatAdam, flat_params
 from robot_rl.rl.rollout import NumpyActor, TorchActor
 
 

@@ -9,7 +9,7 @@ computed explicitly; the step the algorithm applies must be
 so that ``1/2 step*^T (H + lambda I) step* = delta``.  With ``lambda = cg_damping = 0``
 that is the TRPO lecture's step, ``1/2 step^T H step = delta``.  With ``lambda > 0`` it is
 sb3-contrib's convention (the step scaled by the *damped* curvature, see
-:mod:`robot_rl.rl.algorithms`): ``1/2 step^T H step`` is then below ``delta``.
+:mod:`robot_rl.rl.trpo`): ``1/2 step^T H step`` is then below ``delta``.
 
 A step of twice or half the right size changes ``1/2 step^T H step`` by 4x or 1/4x and
 fails here; TRPO's line search would otherwise backtrack a doubled step to the right
@@ -26,8 +26,8 @@ import torch
 from torch.func import functional_call
 
 from robot_rl.rl import ActorCritic, AlgoConfig, PolicyConfig, make_algorithm
-from robot_rl.rl.algorithms import flat_params
 from robot_rl.rl.models import gaussian_kl, gaussian_log_prob
+from robot_rl.rl.numerics import flat_params
 from robot_rl.rl.storage import Batch
 
 F64 = torch.float64

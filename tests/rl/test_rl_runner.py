@@ -6,8 +6,16 @@ import pytest
 import torch
 
 from robot_rl.config import from_dict
-from robot_rl.rl import EnvContractError, NonFiniteError, OnPolicyRunner, TrainConfig
+from robot_rl.rl import (
+    EnvContractError,
+    NonFiniteError,
+    OnPolicyRunner,
+    TrainConfig,
+    make_algorithm,
+)
 from robot_rl.rl.config import RunnerConfig
+from robot_rl.rl.rollout import Trajectory
+from robot_rl.rl.storage import STEP_FIELDS
 
 
 def make_cfg(log_dir="", iterations=2, algo="trpo", normalize_obs=True, **runner):
@@ -193,3 +201,37 @@ def test_limit_threads_sets_torch_and_numpys_blas():
             assert all(i["num_threads"] == 1 for i in threadpool_info() if i["user_api"] == "blas")
         finally:
             torch.set_num_threads(before)
+
+
+def test_per_step_api_stores_what_the_runner_stores(point_env):
+    """The algorithm's per-step API (``act`` / ``process_env_step``, rsl_rl's seam for a
+    caller that steps its own env) and the runner's batched path (``store_trajectory``:
+    one forward pass and one ``storage.fill``) store the same rollout, truncation
+    bootstrap and terminal states included, and give the same GAE returns."""
+    cfg = make_cfg(normalize_obs=False, normalize_rewards=False)
+    runner = OnPolicyRunner.from_config(point_env(num_envs=3, horizon=4), cfg)
+    algo = make_algorithm(cfg.algo, runner.policy)
+    T, N, D = cfg.runner.num_steps_per_env, 3, 2
+    algo.init_storage(N, T, D, 1)
+    env = point_env(num_envs=N, horizon=4, x_max=0.45, dense_final=True)
+    obs, _ = env.reset(seed=1)
+    rec = {k: [] for k in ("obs", "actions", "rewards", "terminated", "truncated", "final_obs")}
+    for _ in range(T):
+        actions = algo.act(torch.from_numpy(obs))
+        nxt, rew, term, trunc, info = env.step(np.clip(actions.numpy(), -1.0, 1.0))
+        final = info.get("final_obs", np.zeros_like(nxt))
+        algo.process_env_step(
+            torch.from_numpy(rew), torch.from_numpy(term), torch.from_numpy(trunc),
+            torch.from_numpy(final),
+        )
+        for k, v in zip(rec, (obs, actions.numpy(), rew, term, trunc, final)):
+            rec[k].append(v)
+        obs = nxt
+    algo.compute_returns(torch.from_numpy(obs))
+    traj = Trajectory(obs_raw=np.stack(rec["obs"]), last_obs=obs,
+                      **{k: np.stack(v) for k, v in rec.items()})
+    assert traj.truncated.any() and traj.terminated.any(), "the test needs both episode ends"
+    runner.store_trajectory(traj, obs)
+    for name in (*STEP_FIELDS, "advantages", "returns"):
+        torch.testing.assert_close(getattr(algo.storage, name), getattr(runner.algo.storage, name),
+                                   msg=name)

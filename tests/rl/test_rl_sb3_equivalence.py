@@ -21,7 +21,8 @@ from stable_baselines3.common.callbacks import BaseCallback  # noqa: E402
 from stable_baselines3.common.env_util import make_vec_env  # noqa: E402
 
 from robot_rl.rl import ActorCritic, AlgoConfig, PolicyConfig, make_algorithm  # noqa: E402
-from robot_rl.rl.algorithms import _normalized, flat_params  # noqa: E402
+from robot_rl.rl.base import _normalized  # noqa: E402
+from robot_rl.rl.numerics import flat_params  # noqa: E402
 from robot_rl.rl.storage import Batch  # noqa: E402
 
 
