@@ -23,13 +23,18 @@ import numpy as np
 import onnx
 import torch
 
-from deploy.metadata import INPUT_NAME, OUTPUT_NAME, PolicyMetadata
+from deploy.metadata import INPUT_NAME, OUTPUT_NAME, MetadataError, PolicyMetadata
 from deploy.policy_file import load_policy_file
 from robot_rl.config import atomic_write_bytes
 
 #: ONNX opset of the exported graph
 OPSET = 17
-#: largest tolerated |onnxruntime - torch| on the check observations
+#: largest tolerated |onnxruntime - torch| on the check observations (absolute, per action).
+#: Both run the float32 MLP with different sgemm kernels (MLAS vs MKL/OpenBLAS), so the sums
+#: of each layer come in another order: a few float32 ulps of the action apart.  Actions
+#: reach ~13 on the check observations (ulp 1e-6), so the committed A1 policy differs by
+#: 2.4e-6 on them (3.8e-6 worst over 5 x 4096 more); 1e-5 is ~10 ulps at that size, while
+#: a wrong graph (normalizer left out, clip missing) differs by 1e-3 and more.
 TOLERANCE = 1e-5
 
 
@@ -129,7 +134,15 @@ def export_policy(policy: str | Path, out: str | Path, extra_obs: np.ndarray | N
 
 
 def read_metadata(path: str | Path) -> PolicyMetadata:
-    """Parse and check the metadata of an exported ``policy.onnx``."""
-    proto = onnx.load(str(path), load_external_data=False)
+    """Parse and check the metadata of an exported ``policy.onnx``; a missing file raises
+    FileNotFoundError, one that is not an ONNX model :class:`MetadataError`, naming it."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such ONNX model (run `robot-rl export`)")
+    try:
+        proto = onnx.load(str(path), load_external_data=False)
+    except Exception as e:  # noqa: BLE001 - protobuf's DecodeError and onnx's own errors
+        raise MetadataError(f"{path}: not an ONNX model (expected an exported policy.onnx; "
+                            f"{type(e).__name__}: {e})") from e
     props = {p.key: p.value for p in proto.metadata_props}
     return PolicyMetadata.from_props(props, where=str(path))

@@ -18,7 +18,7 @@ import torch
 from policies.config import EnvConfig
 from policies.env import LeggedEnv
 from policies.randomization import SysidParams
-from robot_rl.config import atomic_write_bytes, atomic_write_json, from_dict, to_dict
+from robot_rl.config import ConfigError, atomic_write_bytes, atomic_write_json, from_dict, to_dict
 from robot_rl.rl.config import AlgoConfig, PolicyConfig, RunnerConfig, TrainConfig
 from robot_rl.rl.runner import OnPolicyRunner
 
@@ -50,17 +50,21 @@ BUDGETS = {
 
 
 def apply_overrides(cfg: LocomotionConfig, pairs: dict[str, Any]) -> LocomotionConfig:
-    """Apply dotted ``section.key`` overrides (validated: unknown keys fail)."""
+    """Apply dotted ``section.key`` overrides (validated: an unknown key or section, or a
+    value the config rejects, raises :class:`ConfigError` naming the key)."""
     data = to_dict(cfg)
     for key, value in pairs.items():
         node = data
         parts = key.split(".")
-        for p in parts[:-1]:
-            if p not in node:
-                raise KeyError(f"unknown config section {p!r} in {key!r}")
+        for i, p in enumerate(parts[:-1]):
+            if p not in node or not isinstance(node[p], dict):
+                where = ".".join(parts[:i]) or "the config"
+                raise ConfigError(f"{key}: unknown config section {p!r}; sections of {where}: "
+                                  f"{sorted(k for k, v in node.items() if isinstance(v, dict))}")
             node = node[p]
         if parts[-1] not in node:
-            raise KeyError(f"unknown config key {key!r}; valid here: {sorted(node)}")
+            raise ConfigError(f"{key}: unknown config key {parts[-1]!r}; valid keys of "
+                              f"{'.'.join(parts[:-1]) or 'the config'}: {sorted(node)}")
         node[parts[-1]] = value
     return from_dict(LocomotionConfig, data)
 

@@ -11,7 +11,9 @@
 
 Stage commands live in their stage package (``<stage>/cli.py`` with ``main(argv)``);
 this module only dispatches, so a stage that is not installed says so instead of failing
-obscurely.
+obscurely.  It is also the one place that turns a user error (a bad input file, config
+key or value: the exception types in :data:`USER_ERRORS`) raised by any command into one
+line, ``robot-rl <command>: error: <message>`` on stderr, and exit status 2.
 """
 
 from __future__ import annotations
@@ -31,6 +33,25 @@ STAGES: dict[str, tuple[str, str]] = {
     "eval": ("deploy.eval_cli", "evaluate a policy in MuJoCo or PyBullet"),
     "pipeline": ("robot_rl.pipeline", "run collect -> sysid -> actuator -> train -> export -> eval"),
 }
+
+
+#: the project's user-error exception types, (module, class): the message names the file
+#: or field and what was expected.  Only types whose module is loaded can have been raised.
+USER_ERRORS: tuple[tuple[str, str], ...] = (
+    ("robot_rl.config", "ConfigError"),
+    ("robot_rl.logs", "LogError"),
+    ("sysid.identify", "SysidError"),
+    ("actuator_net.data", "ActuatorDataError"),
+    ("deploy.metadata", "MetadataError"),
+    ("deploy.policy_file", "PolicyFileError"),
+    ("deploy.export", "ExportError"),
+)
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    """The loaded user-error types (evaluated when an exception reaches the handler)."""
+    found = [getattr(sys.modules[m], n, None) for m, n in USER_ERRORS if m in sys.modules]
+    return (FileNotFoundError, *(t for t in found if isinstance(t, type)))
 
 
 def _collect(argv: list[str]) -> int:
@@ -100,6 +121,15 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {k:10s} {v}")
         return 0
     cmd, rest = argv[0], argv[1:]
+    try:
+        return _dispatch(cmd, rest, commands)
+    except _user_errors() as e:
+        message = " ".join(str(e).split())  # one line
+        print(f"robot-rl {cmd}: error: {message}", file=sys.stderr)
+        return 2
+
+
+def _dispatch(cmd: str, rest: list[str], commands: dict[str, str]) -> int:
     if cmd == "collect":
         return _collect(rest)
     if cmd == "robots":

@@ -112,7 +112,14 @@ def validate(log: RobotLog, robot: Any | None = None) -> RobotLog:
     def fail(fieldname: str, msg: str) -> None:
         raise LogError(f"{where}: field {fieldname!r}: {msg}")
 
-    t = np.asarray(log.time)
+    def numeric(fieldname: str, a: Any) -> np.ndarray:
+        a = np.asarray(a)
+        if a.dtype.kind not in "iuf":  # signed, unsigned, float; not bool/complex/str/object
+            fail(fieldname, f"expected real numbers, got dtype {a.dtype}"
+                 + (f" (first value {a.reshape(-1)[:1].tolist()[0]!r})" if a.size else ""))
+        return a
+
+    t = numeric("time", log.time)
     if t.ndim != 1:
         fail("time", f"expected shape (T,), got {t.shape}")
     if t.shape[0] < 2:
@@ -132,6 +139,7 @@ def validate(log: RobotLog, robot: Any | None = None) -> RobotLog:
         a = getattr(log, name)
         if a is None:
             fail(name, "is missing")
+        a = numeric(name, a)
         if a.shape != (n, nj):
             fail(name, f"expected shape ({n}, {nj}) = (samples, joints), got {a.shape}")
         bad = ~np.isfinite(a)
@@ -142,6 +150,7 @@ def validate(log: RobotLog, robot: Any | None = None) -> RobotLog:
         a = getattr(log, name)
         if a is None:
             continue
+        a = numeric(name, a)
         if a.shape != (n, width):
             fail(name, f"expected shape ({n}, {width}), got {a.shape}")
         if not np.all(np.isfinite(a)):
@@ -214,6 +223,12 @@ def read_log(path: str | Path, robot: Any | None = None) -> RobotLog:
         if units.get(name) != UNITS[name]:
             raise LogError(f"{where}: field {name!r}: unit {units.get(name)!r}, expected "
                            f"{UNITS[name]!r}")
+    cdt = meta["control_dt"]
+    if isinstance(cdt, bool) or not isinstance(cdt, (int, float)):
+        raise LogError(f"{where}: field 'meta.control_dt': expected a number of seconds, got {cdt!r}")
+    names = meta["joint_names"]
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise LogError(f"{where}: field 'meta.joint_names': expected a list of names, got {names!r}")
     log = RobotLog(
         time=arrays["time"], q_target=arrays["q_target"], q=arrays["q"], qd=arrays["qd"],
         tau=arrays["tau"], robot=str(meta["robot"]), joint_names=list(meta["joint_names"]),

@@ -2,6 +2,11 @@
 
 import subprocess
 import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import numpy as np
+import pytest
 
 
 def run(*args):
@@ -20,7 +25,79 @@ def test_unknown_command():
     assert r.returncode == 2 and "unknown command" in r.stderr
 
 
+def _urdf_mass(robot) -> float:
+    root = ET.parse(robot.urdf_path).getroot()
+    return sum(float(m.get("value")) for m in root.iterfind("link/inertial/mass"))
+
+
 def test_robots_check():
+    from robot_rl.robot import load_robot
+
     r = run("robots", "--check")
     assert r.returncode == 0, r.stderr
-    assert "a1" in r.stdout and "12.458 kg" in r.stdout
+    assert "a1" in r.stdout and f"{_urdf_mass(load_robot('a1')):.3f} kg" in r.stdout
+
+
+# -- user errors: one line naming the file or field, exit 2, nothing written ----------------
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _string_column_log(tmp_path: Path) -> Path:
+    """A schema-valid log whose 'q' column holds strings (e.g. written from a CSV reader)."""
+    from actuator_net.synthetic import pendulum_log
+    from robot_rl.logs import write_log
+
+    good = write_log(tmp_path / "good.npz", pendulum_log(seconds=2.0, num_joints=3, seed=7))
+    with np.load(good) as z:
+        arrays = {k: z[k] for k in z.files}
+    arrays["q"] = arrays["q"].astype(str)
+    bad = tmp_path / "strings.npz"
+    np.savez(bad, **arrays)
+    return bad
+
+
+def _corrupt_onnx(tmp_path: Path) -> Path:
+    """The committed policy.onnx cut short, as an interrupted copy leaves it."""
+    bad = tmp_path / "corrupt.onnx"
+    bad.write_bytes((REPO / "policies" / "trained" / "a1" / "policy.onnx").read_bytes()[:3000])
+    return bad
+
+
+CASES = {
+    # name: (make input (tmp_path) -> path or None, argv (input, out), what the line names)
+    "eval corrupt onnx": (_corrupt_onnx, lambda i, o: ["eval", "--policy", i, "--out", o],
+                          ["corrupt.onnx", "not an ONNX model"]),
+    "train unknown key": (None, lambda i, o: ["train", "--out", o, "--budget", "smoke",
+                                               "--set", "env.bogus=1"],
+                          ["env.bogus", "unknown config key 'bogus'", "num_envs"]),
+    "train negative num_envs": (None, lambda i, o: ["train", "--out", o, "--budget", "smoke",
+                                                     "--set", "env.num_envs=-3"],
+                                ["env.num_envs", ">= 1", "-3"]),
+    "sysid string column": (_string_column_log, lambda i, o: ["sysid", "--logs", i, "--out", o,
+                                                              "--no-plots"],
+                            ["strings.npz", "field 'q'", "expected real numbers", "<U"]),
+    "actuator string column": (_string_column_log, lambda i, o: ["actuator", "train", "--logs",
+                                                                 i, "--out", o],
+                               ["strings.npz", "field 'q'", "expected real numbers", "<U"]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_user_error_is_one_line_and_exit_2(case, tmp_path, capsys):
+    from robot_rl.cli import main
+
+    make, argv, names = CASES[case]
+    src = str(make(tmp_path)) if make else ""
+    out = tmp_path / "out"
+    before = sorted(p.name for p in tmp_path.iterdir())
+    rc = main(argv(src, str(out)))
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert rc == 2, captured.err
+    assert len(lines) == 1, captured.err
+    assert lines[0].startswith(f"robot-rl {argv('', '')[0]}"), lines[0]
+    assert "Traceback" not in captured.err + captured.out
+    for name in names:
+        assert name in lines[0], (name, lines[0])
+    assert not out.exists() and sorted(p.name for p in tmp_path.iterdir()) == before

@@ -67,6 +67,23 @@ def test_nan_inf(good, value):
         read_log(good)
 
 
+@pytest.mark.parametrize("column", ["time", "q", "tau"])
+@pytest.mark.parametrize("dtype, shown", [(str, "<U"), (bool, "bool"), (complex, "complex")])
+def test_non_numeric_column(good, column, dtype, shown):
+    # e.g. a converter that wrote numbers as text: the column is named, not a numpy TypeError
+    rewrite(good, arrays_update={column: getattr(make_log(), column).astype(dtype)})
+    with pytest.raises(LogError, match=rf"good\.npz: field '{column}': expected real numbers, "
+                                       rf"got dtype {shown}"):
+        read_log(good)
+
+
+@pytest.mark.parametrize("key, value", [("control_dt", "0.005"), ("joint_names", "FR_hip_joint")])
+def test_malformed_meta(good, key, value):
+    rewrite(good, meta_update={key: value})
+    with pytest.raises(LogError, match=rf"good\.npz: field 'meta\.{key}': expected"):
+        read_log(good)
+
+
 def test_non_increasing_time(good):
     t = make_log().time
     t[10] = t[9]

@@ -5,6 +5,8 @@ the body's largest entry, joint axes 1e-6 (unit vectors, world frame), joint lim
 1e-9 rad, foot positions 1e-5 m, all at the nominal pose with the base upright.
 """
 
+import xml.etree.ElementTree as ET
+
 import mujoco
 import numpy as np
 import pybullet as pb
@@ -16,7 +18,11 @@ from robot_rl.robot import ROBOTS, RobotDescription, load_robot
 from robot_rl.sim_mujoco import MujocoModelConfig, build_model, index, set_nominal
 from robot_rl.sim_pybullet import load_pybullet_robot, new_world
 
-URDF_MASS = {"a1": 12.458, "aliengo": 20.638, "laikago": 25.567}
+
+def urdf_mass(robot: RobotDescription) -> float:
+    """The total mass the URDF declares: the sum of its links' inertial masses (kg)."""
+    root = ET.parse(robot.urdf_path).getroot()
+    return sum(float(m.get("value")) for m in root.iterfind("link/inertial/mass"))
 
 
 @pytest.fixture(scope="module", params=sorted(ROBOTS))
@@ -27,8 +33,8 @@ def views(request):
 
 def test_total_mass_matches_urdf(views):
     robot, mj, bt = views
-    assert mj.total_mass == pytest.approx(URDF_MASS[robot.name], abs=1e-6)
-    assert bt.total_mass == pytest.approx(URDF_MASS[robot.name], abs=1e-6)
+    assert mj.total_mass == pytest.approx(urdf_mass(robot), abs=1e-6)
+    assert bt.total_mass == pytest.approx(urdf_mass(robot), abs=1e-6)
 
 
 def test_per_body_mass_com_inertia(views):
@@ -67,7 +73,7 @@ def test_naive_mujoco_load_loses_trunk_mass():
                                             "<robot name=\"a1_description\"><mujoco><compiler "
                                             "discardvisual=\"true\"/></mujoco>"))
     assert naive.body_mass[1:].sum() < 8.0
-    assert build_model(robot).body_mass.sum() == pytest.approx(12.458, abs=1e-6)
+    assert build_model(robot).body_mass.sum() == pytest.approx(urdf_mass(robot), abs=1e-6)
 
 
 @pytest.mark.parametrize("name", sorted(ROBOTS))

@@ -48,6 +48,10 @@ def test_matches_network_on_logged_history(physics_dt, which, request):
                            joint_names=["a", "b", "c"], source="sim")
         with torch.no_grad():
             want = model(torch.tensor(history(s, rows, 0.01, 3), dtype=torch.float32)).numpy()
+        # float32 both ways, but not the same arithmetic: scaling folded into the weights
+        # vs applied to the inputs, and a batched matmul vs one env's: a few ulps of the
+        # torque (measured 2.6e-6 N m); 2e-4 also covers the interpolated lags' float32
+        # rounding, while a lag off by one physics step moves the torque by ~1e-1
         np.testing.assert_allclose(out[rows, n], want, atol=2e-4, rtol=1e-5)
 
 
@@ -87,7 +91,7 @@ def test_reset_fills_history_with_given_state(shared, warm):
     x[..., 0] = -0.2
     with torch.no_grad():
         want = model(torch.tensor(x, dtype=torch.float32)).numpy()[0]
-    np.testing.assert_allclose(tau[0], want, atol=1e-5)
+    np.testing.assert_allclose(tau[0], want, atol=1e-5)  # float32, folded vs unfolded: ulps
 
 
 def test_numpy_and_torch_inputs(shared):
@@ -100,7 +104,7 @@ def test_numpy_and_torch_inputs(shared):
         tt = b(*(torch.tensor(x, dtype=torch.float32) for x in (qt[k], q[k], qd[k])))
     assert isinstance(tn, np.ndarray) and tn.dtype == np.float64 and tn.shape == (5, 3)
     assert torch.is_tensor(tt) and tt.shape == (5, 3)
-    np.testing.assert_allclose(tn, tt.numpy(), atol=1e-5)
+    np.testing.assert_allclose(tn, tt.numpy(), atol=1e-5)  # same shapes; inputs cast alike
     with pytest.raises(ValueError, match=r"\(5, 3\)"):
         a(qt[0][:4], q[0][:4], qd[0][:4])
 
@@ -113,8 +117,11 @@ def test_joint_mapping(shared, typed):
     ev = ActuatorNetEvaluator(typed[0], num_envs=1, physics_dt=0.005, joint_names=names)
     full = ActuatorNetEvaluator(typed[0], num_envs=1, physics_dt=0.005)
     x = np.array([[0.2, -0.1, 0.3]])
+    # 2 joints against 3: matmuls of other shapes, whose BLAS kernel (per CPU and shape)
+    # may sum in another order: float32 torques a few ulps apart (|tau| ~ 5 N m, ulp 5e-7;
+    # measured 1 ulp); 1e-5 is ~20 ulps, a joint mapped to the wrong type: 0.6 N m
     np.testing.assert_allclose(ev(x[:, [2, 0]], 0 * x[:, :2], 0 * x[:, :2]),
-                               full(x, 0 * x, 0 * x)[:, [2, 0]], atol=1e-6)
+                               full(x, 0 * x, 0 * x)[:, [2, 0]], rtol=0, atol=1e-5)
     with pytest.raises(ValueError, match="actuator types"):
         ActuatorNetEvaluator(typed[0], num_envs=1, physics_dt=0.005, joint_names=["x"])
     with pytest.raises(ValueError, match="shorter than the physics period"):
@@ -140,6 +147,8 @@ def test_numpy_twin_matches_the_evaluator(physics_dt, which, request):
             tw.reset([0], qt[k, :1], q[k, :1], qd[k, :1])
         want = ev(qt[k], q[k], qd[k])
         args = (x.astype(np.float32) for x in (qt[k], q[k], qd[k]))
+        # numpy's BLAS (OpenBLAS) against torch's (MKL) on the same float32 weights: sums in
+        # another order, a few ulps of the torque (measured 1.9e-6 N m)
         np.testing.assert_allclose(tw(*args), want, atol=2e-5, rtol=1e-5)
     with pytest.raises(ValueError, match=r"\(4, 3\)"):
         tw(qt[0][:2], q[0][:2], qd[0][:2])

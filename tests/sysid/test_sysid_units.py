@@ -23,11 +23,14 @@ def test_least_squares_and_bootstrap_match_the_textbook_on_iid_data():
     x_true = np.array([1.0, -2.0, 0.5])
     y = a @ x_true + rng.normal(0, sigma, n)
     x = solve(a.T @ a, a.T @ y)
+    # normal equations against LAPACK's lstsq (another algorithm, any BLAS): float64 with
+    # cond(a' a) ~ 10, so they agree to ~1e-14 (measured 3e-15); 1e-10 leaves room for any
+    # kernel, a wrong solve is off by far more
     np.testing.assert_allclose(x, np.linalg.lstsq(a, y, rcond=None)[0], rtol=1e-10)
     analytic = sigma * np.sqrt(np.diag(np.linalg.inv(a.T @ a)))
     grams, rhss = block_normal_equations(a[:, None, :], y[:, None], 50)
     assert grams.shape == (80, 3, 3)
-    np.testing.assert_allclose(grams.sum(0), a.T @ a)
+    np.testing.assert_allclose(grams.sum(0), a.T @ a)  # float64 sums in another order: ~1e-15
     boot = block_bootstrap(grams, rhss, 400, rng).std(axis=0)
     np.testing.assert_allclose(boot, analytic, rtol=0.25)
 
