@@ -42,6 +42,14 @@ BUDGETS = {
 }
 
 
+class StageFailed(RuntimeError):
+    """A stage's command returned a non-zero exit code."""
+
+    def __init__(self, message: str, code: int = 1):
+        super().__init__(message)
+        self.code = code
+
+
 @dataclass
 class Stage:
     name: str
@@ -59,7 +67,7 @@ def _call(module: str, argv: list[str]) -> None:
     print(f"$ robot-rl {name} {' '.join(argv)}", flush=True)
     rc = importlib.import_module(module).main(argv)
     if rc:
-        raise RuntimeError(f"stage {module} failed with exit code {rc}")
+        raise StageFailed(f"stage {name} failed with exit code {rc} (its message is above)", rc)
 
 
 def _collect(out: Path, a: argparse.Namespace) -> None:
@@ -374,5 +382,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    run(build_parser().parse_args(sys.argv[1:] if argv is None else argv))
+    a = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
+    try:
+        run(a)
+    except StageFailed as e:
+        print(f"robot-rl pipeline: error: {e}", file=sys.stderr)
+        return e.code
     return 0
