@@ -183,9 +183,8 @@ class LegKinematics:
             self._spos = np.concatenate([j9 + 3 * b + c, j9 + 3 * c + b])
             self._src = np.concatenate([np.arange(n), np.arange(n)])
             self._scoef = np.concatenate([-sign, sign])
-        else:
-            k_ = _skew(flat_axes)
-            self._k, self._k2 = k_, k_ @ k_
+        k_ = _skew(flat_axes)  # any axis: R = I + sin q K + (1 - cos q) K^2
+        self._k, self._k2 = k_, k_ @ k_
 
     def compute(self, q: np.ndarray, qd: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Foot positions (L, 3), foot velocities relative to the base (L, 3) and the
@@ -250,7 +249,7 @@ class KinematicInertialEstimator:
         self.bias = np.zeros(3)
         self._p = (0.0, 0.0, 0.0)  # var(v), cov(v, b), var(b): the same for every axis
         self.stamp: float | None = None
-        self.contact = np.zeros(self.kin.num_legs)
+        self._weight = [0.0] * self.kin.num_legs
         self.leg_velocity = np.zeros((self.kin.num_legs, 3))
 
     def signals(self, state: RobotState) -> tuple[str, ...]:
@@ -300,7 +299,7 @@ class KinematicInertialEstimator:
             total = sum(weight)
             self.velocity = (np.asarray(weight) @ legs_np) / total if total > 1e-6 else np.zeros(3)
             self._p = (cfg.kin_noise ** 2, 0.0, 0.3 ** 2)
-            self.contact = np.asarray(weight)
+            self._weight = weight
             return self.velocity
         dt = stamp - self.stamp
         self.stamp = stamp
@@ -335,16 +334,21 @@ class KinematicInertialEstimator:
             p11, p12 = (1.0 - k1) * p11, (1.0 - k1) * p12
         self._p = (p11, p12, p22)
         self.velocity = np.array((vx, vy, vz))
-        self.contact = weight
+        self._weight = weight
         return self.velocity
+
+    @property
+    def contact(self) -> np.ndarray:
+        """Weight of each leg in the last update (contact, times the slip gate), in [0, 1]."""
+        return np.asarray(self._weight, dtype=np.float64)
 
     def healthy(self) -> str | None:
         """None while the estimate is plausible, else why not (for the runtime's checks)."""
-        v = self.velocity
-        if not np.all(np.isfinite(v)):
-            return f"base velocity estimate is not finite: {v}"
-        speed = float(np.sqrt(v @ v))
-        if speed > self.cfg.max_speed:
-            return (f"base velocity estimate {speed:.1f} m/s exceeds {self.cfg.max_speed} m/s: "
-                    "the estimator lost track")
-        return None
+        vx, vy, vz = self.velocity.tolist()
+        speed2 = vx * vx + vy * vy + vz * vz
+        if speed2 <= self.cfg.max_speed ** 2:  # False for NaN
+            return None
+        if not math.isfinite(speed2):
+            return f"base velocity estimate is not finite: {self.velocity}"
+        return (f"base velocity estimate {math.sqrt(speed2):.1f} m/s exceeds "
+                f"{self.cfg.max_speed} m/s: the estimator lost track")

@@ -138,6 +138,18 @@ class EnvConfig:
     action_latency: int = 0
     # observation noise, std in units of the scaled observation (-)
     obs_noise: float = 0.02
+    # observe the base linear velocity (on a robot: the onboard estimate of
+    # deploy/estimator.py); off, the policy does without it, from its joint-state history,
+    # and needs only what a robot measures
+    obs_base_linvel: bool = False
+    # joint-state history in the observation (control steps)
+    obs_history: int = 2
+    # IMU errors in the observation, drawn per env at every episode start: gyro bias,
+    # standard deviation per axis (rad/s)
+    imu_gyro_bias: float = 0.01
+    # IMU errors: roll/pitch error of the orientation (mounting and filter), standard
+    # deviation per axis, seen as an offset of the gravity observation (rad)
+    imu_tilt_bias: float = 0.015
     # random push: interval (s, 0 disables) and max horizontal base velocity kick (m/s)
     push_interval: float = 8.0
     push_velocity: float = 0.5
@@ -171,7 +183,10 @@ class EnvConfig:
         for name, ok, want in (("num_envs", self.num_envs >= 1, ">= 1"),
                                ("decimation", self.decimation >= 1, ">= 1"),
                                ("physics_dt", self.physics_dt > 0, "> 0"),
-                               ("action_latency", self.action_latency >= 0, ">= 0")):
+                               ("action_latency", self.action_latency >= 0, ">= 0"),
+                               ("obs_history", self.obs_history >= 1, ">= 1"),
+                               ("imu_gyro_bias", self.imu_gyro_bias >= 0, ">= 0"),
+                               ("imu_tilt_bias", self.imu_tilt_bias >= 0, ">= 0")):
             if not ok:
                 raise ConfigError(f"env.{name} must be {want}, got {getattr(self, name)!r}")
 

@@ -77,6 +77,7 @@ class LeggedEnv(gym.vector.VectorEnv):
         self.robot = load_robot(cfg.robot)
         self.spec = spec or ObservationSpec(
             num_joints=self.robot.num_joints, action_scale=cfg.action_scale,
+            history=cfg.obs_history, base_linvel=cfg.obs_base_linvel,
             gait_frequency=cfg.gait_frequency, gait_amplitude=cfg.gait_amplitude,
             gait_leg_length=self.robot.nominal_base_height if cfg.gait_stride else 0.0)
         self.num_envs = cfg.num_envs
@@ -161,6 +162,10 @@ class LeggedEnv(gym.vector.VectorEnv):
         self.phase = np.zeros(self.num_envs)
         self.curriculum = cfg.rewards.curriculum_start
         self.rng = np.random.default_rng(seed)
+        # IMU errors seen in the observation, per env, drawn at episode start (own stream)
+        self._imu_rng = np.random.default_rng([seed, 1])
+        self.gyro_bias = np.zeros((self.num_envs, 3))
+        self.gravity_bias = np.zeros((self.num_envs, 3))
         self._nf = nf
         sd = 0
         self._sens = {}
@@ -233,6 +238,9 @@ class LeggedEnv(gym.vector.VectorEnv):
         self.steps[ids] = 0
         self.air_time[ids] = 0.0
         self.phase[ids] = self.rng.uniform(0, 2 * np.pi, len(ids))
+        # a roll/pitch error (d_r, d_p) tilts the measured gravity by about (d_p, -d_r, 0)
+        self.gyro_bias[ids] = self._imu_rng.normal(0.0, self.cfg.imu_gyro_bias, (len(ids), 3))
+        self.gravity_bias[ids, :2] = self._imu_rng.normal(0.0, self.cfg.imu_tilt_bias, (len(ids), 2))
         # the base sensors the first observation reads, for the new state (at rest; the IMU
         # site sits at the base origin): not the last values of the ended episode
         self.sensordata[ids, self._sens["quat"]] = qpos[:, 3:7]
@@ -249,6 +257,7 @@ class LeggedEnv(gym.vector.VectorEnv):
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         if seed is not None:
             self.rng = np.random.default_rng(seed)
+            self._imu_rng = np.random.default_rng([seed, 1])
         self._reset_envs(np.arange(self.num_envs))
         self._simulate(np.tile(self.q0, (self.num_envs, 1)), 1)  # fills sensordata
         return self._observe(), {}
@@ -377,15 +386,20 @@ class LeggedEnv(gym.vector.VectorEnv):
                  gravity: np.ndarray | None = None) -> np.ndarray:
         """Observations of all envs, or of the envs ``ids`` only, with the configured noise:
         uniform, zero mean, standard deviation ``obs_noise`` (uniform noise as in legged_gym;
-        float32 uniforms cost a fifth of Gaussians, 30 us against 150 us per step at 128 envs)."""
+        float32 uniforms cost a fifth of Gaussians, 30 us against 150 us per step at 128 envs),
+        and each env's IMU bias on the gravity and angular velocity blocks.  The base
+        velocity block (``spec.base_linvel``) is the simulator's, as a perfect estimate."""
         r = slice(None) if ids is None else ids
         s = self.sensordata[r]
+        quat = s[:, self._sens["quat"]]
+        if gravity is None:
+            gravity = projected_gravity(quat)
         obs = build_observation(
-            self.spec, base_quat=s[:, self._sens["quat"]], base_linvel_b=s[:, self._sens["linvel"]],
-            base_angvel_b=s[:, self._sens["gyro"]], command=self.command[r],
+            self.spec, base_quat=quat, base_linvel_b=s[:, self._sens["linvel"]],
+            base_angvel_b=s[:, self._sens["gyro"]] + self.gyro_bias[r], command=self.command[r],
             q=self.joint_q()[r], qd=self.joint_qd()[r], nominal=self.q0,
             prev_action=self.action[r], history=self.history if ids is None else self.history.rows(ids),
-            phase=self.phase[r], gravity=gravity)
+            phase=self.phase[r], gravity=gravity + self.gravity_bias[r])
         if noise and self.cfg.obs_noise > 0:
             u = self.rng.random(obs.shape, dtype=np.float32)
             obs += (u - np.float32(0.5)) * np.float32(2.0 * np.sqrt(3.0) * self.cfg.obs_noise)

@@ -19,7 +19,7 @@ from deploy.eval_cli import main as eval_main
 from deploy.evaluate import EvalConfig, evaluate, make_interface, run_episode
 from deploy.export import export_policy
 from deploy.runtime import Mode, OnboardController, SafetyConfig
-from deploy.testing import write_random_policy
+from deploy.testing import FakeRobot, write_random_policy
 from robot_rl.mujoco_robot import MujocoRobot
 from robot_rl.obs_spec import quat_rotate_inverse
 from robot_rl.robot import load_robot
@@ -104,6 +104,24 @@ def test_run_episode_metrics(onnx_a1):
     for k in ("vx_abs_err", "yaw_abs_err", "torque_mean", "power_mean"):
         assert math.isfinite(metrics[k]) and metrics[k] >= 0
     assert ctl.mode is Mode.POLICY
+
+
+def test_run_episode_takes_metrics_from_ground_truth_not_the_controller_state(onnx_a1):
+    robot = FakeRobot(A1)
+    # ground truth only: turned 90 deg, moving along world y = its own x at 0.5 m/s
+    robot.base_quat = np.array([math.cos(math.pi / 4), 0.0, 0.0, math.sin(math.pi / 4)])
+    robot.base_linvel = np.array([0.0, 0.5, 0.0])
+    ctl = OnboardController(onnx_a1, A1, robot, SafetyConfig(hold_s=0.1, ramp_s=0.2))
+    cfg = EvalConfig(sim="mujoco", **TINY)
+    metrics, data = run_episode(ctl, robot, (0.4, 0.0, 0.0), cfg)
+    np.testing.assert_allclose(data["vx"], 0.5, atol=1e-9)
+    np.testing.assert_allclose(data["vy"], 0.0, atol=1e-9)
+    assert metrics["vx_abs_err"] == pytest.approx(0.1) and not metrics["fell"]
+    # the onboard estimate (no foot loaded, at rest: ~0) is graded against the truth
+    assert metrics["estimator_vx_rmse"] == pytest.approx(0.5, abs=0.01)
+    robot.base_pos = np.array([0.0, 0.0, 0.05])  # the truth says: on the floor
+    metrics, _ = run_episode(ctl, robot, (0.4, 0.0, 0.0), cfg)
+    assert metrics["fell"]
 
 
 def test_run_episode_records_fault_and_fall(onnx_a1):
