@@ -6,20 +6,22 @@ the controller only sees those.  Quaternions are (w, x, y, z), base frame -> wor
 IMU model (per read; errors drawn once per seed are marked *)::
 
     M          = Rot(mount roll*, mount pitch*)     the IMU sits tilted by its mounting
-    gyro       = M^T w_b + b_g* + n_g               angular velocity (rad/s), IMU frame
-    acc        = M^T f_b + b_a* + n_a               specific force (m/s^2), IMU frame:
+    gyro       = S_g* M^T w_b + b_g* + n_g          angular velocity (rad/s), IMU frame
+    acc        = S_a* M^T f_b + b_a* + n_a          specific force (m/s^2), IMU frame:
                  f_b = R^T (a - g), (0, 0, +9.81) at rest
     quat       = Rz(r_yaw* t) R M E* N               the IMU's own orientation filter:
                  E  = Rot(roll error*, pitch error*)  roll/pitch good to tilt_error_deg,
                  N  = Rot(white noise), r_yaw         yaw drifting at yaw_drift_deg_s
+    S_g, S_a   = diag(1 + scale errors*)            scale factor errors per axis
 
 The bridge reports the IMU's readings as the base's (it assumes the nominal mounting), so a
 mounting tilt appears consistently in orientation, gyro and accelerometer, as on a robot.
 
 Default values are those of an A1-class MEMS IMU with its vendor's filter (BMI088-like
 gyro/accelerometer; noise per 200 Hz sample, biases after power-on calibration): gyro
-noise 0.01 rad/s, bias 0.01 rad/s; accelerometer noise 0.05 m/s^2, bias 0.05 m/s^2; roll
-and pitch within 0.5 deg; yaw drifting at 0.5 deg/s without a magnetometer.  Joint
+noise 0.01 rad/s, bias 0.01 rad/s; accelerometer noise 0.05 m/s^2, bias 0.05 m/s^2; scale
+factors within 1 %; roll and pitch within 0.5 deg; yaw drifting at 0.5 deg/s without a
+magnetometer.  Joint
 encoders: a 15-bit motor encoder behind a 9.1:1 gearbox, 2*pi / (2^15 * 9.1) = 2.1e-5 rad
 per count at the joint.
 """
@@ -50,6 +52,8 @@ class SensorConfig:
     accel_noise: float = 0.05
     # accelerometer bias, standard deviation of the per-axis constant drawn per seed (m/s^2)
     accel_bias: float = 0.05
+    # gyro and accelerometer scale factor error, standard deviation per axis per seed (-)
+    scale_error: float = 0.01
     # orientation filter: roll/pitch error, standard deviation of the constant per seed (deg)
     tilt_error_deg: float = 0.5
     # orientation filter: white noise on each axis, standard deviation (deg)
@@ -65,7 +69,7 @@ class SensorConfig:
 
     def __post_init__(self) -> None:
         for f in ("encoder_resolution", "gyro_noise", "gyro_bias", "accel_noise", "accel_bias",
-                  "tilt_error_deg", "orientation_noise_deg", "yaw_drift_deg_s", "mount_tilt_deg",
+                  "scale_error", "tilt_error_deg", "orientation_noise_deg", "yaw_drift_deg_s", "mount_tilt_deg",
                   "contact_force_threshold"):
             if not getattr(self, f) >= 0:
                 raise ConfigError(f"sensors.{f} must be >= 0, got {getattr(self, f)!r}")
@@ -80,6 +84,8 @@ class SensorErrors:
     tilt_error: np.ndarray  # (2,) rad: roll, pitch of the filter's error
     mount: np.ndarray  # (2,) rad: roll, pitch of the IMU on the base
     yaw_drift_rate: float  # rad/s
+    gyro_scale: np.ndarray  # (3,) multiplier of each gyro axis
+    accel_scale: np.ndarray  # (3,) multiplier of each accelerometer axis
 
 
 def quat_mul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -125,7 +131,9 @@ class SensorModel:
             accel_bias=rng.normal(0.0, cfg.accel_bias, 3),
             tilt_error=rng.normal(0.0, d(cfg.tilt_error_deg), 2),
             mount=sign[:2] * d(cfg.mount_tilt_deg),
-            yaw_drift_rate=float(sign[2] * d(cfg.yaw_drift_deg_s)))
+            yaw_drift_rate=float(sign[2] * d(cfg.yaw_drift_deg_s)),
+            gyro_scale=1.0 + rng.normal(0.0, cfg.scale_error, 3),
+            accel_scale=1.0 + rng.normal(0.0, cfg.scale_error, 3))
         e = self.errors
         self._mount_q = quat_from_rpy(e.mount[0], e.mount[1], 0.0)
         self._mount_rt = quat_to_matrix(self._mount_q).T  # base frame -> IMU frame
@@ -140,8 +148,9 @@ class SensorModel:
         """(orientation quaternion, gyro, accelerometer) at time ``t`` (s) for the true base
         orientation ``quat``, angular velocity ``omega_b`` and specific force (both base frame)."""
         c, e, n = self.cfg, self.errors, self.rng.normal
-        gyro = self._mount_rt @ omega_b + e.gyro_bias + n(0.0, c.gyro_noise, 3)
-        acc = self._mount_rt @ specific_force_b + e.accel_bias + n(0.0, c.accel_noise, 3)
+        gyro = e.gyro_scale * (self._mount_rt @ omega_b) + e.gyro_bias + n(0.0, c.gyro_noise, 3)
+        acc = e.accel_scale * (self._mount_rt @ specific_force_b) + e.accel_bias \
+            + n(0.0, c.accel_noise, 3)
         w = n(0.0, math.radians(c.orientation_noise_deg), 3)
         drift = quat_from_rpy(0.0, 0.0, e.yaw_drift_rate * t)
         q = quat_mul(drift, quat_mul(quat, quat_mul(self._filter_q, quat_from_rpy(*w))))

@@ -17,8 +17,8 @@ from robot_rl.standin_model import StandInConfig, load_standin_config
 
 A1 = load_robot("a1")
 IDEAL = SensorConfig(encoder_resolution=0.0, gyro_noise=0.0, gyro_bias=0.0, accel_noise=0.0,
-                     accel_bias=0.0, tilt_error_deg=0.0, orientation_noise_deg=0.0,
-                     yaw_drift_deg_s=0.0)
+                     accel_bias=0.0, scale_error=0.0, tilt_error_deg=0.0,
+                     orientation_noise_deg=0.0, yaw_drift_deg_s=0.0)
 
 
 def rpy(quat):
@@ -52,6 +52,8 @@ def test_imu_errors_have_the_configured_statistics():
     e = [m.errors for m in models]
     assert np.std([x.gyro_bias for x in e]) == pytest.approx(0.01, rel=0.15)
     assert np.std([x.accel_bias for x in e]) == pytest.approx(0.05, rel=0.15)
+    assert np.std([x.accel_scale for x in e]) == pytest.approx(0.01, rel=0.15)
+    assert np.mean([x.gyro_scale for x in e]) == pytest.approx(1.0, abs=0.002)
     assert np.std([x.tilt_error for x in e]) == pytest.approx(math.radians(0.5), rel=0.15)
     np.testing.assert_allclose(np.abs([x.yaw_drift_rate for x in e]), math.radians(0.5))
     np.testing.assert_allclose(np.abs([x.mount for x in e]), math.radians(1.5))
@@ -66,12 +68,15 @@ def test_imu_errors_have_the_configured_statistics():
     np.testing.assert_allclose(acc.std(0), 0.1, rtol=0.1)
     # the mounting tilt turns gravity in the accelerometer, consistently with the orientation
     mount = quat_to_matrix(quat_from_rpy(*m.errors.mount, 0.0))
-    np.testing.assert_allclose(acc.mean(0), mount.T @ up + m.errors.accel_bias, atol=0.01)
+    np.testing.assert_allclose(acc.mean(0), m.errors.accel_scale * (mount.T @ up)
+                               + m.errors.accel_bias, atol=0.01)
     # the filter's orientation is the mounted IMU's, off by the filter's own tilt error E:
     # E (R_meas^T g_up) = M^T g_up, what the accelerometer reads without its bias
     r_meas = quat_to_matrix(reads[0][0])
     e = quat_to_matrix(quat_from_rpy(*m.errors.tilt_error, 0.0))
-    np.testing.assert_allclose(e @ r_meas.T @ up, acc.mean(0) - m.errors.accel_bias, atol=0.01)
+    np.testing.assert_allclose(e @ r_meas.T @ up,
+                               (acc.mean(0) - m.errors.accel_bias) / m.errors.accel_scale,
+                               atol=0.01)
 
 
 def test_standin_imu_on_the_rig_bias_tilt_and_yaw_drift():
