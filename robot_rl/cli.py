@@ -65,9 +65,12 @@ def _collect(argv: list[str]) -> int:
                     "validated log (<out>/<experiment>.npz, schema in robot_rl/logs.py). "
                     "The write is atomic: an interrupted run leaves no log.")
     p.add_argument("--robot", default=DEFAULT_ROBOT, help=f"robot description ({', '.join(ROBOTS)})")
-    p.add_argument("--experiment", required=True, choices=sorted(EXPERIMENTS),
+    p.add_argument("--experiment", required=True, choices=sorted([*EXPERIMENTS, "walking"]),
                    help="suspended: base on a rig, joints excited with chirps and steps; "
-                        "ground: standing, squats, sways and stepping in place")
+                        "ground: standing, squats, sways and stepping in place; walking: a "
+                        "policy (--policy) under random commands and pushes, the regime it "
+                        "will operate in")
+    p.add_argument("--policy", default=None, help="walking: the exported policy.onnx to run")
     p.add_argument("--seconds", type=float, default=20.0, help="duration (s) [20]")
     p.add_argument("--out", required=True, help="output folder (or a .npz file name)")
     p.add_argument("--standin-config", default=None,
@@ -80,6 +83,17 @@ def _collect(argv: list[str]) -> int:
     a = p.parse_args(argv)
     overrides = {} if a.standin_seed is None else {"seed": a.standin_seed}
     cfg = load_standin_config(a.standin_config, **overrides)
+    if a.experiment == "walking":
+        if not a.policy:
+            print("robot-rl collect: error: --experiment walking needs --policy <policy.onnx>",
+                  file=sys.stderr)
+            return 2
+        from deploy.walking_log import collect_walking  # runs the onboard controller
+
+        path = collect_walking(a.policy, load_robot(a.robot), a.seconds, a.out, cfg,
+                               seed=a.seed, progress=not a.quiet)
+        print(f"wrote {path}")
+        return 0
     path = collect(load_robot(a.robot), a.experiment, a.seconds, a.out, cfg, seed=a.seed,
                    progress=not a.quiet)
     print(f"wrote {path}")
