@@ -5,7 +5,8 @@
     format          "robot_rl.actuator_net"
     version         1
     state_dict      ActuatorMLP weights and buffers (joint_type, in_mean, in_std, out_mean,
-                    out_std: the input/output scaling, per actuator type)
+                    out_std: the input/output scaling, per actuator type; lin_w, lin_b:
+                    the linear term, zero when absent)
     joint_names     J joint names, the order of the network's joint axis
     joint_type      J ints: which type's weights each joint uses
     type_names      one label per type
@@ -74,7 +75,10 @@ def load_checkpoint(path: str | Path) -> tuple[ActuatorMLP, dict]:
     if ck.get("version") != VERSION:
         raise ValueError(f"{path}: field 'version': {ck.get('version')!r}, expected {VERSION}")
     model = ActuatorMLP(list(ck["joint_type"]), 2 * int(ck["num_lags"]), tuple(ck["hidden"]))
-    model.load_state_dict(ck["state_dict"])
+    state = dict(ck["state_dict"])
+    for k in ("lin_w", "lin_b"):  # written before the linear term existed: no linear term
+        state.setdefault(k, torch.zeros_like(getattr(model, k)))
+    model.load_state_dict(state)
     model.eval()
     return model, ck
 

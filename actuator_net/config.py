@@ -24,12 +24,23 @@ class ModelConfig:
     num_lags: int = 3
     # hidden layer widths (units)
     hidden: tuple[int, ...] = (32, 32, 32)
+    # a linear term on the same inputs, fitted by robust least squares first, the MLP
+    # learning the rest: outside the logs' excitation the model then keeps the fitted
+    # stiffness instead of the MLP's saturation (see actuator_net.model); per actuator
+    # type, kept only where the fit is a driver law (actuator_net.train.passive_law) (-)
+    linear: bool = True
+    # with the linear term: samples of the actuator at rest (held position error, zero
+    # velocity, labelled with the linear term) added to training, as a fraction of the
+    # training samples (see actuator_net.train.rest_samples) (-)
+    rest_fraction: float = 0.1
 
     def __post_init__(self) -> None:
         if not self.history_spacing > 0:
             raise ConfigError(f"model.history_spacing must be > 0 s, got {self.history_spacing}")
         if self.num_lags < 1:
             raise ConfigError(f"model.num_lags must be >= 1, got {self.num_lags}")
+        if not 0.0 <= self.rest_fraction <= 1.0:
+            raise ConfigError(f"model.rest_fraction must lie in [0, 1], got {self.rest_fraction}")
         if not self.hidden or any(h < 1 for h in self.hidden):
             raise ConfigError(f"model.hidden must be positive widths, got {self.hidden}")
 

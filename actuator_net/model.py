@@ -6,6 +6,21 @@ network shared by all joints of one actuator type.  Joints of different types (o
 gains or limits) get their own weights; all types are evaluated in one batched matmul per
 layer (no loop over joints or types).  Scaling (per type) lives in buffers, so the saved
 state dict and the ONNX graph take raw SI inputs and return N m.
+
+Besides the MLP, each type has a linear term on the same raw inputs (``lin_w``, ``lin_b``:
+buffers, fitted by least squares before the MLP is trained on what it leaves)::
+
+    tau = x . lin_w + lin_b  +  MLP(x)
+
+Inside the excitation of the logs the sum fits as well as an MLP alone; outside it (a
+suspended rig rarely holds a large position error at low speed, a leg carrying the robot
+does so all the time) the softsign MLP saturates towards what it saw, while the linear
+term keeps the driver's stiffness: without it a rig-trained network gave 14 % less torque
+than the actuator for a held error of 0.5 rad, and the robot sagged and fell in simulation
+(issue 20).  Training keeps the term only where the fit is a driver law (positive
+stiffness, no negative damping; :func:`actuator_net.train.passive_law`), else it is zero
+and the MLP is the whole model, as before.  A checkpoint without the term loads with it
+zero.
 """
 
 from __future__ import annotations
@@ -32,6 +47,9 @@ class ActuatorMLP(nn.Module):
         self.register_buffer("in_std", torch.ones(num_types, num_inputs))
         self.register_buffer("out_mean", torch.zeros(num_types))
         self.register_buffer("out_std", torch.ones(num_types))
+        # the linear term on the raw inputs (N m per input unit) and its offset (N m)
+        self.register_buffer("lin_w", torch.zeros(num_types, num_inputs))
+        self.register_buffer("lin_b", torch.zeros(num_types))
         widths = [num_inputs, *hidden, 1]
         self.weights = nn.ParameterList()
         self.biases = nn.ParameterList()
@@ -55,7 +73,23 @@ class ActuatorMLP(nn.Module):
             self.out_mean.copy_(out_mean)
             self.out_std.copy_(out_std)
 
+    def set_linear(self, weight: torch.Tensor, bias: torch.Tensor) -> None:
+        """Per-type linear term: weight (T, 2L) on the raw inputs, bias (T,), N m."""
+        with torch.no_grad():
+            self.lin_w.copy_(weight)
+            self.lin_b.copy_(bias)
+
+    def linear(self, x: torch.Tensor) -> torch.Tensor:
+        """The linear term alone: x (..., J, 2L) -> (..., J) N m."""
+        jt = self.joint_type
+        return (x * self.lin_w[jt]).sum(-1) + self.lin_b[jt]
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._mlp(x) * self.out_std[self.joint_type] + self.out_mean[self.joint_type] \
+            + self.linear(x)
+
+    def _mlp(self, x: torch.Tensor) -> torch.Tensor:
+        """The MLP's output in normalized units (before ``out_std``, ``out_mean``)."""
         jt = self.joint_type
         lead = x.shape[:-2]
         h = (x - self.in_mean[jt]) / self.in_std[jt]
@@ -75,9 +109,10 @@ class ActuatorMLP(nn.Module):
                 if k < len(self.weights) - 1:
                     h = nn.functional.softsign(h)
             out = h.squeeze(-1).transpose(0, 1).reshape(*lead, self.num_joints)
-        return out * self.out_std[jt] + self.out_mean[jt]
+        return out
 
     def forward_normalized(self, x: torch.Tensor) -> torch.Tensor:
-        """Output in normalized units (training loss), same input as :meth:`forward`."""
-        jt = self.joint_type
-        return (self.forward(x) - self.out_mean[jt]) / self.out_std[jt]
+        """The MLP's output in normalized units (training loss: its target is the torque
+        less the linear term, normalized by ``out_mean``, ``out_std``), same input as
+        :meth:`forward`."""
+        return self._mlp(x)

@@ -5,8 +5,9 @@
 // It computes exactly what actuator_net/runtime.py (NumpyActuatorNet) computes, in float32:
 // per actuator, the inputs are position error (ctrl - q) and velocity at L history lags
 // (lag m sits lag_lo[m] + lag_frac[m] physics steps back, interpolated linearly), through
-// the MLP (scaling folded into the first and last layers, softsign between layers); the
-// output is the joint torque (N m), clamped by the actuator's forcerange.
+// the MLP (scaling folded into the first and last layers, softsign between layers) plus a
+// linear term on the same inputs (its offset folded into the last bias); the output is the
+// joint torque (N m), clamped by the actuator's forcerange.
 //
 // One instance drives all the actuators that name it (in actuator id order); each may use
 // its own weight set (net_of). The past samples live in the plugin state (so they are part
@@ -21,6 +22,7 @@
 //   layers     widths, input first: 2L h1 ... 1
 //   nets       number of weight sets; net_of: weight set of each actuator
 //   weights    per set, per layer: W (in x out, row-major) then b (out)
+//   linear     per set, 2L weights of the linear term (optional: absent means none)
 
 #include <math.h>
 #include <stdlib.h>
@@ -33,7 +35,7 @@
 #define PLUGIN_NAME "robot_rl.actuator_net"
 
 static const char* kAttributes[] = {"actuators", "history", "lag_lo", "lag_frac", "layers",
-                                    "nets", "net_of", "weights"};
+                                    "nets", "net_of", "weights", "linear"};
 
 typedef struct {
   int nact, nhist, nlag, nlayer, nnet, stride, widest;
@@ -45,6 +47,8 @@ typedef struct {
   int* lag_lo;
   float* lag_frac;
   float* weights;  // nnet * stride floats
+  float* linear;   // nnet * size[0] floats: the linear term's weights
+  float* lin_out;  // this step's linear term per actuator
   float* stash;    // this step's (e, v) per actuator
   float* work;     // 2 buffers of nact * widest
   float* scratch;  // widest: outputs of a short actuator group's padding
@@ -115,6 +119,8 @@ static void net_free(Net* net) {
   free(net->lag_lo);
   free(net->lag_frac);
   free(net->weights);
+  free(net->linear);
+  free(net->lin_out);
   free(net->stash);
   free(net->work);
   free(net->scratch);
@@ -132,18 +138,21 @@ static int net_alloc(Net* net) {
   net->lag_lo = (int*)calloc(net->nlag, sizeof(int));
   net->lag_frac = (float*)calloc(net->nlag, sizeof(float));
   net->weights = (float*)calloc((size_t)net->nnet * net->stride, sizeof(float));
+  net->linear = (float*)calloc((size_t)net->nnet * net->size[0], sizeof(float));
+  net->lin_out = (float*)calloc(n, sizeof(float));
   net->stash = (float*)calloc(2 * n, sizeof(float));
   net->work = (float*)calloc((size_t)2 * n * net->widest, sizeof(float));
   net->scratch = (float*)calloc(net->widest, sizeof(float));
   net->order = (int*)calloc(n, sizeof(int));
   net->group_start = (int*)calloc(n + 1, sizeof(int));
   return (net->order && net->group_start && net->act && net->qadr && net->vadr && net->net_of && net->lag_lo && net->lag_frac &&
-          net->weights && net->stash && net->work && net->scratch) ? 0 : -1;
+          net->weights && net->linear && net->lin_out && net->stash && net->work &&
+          net->scratch) ? 0 : -1;
 }
 
 static Net* net_create(const mjModel* m, int instance) {
   Net* net = (Net*)calloc(1, sizeof(Net));
-  double *lo = NULL, *frac = NULL, *of = NULL, *w = NULL, sizes[MAX_LAYERS + 2];
+  double *lo = NULL, *frac = NULL, *of = NULL, *w = NULL, *lin = NULL, sizes[MAX_LAYERS + 2];
   if (!net) return NULL;
   if (config_int(m, instance, "actuators", &net->nact) ||
       config_int(m, instance, "history", &net->nhist) ||
@@ -179,6 +188,11 @@ static Net* net_create(const mjModel* m, int instance) {
   of = config_array(m, instance, "net_of", net->nact);
   w = config_array(m, instance, "weights", net->nnet * net->stride);
   if (!lo || !frac || !of || !w) goto fail;
+  if (*config(m, instance, "linear")) {  // optional: absent, the linear term is zero
+    lin = config_array(m, instance, "linear", net->nnet * net->size[0]);
+    if (!lin) goto fail;
+    for (long i = 0; i < (long)net->nnet * net->size[0]; i++) net->linear[i] = (float)lin[i];
+  }
   for (int i = 0; i < net->nlag; i++) {
     net->lag_lo[i] = (int)lo[i];
     net->lag_frac[i] = (float)frac[i];
@@ -242,6 +256,7 @@ static Net* net_create(const mjModel* m, int instance) {
   free(frac);
   free(of);
   free(w);
+  free(lin);
   return net;
 
 fail:
@@ -249,6 +264,7 @@ fail:
   free(frac);
   free(of);
   free(w);
+  free(lin);
   net_free(net);
   return NULL;
 }
@@ -391,6 +407,10 @@ static void compute(const mjModel* m, mjData* d, int instance, int capability_bi
       xa[l] = e0;
       xa[nlag + l] = v0;
     }
+    const float* lw = net->linear + (size_t)net->net_of[a] * net->size[0];
+    float s = 0.0f;
+    for (int i = 0; i < net->size[0]; i++) s += xa[i] * lw[i];
+    net->lin_out[a] = s;
   }
 
   // the MLP, by groups of up to NA actuators with one weight set (a short group repeats
@@ -416,7 +436,7 @@ static void compute(const mjModel* m, mjData* d, int instance, int capability_bi
     x = y;
     y = t;
   }
-  for (int a = 0; a < nact; a++) d->actuator_force[net->act[a]] = x[a];
+  for (int a = 0; a < nact; a++) d->actuator_force[net->act[a]] = x[a] + net->lin_out[a];
 }
 
 static void advance(const mjModel* m, mjData* d, int instance) {

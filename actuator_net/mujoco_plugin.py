@@ -132,21 +132,26 @@ def plugin_config(evaluator, num_actuators: int) -> dict[str, str]:
         raise ValueError(f"the evaluator drives {ev.num_joints} joints, not {num_actuators}")
     ws = [w.cpu().numpy() for w in ev._w]
     bs = [b.cpu().numpy() for b in ev._b]
+    lw = ev._lw.cpu().numpy()
     if ev._shared:  # (a, b) and (b,): one weight set
         sets = [[(w, b) for w, b in zip(ws, bs)]]
+        lins = [lw.ravel()]
         net_of = [0] * num_actuators
     else:  # (J, a, b) and (J, 1, b): one set per actuator type (joints of a type share it)
-        sets, net_of, seen = [], [], {}
+        sets, lins, net_of, seen = [], [], [], {}
         for j in range(num_actuators):
             layers = [(w[j], b[j, 0]) for w, b in zip(ws, bs)]
             key = b"".join(np.ascontiguousarray(a).tobytes() for pair in layers for a in pair)
+            key += np.ascontiguousarray(lw[j]).tobytes()
             if key not in seen:
                 seen[key] = len(sets)
                 sets.append(layers)
+                lins.append(lw[j].ravel())
             net_of.append(seen[key])
     flat = np.concatenate([np.concatenate([np.asarray(w, np.float32).ravel(),
                                            np.asarray(b, np.float32).ravel()])
                            for layers in sets for w, b in layers])
+    linear = np.concatenate([np.asarray(v, np.float32) for v in lins])
     widths = [sets[0][0][0].shape[0]] + [w.shape[1] for w, _ in sets[0]]
     frac = np.zeros(ev.num_lags, np.float32) if ev._frac_t is None else ev._frac_t.cpu().numpy()
 
@@ -162,6 +167,7 @@ def plugin_config(evaluator, num_actuators: int) -> dict[str, str]:
         "nets": str(len(sets)),
         "net_of": " ".join(map(str, net_of)),
         "weights": text(flat),
+        "linear": text(linear),
     }
 
 

@@ -14,7 +14,8 @@ of position error and velocity at the physics rate, long enough for the network'
 linearly.  A reset env's history is filled with its current state (given to ``reset``, or
 else the state of the next call), as a robot at rest would have had.  Everything is
 batched torch (no Python loop over envs or joints) under ``torch.inference_mode``, with
-the input/output scaling folded into the first and last layers.
+the input/output scaling folded into the first and last layers (the linear term's offset
+into the last bias; its weights are one more product on the inputs).
 """
 
 from __future__ import annotations
@@ -96,6 +97,7 @@ class ActuatorNetEvaluator:
                                    w.shape[-1], dtype=f32, device=dev) for w in self._w]
             widest = max(h.shape[-1] for h in self._h)
             self._tmp = torch.empty(*self._h[0].shape[:-1], widest, dtype=f32, device=dev)
+            self._lin = torch.empty(nj, n, dtype=f32, device=dev)  # the linear term
         self._ptr = 0
         self._pending: torch.Tensor | None = None
         self.reset()
@@ -110,18 +112,21 @@ class ActuatorNetEvaluator:
         # first layer on raw inputs: ((x - mu) / sd) W + b = x (W / sd) + (b - (mu / sd) W)
         bs[0] = bs[0] - torch.einsum("jd,jdh->jh", mu / sd, ws[0])
         ws[0] = ws[0] / sd.unsqueeze(-1)
-        # last layer in N m: y * osd + om
+        # last layer in N m: y * osd + om, plus the linear term's offset
+        lw, lb = model.lin_w[t].double(), model.lin_b[t].double()  # (J, d), (J,)
         ws[-1] = ws[-1] * osd.view(-1, 1, 1)
-        bs[-1] = bs[-1] * osd.view(-1, 1) + om.view(-1, 1)
+        bs[-1] = bs[-1] * osd.view(-1, 1) + (om + lb).view(-1, 1)
         shared = len(set(jt)) == 1
         self._shared = shared
         dev, f32 = self.device, torch.float32
         if shared:
             self._w = [w[0].to(dev, f32).contiguous() for w in ws]  # (a, b)
             self._b = [b[0].to(dev, f32).contiguous() for b in bs]  # (b,)
+            self._lw = lw[0].to(dev, f32).contiguous()  # (d,)
         else:
             self._w = [w.to(dev, f32).contiguous() for w in ws]  # (J, a, b)
             self._b = [b.unsqueeze(1).to(dev, f32).contiguous() for b in bs]  # (J, 1, b)
+            self._lw = lw.unsqueeze(-1).to(dev, f32).contiguous()  # (J, d, 1)
 
     # -- public API -------------------------------------------------------------------------
     def reset(self, env_ids: Any = None, q_target: Any = None, q: Any = None,
@@ -191,6 +196,11 @@ class ActuatorNetEvaluator:
         """x (J, N, 2, L) -> torque (N, J), through the preallocated layer outputs."""
         nj, n = self.num_joints, self.num_envs
         h = x.view(nj * n, -1) if self._shared else x.view(nj, n, -1)
+        lin = self._lin  # the linear term (its offset is in the last bias)
+        if self._shared:
+            torch.mv(h, self._lw, out=lin.view(-1))
+        else:
+            torch.bmm(h, self._lw, out=lin.view(nj, n, 1))
         last = len(self._w) - 1
         for i, (w, b) in enumerate(zip(self._w, self._b)):
             out = self._h[i]
@@ -203,7 +213,7 @@ class ActuatorNetEvaluator:
                 torch.abs(out, out=tmp).add_(1.0)
                 out.div_(tmp)
             h = out
-        return h.view(nj, n).t().contiguous()
+        return (h.view(nj, n) + lin).t().contiguous()
 
 
 class NumpyActuatorNet:
@@ -223,6 +233,7 @@ class NumpyActuatorNet:
         self._shared = ev._shared
         self._w = [w.cpu().numpy() for w in ev._w]
         self._b = [b.cpu().numpy() for b in ev._b]
+        self._lw = ev._lw.cpu().numpy()
         self._idx = [i.cpu().numpy() for i in ev._idx]
         self._frac = None if ev._frac_t is None else ev._frac_t.cpu().numpy()
         self._buf = np.zeros((self.num_joints, self.num_envs, 2, self.buffer_len), np.float32)
@@ -271,10 +282,11 @@ class NumpyActuatorNet:
         self._ptr = (ptr + 1) % k
         nj, n = self.num_joints, self.num_envs
         h = g.reshape(nj * n, -1) if self._shared else g.reshape(nj, n, -1)
+        lin = np.matmul(h, self._lw).reshape(nj, n)  # the linear term (offset: in the last bias)
         last = len(self._w) - 1
         for i, (w, b) in enumerate(zip(self._w, self._b)):
             h = np.matmul(h, w)
             h += b
             if i < last:  # softsign
                 h /= 1.0 + np.abs(h)
-        return h.reshape(nj, n).T
+        return (h.reshape(nj, n) + lin).T

@@ -25,6 +25,14 @@ def typed(small_actuator_net):
     return small_actuator_net("a,b,a")[0]
 
 
+@pytest.fixture(scope="module")
+def linear(small_actuator_net):
+    """A network with a linear term (actuator_net.model), typed."""
+    path, model = small_actuator_net("a,b,a", tau_max=40.0)
+    assert model.lin_w.abs().sum() > 0
+    return (path, model)[0]
+
+
 def _pendulums(joints: int, dt: float) -> mujoco.MjSpec:
     """``joints`` independent pendulums, each driven by a torque motor named after its joint."""
     spec = mujoco.MjSpec()
@@ -41,7 +49,7 @@ def _pendulums(joints: int, dt: float) -> mujoco.MjSpec:
 
 
 @pytest.mark.parametrize("physics_dt", [0.005, 0.004])  # integer and interpolated lags
-@pytest.mark.parametrize("which", ["shared", "typed"])
+@pytest.mark.parametrize("which", ["shared", "typed", "linear"])
 def test_plugin_applies_the_numpy_evaluators_torque(physics_dt, which, request):
     path = request.getfixturevalue(which)
     names = [f"pendulum_{j}" for j in range(3)]

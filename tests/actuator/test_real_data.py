@@ -4,7 +4,8 @@
 Fixed seeds, CPU, deterministic.  ANYmal uses a history spacing of 0.0075 s (3 samples at
 400 Hz): with the paper's 0.01 s the default training reaches 0.46 to 0.61 N m over six
 seeds (mean 0.54, so the 0.55 target holds for only some seeds); 0.0075 s gives 0.39 to
-0.50 (mean 0.44); seed 0 here gives 0.436 N m (bench/RESULTS.md).
+0.50 (mean 0.44); seed 0 here gave 0.436 N m (bench/RESULTS.md), and 0.362 since the
+model has a linear term (issue 20; ankle: every joint lower too).
 """
 
 from __future__ import annotations

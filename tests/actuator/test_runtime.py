@@ -20,6 +20,14 @@ def typed(small_actuator_net):
     return small_actuator_net("a,b,a")
 
 
+@pytest.fixture(scope="module")
+def linear(small_actuator_net):
+    """A network with a linear term (actuator_net.model), typed."""
+    path, model = small_actuator_net("a,b,a", tau_max=40.0)
+    assert model.lin_w.abs().sum() > 0
+    return (path, model)
+
+
 def _signals(steps, envs, joints, seed):
     rng = np.random.default_rng(seed)
     t = np.arange(steps)[:, None, None]
@@ -31,7 +39,7 @@ def _signals(steps, envs, joints, seed):
 
 
 @pytest.mark.parametrize("physics_dt", [0.005, 0.002, 0.004, 0.003])
-@pytest.mark.parametrize("which", ["shared", "typed"])
+@pytest.mark.parametrize("which", ["shared", "typed", "linear"])
 def test_matches_network_on_logged_history(physics_dt, which, request):
     """At every step the evaluator's torque equals the network on the log-style window
     (stride when h / dt is an integer, linear interpolation otherwise)."""
@@ -129,7 +137,7 @@ def test_joint_mapping(shared, typed):
 
 
 @pytest.mark.parametrize("physics_dt", [0.005, 0.004])
-@pytest.mark.parametrize("which", ["shared", "typed"])
+@pytest.mark.parametrize("which", ["shared", "typed", "linear"])
 def test_numpy_twin_matches_the_evaluator(physics_dt, which, request):
     """The numpy evaluator (used by the simulator's worker threads) gives the torch
     evaluator's torques, through integer and interpolated lags and both reset forms."""
