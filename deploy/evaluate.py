@@ -282,12 +282,13 @@ def summarize(episodes: list[dict[str, Any]]) -> dict[str, Any]:
 # -- the evaluation ----------------------------------------------------------------------------
 def evaluate(policy: str | Path, out: str | Path | None = None, cfg: EvalConfig | None = None,
              sysid: str | Path | None = None, compare: str | Path | None = None,
-             progress: bool = False) -> dict[str, Any]:
+             progress: bool = False, interface: RobotInterface | None = None) -> dict[str, Any]:
     """Run the onboard runtime with ``policy`` (an exported ``.onnx``) in ``cfg.sim``.
 
     Returns the report dict; with ``out``, writes the report files, plot and GIF there.
     ``sysid`` (MuJoCo only) applies stage 1's fitted parameters to the model; ``compare``
-    names another report.json for the sim-to-sim table.
+    names another report.json for the sim-to-sim table.  ``interface``: run on this robot
+    instead of the one ``cfg.sim`` builds (it is closed afterwards).
     """
     cfg = cfg or EvalConfig()
     policy = Path(policy)
@@ -297,7 +298,7 @@ def evaluate(policy: str | Path, out: str | Path | None = None, cfg: EvalConfig 
         print(f"note: --sysid applies to --sim mujoco only; ignored for {cfg.sim}")
         sysid = None
     safety = SafetyConfig(hold_s=cfg.hold_s, ramp_s=cfg.ramp_s)
-    iface = make_interface(cfg, robot, sysid)
+    iface = interface if interface is not None else make_interface(cfg, robot, sysid)
     episodes, traces = [], []
     frames: list[np.ndarray] = []
     t0 = time.perf_counter()
@@ -347,7 +348,7 @@ def evaluate(policy: str | Path, out: str | Path | None = None, cfg: EvalConfig 
 
 def _standin_record(cfg: EvalConfig, iface: RobotInterface) -> dict[str, Any] | None:
     """Which reality the PyBullet evaluation ran on: the config file and its values."""
-    if cfg.sim != "pybullet":
+    if cfg.sim != "pybullet" or not hasattr(iface, "cfg"):
         return None
     from robot_rl.standin_model import resolve_standin_path
 

@@ -31,6 +31,7 @@ STAGES: dict[str, tuple[str, str]] = {
     "train": ("policies.cli", "stage 3: train a locomotion policy with TRPO in MuJoCo"),
     "export": ("deploy.export_cli", "stage 4: export a trained policy to ONNX"),
     "eval": ("deploy.eval_cli", "evaluate a policy in MuJoCo or PyBullet"),
+    "fidelity": ("deploy.fidelity", "how well the identified simulator predicts the robot"),
     "pipeline": ("robot_rl.pipeline", "run collect -> sysid -> actuator -> train -> export -> eval"),
 }
 

@@ -1,0 +1,299 @@
+"""Does the simulator built from stages 1 and 2 predict the robot?  ``robot-rl fidelity``.
+
+Four simulators, the training simulator's MuJoCo model and physics step with
+{nominal, identified} parameters x {ideal PD, actuator network}, are compared with the
+robot on data from the regime the policy operates in:
+
+* **open loop**: held-out walking logs (``robot-rl collect --experiment walking``, not used
+  by stages 1 and 2) are cut into windows (``window_s``); each window starts every
+  simulator from the logged state (base pose and velocity from motion capture, joints
+  from the encoders; the actuator network's history warmed on the four samples before)
+  and drives it with the logged joint targets (multiple shooting).  Errors against the
+  log: joint angles (rad RMS), base velocity (m/s RMS), base position at the window's end
+  (m), base height (m RMS).
+* **closed loop**: the same exported policy, through the same onboard controller, on the
+  robot (the stand-in the logs came from) and in each simulator, over the transfer suite's
+  commands: tracking errors, mean torque, falls, and whether the simulator agrees with the
+  robot on falling, command by command.
+
+Writes ``fidelity.json``, ``fidelity.md`` and ``fidelity.png`` to ``<run>/fidelity``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import mujoco
+import numpy as np
+
+from robot_rl.config import atomic_write_bytes, atomic_write_json
+from robot_rl.logs import RobotLog, read_log
+from robot_rl.mujoco_robot import MujocoRobot
+from robot_rl.robot import RobotDescription, load_robot
+from robot_rl.sim_mujoco import MujocoModelConfig, build_model, index
+
+#: the training simulator's physics step (s), as policies.config.EnvConfig.physics_dt
+PHYSICS_DT = 0.005
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One simulator: parameters and actuation."""
+
+    identified: bool
+    actuation: str  # "pd" or "net"
+
+    @property
+    def name(self) -> str:
+        return f"{'identified' if self.identified else 'nominal'}+{self.actuation}"
+
+
+VARIANTS = (Variant(False, "pd"), Variant(False, "net"), Variant(True, "pd"), Variant(True, "net"))
+
+
+def _model_hook(robot: RobotDescription, run: Path, v: Variant):
+    if not v.identified:
+        return None
+    from policies.randomization import load_sysid
+    from sysid.apply import apply_params  # stage 1's single definition of the mapping
+
+    values = load_sysid(run / "sysid").values
+    return lambda model: apply_params(model, values, robot)
+
+
+def _actuation(robot: RobotDescription, run: Path, v: Variant, physics_dt: float):
+    from policies.actuation import make_actuation  # the training env's actuation seam
+
+    return make_actuation(v.actuation, robot, 1, physics_dt, run / "actuator", backend="numpy")
+
+
+class SimRobot(MujocoRobot):
+    """The training simulator as a robot: MuJoCo with the variant's parameters and actuation."""
+
+    def __init__(self, robot: RobotDescription, run: Path, variant: Variant,
+                 physics_dt: float = PHYSICS_DT):
+        self.actuation = _actuation(robot, run, variant, physics_dt)
+        super().__init__(robot, physics_dt=physics_dt, model_hook=_model_hook(robot, run, variant))
+
+    def reset(self):
+        st = super().reset()
+        self.actuation.reset(np.array([0]), st.q[None], st.qd[None])
+        return st
+
+    def step(self):
+        m, d, idx = self.model, self.data, self.idx
+        for _ in range(self.decimation):
+            self._tau = np.asarray(self.actuation(self._target[None], d.qpos[idx.qpos][None],
+                                                  d.qvel[idx.qvel][None])[0], dtype=np.float64)
+            d.ctrl[idx.actuator] = self._tau
+            mujoco.mj_step(m, d)
+        return self.read_state()
+
+
+# -- open loop -----------------------------------------------------------------------------
+def replay(log: RobotLog, robot: RobotDescription, run: Path, variant: Variant,
+           window_s: float = 0.5, physics_dt: float = PHYSICS_DT) -> dict[str, Any]:
+    """Multiple-shooting replay of ``log`` in ``variant``; errors against the log."""
+    if log.base_pos is None or log.base_linvel is None or log.base_quat is None:
+        raise ValueError(f"{log.path}: open-loop fidelity needs the base state (motion capture)")
+    model = build_model(robot, MujocoModelConfig(timestep=physics_dt))
+    hook = _model_hook(robot, run, variant)
+    if hook is not None:
+        hook(model)
+    act = _actuation(robot, run, variant, physics_dt)
+    idx, d = index(model, robot), mujoco.MjData(model)
+    sub = int(round(log.control_dt / physics_dt))
+    if sub < 1 or abs(sub * physics_dt - log.control_dt) > 1e-9:
+        raise ValueError(f"{log.path}: control_dt {log.control_dt} s is not a multiple of the "
+                         f"physics step {physics_dt} s")
+    w, warm = int(round(window_s / log.control_dt)), 4
+    starts = list(range(warm, len(log.time) - w - 1, w))
+    if not starts:
+        raise ValueError(f"{log.path}: shorter than one {window_s} s window")
+    err_q, err_v, err_h, end_pos = [], [], [], []
+    for s in starts:
+        mujoco.mj_resetData(model, d)
+        d.qpos[0:3], d.qpos[3:7] = log.base_pos[s], log.base_quat[s]
+        d.qvel[0:3], d.qvel[3:6] = log.base_linvel[s], log.base_angvel[s]
+        d.qpos[idx.qpos], d.qvel[idx.qvel] = log.q[s], log.qd[s]
+        mujoco.mj_forward(model, d)
+        act.reset(np.array([0]), log.q[s - warm][None], log.qd[s - warm][None])
+        for k in range(s - warm, s):  # the network's history, from the log
+            act(log.q_target[k][None], log.q[k][None], log.qd[k][None])
+        q_sim, p_sim, v_sim = [], [], []
+        for k in range(s, s + w):
+            for _ in range(sub):
+                tau = act(log.q_target[k][None], d.qpos[idx.qpos][None], d.qvel[idx.qvel][None])[0]
+                d.ctrl[idx.actuator] = tau
+                mujoco.mj_step(model, d)
+            q_sim.append(d.qpos[idx.qpos].copy())
+            p_sim.append(d.qpos[0:3].copy())
+            v_sim.append(d.qvel[0:3].copy())
+        q_sim, p_sim, v_sim = map(np.array, (q_sim, p_sim, v_sim))
+        sl = slice(s + 1, s + w + 1)
+        err_q.append(q_sim - log.q[sl])
+        err_v.append(v_sim - log.base_linvel[sl])
+        err_h.append(p_sim[:, 2] - log.base_pos[sl, 2])
+        end_pos.append(float(np.linalg.norm(p_sim[-1, :2] - log.base_pos[sl][-1, :2])))
+    rms = lambda x: float(np.sqrt(np.mean(np.square(x))))  # noqa: E731
+    return {"windows": len(starts), "window_s": window_s, "joint_rmse_rad": rms(err_q),
+            "base_vel_rmse_mps": rms(err_v), "base_height_rmse_m": rms(err_h),
+            "base_pos_end_err_m": float(np.mean(end_pos))}
+
+
+# -- closed loop -----------------------------------------------------------------------------
+def closed_loop(policy: Path, robot: RobotDescription, run: Path, standin_config: str | None,
+                seconds: float = 6.0, seed: int = 0, progress: bool = True) -> dict[str, Any]:
+    """The policy on the robot and in every variant over the suite's commands."""
+    from deploy.evaluate import EvalConfig, evaluate
+    from deploy.suite import SUITE_COMMANDS
+
+    commands = tuple(c for _, c in SUITE_COMMANDS)
+    cfg = EvalConfig(sim="pybullet", robot=robot.name, seconds=seconds, commands=commands,
+                     standin_config=standin_config or "", standin_seed=seed, video=False)
+    reports = {"robot": evaluate(policy, None, cfg, progress=progress)}
+    for v in VARIANTS:
+        mcfg = EvalConfig(sim="mujoco", robot=robot.name, seconds=seconds, commands=commands,
+                          video=False)
+        reports[v.name] = evaluate(policy, None, mcfg, interface=SimRobot(robot, run, v),
+                                   progress=progress)
+    real = [e["fell"] for e in reports["robot"]["episodes"]]
+    out = {}
+    for name, rep in reports.items():
+        fell = [e["fell"] for e in rep["episodes"]]
+        out[name] = {**{k: rep["metrics"][k] for k in ("falls", "vx_abs_err", "vy_abs_err",
+                                                        "yaw_abs_err", "torque_mean")},
+                     "fall_agreement": float(np.mean([a == b for a, b in zip(fell, real)])),
+                     "per_command_vx": [e["vx_mean"] for e in rep["episodes"]]}
+    return out
+
+
+# -- the report ------------------------------------------------------------------------------
+def fidelity(run: str | Path, logs: list[str | Path] | None = None, policy: str | Path | None = None,
+             collect_seconds: float = 30.0, window_s: float = 0.5, closed: bool = True,
+             progress: bool = True) -> dict[str, Any]:
+    """Open- and closed-loop fidelity of the run's simulators; writes ``<run>/fidelity``."""
+    run = Path(run)
+    meta = json.loads((run / "pipeline.json").read_text()) if (run / "pipeline.json").exists() else {}
+    robot = load_robot(meta.get("robot", "a1"))
+    standin = meta.get("standin_config")
+    policy = Path(policy) if policy else run / "policy.onnx"
+    needs = [run / "sysid" / "params.json", run / "actuator" / "actuator.pt"]
+    if closed or not logs:  # the policy runs
+        needs.append(policy)
+    for need in needs:
+        if not need.exists():
+            raise FileNotFoundError(f"{need}: missing (run the pipeline first)")
+    out = run / "fidelity"
+    if not logs:  # a fresh walking log, held out from stages 1 and 2 by construction
+        from deploy.walking_log import collect_walking
+        from robot_rl.standin_model import load_standin_config
+
+        held = out / "walking_heldout.npz"
+        if not held.exists():
+            collect_walking(policy, robot, collect_seconds, held, load_standin_config(standin),
+                            seed=1000, progress=progress)
+        logs = [held]
+    open_loop: dict[str, Any] = {}
+    for v in VARIANTS:
+        per = [replay(read_log(p, robot), robot, run, v, window_s) for p in logs]
+        open_loop[v.name] = {k: float(np.mean([r[k] for r in per])) for k in per[0]}
+    base = open_loop["nominal+pd"]
+    for v in VARIANTS:
+        o = open_loop[v.name]
+        o["ratio_vs_nominal_pd"] = {k: o[k] / base[k] for k in ("joint_rmse_rad", "base_vel_rmse_mps",
+                                                                "base_pos_end_err_m") if base[k] > 0}
+    result = {"run": str(run), "policy": str(policy), "standin_config": standin,
+              "logs": [str(p) for p in logs], "physics_dt": PHYSICS_DT, "open_loop": open_loop,
+              "closed_loop": closed_loop(policy, robot, run, standin, progress=progress)
+              if closed else None}
+    atomic_write_json(out / "fidelity.json", result)
+    atomic_write_bytes(out / "fidelity.md", markdown(result).encode())
+    atomic_write_bytes(out / "fidelity.png", plot(result))
+    return result
+
+
+def markdown(r: dict[str, Any]) -> str:
+    lines = ["# Simulator fidelity", "",
+             f"Run `{r['run']}`, policy `{r['policy']}`, robot: stand-in "
+             f"`{r['standin_config'] or 'default'}`; training physics step {r['physics_dt']} s.", "",
+             "## Open loop (held-out walking logs, multiple shooting)", "",
+             "| simulator | joint RMSE (rad) | base vel RMSE (m/s) | base pos at window end (m) "
+             "| x nominal+pd (joints) |", "|---|---|---|---|---|"]
+    for name, o in r["open_loop"].items():
+        lines.append(f"| {name} | {o['joint_rmse_rad']:.4f} | {o['base_vel_rmse_mps']:.3f} | "
+                     f"{o['base_pos_end_err_m']:.3f} | "
+                     f"{o['ratio_vs_nominal_pd'].get('joint_rmse_rad', float('nan')):.2f} |")
+    if r["closed_loop"]:
+        lines += ["", "## Closed loop (the same policy, the suite's commands)", "",
+                  "| where | falls | vx err | vy err | yaw err | torque (N m) | falls agree with robot |",
+                  "|---|---|---|---|---|---|---|"]
+        for name, c in r["closed_loop"].items():
+            lines.append(f"| {name} | {c['falls']} | {c['vx_abs_err']:.3f} | {c['vy_abs_err']:.3f} "
+                         f"| {c['yaw_abs_err']:.3f} | {c['torque_mean']:.2f} | "
+                         f"{c['fall_agreement']:.0%} |")
+    return "\n".join(lines) + "\n"
+
+
+def plot(r: dict[str, Any]) -> bytes:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(r["open_loop"])
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
+    axes[0].bar(names, [r["open_loop"][n]["joint_rmse_rad"] for n in names], color="tab:blue")
+    axes[0].set_ylabel("open-loop joint RMSE (rad)")
+    axes[1].bar(names, [r["open_loop"][n]["base_vel_rmse_mps"] for n in names], color="tab:orange")
+    axes[1].set_ylabel("open-loop base velocity RMSE (m/s)")
+    for ax in axes:
+        ax.tick_params(axis="x", rotation=20)
+    fig.suptitle("simulator vs robot on held-out walking logs")
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="robot-rl fidelity",
+        description="Measure how well the run's simulators ({nominal, identified} parameters x "
+                    "{ideal PD, actuator network}) predict the robot: open loop on held-out "
+                    "walking logs (multiple shooting from the logged state) and closed loop "
+                    "(the same policy on the robot and in each simulator). Writes "
+                    "<run>/fidelity/fidelity.{json,md,png}.")
+    p.add_argument("--run", required=True, help="pipeline run folder (sysid/, actuator/, policy.onnx)")
+    p.add_argument("--logs", nargs="*", default=None,
+                   help="held-out logs with base state [default: collect a fresh walking log "
+                        "with the run's policy into <run>/fidelity/walking_heldout.npz]")
+    p.add_argument("--policy", default=None, help="policy.onnx [<run>/policy.onnx]")
+    p.add_argument("--seconds", type=float, default=30.0, help="walking log length (s) [30]")
+    p.add_argument("--window", type=float, default=0.5, help="open-loop window (s) [0.5]")
+    p.add_argument("--open-loop-only", action="store_true", help="skip the closed-loop runs")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    a = build_parser().parse_args(argv)
+    if not 0.05 <= a.window <= 2.0:
+        print(f"robot-rl fidelity: error: --window {a.window}: expected 0.05 to 2 s", file=sys.stderr)
+        return 2
+    r = fidelity(a.run, a.logs, a.policy, a.seconds, a.window, closed=not a.open_loop_only,
+                 progress=not a.quiet)
+    print(markdown(r))
+    print(f"wrote {Path(a.run) / 'fidelity'}/fidelity.json, fidelity.md, fidelity.png")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

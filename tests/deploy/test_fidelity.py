@@ -1,0 +1,75 @@
+"""Fidelity: the open-loop replay reproduces a log made by the same simulator, and tells a
+simulator with other parameters apart; the report and CLI."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from deploy.fidelity import VARIANTS, Variant, main, replay
+from robot_rl.logs import RobotLog, write_log
+from robot_rl.mujoco_robot import MujocoRobot
+from robot_rl.robot import load_robot
+from sysid.params import hand_set_table
+
+A1 = load_robot("a1")
+
+
+def sim_log(seconds: float = 1.5) -> RobotLog:
+    """A standing A1 in MuJoCo (nominal model, ideal PD, 5 ms) tracking swaying targets."""
+    r = MujocoRobot(A1, physics_dt=0.005)
+    q0 = A1.array("nominal_pose")
+    rows = {k: [] for k in ("time", "q_target", "q", "qd", "tau", "base_pos", "base_quat",
+                            "base_linvel", "base_angvel")}
+    for k in range(int(seconds / 0.005)):
+        st, gt = r.read_state(), r.ground_truth()
+        target = q0 + 0.15 * np.sin(2 * np.pi * 1.5 * k * 0.005 + np.arange(12))
+        for name, v in (("time", st.stamp), ("q_target", target), ("q", st.q), ("qd", st.qd),
+                        ("tau", st.tau), ("base_pos", gt.base_pos), ("base_quat", gt.base_quat),
+                        ("base_linvel", gt.base_linvel), ("base_angvel", gt.base_angvel)):
+            rows[name].append(v)
+        r.send_targets(target)
+        r.step()
+    return RobotLog(**{k: np.array(v) for k, v in rows.items()}, robot="a1",
+                    joint_names=list(A1.joint_names), experiment="walking", control_dt=0.005,
+                    base_fixed=False, kp=A1.array("kp").tolist(), kd=A1.array("kd").tolist())
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory, small_actuator_net):
+    run = tmp_path_factory.mktemp("run")
+    table = hand_set_table(A1)
+    table["trunk_mass"]["fitted"] *= 1.5  # the "identified" robot carries a payload
+    (run / "sysid").mkdir()
+    (run / "sysid" / "params.json").write_text(json.dumps({"robot": "a1", "parameters": table}))
+    (run / "actuator").mkdir()
+    shutil.copy(small_actuator_net("shared", 40.0)[0], run / "actuator" / "actuator.pt")
+    write_log(run / "walk.npz", sim_log())
+    return run
+
+
+def test_replay_reproduces_its_own_simulator_and_separates_others(run):
+    from robot_rl.logs import read_log
+
+    log = read_log(run / "walk.npz", A1)
+    same = replay(log, A1, run, Variant(False, "pd"), window_s=0.25)
+    other = replay(log, A1, run, Variant(True, "pd"), window_s=0.25)
+    assert same["windows"] >= 5
+    # the log's own simulator, restarted from the logged state: float error only
+    assert same["joint_rmse_rad"] < 1e-5 and same["base_vel_rmse_mps"] < 1e-5
+    # a 50 % heavier trunk sags under the same targets
+    assert other["joint_rmse_rad"] > 100 * same["joint_rmse_rad"]
+    assert other["base_vel_rmse_mps"] > 1e-3
+
+
+def test_fidelity_cli_writes_the_report(run, capsys):
+    assert main(["--run", str(run), "--logs", str(run / "walk.npz"), "--open-loop-only",
+                 "--quiet"]) == 0
+    out = run / "fidelity"
+    data = json.loads((out / "fidelity.json").read_text())
+    assert set(data["open_loop"]) == {v.name for v in VARIANTS}
+    assert data["open_loop"]["nominal+pd"]["ratio_vs_nominal_pd"]["joint_rmse_rad"] == 1.0
+    assert (out / "fidelity.png").stat().st_size > 0 and "| identified+net |" in (
+        out / "fidelity.md").read_text()
+    assert main(["--run", str(run), "--window", "9", "--quiet"]) == 2
