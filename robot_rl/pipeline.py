@@ -36,9 +36,10 @@ from robot_rl.robot import DEFAULT_ROBOT, ROBOTS
 #: ideal PD on the nominal model (learns to walk fast), then resumed with the actuator
 #: network in the loop and the identified parameters randomized; eval options.
 BUDGETS = {
-    "smoke": {"collect_s": 6.0, "pretrain": 1, "train": 2, "train_args": ["--budget", "smoke"],
-              "eval": ["--seconds", "3", "--no-video"]},
-    "default": {"collect_s": 30.0, "pretrain": 500, "train": 950, "train_args": [], "eval": []},
+    "smoke": {"collect_s": 6.0, "pretrain": 1, "train": 2, "round_train": 1,
+              "train_args": ["--budget", "smoke"], "eval": ["--seconds", "3", "--no-video"]},
+    "default": {"collect_s": 30.0, "pretrain": 500, "train": 950, "round_train": 300,
+                "train_args": [], "eval": []},
 }
 
 
@@ -166,6 +167,10 @@ def stages(a: argparse.Namespace) -> list[Stage]:
               lambda o: _validate_json("metrics")(o / "eval" / "pybullet" / "report.json")),
         Stage("baseline", lambda o: [o / "eval" / "baseline_pd" / "report.json"], _baseline,
               lambda o: _validate_json("metrics")(o / "eval" / "baseline_pd" / "report.json")),
+        Stage("fidelity", lambda o: [o / "fidelity" / "fidelity.json"],
+              lambda o, a: _call("deploy.fidelity", ["--run", str(o), "--seconds",
+                                                     str(b["collect_s"]), "--quiet"]),
+              lambda o: _validate_json("open_loop", "closed_loop")(o / "fidelity" / "fidelity.json")),
     ]
 
 
@@ -223,6 +228,10 @@ def run(a: argparse.Namespace) -> Path:
             raise RuntimeError(f"stage {st.name} finished but did not write {missing}")
         st.validate(out)
         print(f"[{i}/{len(all_stages)}] {st.name}: done in {timings[st.name]:.1f} s", flush=True)
+    if a.rounds:
+        from robot_rl.rounds import run_rounds
+
+        run_rounds(out, a, BUDGETS[a.budget], _call)
     path = write_summary(out)
     print(f"summary: {path}")
     return path
@@ -330,6 +339,9 @@ def write_summary(out: Path) -> Path:
             lines += [f"Onboard control step in {sim} (observation, ONNX inference, clipping): "
                       f"p50 {timing['policy_step_us_p50']:.0f} us, p99 "
                       f"{timing['policy_step_us_p99']:.0f} us.", ""]
+    from robot_rl.rounds import rounds_table
+
+    lines += rounds_table(out)
     md = "\n".join(lines) + "\n"
     atomic_write_bytes(out / "summary.md", md.encode())
     body = "".join(f"<pre>{html.escape(md)}</pre>")
@@ -374,6 +386,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="smoke: minutes, to check the machinery; default: a walking policy")
     p.add_argument("--force", action="store_true", help="redo every stage")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--rounds", type=int, default=0,
+                   help="after round 0, this many rounds of: deploy the policy on the robot and "
+                        "log it walking, re-identify and re-learn the actuator with those logs, "
+                        "retrain, evaluate, measure fidelity; stops early when fidelity no "
+                        "longer improves [0]")
     p.add_argument("--standin-config", default=None,
                    help="the robot: a stand-in config JSON or a shipped reality's name "
                         "(robot_rl/standin/*.json); logs are collected from it and the PyBullet "

@@ -56,7 +56,7 @@ def test_second_run_skips_valid_stages(run_dir, capsys):
     before = (run_dir / "sysid" / "params.json").stat().st_mtime_ns
     assert main(["--robot", "a1", "--out", str(run_dir), "--budget", "smoke"]) == 0
     out = capsys.readouterr().out
-    assert out.count("skipped") == 8  # every stage, the baseline included
+    assert out.count("skipped") == 9  # every stage, the baseline and fidelity included
     assert (run_dir / "sysid" / "params.json").stat().st_mtime_ns == before
 
 
