@@ -22,7 +22,8 @@ Modes, in order::
              targets = the measured joint positions, so the joint PD only damps
 
 Faults (each sets :attr:`OnboardController.fault` to a readable reason): NaN/Inf in the
-state or the policy output, missing base state, a joint beyond its limits by more than
+state or the policy output, a missing IMU field, the base velocity estimator losing track
+(see below), a joint beyond its limits by more than
 ``joint_limit_margin``, a joint faster than ``qd_limit_factor * qd_max``, a base tilt
 above ``max_tilt``, and a stale state (its stamp more than ``state_timeout`` behind the
 controller's clock, e.g. a frozen driver).  Targets are always clipped to the joint
