@@ -24,8 +24,8 @@ def constant_target_log(path, seconds=4.0):
             s.send_targets(q0)
             rows.append(st)
             st = s.step()
-    arr = {k: np.array([getattr(r, k) for r in rows]) for k in
-           ("q", "qd", "tau", "base_pos", "base_quat", "base_linvel", "base_angvel")}
+    # the joints only: a rig log has no base state to report
+    arr = {k: np.array([getattr(r, k) for r in rows]) for k in ("q", "qd", "tau")}
     log = RobotLog(time=np.array([r.stamp for r in rows]), q_target=np.tile(q0, (len(rows), 1)),
                    robot="a1", joint_names=list(A1.joint_names), experiment="constant",
                    control_dt=0.005, base_fixed=True, **arr)
