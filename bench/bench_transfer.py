@@ -123,7 +123,8 @@ def main(argv: list[str] | None = None) -> int:
             results[key] = {"reality": name, "variant": v, "policy": str(policies[v]),
                             **suite["realities"][name]["summary"]}
             atomic_write_json(out / "transfer.json", results)
-    md = table(results, names, variants, seeds, a)
+    present = sorted({r["variant"] for r in results.values()})
+    md = table(results, realities(), present, seeds, a)
     atomic_write_bytes(out / "transfer.md", md.encode())
     print(md)
     print(f"wrote {out}/transfer.json, transfer.md ({time.perf_counter() - t0:.0f} s)")
