@@ -24,6 +24,7 @@ import onnx
 import torch
 
 from deploy.metadata import INPUT_NAME, OUTPUT_NAME, MetadataError, PolicyMetadata
+from deploy.onnx_policy import ort_session  # noqa: F401 - one definition, re-exported
 from deploy.policy_file import load_policy_file
 from robot_rl.config import atomic_write_bytes
 
@@ -73,20 +74,6 @@ def onnx_bytes(model: torch.nn.Module, obs_dim: int, meta: PolicyMetadata) -> by
     onnx.helper.set_model_props(proto, meta.to_props())
     onnx.checker.check_model(proto, full_check=True)
     return proto.SerializeToString()
-
-
-def ort_session(model: bytes | str | Path, threads: int = 1):
-    """An onnxruntime CPU session with ``threads`` intra-op threads, sequential execution."""
-    import onnxruntime as ort
-
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = threads
-    so.inter_op_num_threads = 1
-    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    so.log_severity_level = 3
-    src = model if isinstance(model, bytes) else str(model)
-    return ort.InferenceSession(src, sess_options=so, providers=["CPUExecutionProvider"])
 
 
 def compare_with_torch(model: torch.nn.Module, onnx_model: bytes | str | Path,

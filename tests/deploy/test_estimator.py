@@ -237,3 +237,25 @@ def test_old_layouts_with_the_velocity_block_still_load(onnx_pair, tmp_path):
                                 signals=json.dumps(read_metadata(with_block).signals))
     with pytest.raises(MetadataError, match="'signals' lists"):
         read_metadata(bad)
+
+
+def test_controller_with_estimator_runs_without_torch():
+    code = (
+        "import sys, numpy as np\n"
+        "from deploy.runtime import OnboardController, SafetyConfig\n"
+        "from robot_rl.interface import RobotState\n"
+        "from robot_rl.robot import load_robot\n"
+        "a1 = load_robot('a1')\n"
+        f"ctl = OnboardController({COMMITTED!r}, a1, safety=SafetyConfig(hold_s=0, ramp_s=0))\n"
+        "s = RobotState(0.0, a1.array('nominal_pose'), np.zeros(12), np.zeros(12),\n"
+        "               base_quat=np.array([1.0, 0, 0, 0]), base_angvel=np.zeros(3),\n"
+        "               base_acc=np.array([0, 0, 9.81]))\n"
+        "ctl.start(s)\n"
+        "step = ctl.compute(s)\n"
+        "assert step.action is not None and ctl.estimator is not None, step\n"
+        "print(sorted(m for m in ('torch', 'onnx', 'pybullet') if m in sys.modules))\n")
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "[]"
