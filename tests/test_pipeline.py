@@ -46,7 +46,8 @@ def test_summary_figures_come_from_artifacts(run_dir):
     for sim in ("mujoco", "pybullet"):
         rep = json.loads((run_dir / "eval" / sim / "report.json").read_text())
         k, v = next((k, v) for k, v in sorted(rep["metrics"].items()) if isinstance(v, (int, float)))
-        assert f"| {k} |" in md and f"{v:.3f}" in md
+        shown = str(v) if isinstance(v, int) else f"{v:.3f}"  # counts as integers
+        assert f"| {k} |" in md and shown in md
     assert (run_dir / "summary.html").exists()
     base = json.loads((run_dir / "eval" / "baseline_pd" / "report.json").read_text())["metrics"]
     assert "Against baseline (a)" in md and f"{base['vx_abs_err']:.3f}" in md

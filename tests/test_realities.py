@@ -201,4 +201,4 @@ def test_eval_records_the_reality_and_the_pipeline_passes_it(tmp_path):
     a = build_parser().parse_args(["--out", str(tmp_path / "p"), "--standin-config", "x.json"])
     assert _reality(a) == ["--standin-config", "x.json"]
     names = [st.name for st in stages(a)]
-    assert names[-2:] == ["eval-pybullet", "baseline"]
+    assert names[-3:] == ["eval-pybullet", "baseline", "fidelity"]
