@@ -3,12 +3,18 @@
 For every task and seed, both are trained back to back for the same number of env steps
 with the same hyperparameters (rl-baselines3-zoo's tuned TRPO settings for MuJoCo, see
 ``HYPERPARAMS``), then their deterministic policies are evaluated on the same 5 episode
-seeds.  Printed: final mean evaluation return of each, training wall-clock of each, and
-the ratios ours/sb3.
+seeds.  Printed per seed: final mean evaluation return of each, training wall-clock of
+each (env construction included on both sides), and the ratios ours/sb3.  Then, per task
+over the seeds (default 5, seeds 0-4): the interquartile mean (IQM, mean of the middle
+half; ``bench/stats.py``) of each side's return and wall-clock with a percentile-bootstrap
+95 % interval (10 000 resamples of the seeds, fixed RNG), and the ratios ours/sb3 of the
+IQMs with a bootstrap 95 % interval (the two sides resampled independently).  Results
+go to ``bench/results/trpo_<steps>_<tasks>_seeds<...>.json`` unless ``--json`` says
+otherwise.
 
-    python bench/bench_trpo.py --steps 1000000 --seeds 0 1 2     # sb3's documented budget
-    python bench/bench_trpo.py --steps 100000 --seeds 0           # a CPU-cheap check
-    python bench/bench_trpo.py --gpu-update                       # one update, CPU vs CUDA
+    python bench/bench_trpo.py --steps 50000 --tasks Hopper-v5       # 5 seeds, CPU-cheap
+    python bench/bench_trpo.py --steps 1000000 --num-seeds 10        # sb3's documented budget
+    python bench/bench_trpo.py --gpu-update                          # one update, CPU vs CUDA
 
 Hyperparameters (both sides; rl-zoo ``hyperparams/trpo.yml``, ``*mujoco-defaults``):
 2 envs, 1024 steps per env per update (2048 samples), gamma 0.99, GAE lambda 0.95,
@@ -37,7 +43,11 @@ import argparse
 import json
 import math
 import platform
+import shlex
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
@@ -45,6 +55,9 @@ import torch
 
 from robot_rl.config import from_dict
 from robot_rl.rl import OnPolicyRunner, TrainConfig, make_gym_vec_env
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from stats import N_RESAMPLES, bootstrap_ci, ratio_ci  # noqa: E402
 
 N_ENVS = 2
 N_STEPS = 1024
@@ -87,6 +100,7 @@ def evaluate(act, task: str, seed: int, episodes: int) -> float:
 
 def run_ours(task: str, steps: int, seed: int, episodes: int, match_kl: bool = True) -> dict:
     iterations = math.ceil(steps / (N_ENVS * N_STEPS))
+    t0 = time.perf_counter()  # env construction timed on both sides
     env = make_gym_vec_env(task, N_ENVS)
     # sb3-contrib's TRPO averages the Gaussian KL over action dimensions (its kl_divergence
     # returns per-dimension terms and .mean() runs over batch and dimensions), so its
@@ -130,7 +144,6 @@ def run_ours(task: str, steps: int, seed: int, episodes: int, match_kl: bool = T
             },
         },
     )
-    t0 = time.perf_counter()
     runner = OnPolicyRunner.from_config(env, cfg)
     runner.learn()
     wall = time.perf_counter() - t0
@@ -271,11 +284,80 @@ def _ratio(o: dict | None, s: dict | None, key: str) -> str:
     return f"{o[key] / s[key]:.2f}" if o and s and s[key] else "-"
 
 
+def _ci(t: tuple[float, float, float], digits: int) -> str:
+    p, lo, hi = t
+    return f"{p:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
+
+
+def summarize(results: list[dict], task: str) -> dict:
+    """IQM of each side's return and wall-clock over the seeds of ``task``, with
+    percentile-bootstrap 95 % intervals, and the ratios ours/sb3 of the IQMs."""
+    rows = [r for r in results if r["task"] == task and "ours" in r and "sb3" in r]
+    out: dict = {"task": task, "seeds": [r["seed"] for r in rows]}
+    for key in ("eval_return", "wall_s"):
+        ours = [r["ours"][key] for r in rows]
+        sb3 = [r["sb3"][key] for r in rows]
+        out[key] = {
+            "ours_iqm_ci95": bootstrap_ci(ours),
+            "sb3_iqm_ci95": bootstrap_ci(sb3),
+            "ratio_iqm_ci95": ratio_ci(ours, sb3),
+            "ours_mean": float(np.mean(ours)),
+            "sb3_mean": float(np.mean(sb3)),
+        }
+    return out
+
+
+def default_json(tasks: list[str], steps: int, seeds: list[int]) -> Path:
+    short = "_".join(t.split("-")[0].lower() for t in tasks)
+    steps_s = f"{steps // 1000}k" if steps % 1000 == 0 else str(steps)
+    seeds_s = (
+        f"{min(seeds)}-{max(seeds)}"
+        if seeds == list(range(min(seeds), max(seeds) + 1))
+        else "_".join(map(str, seeds))
+    )
+    return (
+        Path(__file__).resolve().parent / "results" / f"trpo_{steps_s}_{short}_seeds{seeds_s}.json"
+    )
+
+
+def _machine() -> str:
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10).stdout
+        for line in out.splitlines():
+            if line.startswith("Model name:"):
+                return line.split(":", 1)[1].strip()
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _commit() -> str:
+    try:
+        return subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            cwd=Path(__file__).resolve().parent,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--tasks", nargs="+", default=["Hopper-v5", "HalfCheetah-v5"])
     ap.add_argument("--steps", type=int, default=1_000_000, help="env steps per run (both sides)")
-    ap.add_argument("--seeds", type=int, nargs="+", default=[0])
+    ap.add_argument(
+        "--seeds",
+        type=int,
+        nargs="+",
+        default=None,
+        help="explicit seeds (default: 0 .. --num-seeds - 1)",
+    )
+    ap.add_argument(
+        "--num-seeds", type=int, default=5, help="seeds 0 .. N-1 when --seeds is not given"
+    )
     ap.add_argument("--eval-episodes", type=int, default=5)
     ap.add_argument(
         "--threads",
@@ -285,7 +367,12 @@ def main() -> None:
         "torch's default for --gpu-update)",
     )
     ap.add_argument("--only", choices=["both", "ours", "sb3"], default="both")
-    ap.add_argument("--json", default="", help="also write the results to this file")
+    ap.add_argument(
+        "--json",
+        default="",
+        help="write the results to this file (default: "
+        "bench/results/trpo_<steps>_<tasks>_seeds<...>.json; '-' for none)",
+    )
     ap.add_argument(
         "--literal-kl",
         action="store_true",
@@ -304,15 +391,20 @@ def main() -> None:
         gpu_update()
         return
     torch.set_num_threads(args.threads or 1)
+    seeds = args.seeds if args.seeds is not None else list(range(args.num_seeds))
+    command = "python bench/bench_trpo.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    machine = _machine()
 
     print(
-        f"machine: {platform.processor() or platform.machine()}, torch {torch.__version__}, "
-        f"{torch.get_num_threads()} torch thread(s), steps={args.steps}, seeds={args.seeds}"
+        f"machine: {machine}, torch {torch.__version__}, "
+        f"{torch.get_num_threads()} torch thread(s), steps={args.steps}, seeds={seeds}"
     )
+    if args.only == "both" and len(seeds) < 5:
+        print(f"note: {len(seeds)} seed(s); the IQM intervals below need at least 5 to mean much")
     warm_up(args.tasks)
     results = []
     for task in args.tasks:
-        for seed in args.seeds:
+        for seed in seeds:
             row = {"task": task, "seed": seed, "steps": args.steps}
             if args.only in ("both", "ours"):
                 row["ours"] = run_ours(
@@ -337,21 +429,52 @@ def main() -> None:
             f"{_fmt(s, 'eval_return')} | {_ratio(o, s, 'eval_return')} | {_fmt(o, 'wall_s')} | "
             f"{_fmt(s, 'wall_s')} | {_ratio(o, s, 'wall_s')} |"
         )
-    if len(args.seeds) > 1 and args.only == "both":
-        for task in args.tasks:
-            rows = [r for r in results if r["task"] == task]
-            mo = np.mean([r["ours"]["eval_return"] for r in rows])
-            ms = np.mean([r["sb3"]["eval_return"] for r in rows])
-            wo = np.mean([r["ours"]["wall_s"] for r in rows])
-            ws = np.mean([r["sb3"]["wall_s"] for r in rows])
+
+    summary = []
+    if args.only == "both":
+        summary = [summarize(results, task) for task in args.tasks]
+        print()
+        print(
+            f"IQM over seeds {seeds} with percentile-bootstrap 95 % intervals "
+            f"({N_RESAMPLES} resamples of the seeds, fixed RNG; ratios resample both sides "
+            "independently):"
+        )
+        print()
+        print(
+            "| task | steps | seeds | ours return IQM | sb3 return IQM | return ratio ours/sb3 "
+            "| ours wall s IQM | sb3 wall s IQM | wall ratio ours/sb3 |"
+        )
+        print("|---|---|---|---|---|---|---|---|---|")
+        for sm in summary:
+            ret, wall = sm["eval_return"], sm["wall_s"]
             print(
-                f"| {task} | mean | {args.steps} | {mo:.1f} | {ms:.1f} | {mo / ms:.2f} | "
-                f"{wo:.1f} | {ws:.1f} | {wo / ws:.2f} |"
+                f"| {sm['task']} | {args.steps} | {len(sm['seeds'])} | "
+                f"{_ci(ret['ours_iqm_ci95'], 0)} | {_ci(ret['sb3_iqm_ci95'], 0)} | "
+                f"**{_ci(ret['ratio_iqm_ci95'], 2)}** | {_ci(wall['ours_iqm_ci95'], 1)} | "
+                f"{_ci(wall['sb3_iqm_ci95'], 1)} | **{_ci(wall['ratio_iqm_ci95'], 2)}** |"
             )
     print(f"(sb3-contrib documented TRPO returns at 1M steps on v3 tasks: {SB3_DOC})")
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(results, f, indent=2)
+    if args.json != "-":
+        path = Path(args.json) if args.json else default_json(args.tasks, args.steps, seeds)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        payload = {
+            "command": command,
+            "cpu": machine,
+            "commit": _commit(),
+            "torch": torch.__version__,
+            "torch_threads": torch.get_num_threads(),
+            "steps": args.steps,
+            "seeds": seeds,
+            "literal_kl": args.literal_kl,
+            "statistic": "IQM (n // 4 cut from each end), percentile bootstrap 95 %, "
+            f"{N_RESAMPLES} resamples of the seeds, numpy default_rng(0); "
+            "ratio: both sides resampled independently",
+            "summary": summary,
+            "runs": results,
+        }
+        with open(path, "w") as f:
+            json.dump(payload, f, indent=2)
+        print(f"wrote {path}")
 
 
 if __name__ == "__main__":
