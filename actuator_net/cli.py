@@ -7,8 +7,11 @@
 Writes ``actuator.pt``, ``actuator.onnx``, ``metrics.json`` and validation plots into
 ``--out`` (each atomically; nothing at all when anything fails).  Without
 ``--history-spacing`` the paper's 0.01 s is used when every log is sampled at least that
-fast, else the slowest log's own sample period (e.g. 0.02 s for a 50 Hz log); the choice
-is printed.
+fast, else the slowest log's own sample period (e.g. 0.02 s for a 50 Hz log).  Without
+``--num-lags`` the number of history steps is chosen from the logs: the fewest (at least
+the paper's 3) whose span covers how long the actuator takes to respond (latency, torque
+lag; at most 60 ms and 8 steps: ``--set model.max_history_span=...``).  Both choices and
+the estimated lag are printed and written to ``metrics.json`` (``history_choice``).
 """
 
 from __future__ import annotations
@@ -41,7 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--history-spacing", type=float, default=None,
                    help="spacing h of the history inputs t, t-h, t-2h (s) [0.01 if the logs "
                         "are fast enough, else the slowest log's sample period]")
-    t.add_argument("--num-lags", type=int, default=None, help="history steps per signal [3]")
+    t.add_argument("--num-lags", type=int, default=None,
+                   help="history steps per signal [chosen from the logs: the fewest, at least "
+                        "3, spanning the actuator's response, at most 60 ms]")
     t.add_argument("--joint-types", default=None,
                    help="which joints share a network: auto, shared, per_joint or one label "
                         "per joint, comma-separated [auto]")
@@ -98,6 +103,23 @@ def _config(a: argparse.Namespace, periods: list[float]) -> tuple[ActuatorNetCon
     return cfg, why
 
 
+def history_line(choice: dict) -> str:
+    """One line on the number of lags: how it came about and the estimated response."""
+    est = ""
+    if choice["estimated_lag_s"] is not None:
+        est = (f"; the logged actuator responds after {1e3 * choice['estimated_lag_s']:.3g} ms "
+               f"(90 % by {1e3 * choice['response_end_s']:.3g} ms)")
+    line = (f"actuator: {choice['num_lags']} lags spanning {1e3 * choice['span_s']:.3g} ms "
+            f"({choice['how']}{est})")
+    if choice["how"] == "given" and choice["suggested_num_lags"] > choice["num_lags"]:
+        line += (f"\nactuator: warning: the logs suggest {choice['suggested_num_lags']} lags: "
+                 "the given window may not reach the command that produced the torque")
+    elif choice["capped"] and choice["how"] != "given":
+        line += ("\nactuator: warning: even the longest window allowed misses part of the "
+                 "response (model.max_history_span, model.max_num_lags)")
+    return line
+
+
 def _train(a: argparse.Namespace) -> int:
     from actuator_net.artifacts import render, write
     from actuator_net.importers import load_series
@@ -108,12 +130,12 @@ def _train(a: argparse.Namespace) -> int:
     series = load_series(a.logs, a.format, robot)
     cfg, why = _config(a, [s.sample_period() for s in series])
     print(f"actuator: {len(series)} log(s), joints {series[0].joint_names}")
-    print(f"actuator: history spacing {cfg.model.history_spacing:.6g} s ({why}), "
-          f"{cfg.model.num_lags} lags")
+    print(f"actuator: history spacing {cfg.model.history_spacing:.6g} s ({why})")
     result = train(series, cfg)
     files = render(result)
     paths = write(a.out, files)
     m = result.metrics
+    print(history_line(m["history_choice"]))
     print(f"actuator: types {m['joint_types']['per_joint']}")
     print(f"actuator: samples train {m['samples']['train']}, early stop "
           f"{m['samples']['early_stop']}, validation {m['samples']['validation']} (last "

@@ -16,12 +16,19 @@ PAPER_HISTORY_SPACING = 0.01
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """The actuator MLP (Hwangbo et al. 2019: 3 x 32 softsign units, 3 history steps)."""
+    """The actuator MLP (Hwangbo et al. 2019: 3 x 32 softsign units, 3 history steps; here
+    as many steps as the logged actuator's response needs, see actuator_net.response)."""
 
     # spacing h between history steps: inputs at t, t - h, ..., t - (num_lags - 1) h (s)
     history_spacing: float = PAPER_HISTORY_SPACING
-    # number of history steps per input signal, the newest included (-)
-    num_lags: int = 3
+    # number of history steps per input signal, the newest included; None: chosen from the
+    # logs, the fewest (at least the paper's 3) whose span covers the actuator's response
+    # (actuator_net.response) (-)
+    num_lags: int | None = None
+    # with num_lags chosen from the logs: the longest span (num_lags - 1) h allowed (s)
+    max_history_span: float = 0.06
+    # with num_lags chosen from the logs: the most lags allowed (-)
+    max_num_lags: int = 8
     # hidden layer widths (units)
     hidden: tuple[int, ...] = (32, 32, 32)
     # a linear term on the same inputs, fitted by robust least squares first, the MLP
@@ -37,8 +44,12 @@ class ModelConfig:
     def __post_init__(self) -> None:
         if not self.history_spacing > 0:
             raise ConfigError(f"model.history_spacing must be > 0 s, got {self.history_spacing}")
-        if self.num_lags < 1:
-            raise ConfigError(f"model.num_lags must be >= 1, got {self.num_lags}")
+        if self.num_lags is not None and self.num_lags < 1:
+            raise ConfigError(f"model.num_lags must be >= 1 (or null: from the logs), got "
+                              f"{self.num_lags}")
+        if not self.max_history_span > 0 or self.max_num_lags < 1:
+            raise ConfigError("model.max_history_span must be > 0 s and model.max_num_lags >= 1, "
+                              f"got {self.max_history_span}, {self.max_num_lags}")
         if not 0.0 <= self.rest_fraction <= 1.0:
             raise ConfigError(f"model.rest_fraction must lie in [0, 1], got {self.rest_fraction}")
         if not self.hidden or any(h < 1 for h in self.hidden):

@@ -189,11 +189,16 @@ class SplitRows:
     val: np.ndarray
 
 
+def validation_start(s: ActuatorSeries, val_fraction: float) -> int:
+    """First validation row of ``s``: the rows from ``first_label`` up to it may train."""
+    n_lab = s.num_rows - s.first_label
+    return s.first_label + int(np.floor((1 - val_fraction) * n_lab + 1e-9))
+
+
 def split_rows(s: ActuatorSeries, spacing: float, num_lags: int, val_fraction: float,
                early_stop_fraction: float) -> SplitRows:
     """Time split of ``s``'s labelled rows (see the module docstring)."""
-    n_lab = s.num_rows - s.first_label
-    val_start = s.first_label + int(np.floor((1 - val_fraction) * n_lab + 1e-9))
+    val_start = validation_start(s, val_fraction)
     n_trainval = val_start - s.first_label
     es_start = s.first_label + int(np.floor((1 - early_stop_fraction) * n_trainval + 1e-9))
     start = max(s.first_label, first_full_row(s, spacing, num_lags))

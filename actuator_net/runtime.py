@@ -9,13 +9,14 @@ Contract (the project's one actuation seam)::
 
 Inputs are numpy arrays (the result is numpy, in the dtype of ``q``) or torch tensors (the
 result is a tensor on the evaluator's device).  Per env the evaluator keeps a ring buffer
-of position error and velocity at the physics rate, long enough for the network's history
-(t, t - h, t - 2h); history steps that fall between physics steps are interpolated
-linearly.  A reset env's history is filled with its current state (given to ``reset``, or
-else the state of the next call), as a robot at rest would have had.  Everything is
-batched torch (no Python loop over envs or joints) under ``torch.inference_mode``, with
-the input/output scaling folded into the first and last layers (the linear term's offset
-into the last bias; its weights are one more product on the inputs).
+of position error and velocity at the physics rate, long enough for the network's
+history (t, t - h, ..., t - (L - 1) h, any L); history steps that fall between physics
+steps are interpolated linearly.  A reset env's history is filled with its current state
+(given to ``reset``, or else the state of the next call), as a robot at rest would have
+had.  Everything is batched torch (no Python loop over envs or joints) under
+``torch.inference_mode``, with the input/output scaling folded into the first and last
+layers (the linear term's offset into the last bias; its weights are one more product on
+the inputs).
 """
 
 from __future__ import annotations

@@ -8,6 +8,7 @@ given seed (torch's deterministic algorithms, a seeded generator for the minibat
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 import time
 from dataclasses import dataclass, field
@@ -25,8 +26,10 @@ from actuator_net.data import (
     build_samples,
     lag_plan,
     split_rows,
+    validation_start,
 )
 from actuator_net.model import ActuatorMLP
+from actuator_net.response import choose_num_lags
 from robot_rl.config import ConfigError, to_dict
 
 
@@ -154,13 +157,33 @@ def _type_stats(x: np.ndarray, y: np.ndarray, jt: np.ndarray, ntypes: int):
     return f(in_mean), f(in_std), f(out_mean), f(out_std)
 
 
+def resolve_num_lags(series: list[ActuatorSeries],
+                     cfg: ActuatorNetConfig) -> tuple[ActuatorNetConfig, dict]:
+    """``cfg`` with ``model.num_lags`` set (chosen from the logs where it is None, see
+    :mod:`actuator_net.response`; the rows used lie before each log's validation part), and
+    the record of the choice, with the estimated lag, for ``metrics.json``."""
+    m = cfg.model
+    rows = [np.arange(s.first_label, validation_start(s, cfg.split.val_fraction)) for s in series]
+    suggested, record = choose_num_lags(series, rows, m.history_spacing, m.max_history_span,
+                                        m.max_num_lags)
+    if m.num_lags is None:
+        how, nl = "chosen from the logs", suggested
+        cfg = dataclasses.replace(cfg, model=dataclasses.replace(m, num_lags=nl))
+    else:
+        how, nl = "given", m.num_lags
+    record = {"how": how, "num_lags": nl, "span_s": (nl - 1) * m.history_spacing, **record}
+    return cfg, record
+
+
 def train(series: list[ActuatorSeries], cfg: ActuatorNetConfig | None = None) -> TrainResult:
     """Fit the actuator network to ``series`` (split by time) and measure it on validation."""
     cfg = cfg or ActuatorNetConfig()
     if not series:
         raise ActuatorDataError("no logs given")
-    h, nl = cfg.model.history_spacing, cfg.model.num_lags
+    h = cfg.model.history_spacing
     plans = [lag_plan(s, h) for s in series]  # rejects logs too slow for h, naming the file
+    cfg, history_choice = resolve_num_lags(series, cfg)
+    nl = cfg.model.num_lags
     parts = [split_rows(s, h, nl, cfg.split.val_fraction, cfg.split.early_stop_fraction)
              for s in series]
     tr = build_samples(series, [p.train for p in parts], h, nl)
@@ -275,6 +298,9 @@ def train(series: list[ActuatorSeries], cfg: ActuatorNetConfig | None = None) ->
         "validation_torque_std_nm": dict(zip(names, va.y.std(axis=0).tolist())),
         "history_spacing_s": h,
         "num_lags": nl,
+        # how num_lags came about, and how long the logged actuator takes to respond
+        # (actuator_net.response)
+        "history_choice": history_choice,
         "joint_names": names,
         "joint_types": {"spec": cfg.joint_types, "types": type_names,
                         "per_joint": dict(zip(names, [type_names[k] for k in joint_type]))},

@@ -45,7 +45,8 @@ def _row(label: str, m: dict) -> str:
     ideal = "n/a" if rm["ideal_pd"] is None else f"{rm['ideal_pd']['overall']:.3f}"
     return (f"{label:42s} net {rm['network']['overall']:.3f}  best-fit PD "
             f"{rm['best_fit_pd']['overall']:.3f}  ideal PD {ideal}  "
-            f"({m['training']['seconds']:.1f} s, {m['training']['epochs_run']} epochs)")
+            f"({m['num_lags']} lags, {m['training']['seconds']:.1f} s, "
+            f"{m['training']['epochs_run']} epochs)")
 
 
 def bench_anymal(seeds: int) -> None:

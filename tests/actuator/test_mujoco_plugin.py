@@ -33,6 +33,15 @@ def linear(small_actuator_net):
     return (path, model)[0]
 
 
+@pytest.fixture(scope="module")
+def lags5(small_actuator_net):
+    """A network with 5 history steps (as the logs of a slow actuator choose) and a linear
+    term, typed: the plugin takes the number of lags from its layer widths."""
+    path, model = small_actuator_net("a,b,a", tau_max=40.0, num_lags=5)
+    assert model.num_inputs == 10
+    return path
+
+
 def _pendulums(joints: int, dt: float) -> mujoco.MjSpec:
     """``joints`` independent pendulums, each driven by a torque motor named after its joint."""
     spec = mujoco.MjSpec()
@@ -49,7 +58,7 @@ def _pendulums(joints: int, dt: float) -> mujoco.MjSpec:
 
 
 @pytest.mark.parametrize("physics_dt", [0.005, 0.004])  # integer and interpolated lags
-@pytest.mark.parametrize("which", ["shared", "typed", "linear"])
+@pytest.mark.parametrize("which", ["shared", "typed", "linear", "lags5"])
 def test_plugin_applies_the_numpy_evaluators_torque(physics_dt, which, request):
     path = request.getfixturevalue(which)
     names = [f"pendulum_{j}" for j in range(3)]

@@ -28,6 +28,15 @@ def linear(small_actuator_net):
     return (path, model)
 
 
+@pytest.fixture(scope="module")
+def lags5(small_actuator_net):
+    """A network with 5 history steps (0 to 40 ms: as the logs of a slow actuator choose,
+    actuator_net.response) and a linear term, typed."""
+    path, model = small_actuator_net("a,b,a", tau_max=40.0, num_lags=5)
+    assert model.num_inputs == 10 and model.lin_w.abs().sum() > 0
+    return (path, model)
+
+
 def _signals(steps, envs, joints, seed):
     rng = np.random.default_rng(seed)
     t = np.arange(steps)[:, None, None]
@@ -39,23 +48,25 @@ def _signals(steps, envs, joints, seed):
 
 
 @pytest.mark.parametrize("physics_dt", [0.005, 0.002, 0.004, 0.003])
-@pytest.mark.parametrize("which", ["shared", "typed", "linear"])
+@pytest.mark.parametrize("which", ["shared", "typed", "linear", "lags5"])
 def test_matches_network_on_logged_history(physics_dt, which, request):
     """At every step the evaluator's torque equals the network on the log-style window
-    (stride when h / dt is an integer, linear interpolation otherwise)."""
+    (stride when h / dt is an integer, linear interpolation otherwise), for 3 lags and 5."""
     path, model = request.getfixturevalue(which)
+    nl = model.num_inputs // 2
     steps, envs, nj = 60, 4, 3
     qt, q, qd = _signals(steps, envs, nj, seed=1)
     ev = ActuatorNetEvaluator(path, num_envs=envs, physics_dt=physics_dt)
+    assert ev.num_lags == nl
     out = np.stack([ev(qt[k], q[k], qd[k]) for k in range(steps)])
     t = np.arange(steps) * physics_dt
-    first = int(np.ceil(0.02 / physics_dt - 1e-9))
+    first = int(np.ceil((nl - 1) * 0.01 / physics_dt - 1e-9))
     rows = np.arange(first, steps)
     for n in range(envs):
         s = ActuatorSeries(time=t, pos_error=qt[:, n] - q[:, n], vel=qd[:, n], tau=qd[:, n],
                            joint_names=["a", "b", "c"], source="sim")
         with torch.no_grad():
-            want = model(torch.tensor(history(s, rows, 0.01, 3), dtype=torch.float32)).numpy()
+            want = model(torch.tensor(history(s, rows, 0.01, nl), dtype=torch.float32)).numpy()
         # float32 both ways, but not the same arithmetic: scaling folded into the weights
         # vs applied to the inputs, and a batched matmul vs one env's: a few ulps of the
         # torque (measured 2.6e-6 N m); 2e-4 also covers the interpolated lags' float32
@@ -137,7 +148,7 @@ def test_joint_mapping(shared, typed):
 
 
 @pytest.mark.parametrize("physics_dt", [0.005, 0.004])
-@pytest.mark.parametrize("which", ["shared", "typed", "linear"])
+@pytest.mark.parametrize("which", ["shared", "typed", "linear", "lags5"])
 def test_numpy_twin_matches_the_evaluator(physics_dt, which, request):
     """The numpy evaluator (used by the simulator's worker threads) gives the torch
     evaluator's torques, through integer and interpolated lags and both reset forms."""

@@ -45,19 +45,29 @@ def test_network_beats_pd_models_on_standin(suspended_log, tmp_path, request):
     net = np.array(list(rm["network"]["per_joint"].values()))
     ideal = np.array(list(rm["ideal_pd"]["per_joint"].values()))
     np.testing.assert_array_less(net, ideal)
+    # the history spans the actuator's response, as the logs show it (actuator_net.response):
+    # the paper's 3 lags (20 ms) for the default's 10 ms latency and 4 ms lag; for
+    # "slow-weak"'s 20 ms latency and 8 ms lag the 20 ms window ended before the command
+    # that produced the torque (legs: stiffness 15 N m/rad for the driver's 24)
+    setting = SETTINGS[request.node.callspec.params["suspended_log"]]
+    span = (m["num_lags"] - 1) * m["history_spacing_s"]
+    assert m["history_choice"]["how"] == "chosen from the logs"
+    latency = setting.get("latency", 0.01) + setting.get("torque_time_constant", 0.004)
+    assert latency <= span + 1e-9
     # at rest with a held position error (a leg carrying the robot; rare on the rig) the
-    # network gives the driver's static torque kp e: without the linear term it gave 14 %
-    # less at 0.5 rad and the identified robot sagged and fell in training (issue 20).
-    # Not for "slow-weak": its 20 ms latency plus 8 ms lag reach past the default history
-    # (t, t - 10 ms, t - 20 ms), and the fit's stiffness comes out low (legs 15 N m/rad for
-    # 24); a history of 5 lags gives 22.6.
-    if request.node.callspec.params["suspended_log"] != "default":
-        return
+    # network gives the driver's static torque kp_a e (kp_a = kp x kp_scale): without the
+    # linear term it gave 14 % less at 0.5 rad and the identified robot sagged and fell in
+    # training (issue 20).  "slow-weak" with the paper's 20 ms window: 62-70 % of it on the
+    # legs, 82-85 % on the hips; 30 ms: 90-92 %; the 40 ms chosen: 95-98 % (its thigh
+    # motors work on their torque-speed line most of the rig log, and the legs' network
+    # gives 4-5 % less at 0.5 rad with 40, 50 or 60 ms alike)
+    rtol = 0.05 if not setting else 0.07
     from actuator_net.runtime import ActuatorNetEvaluator
 
+    kp_a = 20.0 * setting.get("kp_scale", 1.0)
     held = np.array([-0.5, -0.25, 0.25, 0.5])
     ev = ActuatorNetEvaluator(out / "actuator.pt", num_envs=len(held), physics_dt=0.005)
     e = np.repeat(held[:, None], ev.num_joints, axis=1)
     for _ in range(ev.buffer_len + 1):
         tau = ev(e, np.zeros_like(e), np.zeros_like(e))
-    np.testing.assert_allclose(tau, 20.0 * e, rtol=0.05)
+    np.testing.assert_allclose(tau, kp_a * e, rtol=rtol)
