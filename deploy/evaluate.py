@@ -117,20 +117,10 @@ class EvalConfig:
 # -- simulators -----------------------------------------------------------------------------
 def sysid_hook(robot: RobotDescription, sysid: str | Path):
     """``model_hook`` applying stage 1's fitted parameters (``<run>/sysid/params.json``)."""
-    path = Path(sysid)
-    path = path / "params.json" if path.is_dir() else path
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: no sysid parameters (run `robot-rl sysid`)")
-    data = json.loads(path.read_text())
-    try:
-        values = {k: float(v["fitted"]) for k, v in data["parameters"].items()}
-    except (KeyError, TypeError, ValueError) as e:
-        raise ValueError(f"{path}: field 'parameters' missing or malformed ({e})") from e
-    if data.get("robot") and data["robot"] != robot.name:
-        raise ValueError(f"{path}: parameters are for robot {data['robot']!r}, evaluating "
-                         f"{robot.name!r}")
     from sysid.apply import apply_params  # stage 1's single definition of the mapping
+    from sysid.artifact import read_params  # and of its artifact
 
+    values = read_params(sysid, robot=robot.name).values
     return lambda model: apply_params(model, values, robot)
 
 

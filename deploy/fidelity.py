@@ -60,10 +60,10 @@ VARIANTS = (Variant(False, "pd"), Variant(False, "net"), Variant(True, "pd"), Va
 def _model_hook(robot: RobotDescription, run: Path, v: Variant):
     if not v.identified:
         return None
-    from policies.randomization import load_sysid
     from sysid.apply import apply_params  # stage 1's single definition of the mapping
+    from sysid.artifact import read_params
 
-    values = load_sysid(run / "sysid").values
+    values = read_params(run / "sysid", robot=robot.name).values
     return lambda model: apply_params(model, values, robot)
 
 

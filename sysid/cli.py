@@ -72,8 +72,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def _hand_set(a: argparse.Namespace) -> int:
     """params.json with URDF values and hand-set ranges (no logs read)."""
-    from robot_rl.config import atomic_write_json
     from robot_rl.robot import load_robot
+    from sysid.artifact import write_params
     from sysid.identify import SCHEMA, SCHEMA_VERSION
     from sysid.model import UNITS
     from sysid.params import HAND_SET, hand_set_table
@@ -87,7 +87,6 @@ def _hand_set(a: argparse.Namespace) -> int:
               "summary": {"parameters": len(table), "identifiable": 0,
                           "not_identifiable": sorted(table)},
               "parameters": table}
-    path = Path(a.out) / "params.json"
-    atomic_write_json(path, params)
+    path = write_params(Path(a.out), params)
     print(f"wrote {path}: {len(table)} hand-set parameters (no identification)")
     return 0

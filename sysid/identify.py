@@ -18,10 +18,11 @@ from typing import Any
 
 import numpy as np
 
-from robot_rl.config import atomic_write_json, to_dict
+from robot_rl.config import to_dict
 from robot_rl.logs import RobotLog, read_log
 from robot_rl.robot import RobotDescription, load_robot
 from sysid.apply import apply_params
+from sysid.artifact import write_params
 from sysid.config import SysidConfig
 from sysid.ground import fit_ground
 from sysid.joints import Estimate, fit_joints
@@ -240,7 +241,7 @@ def write_outputs(result: Result, out: str | Path, robot: RobotDescription,
                           g.friction_samples["speed"], result.params["parameters"]["foot_friction"],
                           cfg["slip_speed"])
     path = out / "params.json"
-    atomic_write_json(path, result.params)
+    write_params(path, result.params)
     return path
 
 

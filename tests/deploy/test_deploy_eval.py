@@ -198,7 +198,7 @@ def test_mujoco_with_sysid_parameters(onnx_a1, tmp_path):
     assert "sysid parameters" in (tmp_path / "eval" / "report.md").read_text()
     params["robot"] = "aliengo"
     (tmp_path / "sysid" / "params.json").write_text(json.dumps(params))
-    with pytest.raises(ValueError, match="for robot 'aliengo'"):
+    with pytest.raises(ValueError, match="for robot 'aliengo', expected 'a1'"):
         make_interface(cfg, A1, tmp_path / "sysid")
 
 

@@ -1,0 +1,75 @@
+"""``params.json``, stage 1's artifact: the one reader and writer.
+
+Schema (written by :func:`sysid.identify.run` and ``robot-rl sysid --hand-set``): a JSON
+object with ``robot`` (description name) and ``parameters``: name -> {``nominal``,
+``fitted``, ``std``, ``identifiable``, ``range`` [low, high], ``unit``, ``maps_to``, ...};
+the other keys (method, logs, validation, ...) document the run.  :func:`read_params`
+accepts the run's ``sysid/`` folder or the file, validates what consumers use and names the
+file and field on error; it imports nothing of the identification code.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from robot_rl.config import ConfigError, atomic_write_json
+
+
+@dataclass(frozen=True)
+class SysidParams:
+    """Fitted values and randomization ranges, by parameter name."""
+
+    robot: str
+    values: dict[str, float]
+    ranges: dict[str, tuple[float, float]]
+
+
+def params_path(path: str | Path) -> Path:
+    """``<dir>/params.json`` for a folder, else the path itself."""
+    path = Path(path)
+    return path / "params.json" if path.is_dir() else path
+
+
+def read_params(path: str | Path, robot: str | None = None) -> SysidParams:
+    """Read and validate ``params.json`` (or the folder holding it)."""
+    path = params_path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no sysid parameters (run `robot-rl sysid`)")
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise ConfigError(f"{path}: not valid JSON ({e})") from e
+    params = data.get("parameters") if isinstance(data, dict) else None
+    if not isinstance(params, dict) or not params:
+        raise ConfigError(f"{path}: field 'parameters' missing or empty")
+    values, ranges = {}, {}
+    for k, v in params.items():
+        try:
+            values[k] = float(v["fitted"])
+            lo, hi = (float(x) for x in v["range"])
+        except (KeyError, TypeError, ValueError) as e:
+            raise ConfigError(f"{path}: field 'parameters.{k}' needs a numeric 'fitted' and a "
+                              f"[low, high] 'range' ({e!r})") from e
+        if not (np.isfinite(values[k]) and np.isfinite(lo) and np.isfinite(hi) and lo <= hi):
+            raise ConfigError(f"{path}: field 'parameters.{k}': fitted {values[k]} and range "
+                              f"{[lo, hi]} must be finite with low <= high")
+        ranges[k] = (lo, hi)
+    found = str(data.get("robot", ""))
+    if robot and found and found != robot:
+        raise ConfigError(f"{path}: field 'robot': parameters are for robot {found!r}, "
+                          f"expected {robot!r}")
+    return SysidParams(robot=found, values=values, ranges=ranges)
+
+
+def write_params(path: str | Path, params: dict[str, Any]) -> Path:
+    """Write a params.json dict atomically (into ``<dir>/params.json`` for a folder path)."""
+    path = Path(path)
+    path = path / "params.json" if path.suffix != ".json" else path
+    atomic_write_json(path, params)
+    read_params(path)  # what was written reads back
+    return path
