@@ -159,19 +159,37 @@ def test_foot_switches_replace_torque_contact():
 
 
 # -- closed loop on the stand-in ---------------------------------------------------------------------
-def test_committed_policy_walks_on_the_estimate_and_it_tracks_ground_truth():
-    with PyBulletStandIn(A1, StandInConfig(seed=0)) as iface:
-        ctl = OnboardController(COMMITTED, A1, iface, FAST, command=(0.8, 0.0, 0.0))
-        assert ctl.estimator is not None  # the committed policy observes base velocity
-        iface.reset()
+class _EstimatingInterface:
+    """The stand-in with an onboard estimator fed every robot step (as the runtime does for
+    a policy that observes base velocity)."""
+
+    def __init__(self, inner, est):
+        self.inner, self.est = inner, est
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def step(self):
+        state = self.inner.step()
+        self.est.update(state)
+        return state
+
+
+def test_estimator_tracks_ground_truth_while_the_committed_policy_walks():
+    est = KinematicInertialEstimator(A1)
+    with PyBulletStandIn(A1, StandInConfig(seed=0)) as standin:
+        iface = _EstimatingInterface(standin, est)
+        ctl = OnboardController(COMMITTED, A1, standin, FAST, command=(0.8, 0.0, 0.0))
+        ctl.interface = iface
+        standin.reset()
         ctl.start()
         err, true = [], []
         for k in range(15 + 300):  # 6 s of policy control
             step = ctl.step()
-            truth = iface.ground_truth()
+            truth = standin.ground_truth()
             assert step.state.base_linvel is None
             if k >= 15 + 100:
-                err.append(ctl.estimator.velocity - truth.base_linvel_b)
+                err.append(est.velocity - truth.base_linvel_b)
                 true.append(truth.base_linvel_b)
         assert ctl.fault is None and truth.base_pos[2] > 0.5 * A1.nominal_base_height
     err = np.array(err)
@@ -219,9 +237,15 @@ def test_estimator_losing_track_is_a_fault(onnx_pair):
 
 
 def test_old_layouts_with_the_velocity_block_still_load(onnx_pair, tmp_path):
-    meta = read_metadata(COMMITTED)  # written before 'signals' and the base_linvel key
+    with_block, without = onnx_pair
+    # a file exported before 'signals' and the base_linvel key existed
+    layout_old = json.loads(json.dumps(read_metadata(with_block).observation))
+    layout_old.pop("base_linvel", None)
+    old_file = rewrite_onnx_metadata(with_block, tmp_path / "old.onnx", signals=None,
+                                     observation=json.dumps(layout_old))
+    meta = read_metadata(old_file)
     assert "base_linvel" not in meta.observation and meta.spec().base_linvel
-    assert meta.signals[-1] == "base_linear_velocity_estimate" and meta.obs_dim == 98
+    assert meta.signals[-1] == "base_linear_velocity_estimate" and meta.obs_dim == meta.spec().size
     layout = ObservationSpec(base_linvel=False).layout()
     assert ObservationSpec.from_layout(layout) == ObservationSpec(base_linvel=False)
     assert ObservationSpec.from_layout(json.loads(json.dumps(layout))).size == 93
@@ -231,7 +255,6 @@ def test_old_layouts_with_the_velocity_block_still_load(onnx_pair, tmp_path):
     del old["base_linvel"]
     assert ObservationSpec.from_layout(old) == ObservationSpec()
     # new exports list their signals; a list that contradicts the layout is refused
-    with_block, without = onnx_pair
     assert "base_linear_velocity_estimate" not in read_metadata(without).signals
     bad = rewrite_onnx_metadata(without, tmp_path / "bad.onnx",
                                 signals=json.dumps(read_metadata(with_block).signals))
@@ -239,14 +262,15 @@ def test_old_layouts_with_the_velocity_block_still_load(onnx_pair, tmp_path):
         read_metadata(bad)
 
 
-def test_controller_with_estimator_runs_without_torch():
+def test_controller_with_estimator_runs_without_torch(onnx_pair):
+    with_block = str(onnx_pair[0])  # a policy that observes base velocity: the estimator runs
     code = (
         "import sys, numpy as np\n"
         "from deploy.runtime import OnboardController, SafetyConfig\n"
         "from robot_rl.interface import RobotState\n"
         "from robot_rl.robot import load_robot\n"
         "a1 = load_robot('a1')\n"
-        f"ctl = OnboardController({COMMITTED!r}, a1, safety=SafetyConfig(hold_s=0, ramp_s=0))\n"
+        f"ctl = OnboardController({with_block!r}, a1, safety=SafetyConfig(hold_s=0, ramp_s=0))\n"
         "s = RobotState(0.0, a1.array('nominal_pose'), np.zeros(12), np.zeros(12),\n"
         "               base_quat=np.array([1.0, 0, 0, 0]), base_angvel=np.zeros(3),\n"
         "               base_acc=np.array([0, 0, 9.81]))\n"
