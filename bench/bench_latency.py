@@ -182,7 +182,40 @@ def run(a: argparse.Namespace, robot, onnx_path: Path, model: torch.nn.Module) -
     print(f"goal p99 inference <= 25 us: {'met' if goal else 'NOT met'} "
           f"({res['inference onnxruntime'][1]:.1f} us); onnxruntime faster than torch eager: "
           f"{'yes' if ri > 1 else 'no'}")
+    footprint(onnx_path)
     return 0
+
+
+def footprint(onnx_path: Path) -> None:
+    """The robot computer's cost of the runtime, in a fresh process beside an empty one:
+    import time and peak memory of ``deploy.runtime`` plus a loaded controller."""
+    import subprocess
+
+    # peak resident memory of this process image (VmHWM; ru_maxrss would include the parent's
+    # at fork time)
+    hwm = ("int(next(ln.split()[1] for ln in open('/proc/self/status') "
+           "if ln.startswith('VmHWM')))")
+    code = ("import sys, time; t = time.perf_counter(); import deploy.runtime as r; "
+            "from robot_rl.robot import load_robot; t1 = time.perf_counter(); "
+            f"c = r.OnboardController({str(onnx_path)!r}, load_robot({robot_name(onnx_path)!r})); "
+            "t2 = time.perf_counter(); "
+            f"print(t1 - t, t2 - t1, {hwm}, "
+            "int('torch' in sys.modules), int('onnx' in sys.modules))")
+    base = f"print({hwm})"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    imp, load, rss, torch_in, onnx_in = out.stdout.split()
+    empty = subprocess.run([sys.executable, "-c", base], capture_output=True, text=True,
+                           check=True).stdout.strip()
+    print(f"runtime footprint: import {1e3 * float(imp):.0f} ms, controller load "
+          f"{1e3 * float(load):.0f} ms, peak RSS {int(rss) / 1024:.0f} MiB (empty Python "
+          f"{int(empty) / 1024:.0f} MiB, ratio {int(rss) / int(empty):.1f}x); torch imported: "
+          f"{'yes' if int(torch_in) else 'no'}, onnx imported: {'yes' if int(onnx_in) else 'no'}")
+
+
+def robot_name(onnx_path: Path) -> str:
+    from deploy.onnx_policy import OnnxPolicy
+
+    return OnnxPolicy(onnx_path).meta.robot
 
 
 if __name__ == "__main__":
