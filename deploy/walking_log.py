@@ -44,7 +44,7 @@ class RecordingInterface(RobotInterface):
                                                       "base_pos", "base_quat", "base_linvel",
                                                       "base_angvel")}
         self._last: RobotState | None = None
-        self._target = robot_nominal(inner.robot)
+        self._target = inner.robot.array("nominal_pose")
 
     def reset(self) -> RobotState:
         self._last = self.inner.reset()
@@ -83,10 +83,6 @@ class RecordingInterface(RobotInterface):
 
     def close(self) -> None:
         self.inner.close()
-
-
-def robot_nominal(robot: RobotDescription) -> np.ndarray:
-    return robot.array("nominal_pose")
 
 
 def run_walking(ctl: OnboardController, rec: RecordingInterface, seconds: float, seed: int,
