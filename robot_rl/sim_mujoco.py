@@ -27,6 +27,7 @@ import numpy as np
 from mujoco import rollout
 
 from robot_rl.robot import RobotDescription
+from robot_rl.terrain import Terrain
 
 
 @dataclass(frozen=True)
@@ -64,8 +65,10 @@ def _urdf_for_mujoco(robot: RobotDescription) -> str:
     return re.sub(r"(<robot\b[^>]*>)", r"\1" + tag, text, count=1)
 
 
-def build_spec(robot: RobotDescription, cfg: MujocoModelConfig | None = None) -> mujoco.MjSpec:
-    """An editable ``MjSpec`` of ``robot`` (callers may change it before ``compile()``)."""
+def build_spec(robot: RobotDescription, cfg: MujocoModelConfig | None = None,
+               terrain: Terrain | None = None) -> mujoco.MjSpec:
+    """An editable ``MjSpec`` of ``robot`` (callers may change it before ``compile()``),
+    on ``terrain``'s height field (:func:`add_terrain`) when it has relief."""
     cfg = cfg or MujocoModelConfig()
     spec = mujoco.MjSpec.from_string(_urdf_for_mujoco(robot))
     spec.option.timestep = cfg.timestep
@@ -104,6 +107,8 @@ def build_spec(robot: RobotDescription, cfg: MujocoModelConfig | None = None) ->
         contype=0, conaffinity=1, condim=3, friction=[robot.foot_friction, 0.005, 0.0001],
     )
     spec.worldbody.add_light(pos=[0, 0, 3], dir=[0, 0, -1])
+    if terrain is not None and not terrain.is_flat:
+        add_terrain(spec, terrain, friction=robot.foot_friction)
 
     for foot in robot.foot_links:
         body = spec.body(foot)
@@ -147,14 +152,30 @@ def build_spec(robot: RobotDescription, cfg: MujocoModelConfig | None = None) ->
     return spec
 
 
+def add_terrain(spec: mujoco.MjSpec, terrain: Terrain, friction: float = 1.0) -> None:
+    """Add ``terrain``'s height field (hfield asset ``terrain``, geom ``terrain``; the
+    layout comes from :meth:`Terrain.mujoco_hfield`), colliding like the floor plane,
+    which stays around it at z = 0 (the field's lowest point)."""
+    f = terrain.mujoco_hfield()
+    spec.add_hfield(name="terrain", nrow=f["nrow"], ncol=f["ncol"], size=f["size"],
+                    userdata=f["userdata"])
+    spec.worldbody.add_geom(
+        name="terrain", type=mujoco.mjtGeom.mjGEOM_HFIELD, hfieldname="terrain", pos=f["pos"],
+        contype=0, conaffinity=1, condim=3, friction=[friction, 0.005, 0.0001])
+
+
 def add_base_contact_sensor(spec: mujoco.MjSpec, robot: RobotDescription,
                             name: str = "base_contact") -> None:
     """Append a sensor counting the contacts between the base body's own geoms and the
-    floor (``mjSENS_CONTACT``, data "found": one value, > 0 while the base touches the
-    ground).  It reads the contact list after collision detection: no force computation."""
+    ground (``mjSENS_CONTACT``, data "found": one value, > 0 while the base touches the
+    ground): the floor plane, or with a terrain any geom of the world body (plane and
+    height field).  It reads the contact list after collision detection: no force
+    computation."""
+    on_terrain = any(g.name == "terrain" for g in spec.geoms)
+    ref = (dict(reftype=mujoco.mjtObj.mjOBJ_BODY, refname="world") if on_terrain
+           else dict(reftype=mujoco.mjtObj.mjOBJ_GEOM, refname="floor"))
     spec.add_sensor(name=name, type=mujoco.mjtSensor.mjSENS_CONTACT,
-                    objtype=mujoco.mjtObj.mjOBJ_BODY, objname=robot.base_link,
-                    reftype=mujoco.mjtObj.mjOBJ_GEOM, refname="floor",
+                    objtype=mujoco.mjtObj.mjOBJ_BODY, objname=robot.base_link, **ref,
                     intprm=[1 << int(mujoco.mjtConDataField.mjCONDATA_FOUND), 0, 1])
 
 
@@ -181,9 +202,10 @@ def _thread_ids() -> set[int]:
     return {int(t) for t in os.listdir("/proc/self/task")}
 
 
-def build_model(robot: RobotDescription, cfg: MujocoModelConfig | None = None) -> mujoco.MjModel:
-    """Compile the MuJoCo model of ``robot``."""
-    return build_spec(robot, cfg).compile()
+def build_model(robot: RobotDescription, cfg: MujocoModelConfig | None = None,
+                terrain: Terrain | None = None) -> mujoco.MjModel:
+    """Compile the MuJoCo model of ``robot`` (on ``terrain``)."""
+    return build_spec(robot, cfg, terrain).compile()
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ import numpy as np
 import pybullet as pb
 
 from robot_rl.robot import RobotDescription
+from robot_rl.terrain import Terrain
 
 
 @dataclass
@@ -88,8 +89,19 @@ def load_pybullet_robot(client: int, robot: RobotDescription, fixed_base: bool =
     return r
 
 
-def new_world(timestep: float = 0.005, gui: bool = False) -> int:
-    """A PyBullet client with gravity, a floor plane and the given time step (s)."""
+def add_terrain(client: int, terrain: Terrain, friction: float = 1.0) -> int:
+    """Add ``terrain``'s height field as a static body (the layout comes from
+    :meth:`Terrain.pybullet_heightfield`); returns its body id."""
+    f = terrain.pybullet_heightfield()
+    shape = pb.createCollisionShape(pb.GEOM_HEIGHTFIELD, physicsClientId=client, **f["shape"])
+    body = pb.createMultiBody(0, shape, basePosition=f["position"], physicsClientId=client)
+    pb.changeDynamics(body, -1, lateralFriction=friction, physicsClientId=client)
+    return body
+
+
+def new_world(timestep: float = 0.005, gui: bool = False, terrain: Terrain | None = None) -> int:
+    """A PyBullet client with gravity, a floor plane (and ``terrain``'s height field on it,
+    when it has relief) and the given time step (s)."""
     import pybullet_data
 
     client = pb.connect(pb.GUI if gui else pb.DIRECT)
@@ -99,4 +111,6 @@ def new_world(timestep: float = 0.005, gui: bool = False) -> int:
     pb.setPhysicsEngineParameter(numSubSteps=0, physicsClientId=client)
     plane = pb.loadURDF("plane.urdf", physicsClientId=client)
     pb.changeDynamics(plane, -1, lateralFriction=1.0, physicsClientId=client)
+    if terrain is not None and not terrain.is_flat:
+        add_terrain(client, terrain)
     return client
