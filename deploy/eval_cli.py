@@ -7,10 +7,11 @@ import json
 import sys
 from pathlib import Path
 
-from deploy.evaluate import DEFAULT_COMMANDS, SIMS, EvalConfig, evaluate
+from deploy.evaluate import DEFAULT_COMMANDS, SIMS, TERRAIN_COMMANDS, EvalConfig, evaluate
 from deploy.metadata import MetadataError
 from robot_rl.config import ConfigError
 from robot_rl.standin_model import realities
+from robot_rl.terrain import KINDS, TerrainConfig, TerrainError
 
 
 def _commands(text: str) -> tuple[tuple[float, float, float], ...]:
@@ -61,8 +62,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--compare", default=None,
                    help="another report.json for the side-by-side table [default: "
                         "report_mujoco.json / report_pybullet.json in --out if present]")
-    p.add_argument("--commands", type=_commands, default=DEFAULT_COMMANDS,
-                   help=f"episodes as 'vx,vy,yaw;...' (m/s, m/s, rad/s) [{default_cmds}]")
+    terrain_cmds = ";".join(",".join(f"{v:g}" for v in c) for c in TERRAIN_COMMANDS)
+    p.add_argument("--commands", type=_commands, default=None,
+                   help=f"episodes as 'vx,vy,yaw;...' (m/s, m/s, rad/s) [{default_cmds}; "
+                        f"with --terrain: {terrain_cmds}]")
+    p.add_argument("--terrain", default=None,
+                   help=f"walk across a terrain tile ({', '.join(KINDS)}), the same height "
+                        "field in both simulators; reports the success rate (crossed the "
+                        "tile without falling) [none: the plane]")
+    p.add_argument("--difficulty", type=float, default=None,
+                   help="terrain difficulty in [0, 1] (slope angle, step height, roughness) [0.5]")
+    p.add_argument("--terrain-seed", type=_seed, default=0,
+                   help="seed of the random terrains (rough, obstacles) [0]")
     p.add_argument("--standin-config", default="",
                    help="the reality to evaluate on (pybullet): a stand-in config JSON or a "
                         f"shipped reality's name ({', '.join(realities())}) [default]")
@@ -93,13 +104,22 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(a.out) if a.out else policy.parent / "eval"
     if a.suite:
         return _suite(a, policy, out)
+    terrain = None  # a bad terrain setting reaches robot_rl/cli.py's user-error handler
+    if a.terrain is not None:
+        terrain = TerrainConfig(kind=a.terrain, seed=a.terrain_seed,
+                                difficulty=0.5 if a.difficulty is None else a.difficulty)
+    elif a.difficulty is not None:
+        raise TerrainError("terrain.difficulty: --difficulty needs --terrain")
+    commands = a.commands or (DEFAULT_COMMANDS if terrain is None else TERRAIN_COMMANDS)
     try:
         cfg = EvalConfig(sim=a.sim, robot=a.robot, seconds=a.seconds or 20.0, settle_s=a.settle,
-                         commands=a.commands, standin_config=a.standin_config,
+                         commands=commands, standin_config=a.standin_config,
                          standin_seed=a.standin_seed, push_interval_s=a.push_interval,
-                         push_speed=a.push_speed, video=not a.no_video)
+                         push_speed=a.push_speed, video=not a.no_video, terrain=terrain)
         report = evaluate(policy, out, cfg, sysid=a.sysid, compare=a.compare,
                           progress=not a.quiet)
+    except TerrainError:
+        raise  # robot_rl/cli.py's handler: one line naming the field, exit status 2
     except (MetadataError, ConfigError, ValueError, FileNotFoundError) as e:
         print(f"robot-rl eval: {e}", file=sys.stderr)
         return 2

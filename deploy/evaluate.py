@@ -24,6 +24,13 @@ in the report's ``metrics``:
 * ``estimator_vx_rmse``, ``estimator_vy_rmse``: when the policy observes the onboard base
   velocity estimate, its RMS error against the true base-frame velocity (m/s).
 
+On a terrain tile (``terrain``, :mod:`robot_rl.terrain`; both simulators load the same
+height field) the base height of the fall test is measured from the ground under the
+base, and an episode also reports ``distance`` (horizontal, from the spawn point, m),
+``crossed`` (walked the tile's :attr:`~robot_rl.terrain.Terrain.goal_distance`; the episode
+ends there) and ``success`` (crossed without falling); the report adds ``success_rate``
+and ``distance_mean``.  Without a terrain the robot walks on the simulators' plane.
+
 Files in ``out``: ``report_<sim>.json`` and ``report_<sim>.md``; ``report.json`` and
 ``report.md`` hold the headline (the PyBullet report when there is one) with the
 sim-to-sim gap when both simulators (or ``compare``) are available; ``velocity_<sim>.png``;
@@ -47,16 +54,22 @@ from deploy.runtime import Mode, OnboardController, SafetyConfig
 from robot_rl.config import atomic_write_bytes, atomic_write_json, to_dict
 from robot_rl.interface import RobotInterface
 from robot_rl.robot import RobotDescription, load_robot
+from robot_rl.terrain import Terrain, TerrainConfig, generate
 
 SIMS = ("pybullet", "mujoco")
 #: (vx m/s, vy m/s, yaw rate rad/s), one episode each: forward sweep, then turning on the spot
 DEFAULT_COMMANDS: tuple[tuple[float, float, float], ...] = (
     (-0.8, 0.0, 0.0), (-0.4, 0.0, 0.0), (0.0, 0.0, 0.0), (0.4, 0.0, 0.0), (0.8, 0.0, 0.0),
     (0.0, 0.0, -0.5), (0.0, 0.0, 0.5))
+#: commands on a terrain tile: each must cross it, forwards or backwards
+TERRAIN_COMMANDS: tuple[tuple[float, float, float], ...] = (
+    (0.4, 0.0, 0.0), (0.8, 0.0, 0.0), (-0.4, 0.0, 0.0), (-0.8, 0.0, 0.0))
 #: metrics of a report (averaged over episodes), with units, in report order
 METRICS = (("vx_abs_err", "m/s"), ("yaw_abs_err", "rad/s"), ("falls", "-"),
                    ("faults", "-"), ("torque_mean", "N m"), ("power_mean", "W"),
                    ("policy_seconds", "s"))
+#: metrics of a report on a terrain tile, added to :data:`METRICS`
+TERRAIN_METRICS = (("success_rate", "-"), ("distance_mean", "m"))
 
 
 @dataclass(frozen=True)
@@ -98,6 +111,8 @@ class EvalConfig:
     video_seconds: float = 3.0
     video_fps: int = 10
     video_size: tuple[int, int] = (160, 120)
+    # terrain tile under the robot (None: the simulators' plane, no crossing test)
+    terrain: TerrainConfig | None = None
 
     def __post_init__(self) -> None:
         if self.sim not in SIMS:
@@ -126,17 +141,19 @@ def sysid_hook(robot: RobotDescription, sysid: str | Path):
 
 def make_interface(cfg: EvalConfig, robot: RobotDescription,
                    sysid: str | Path | None = None) -> RobotInterface:
-    """The simulated robot for ``cfg.sim``."""
+    """The simulated robot for ``cfg.sim`` (on ``cfg.terrain``)."""
+    terrain = generate(cfg.terrain) if cfg.terrain is not None else None
     if cfg.sim == "pybullet":
         from robot_rl.standin import PyBulletStandIn
         from robot_rl.standin_model import load_standin_config
 
         seed = {} if cfg.standin_seed is None else {"seed": cfg.standin_seed}
-        return PyBulletStandIn(robot, load_standin_config(cfg.standin_config or None, **seed))
+        return PyBulletStandIn(robot, load_standin_config(cfg.standin_config or None, **seed),
+                               terrain=terrain)
     from robot_rl.mujoco_robot import MujocoRobot
 
     hook = sysid_hook(robot, sysid) if sysid is not None else None
-    return MujocoRobot(robot, physics_dt=0.005, model_hook=hook)
+    return MujocoRobot(robot, physics_dt=0.005, model_hook=hook, terrain=terrain)
 
 
 # -- one episode ------------------------------------------------------------------------------
@@ -161,8 +178,10 @@ class _Video:
 
 
 def run_episode(ctl: OnboardController, iface: RobotInterface, command, cfg: EvalConfig,
-                video: _Video | None = None) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    """Reset, start sequence, then ``cfg.seconds`` of policy control under ``command``."""
+                video: _Video | None = None, terrain: Terrain | None = None,
+                ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """Reset, start sequence, then ``cfg.seconds`` of policy control under ``command``
+    (on ``terrain``: until the robot crosses the tile, falls or the time is up)."""
     robot = ctl.robot
     iface.reset()
     ctl.set_command(*command)
@@ -184,6 +203,8 @@ def run_episode(ctl: OnboardController, iface: RobotInterface, command, cfg: Eva
         raise ValueError(f"push_interval_s: {type(iface).__name__} cannot be pushed")
     push_rng = np.random.default_rng(cfg.push_seed)
     pushes = 0
+    start = np.asarray(terrain.spawn if terrain is not None else (0.0, 0.0))
+    distance, crossed = 0.0, False
     for k in range(n_total):
         if n_push and t_policy0 is not None and k > k_policy0 and (k - k_policy0) % n_push == 0:
             angle = push_rng.uniform(0, 2 * math.pi)
@@ -210,10 +231,16 @@ def run_episode(ctl: OnboardController, iface: RobotInterface, command, cfg: Eva
         if video is not None and t_policy0 is not None and k - k_policy0 < n_video \
                 and (k - k_policy0) % every == 0:
             video.capture()
-        if fell_at is None and (truth.base_pos[2] < cfg.fall_height_fraction * robot.nominal_base_height
-                                or up_z < cfg.fall_up_z):
+        ground = 0.0 if terrain is None else float(terrain.height_at(*truth.base_pos[:2]))
+        if fell_at is None and (truth.base_pos[2] - ground < cfg.fall_height_fraction
+                                * robot.nominal_base_height or up_z < cfg.fall_up_z):
             fell_at = k * dt
             break
+        if terrain is not None:
+            distance = float(np.hypot(*(truth.base_pos[:2] - start)))
+            if distance >= terrain.goal_distance:
+                crossed = True
+                break
         if ctl.mode is Mode.DAMPING:
             fault_steps += 1
             if fault_steps > n_after_fault:
@@ -249,6 +276,9 @@ def run_episode(ctl: OnboardController, iface: RobotInterface, command, cfg: Eva
         "fall_time_s": None if fell_at is None or t_policy0 is None else fell_at - t_policy0,
         "fault": ctl.fault,
     }
+    if terrain is not None:
+        metrics.update(distance=distance, crossed=crossed,
+                       success=crossed and fell_at is None and ctl.fault is None)
     data["command"] = np.tile(cmd, (len(mode), 1))
     return metrics, data
 
@@ -260,13 +290,17 @@ def summarize(episodes: list[dict[str, Any]]) -> dict[str, Any]:
         vals = [e[key] for e in episodes if e[key] is not None]
         return float(np.mean(vals)) if vals else None
 
+    terrain = {}
+    if episodes and "success" in episodes[0]:
+        terrain = {"success_rate": float(np.mean([e["success"] for e in episodes])),
+                   "distance_mean": float(np.mean([e["distance"] for e in episodes]))}
     return {"episodes": len(episodes), "falls": sum(e["fell"] for e in episodes),
             "faults": sum(e["fault"] is not None for e in episodes),
             "vx_abs_err": avg("vx_abs_err"), "yaw_abs_err": avg("yaw_abs_err"),
             "vy_abs_err": avg("vy_abs_err"), "torque_mean": avg("torque_mean"),
             "power_mean": avg("power_mean"), "estimator_vx_rmse": avg("estimator_vx_rmse"),
             "estimator_vy_rmse": avg("estimator_vy_rmse"),
-            "policy_seconds": float(sum(e["policy_seconds"] for e in episodes))}
+            "policy_seconds": float(sum(e["policy_seconds"] for e in episodes)), **terrain}
 
 
 # -- the evaluation ----------------------------------------------------------------------------
@@ -289,6 +323,9 @@ def evaluate(policy: str | Path, out: str | Path | None = None, cfg: EvalConfig 
         sysid = None
     safety = SafetyConfig(hold_s=cfg.hold_s, ramp_s=cfg.ramp_s)
     iface = interface if interface is not None else make_interface(cfg, robot, sysid)
+    terrain = getattr(iface, "terrain", None)
+    if cfg.terrain is not None and terrain is None:
+        terrain = generate(cfg.terrain)
     episodes, traces = [], []
     frames: list[np.ndarray] = []
     t0 = time.perf_counter()
@@ -304,7 +341,7 @@ def evaluate(policy: str | Path, out: str | Path | None = None, cfg: EvalConfig 
             video = _Video(iface, cfg) if (cfg.video and out is not None and cfg.sim == "pybullet"
                                            and i == video_ep) else None
             n_events = len(ctl.events)
-            metrics, data = run_episode(ctl, iface, command, cfg, video)
+            metrics, data = run_episode(ctl, iface, command, cfg, video, terrain)
             metrics["events"] = ctl.event_log[n_events:]
             episodes.append(metrics)
             traces.append(data)
@@ -321,6 +358,9 @@ def evaluate(policy: str | Path, out: str | Path | None = None, cfg: EvalConfig 
                   "control_dt": meta.control_dt, "obs_dim": meta.obs_dim},
         "sysid": None if sysid is None else str(sysid),
         "standin": _standin_record(cfg, iface),
+        "terrain": None if cfg.terrain is None else {
+            **to_dict(cfg.terrain), "goal_distance_m": terrain.goal_distance,
+            "spawn_height_m": terrain.spawn_height},
         "config": _jsonable(to_dict(cfg)),
         "metrics": summarize(episodes),
         "episodes": episodes,
@@ -368,7 +408,7 @@ def _jsonable(obj: Any) -> Any:
 def compare_reports(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
     """Side-by-side metrics and per-command vx error of two reports (gap = a - b)."""
     rows = []
-    for key, unit in METRICS:
+    for key, unit in _metrics(a, b):
         va, vb = a["metrics"].get(key), b["metrics"].get(key)
         gap = va - vb if isinstance(va, (int, float)) and isinstance(vb, (int, float)) else None
         rows.append({"metric": key, "unit": unit, a["sim"]: va, b["sim"]: vb, "gap": gap})
@@ -381,6 +421,12 @@ def compare_reports(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
                         **{f"{b['sim']}_{k}": eb[k] for k in ("vx_abs_err", "yaw_abs_err", "fell")}})
     return {"a": a["sim"], "b": b["sim"], "a_policy": a["policy"], "b_policy": b["policy"],
             "metrics": rows, "per_command": per_cmd}
+
+
+def _metrics(*reports: dict[str, Any]) -> tuple[tuple[str, str], ...]:
+    """The report metrics to show: :data:`METRICS`, and :data:`TERRAIN_METRICS` when any
+    of ``reports`` ran on a terrain tile."""
+    return METRICS + (TERRAIN_METRICS if any(r.get("terrain") for r in reports) else ())
 
 
 def _fmt(v: Any) -> str:
@@ -413,8 +459,13 @@ def report_markdown(report: dict[str, Any]) -> str:
         lines.insert(3, f"- reality (stand-in): `{st['config_file']}`, hidden-physics seed "
                         f"{st['seed']}" + (f"; pushes of {cfg['push_speed']} m/s every "
                                            f"{cfg['push_interval_s']} s" if cfg.get("push_interval_s") else ""))
+    if report.get("terrain"):
+        t = report["terrain"]
+        lines.insert(3, f"- terrain: {t['kind']}, difficulty {t['difficulty']}, seed {t['seed']}: "
+                        f"success = walked {t['goal_distance_m']:.2f} m from the spawn point "
+                        "without falling")
     lines += ["## Metrics", "", "| metric | value | unit |", "|---|---|---|"]
-    for key, unit in METRICS:
+    for key, unit in _metrics(report):
         lines.append(f"| {key} | {_fmt(s.get(key))} | {unit} |")
     lines += ["", "## Episodes", "",
               "| vx cmd | yaw cmd | vx mean | vx err | yaw err | torque | power | fell | fault |",
@@ -525,4 +576,4 @@ def write_outputs(out: Path, report: dict[str, Any], traces, frames, cfg: EvalCo
 
 
 __all__ = ["EvalConfig", "evaluate", "run_episode", "compare_reports", "make_interface",
-           "DEFAULT_COMMANDS", "SIMS"]
+           "DEFAULT_COMMANDS", "TERRAIN_COMMANDS", "SIMS"]

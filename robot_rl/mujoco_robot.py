@@ -9,7 +9,9 @@ frame from ``qvel[3:6]``, the accelerometer sensor's specific force), but no bas
 or linear velocity; those come from :meth:`MujocoRobot.ground_truth` (the free joint:
 position from ``qpos``, world-frame linear velocity from ``qvel[0:3]``), for metrics.
 ``model_hook(model)`` may edit the compiled model first (e.g. to apply identified
-parameters).  A controller, the evaluation, or a test drives it like a real robot.
+parameters).  On a ``terrain`` (:mod:`robot_rl.terrain`) the robot spawns at the tile's
+spawn point, its base ``base_init_height`` above the ground there.  A controller, the
+evaluation, or a test drives it like a real robot.
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ import numpy as np
 
 from robot_rl.interface import GroundTruth, RobotInterface, RobotState
 from robot_rl.robot import RobotDescription
-from robot_rl.sim_mujoco import MujocoModelConfig, build_model, index, set_nominal
+from robot_rl.sim_mujoco import MujocoModelConfig, build_model, footprint, index, set_nominal
+from robot_rl.terrain import Terrain
 
 
 class MujocoRobot(RobotInterface):
@@ -29,14 +32,17 @@ class MujocoRobot(RobotInterface):
 
     def __init__(self, robot: RobotDescription, physics_dt: float = 0.005, decimation: int = 1,
                  model_hook: Callable[[mujoco.MjModel], None] | None = None,
-                 model_config: MujocoModelConfig | None = None):
+                 model_config: MujocoModelConfig | None = None, terrain: Terrain | None = None):
         if decimation < 1:
             raise ValueError(f"decimation must be >= 1, got {decimation}")
         self.robot = robot
         cfg = model_config or MujocoModelConfig(timestep=physics_dt)
         if abs(cfg.timestep - physics_dt) > 1e-12:
             raise ValueError(f"model_config.timestep {cfg.timestep} != physics_dt {physics_dt}")
-        self.model = build_model(robot, cfg)
+        if terrain is not None:
+            terrain.check_spawn_area(footprint(robot), robot.name)
+        self.terrain = terrain
+        self.model = build_model(robot, cfg, terrain)
         if model_hook is not None:
             model_hook(self.model)
         self.data = mujoco.MjData(self.model)
@@ -55,7 +61,13 @@ class MujocoRobot(RobotInterface):
         self.reset()
 
     def reset(self) -> RobotState:
-        set_nominal(self.model, self.data, self.robot)
+        if self.terrain is None:
+            set_nominal(self.model, self.data, self.robot)
+        else:
+            set_nominal(self.model, self.data, self.robot,
+                        height=self.robot.base_init_height + self.terrain.spawn_height)
+            self.data.qpos[0:2] = self.terrain.spawn
+            mujoco.mj_forward(self.model, self.data)
         self._target = self.robot.array("nominal_pose")
         self._tau = np.zeros(self.robot.num_joints)
         return self.read_state()

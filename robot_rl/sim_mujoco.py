@@ -18,6 +18,7 @@ All contacts are robot-against-floor only (no self-collision), as in PyBullet's 
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from dataclasses import dataclass
@@ -243,3 +244,14 @@ def set_nominal(model: mujoco.MjModel, data: mujoco.MjData, robot: RobotDescript
         data.qpos[3:7] = [1.0, 0.0, 0.0, 0.0]
     data.qpos[idx.qpos] = robot.nominal_pose
     mujoco.mj_forward(model, data)
+
+
+@functools.lru_cache(maxsize=16)
+def footprint(robot: RobotDescription, margin: float = 0.1) -> float:
+    """Side (m) of the square, centred under the base, that holds the feet at the nominal
+    pose with ``margin`` around them: the spawn area a terrain must leave flat."""
+    model = build_model(robot)
+    data = mujoco.MjData(model)
+    set_nominal(model, data, robot)
+    feet = data.site_xpos[index(model, robot).foot_site, :2] - data.qpos[0:2]
+    return float(2 * (np.abs(feet).max() + margin))

@@ -13,7 +13,8 @@ noisy encoder readings, torque estimates and an IMU (its filter's orientation wi
 roll/pitch error and yaw drift, a biased gyro and accelerometer), foot contact flags if
 configured, and no base position or velocity.  The true base state is available only
 through :meth:`PyBulletStandIn.ground_truth`, for evaluation metrics and for the lab's
-"motion capture" during data collection.
+"motion capture" during data collection.  On a ``terrain`` (:mod:`robot_rl.terrain`, the
+same height field MuJoCo loads) the robot spawns at the tile's spawn point.
 """
 
 from __future__ import annotations
@@ -36,13 +37,14 @@ from robot_rl.standin_model import (
     draw_hidden,
     perturbed_urdf,
 )
+from robot_rl.terrain import Terrain
 
 
 class PyBulletStandIn(RobotInterface):
     """PyBullet robot with hidden physics; ``suspended=True`` fixes the base on a rig."""
 
     def __init__(self, robot: RobotDescription, cfg: StandInConfig | None = None,
-                 suspended: bool = False, gui: bool = False):
+                 suspended: bool = False, gui: bool = False, terrain: Terrain | None = None):
         self.robot = robot
         self.cfg = cfg or StandInConfig()
         self.control_dt = self.cfg.control_dt
@@ -55,10 +57,18 @@ class PyBulletStandIn(RobotInterface):
         self._hidden = draw_hidden(self.cfg, robot, trunk_mass, self._rng)
         self._noise_rng = np.random.default_rng(self.cfg.seed + 1)
         self._tmp = Path(tempfile.mkdtemp(prefix="robot_rl_standin_"))
-        self._client = new_world(self.cfg.physics_dt, gui=gui)
+        if terrain is not None:
+            from robot_rl.sim_mujoco import footprint
+
+            terrain.check_spawn_area(footprint(robot), robot.name)
+        self.terrain = terrain
+        self._client = new_world(self.cfg.physics_dt, gui=gui, terrain=terrain)
         urdf = perturbed_urdf(robot, self._hidden, self._tmp)
         desc = _with_urdf(robot, urdf)
         height = self.cfg.rig_height if suspended else robot.base_init_height
+        self._spawn_xy = (0.0, 0.0) if terrain is None else terrain.spawn
+        if terrain is not None:
+            height += terrain.spawn_height
         self._body: PyBulletRobot = load_pybullet_robot(self._client, desc, fixed_base=suspended,
                                                         base_height=height)
         for f in self._body.foot_ids:
@@ -82,7 +92,7 @@ class PyBulletStandIn(RobotInterface):
     def reset(self) -> RobotState:
         q0 = self.robot.array("nominal_pose")
         # PyBullet places the base's inertial (principal-axes) frame; put the trunk link there
-        pos, orn = pb.multiplyTransforms([0, 0, self._height],
+        pos, orn = pb.multiplyTransforms([*self._spawn_xy, self._height],
                                          pb.getQuaternionFromEuler(self.robot.base_rpy),
                                          *self._inertial, physicsClientId=self._client)
         pb.resetBasePositionAndOrientation(self._body.body, pos, orn, physicsClientId=self._client)
