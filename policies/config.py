@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from robot_rl.config import ConfigError
+from robot_rl.terrain import KINDS, TerrainConfig, TerrainError
 
 
 @dataclass(frozen=True)
@@ -88,6 +89,33 @@ class MotorRandomization:
 
 
 @dataclass(frozen=True)
+class TerrainCurriculumConfig:
+    """The terrain curriculum: a grid of tiles (``env.terrain``'s size, spacing and
+    platform), one column per kind, one row per difficulty level (policies/terrain_curriculum.py).
+    The grid is one height field in the model, copied with every env's own model under
+    randomization: with many levels use a coarser ``env.terrain.horizontal_scale`` (0.1 m)."""
+
+    # put the envs on the tile grid and move them between levels
+    enabled: bool = False
+    # terrain kinds, one column each
+    kinds: tuple[str, ...] = KINDS
+    # difficulty levels, one row each (difficulty = level / (levels - 1))
+    levels: int = 10
+    # envs start on a level drawn uniformly from 0 .. this
+    max_init_level: int = 4
+
+    def __post_init__(self) -> None:
+        bad = [k for k in self.kinds if k not in KINDS]
+        if not self.kinds or bad:
+            raise TerrainError(f"env.terrain_curriculum.kinds: unknown terrain(s) {bad}; "
+                               f"one or more of {', '.join(KINDS)}")
+        if self.levels < 1 or not 0 <= self.max_init_level < self.levels:
+            raise TerrainError(f"env.terrain_curriculum.levels: need levels >= 1 and 0 <= "
+                               f"max_init_level < levels, got {self.levels} and "
+                               f"{self.max_init_level}")
+
+
+@dataclass(frozen=True)
 class EnvConfig:
     """The vectorised MuJoCo locomotion environment."""
 
@@ -162,6 +190,11 @@ class EnvConfig:
     # a contact between the base (trunk) and the ground at any physics step also ends the
     # episode as terminated, like a fall
     terminate_on_base_contact: bool = True
+    # the ground: a terrain tile under every env ("flat": the plane, as without terrain);
+    # base height for falls and foot heights are measured from the ground under them
+    terrain: TerrainConfig = field(default_factory=TerrainConfig)
+    # the tile-grid curriculum over terrain kinds and difficulty levels
+    terrain_curriculum: TerrainCurriculumConfig = field(default_factory=TerrainCurriculumConfig)
     commands: CommandConfig = field(default_factory=CommandConfig)
     rewards: RewardConfig = field(default_factory=RewardConfig)
     motor_randomization: MotorRandomization = field(default_factory=MotorRandomization)

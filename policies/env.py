@@ -21,7 +21,9 @@ reward, terminated, truncated, info)`` where envs that ended are reset in the sa
 ``obs`` holds their first new observation and ``info["final_obs"]`` (with the boolean mask
 ``info["_final_obs"]``) their last one, for bootstrapping at truncation.  A fall (base
 too low or too tilted) or a contact of the base with the ground is termination; the time
-limit is truncation.  ``info["reward_terms"]`` holds each term.
+limit is truncation.  ``info["reward_terms"]`` holds each term.  The ground (a plane,
+a terrain tile or the terrain curriculum's grid) is :class:`policies.terrain_curriculum.EnvTerrain`:
+envs spawn on it, and fall heights and foot heights are measured from it.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from policies import rewards
 from policies.actuation import IdealPD, TorchActuation, make_actuation
 from policies.config import EnvConfig
 from policies.randomization import SysidParams, randomize
+from policies.terrain_curriculum import EnvTerrain
 from robot_rl.obs_spec import (
     JointHistory,
     ObservationSpec,
@@ -99,9 +102,11 @@ class LeggedEnv(gym.vector.VectorEnv):
                                             cfg.physics_dt, actuator_dir, groups=self._groups,
                                             backend=cfg.actuator_backend,
                                             motor_ranges=cfg.motor_randomization, seed=seed)
+        self.ground = EnvTerrain(cfg, np.random.default_rng([seed, 2]))
         model_spec = build_spec(self.robot, MujocoModelConfig(
             timestep=cfg.physics_dt,
-            pd_actuators=isinstance(self.actuation, IdealPD) and self.actuation.in_model))
+            pd_actuators=isinstance(self.actuation, IdealPD) and self.actuation.in_model),
+            terrain=self.ground.field)
         if self.actuation.in_model and hasattr(self.actuation, "add_to_spec"):
             self.actuation.add_to_spec(model_spec)  # e.g. the actuator network plugin
         if cfg.terminate_on_base_contact:
@@ -229,6 +234,7 @@ class LeggedEnv(gym.vector.VectorEnv):
         qpos[:, 1 + self.idx.qpos - 1] += self.rng.normal(0, 0.05, (len(ids), len(self.q0)))
         yaw = self.rng.uniform(-np.pi, np.pi, len(ids))
         qpos[:, 3:7] = np.stack([np.cos(yaw / 2), 0 * yaw, 0 * yaw, np.sin(yaw / 2)], axis=1)
+        qpos[:, 0:3] += self.ground.spawn[ids]  # on the env's tile, above the ground there
         self.state[ids] = st
         self._sample_commands(ids)
         self.action[ids] = 0.0
@@ -439,7 +445,8 @@ class LeggedEnv(gym.vector.VectorEnv):
         gravity = projected_gravity(quat)
         foot_pos = s[:, self._sens["foot_pos"]].reshape(self.num_envs, self._nf, 3)
         foot_vel = s[:, self._sens["foot_vel"]].reshape(self.num_envs, self._nf, 3)
-        contact = foot_pos[..., 2] < FOOT_CONTACT_HEIGHT
+        foot_height = foot_pos[..., 2] - self.ground.ground(foot_pos[..., 0], foot_pos[..., 1])
+        contact = foot_height < FOOT_CONTACT_HEIGHT
         self.air_time += self.cfg.control_dt
         touchdown_air = np.where(contact, self.air_time, 0.0) * (self.air_time > self.cfg.control_dt)
         self.air_time[contact] = 0.0
@@ -447,11 +454,11 @@ class LeggedEnv(gym.vector.VectorEnv):
             command=self.command, base_linvel_b=s[:, self._sens["linvel"]],
             base_angvel_b=s[:, self._sens["gyro"]], gravity_b=gravity,
             tau=tau, qd=qd, action=self.action, prev_action=self.prev_action,
-            foot_height=foot_pos[..., 2], foot_vel=foot_vel,
+            foot_height=foot_height, foot_vel=foot_vel,
             foot_contact=contact, foot_air_time=touchdown_air)
         terms = rewards.compute(st, self.cfg.rewards, self.cfg.control_dt, self.curriculum)
         reward = sum(terms.values())
-        height = self.qpos[:, 2]
+        height = self.qpos[:, 2] - self.ground.ground(self.qpos[:, 0], self.qpos[:, 1])
         terminated = (height < self.cfg.fall_height_fraction * self.robot.nominal_base_height) | \
                      (-gravity[:, 2] < self.cfg.fall_up_z) | self.base_contact
         truncated = (self.steps >= self.cfg.max_episode_steps) & ~terminated
@@ -463,6 +470,8 @@ class LeggedEnv(gym.vector.VectorEnv):
             final = np.zeros_like(obs)
             final[ids] = obs[ids]
             info["final_obs"], info["_final_obs"] = final, done.copy()
+            self.ground.episode_end(ids, self.qpos[ids, 0:2], self.command[ids],
+                                    self.steps[ids] * self.cfg.control_dt, terminated[ids])
             self._reset_envs(ids)
             obs[ids] = self._observe(ids)
         return obs, reward.astype(np.float32), terminated, truncated, info

@@ -126,6 +126,10 @@ def train(cfg: LocomotionConfig, out: str | Path, sysid: SysidParams | None = No
         if workers:
             runner.env.call("set_curriculum", env.curriculum)
         log["train/curriculum"] = env.curriculum
+        if cfg.env.terrain_curriculum.enabled and not workers:
+            log["terrain/mean_level"] = env.ground.mean_level
+            if getattr(runner, "writer", None) is not None:  # it wrote its scalars already
+                runner.writer.add_scalar("terrain/mean_level", env.ground.mean_level, iteration)
         if tcfg.runner.save_interval and iteration % tcfg.runner.save_interval == 0:
             save_policy(out / "policy.pt", runner, env)
 

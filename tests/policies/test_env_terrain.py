@@ -1,0 +1,96 @@
+"""The training env on terrain: spawn on the ground, falls measured from it, curriculum."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from policies.config import EnvConfig, TerrainCurriculumConfig
+from policies.env import LeggedEnv
+from policies.terrain_curriculum import EnvTerrain, tile_grid
+from robot_rl.config import ConfigError, from_dict
+from robot_rl.terrain import TerrainConfig, TerrainError, generate
+
+TILE = TerrainConfig(kind="stairs_down", difficulty=0.5, size=4.0, horizontal_scale=0.1)
+
+
+def test_default_env_has_no_height_field():
+    env = LeggedEnv(EnvConfig(num_envs=2, threads=1))
+    try:
+        assert env.ground.field is None and env.base_model.nhfield == 0
+        np.testing.assert_array_equal(env.ground.spawn, 0.0)
+    finally:
+        env.close()
+
+
+def test_env_spawns_on_the_tile_and_measures_falls_from_the_ground():
+    cfg = EnvConfig(num_envs=3, threads=1, push_interval=0.0, terrain=TILE)
+    env = LeggedEnv(cfg)
+    try:
+        assert env.base_model.nhfield == 1
+        top = generate(TILE).spawn_height
+        assert top > 0.5
+        env.reset(seed=0)
+        z = env.qpos[:, 2] - top
+        assert np.all(np.abs(z - env.robot.base_init_height) < 0.02)
+        for _ in range(10):  # standing on the top platform, far above the plane: no fall
+            _, _, terminated, _, _ = env.step(np.zeros((3, 12)))
+            assert not terminated.any()
+        # a base 5 cm above the stairs is a fall, though 0.6 m above the plane
+        env.state[0, env._qpos.start + 2] = top + 0.05
+        _, _, terminated, _, _ = env.step(np.zeros((3, 12)))
+        assert terminated[0]
+    finally:
+        env.close()
+
+
+def test_curriculum_grid_and_levels():
+    cfg = EnvConfig(num_envs=6, threads=1, terrain=TILE, terrain_curriculum=TerrainCurriculumConfig(
+        enabled=True, kinds=("flat", "slope", "stairs_up"), levels=4, max_init_level=1))
+    grid = tile_grid(cfg.terrain, cfg.terrain_curriculum.kinds, 4)
+    assert grid.extent == pytest.approx((12.0, 16.0))
+    # the tile at level 3 (difficulty 1) of the slope column is the slope generator's tile
+    # (but its last column, shared with the next tile)
+    slope = generate(TerrainConfig(kind="slope", difficulty=1.0, size=4.0, horizontal_scale=0.1))
+    np.testing.assert_allclose(grid.heights[120:161, 40:80], slope.heights[:, :40])
+    ground = EnvTerrain(cfg, np.random.default_rng(0))
+    assert set(ground.column) == {0, 1, 2} and ground.level.max() <= 1
+    ground.level[:] = 2
+    ground._place(np.arange(6))
+    ids = np.arange(6)
+    xy = ground.spawn[:, :2].copy()
+    xy[0, 0] += 2.5  # walked more than half a tile: up
+    xy[1, 0] += 0.1  # asked 1 m/s for 10 s, walked 0.1 m: down
+    xy[2, 0] += 1.0  # fell: down
+    xy[3, 0] += 1.0  # walked as asked (1 m for 0.1 m/s): stays
+    cmd = np.array([[1.0, 0, 0], [1.0, 0, 0], [0.1, 0, 0], [0.1, 0, 0], [0, 0, 0], [0, 0, 0]])
+    fell = np.array([False, False, True, False, False, False])
+    ground.episode_end(ids, xy, cmd, np.full(6, 10.0), fell)
+    np.testing.assert_array_equal(ground.level, [3, 1, 1, 2, 2, 2])
+    assert ground.mean_level == pytest.approx(11 / 6)
+    assert ground.spawn[0, 1] == pytest.approx(3.5 * 4.0)  # the new row's tile centre
+    z = grid.height_at(ground.spawn[:, 0], ground.spawn[:, 1])
+    np.testing.assert_allclose(ground.spawn[:, 2], z)
+    # solving the top level sends the env to a random level
+    xy = ground.spawn[:, :2].copy()
+    xy[0, 0] += 2.5
+    ground.episode_end(ids[:1], xy[:1], cmd[:1], np.array([10.0]), fell[:1])
+    assert 0 <= ground.level[0] < 4
+    env = LeggedEnv(cfg)
+    try:
+        env.reset(seed=1)
+        above = env.qpos[:, 2] - env.ground.ground(env.qpos[:, 0], env.qpos[:, 1])
+        np.testing.assert_allclose(above, env.robot.base_init_height, atol=0.02)
+        for _ in range(3):
+            env.step(np.zeros((6, 12)))
+    finally:
+        env.close()
+
+
+def test_bad_terrain_settings_name_the_field():
+    with pytest.raises(ConfigError, match="terrain.kind: unknown terrain 'lava'"):
+        from_dict(EnvConfig, {"terrain": {"kind": "lava"}})
+    with pytest.raises(TerrainError, match="^env.terrain_curriculum.kinds:"):
+        TerrainCurriculumConfig(kinds=("flat", "ice"))
+    with pytest.raises(TerrainError, match="^env.terrain_curriculum.levels:"):
+        TerrainCurriculumConfig(levels=3, max_init_level=3)
