@@ -19,6 +19,8 @@ import dataclasses
 import numpy as np
 
 from policies.config import EnvConfig
+from robot_rl.robot import load_robot
+from robot_rl.sim_mujoco import footprint
 from robot_rl.terrain import Terrain, TerrainConfig, generate
 
 
@@ -55,6 +57,9 @@ class EnvTerrain:
         else:
             t = generate(tile)
             self.terrain = None if t.is_flat else t
+        if self.terrain is not None:  # the robot must fit on the spawn platform
+            robot = load_robot(cfg.robot)
+            self.terrain.check_spawn_area(footprint(robot), robot.name)
         self.tile_size = tile.size
         self.spawn = np.zeros((cfg.num_envs, 3))  # each env's current spawn point (world)
         self._place(np.arange(cfg.num_envs))
