@@ -7,23 +7,18 @@ TensorBoard events, checkpoints ``model_<iteration>.pt`` (atomic; resumable) and
 
 from __future__ import annotations
 
-import io
 import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import torch
-
+from policies.artifact import PolicyMeta, write_policy
 from policies.config import EnvConfig
 from policies.env import LeggedEnv
 from policies.randomization import SysidParams
-from robot_rl.config import ConfigError, atomic_write_bytes, atomic_write_json, from_dict, to_dict
+from robot_rl.config import ConfigError, atomic_write_json, from_dict, to_dict
 from robot_rl.rl.config import AlgoConfig, PolicyConfig, RunnerConfig, TrainConfig
 from robot_rl.rl.runner import OnPolicyRunner
-
-POLICY_FORMAT = "robot_rl.policy"
-POLICY_VERSION = 1
 
 
 @dataclass(frozen=True)
@@ -69,23 +64,19 @@ def apply_overrides(cfg: LocomotionConfig, pairs: dict[str, Any]) -> LocomotionC
     return from_dict(LocomotionConfig, data)
 
 
-def policy_meta(env: LeggedEnv, iteration: int) -> dict[str, Any]:
+def policy_meta(env: LeggedEnv, iteration: int) -> PolicyMeta:
+    """The metadata ``policy.pt`` carries for a policy trained on ``env``."""
     r = env.robot
-    return {"robot": r.name, "joint_names": list(r.joint_names), "observation": env.spec.layout(),
-            "control_dt": env.cfg.control_dt, "nominal_pose": list(r.nominal_pose),
-            "action_scale": env.spec.action_scale, "q_min": list(r.q_min), "q_max": list(r.q_max),
-            "iteration": iteration}
+    return PolicyMeta(robot=r.name, joint_names=tuple(r.joint_names),
+                      observation=env.spec.layout(), obs_dim=env.spec.size,
+                      action_dim=r.num_joints, control_dt=env.cfg.control_dt,
+                      nominal_pose=tuple(r.nominal_pose), action_scale=env.spec.action_scale,
+                      q_min=tuple(r.q_min), q_max=tuple(r.q_max), iteration=iteration)
 
 
 def save_policy(path: Path, runner: OnPolicyRunner, env: LeggedEnv) -> None:
     """Write ``policy.pt`` (deployable policy + metadata), atomically."""
-    state = {"format": POLICY_FORMAT, "version": POLICY_VERSION,
-             "model_state": {k: v.detach().cpu() for k, v in runner.policy.state_dict().items()},
-             "policy_config": to_dict(runner.policy.cfg), "obs_dim": runner.obs_dim,
-             "action_dim": runner.action_dim, "meta": policy_meta(env, runner.iteration)}
-    buf = io.BytesIO()
-    torch.save(state, buf)
-    atomic_write_bytes(path, buf.getvalue())
+    write_policy(path, runner.policy, policy_meta(env, runner.iteration))
 
 
 def latest_checkpoint(out: Path) -> Path | None:

@@ -152,3 +152,10 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
 def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
     """Write ``obj`` as indented JSON, atomically."""
     atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=False) + "\n").encode())
+
+
+def artifact_file(path: str | os.PathLike, name: str) -> Path:
+    """A stage's artifact ``name`` given its output folder or the file itself:
+    ``<path>/<name>`` when ``path`` is a folder, else ``path``."""
+    path = Path(path)
+    return path / name if path.is_dir() else path

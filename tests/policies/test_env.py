@@ -11,6 +11,7 @@ import torch
 
 from policies import env as env_module
 from policies.actuation import IdealPD
+from policies.artifact import read_policy
 from policies.config import EnvConfig
 from policies.env import EnvNaNError, LeggedEnv
 from policies.randomization import SysidParams, randomize
@@ -192,12 +193,10 @@ def test_train_is_deterministic_and_resumes(tmp_path):
     a, b = tmp_path / "a", tmp_path / "b"
     train(_smoke_cfg(3), a)
     train(_smoke_cfg(3), b)
-    pa = torch.load(a / "policy.pt", weights_only=False)
-    pb = torch.load(b / "policy.pt", weights_only=False)
-    for k in pa["model_state"]:
-        torch.testing.assert_close(pa["model_state"][k], pb["model_state"][k], rtol=0, atol=0)
-    assert pa["format"] == "robot_rl.policy" and pa["meta"]["robot"] == "a1"
-    assert pa["meta"]["observation"]["size"] == pa["obs_dim"]
+    pa, pb = read_policy(a), read_policy(b)  # what training wrote reads back, checked
+    for k, v in pa.model.state_dict().items():
+        torch.testing.assert_close(v, pb.model.state_dict()[k], rtol=0, atol=0)
+    assert pa.meta.robot == "a1" and pa.meta.observation["size"] == pa.meta.obs_dim
     # a run stopped after 2 iterations resumes from its checkpoint and goes on to 3
     # (env episodes restart on resume, so iteration 3 is not bitwise the uninterrupted one)
     c = tmp_path / "c"
@@ -209,7 +208,7 @@ def test_train_is_deterministic_and_resumes(tmp_path):
         torch.testing.assert_close(v, ck_c["algo"]["policy"][k], rtol=0, atol=0)
     train(_smoke_cfg(3), c, resume=True)
     assert latest_checkpoint(c).name == "model_3.pt"
-    assert torch.load(c / "policy.pt", weights_only=False)["meta"]["iteration"] == 3
+    assert read_policy(c).meta.iteration == 3
     cfg = json.loads((c / "locomotion_config.json").read_text())
     assert cfg["env"]["num_envs"] == 4
 
