@@ -17,6 +17,9 @@
     config          the full ActuatorNetConfig (dict)
     metrics         validation RMSE summary (N m)
 
+``config.json``: the resolved :class:`~actuator_net.config.ActuatorNetConfig` (num_lags as
+chosen from the logs).
+
 ``actuator.onnx``: input ``x`` float32 (N, J, 2L) in the same layout, output ``tau``
 float32 (N, J) in N m; scaling is inside the graph; metadata_props repeat joint_names,
 joint_type, history_spacing, num_lags and input_layout.
@@ -155,6 +158,7 @@ def render(result: TrainResult) -> dict[str, bytes]:
     torch.save(ck, buf)
     files = {ACTUATOR_FILE: buf.getvalue(), "actuator.onnx": onnx_data}
     files.update(validation_plots(result))
+    files["config.json"] = (json.dumps(result.metrics["config"], indent=2) + "\n").encode()
     files["metrics.json"] = (json.dumps(result.metrics, indent=2) + "\n").encode()
     return files
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from deploy.evaluate import DEFAULT_COMMANDS, SIMS, EvalConfig, evaluate
 from deploy.metadata import MetadataError
-from robot_rl.config import ConfigError
+from robot_rl.config import ConfigError, add_config_arguments, config_from_args, write_config
 from robot_rl.standin_model import realities
 
 
@@ -45,15 +45,15 @@ def build_parser() -> argparse.ArgumentParser:
                     "episode per command. Writes report_<sim>.json/.md, report.json/.md "
                     "(headline, with the sim-to-sim gap when both reports exist), "
                     "velocity_<sim>.png and, for pybullet, rollout.gif.")
-    p.add_argument("--sim", choices=SIMS, default="pybullet", help="simulator [pybullet]")
+    p.add_argument("--sim", choices=SIMS, default=None, help="simulator [pybullet]")
     p.add_argument("--policy", required=True, help="exported policy.onnx (robot-rl export)")
     p.add_argument("--out", default=None,
                    help="output folder, e.g. <run>/eval [default: eval/ next to the policy]")
     p.add_argument("--seconds", type=float, default=None,
                    help="policy-controlled seconds per command episode [20; suite: 8]")
-    p.add_argument("--settle", type=float, default=2.0,
+    p.add_argument("--settle", type=float, default=None,
                    help="seconds after the handover excluded from tracking errors [2]")
-    p.add_argument("--robot", default="",
+    p.add_argument("--robot", default=None,
                    help="robot description [default: the robot in the model's metadata]")
     p.add_argument("--sysid", default=None,
                    help="<run>/sysid: apply the identified parameters to the MuJoCo model "
@@ -61,17 +61,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--compare", default=None,
                    help="another report.json for the side-by-side table [default: "
                         "report_mujoco.json / report_pybullet.json in --out if present]")
-    p.add_argument("--commands", type=_commands, default=DEFAULT_COMMANDS,
+    p.add_argument("--commands", type=_commands, default=None,
                    help=f"episodes as 'vx,vy,yaw;...' (m/s, m/s, rad/s) [{default_cmds}]")
-    p.add_argument("--standin-config", default="",
+    p.add_argument("--standin-config", default=None,
                    help="the reality to evaluate on (pybullet): a stand-in config JSON or a "
                         f"shipped reality's name ({', '.join(realities())}) [default]")
     p.add_argument("--standin-seed", type=_seed, default=None,
                    help="hidden-physics seed of the PyBullet stand-in [the config's seed]")
-    p.add_argument("--push-interval", type=float, default=0.0,
+    p.add_argument("--push-interval", type=float, default=None,
                    help="kick the base every this many seconds of policy control (pybullet; "
                         "0 = no pushes) [0]")
-    p.add_argument("--push-speed", type=float, default=0.5,
+    p.add_argument("--push-speed", type=float, default=None,
                    help="horizontal speed of a kick, random direction (m/s) [0.5]")
     suite = p.add_argument_group(
         "transfer suite", "--suite runs the policy over every shipped reality x seeds with "
@@ -83,6 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     suite.add_argument("--suite-seeds", default="0,1,2",
                        help="hidden-physics seeds per reality [0,1,2]")
     p.add_argument("--no-video", action="store_true", help="skip the GIF (pybullet)")
+    add_config_arguments(p, "safety.ramp_s=1.5 fall_up_z=0.3 (EvalConfig, deploy/evaluate.py)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
 
@@ -93,19 +94,21 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(a.out) if a.out else policy.parent / "eval"
     if a.suite:
         return _suite(a, policy, out)
+    cfg = config_from_args(EvalConfig(), a, "robot-rl eval", flags={
+        "sim": a.sim, "robot": a.robot, "seconds": a.seconds, "settle_s": a.settle,
+        "commands": a.commands, "standin_config": a.standin_config,
+        "standin_seed": a.standin_seed, "push_interval_s": a.push_interval,
+        "push_speed": a.push_speed, "video": False if a.no_video else None})
     try:
-        cfg = EvalConfig(sim=a.sim, robot=a.robot, seconds=a.seconds or 20.0, settle_s=a.settle,
-                         commands=a.commands, standin_config=a.standin_config,
-                         standin_seed=a.standin_seed, push_interval_s=a.push_interval,
-                         push_speed=a.push_speed, video=not a.no_video)
         report = evaluate(policy, out, cfg, sysid=a.sysid, compare=a.compare,
                           progress=not a.quiet)
+        write_config(out, cfg, f"config_{cfg.sim}.json")
     except (MetadataError, ConfigError, ValueError, FileNotFoundError) as e:
         print(f"robot-rl eval: {e}", file=sys.stderr)
         return 2
     s = report["metrics"]
     print(json.dumps(s, indent=1))
-    print(f"wrote {out}/report_{a.sim}.json, report.md ({', '.join(report.get('files', []))})")
+    print(f"wrote {out}/report_{cfg.sim}.json, config_{cfg.sim}.json, report.md ({', '.join(report.get('files', []))})")
     return 0
 
 
@@ -121,7 +124,8 @@ def _suite(a: argparse.Namespace, policy: Path, out: Path) -> int:
     try:
         suite = run_suite(policy, out, names=names, seeds=seeds or (0,),
                           seconds=a.seconds or 8.0, push_interval_s=a.push_interval or 3.0,
-                          push_speed=a.push_speed if a.push_interval else 0.4, robot=a.robot,
+                          push_speed=(0.5 if a.push_speed is None else a.push_speed)
+                          if a.push_interval else 0.4, robot=a.robot or "",
                           progress=not a.quiet)
     except (MetadataError, ConfigError, ValueError, FileNotFoundError) as e:
         print(f"robot-rl eval: {e}", file=sys.stderr)

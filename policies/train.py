@@ -1,12 +1,14 @@
 """Train the locomotion policy: TRPO (default) or PPO over the MuJoCo env.
 
-The run folder (``--out``) holds ``config.json`` (env + training config), ``git.json``,
+The run folder (``--out``) holds ``config.json`` (the resolved env + training config, read
+back by :func:`read_run_config`), ``git.json``,
 TensorBoard events, checkpoints ``model_<iteration>.pt`` (atomic; resumable) and
 ``policy.pt`` (the deployable policy with its metadata, read by ``robot-rl export``).
 """
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -16,7 +18,7 @@ from policies.artifact import PolicyMeta, write_policy
 from policies.config import EnvConfig
 from policies.env import LeggedEnv
 from policies.randomization import SysidParams
-from robot_rl.config import ConfigError, atomic_write_json, from_dict, to_dict
+from robot_rl.config import merge_file, write_config
 from robot_rl.rl.config import AlgoConfig, PolicyConfig, RunnerConfig, TrainConfig
 from robot_rl.rl.runner import OnPolicyRunner
 
@@ -44,24 +46,15 @@ BUDGETS = {
 }
 
 
-def apply_overrides(cfg: LocomotionConfig, pairs: dict[str, Any]) -> LocomotionConfig:
-    """Apply dotted ``section.key`` overrides (validated: an unknown key or section, or a
-    value the config rejects, raises :class:`ConfigError` naming the key)."""
-    data = to_dict(cfg)
-    for key, value in pairs.items():
-        node = data
-        parts = key.split(".")
-        for i, p in enumerate(parts[:-1]):
-            if p not in node or not isinstance(node[p], dict):
-                where = ".".join(parts[:i]) or "the config"
-                raise ConfigError(f"{key}: unknown config section {p!r}; sections of {where}: "
-                                  f"{sorted(k for k, v in node.items() if isinstance(v, dict))}")
-            node = node[p]
-        if parts[-1] not in node:
-            raise ConfigError(f"{key}: unknown config key {parts[-1]!r}; valid keys of "
-                              f"{'.'.join(parts[:-1]) or 'the config'}: {sorted(node)}")
-        node[parts[-1]] = value
-    return from_dict(LocomotionConfig, data)
+def read_run_config(out: str | Path) -> LocomotionConfig:
+    """The resolved config of a training run folder: ``config.json`` (env + training); a run
+    written before it held both reads ``locomotion_config.json``."""
+    out = Path(out)
+    old = out / "locomotion_config.json"
+    data = json.loads((out / "config.json").read_text()) if (out / "config.json").exists() else {}
+    if "env" not in data and old.exists():
+        return merge_file(LocomotionConfig(), old)
+    return merge_file(LocomotionConfig(), out / "config.json")
 
 
 def policy_meta(env: LeggedEnv, iteration: int) -> PolicyMeta:
@@ -130,7 +123,9 @@ def train(cfg: LocomotionConfig, out: str | Path, sysid: SysidParams | None = No
             callback=callback, address=ray_address)
     else:
         runner = OnPolicyRunner.from_config(env, tcfg, callback=callback)
-    atomic_write_json(out / "locomotion_config.json", to_dict(cfg))
+    # the runner wrote its own part (algo, policy, runner) as config.json: the run's whole
+    # config (env + training) replaces it, one file
+    write_config(out, replace(cfg, train=tcfg))
     if resume:
         ckpt = latest_checkpoint(out)
         if ckpt is not None:

@@ -15,8 +15,8 @@ from policies.artifact import read_policy
 from policies.config import EnvConfig
 from policies.env import EnvNaNError, LeggedEnv
 from policies.randomization import SysidParams, randomize
-from policies.train import LocomotionConfig, apply_overrides, latest_checkpoint, train
-from robot_rl.config import ConfigError
+from policies.train import LocomotionConfig, latest_checkpoint, read_run_config, train
+from robot_rl.config import ConfigError, apply_overrides, to_dict
 from robot_rl.robot import ROBOTS, load_robot
 from robot_rl.sim_mujoco import rollout_pool
 from sysid.apply import apply_params
@@ -209,15 +209,31 @@ def test_train_is_deterministic_and_resumes(tmp_path):
     train(_smoke_cfg(3), c, resume=True)
     assert latest_checkpoint(c).name == "model_3.pt"
     assert read_policy(c).meta.iteration == 3
-    cfg = json.loads((c / "locomotion_config.json").read_text())
-    assert cfg["env"]["num_envs"] == 4
+    cfg = read_run_config(c)  # the resolved config, written once
+    assert cfg.env.num_envs == 4 and cfg.train.runner.iterations == 3
+    assert not (c / "locomotion_config.json").exists()
 
 
 def test_train_cli_smoke(tmp_path):
     from policies.cli import main
 
-    assert main(["--out", str(tmp_path / "p"), "--budget", "smoke", "--quiet", "--device", "cpu"]) == 0
+    assert main(["--out", str(tmp_path / "p"), "--budget", "smoke", "--quiet", "--device", "cpu",
+                 "--set", "env.rewards.torque=-2e-4", "train.runner.save_interval=2"]) == 0
     assert (tmp_path / "p" / "policy.pt").exists()
+    cfg = read_run_config(tmp_path / "p")  # budget, flags and --set, resolved, saved once
+    assert cfg.env.rewards.torque == -2e-4 and cfg.train.runner.save_interval == 2
+    assert cfg.train.runner.iterations == 2 and cfg.env.num_envs == 8
+    assert not (tmp_path / "p" / "locomotion_config.json").exists()
+
+
+def test_read_run_config_of_an_old_run(tmp_path):
+    # runs written before config.json held the whole config: the runner's part in
+    # config.json, env + training in locomotion_config.json
+    full = to_dict(LocomotionConfig())
+    (tmp_path / "config.json").write_text(json.dumps(full["train"]))
+    full["env"]["num_envs"] = 5
+    (tmp_path / "locomotion_config.json").write_text(json.dumps(full))
+    assert read_run_config(tmp_path).env.num_envs == 5
 
 
 def test_network_env_groups_in_threads_match_one_group(actuator_dir):
