@@ -77,7 +77,7 @@ def default_spacing(periods: list[float]) -> tuple[float, str]:
 
 def _config(a: argparse.Namespace) -> ActuatorNetConfig:
     """The config from --config, the flags and --set (checked before any log is read)."""
-    return config_from_args(ActuatorNetConfig(), a, "robot-rl actuator train", flags={
+    return config_from_args(ActuatorNetConfig(), a, flags={
         "model.history_spacing": a.history_spacing, "model.num_lags": a.num_lags,
         "split.val_fraction": a.val_fraction, "train.max_epochs": a.epochs,
         "train.max_steps": a.max_steps, "train.batch_size": a.batch_size, "train.lr": a.lr,
@@ -156,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
         if a.command == "train":
             return _train(a)
     except (ValueError, RuntimeError, FileNotFoundError) as e:
-        print(f"robot-rl actuator {a.command}: error: {e}", file=sys.stderr)
+        print(f"robot-rl actuator {a.command}: error: {' '.join(str(e).split())}", file=sys.stderr)
         return 2
     return 2
 

@@ -94,17 +94,17 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(a.out) if a.out else policy.parent / "eval"
     if a.suite:
         return _suite(a, policy, out)
-    cfg = config_from_args(EvalConfig(), a, "robot-rl eval", flags={
-        "sim": a.sim, "robot": a.robot, "seconds": a.seconds, "settle_s": a.settle,
-        "commands": a.commands, "standin_config": a.standin_config,
-        "standin_seed": a.standin_seed, "push_interval_s": a.push_interval,
-        "push_speed": a.push_speed, "video": False if a.no_video else None})
     try:
+        cfg = config_from_args(EvalConfig(), a, flags={
+            "sim": a.sim, "robot": a.robot, "seconds": a.seconds, "settle_s": a.settle,
+            "commands": a.commands, "standin_config": a.standin_config,
+            "standin_seed": a.standin_seed, "push_interval_s": a.push_interval,
+            "push_speed": a.push_speed, "video": False if a.no_video else None})
         report = evaluate(policy, out, cfg, sysid=a.sysid, compare=a.compare,
                           progress=not a.quiet)
         write_config(out, cfg, f"config_{cfg.sim}.json")
     except (MetadataError, ConfigError, ValueError, FileNotFoundError) as e:
-        print(f"robot-rl eval: {e}", file=sys.stderr)
+        print(f"robot-rl eval: error: {' '.join(str(e).split())}", file=sys.stderr)
         return 2
     s = report["metrics"]
     print(json.dumps(s, indent=1))
@@ -128,7 +128,7 @@ def _suite(a: argparse.Namespace, policy: Path, out: Path) -> int:
                           if a.push_interval else 0.4, robot=a.robot or "",
                           progress=not a.quiet)
     except (MetadataError, ConfigError, ValueError, FileNotFoundError) as e:
-        print(f"robot-rl eval: {e}", file=sys.stderr)
+        print(f"robot-rl eval: error: {' '.join(str(e).split())}", file=sys.stderr)
         return 2
     from deploy.suite import suite_markdown
 

@@ -58,8 +58,7 @@ def main(argv: list[str] | None = None) -> int:
         ("physics", "env.physics"), ("physics_device", "env.physics_device"))}
     flags["env.actuation"] = "net" if a.actuator else None
     flags["train.runner.progress"] = False if a.quiet else None
-    cfg = config_from_args(LocomotionConfig(), a, "robot-rl train", flags=flags,
-                           presets=BUDGETS[a.budget])
+    cfg = config_from_args(LocomotionConfig(), a, flags=flags, presets=BUDGETS[a.budget])
     sysid = None
     if a.sysid:
         from policies.randomization import load_sysid

@@ -16,7 +16,6 @@ import dataclasses
 import json
 import numbers
 import os
-import sys
 import tempfile
 import typing
 from pathlib import Path
@@ -143,7 +142,10 @@ def apply_overrides(cfg: T, pairs: dict[str, Any], where: str = "override") -> T
             raise ConfigError(f"{where} {key}: unknown config key {parts[-1]!r}; valid keys of "
                               f"{'.'.join(parts[:-1]) or 'the config'}: {sorted(node)}")
         node[parts[-1]] = value
-    return from_dict(type(cfg), data, where=where)
+    try:
+        return from_dict(type(cfg), data)
+    except ConfigError as e:
+        raise ConfigError(f"{where} {', '.join(pairs)}: {e}") from e
 
 
 def override(cfg: T, assignments: list[str]) -> T:
@@ -192,24 +194,20 @@ def add_config_arguments(parser: argparse.ArgumentParser, example: str) -> None:
                              "as JSON); applied last")
 
 
-def config_from_args(default: T, args: argparse.Namespace, prog: str,
-                     flags: dict[str, Any] | None = None,
+def config_from_args(default: T, args: argparse.Namespace, flags: dict[str, Any] | None = None,
                      presets: dict[str, Any] | None = None) -> T:
     """Resolve a stage's config from its command line, in this order: ``default``, then
     ``presets`` (dotted pairs, e.g. a budget), ``--config FILE``, ``flags`` (dotted pairs
-    from the stage's own options; None values skipped), ``--set``.  A user error prints
-    one line, ``<prog>: error: <message naming the file or field>``, and exits with 2."""
-    try:
-        cfg = apply_overrides(default, presets, where="preset") if presets else default
-        if getattr(args, "config", None):
-            cfg = merge_file(cfg, args.config)
-        given = {k: v for k, v in (flags or {}).items() if v is not None}
-        if given:
-            cfg = apply_overrides(cfg, given, where="option")
-        return override(cfg, list(getattr(args, "set", None) or []))
-    except ConfigError as e:
-        print(f"{prog}: error: {' '.join(str(e).split())}", file=sys.stderr)
-        raise SystemExit(2) from e
+    from the stage's own options; None values skipped), ``--set``.  A user error raises
+    :class:`ConfigError` naming the file or field, which ``robot-rl`` (and each stage's
+    ``main``) reports as one line with exit status 2, before the stage reads anything."""
+    cfg = apply_overrides(default, presets, where="preset") if presets else default
+    if getattr(args, "config", None):
+        cfg = merge_file(cfg, args.config)
+    given = {k: v for k, v in (flags or {}).items() if v is not None}
+    if given:
+        cfg = apply_overrides(cfg, given, where="option")
+    return override(cfg, list(getattr(args, "set", None) or []))
 
 
 def write_config(folder: str | os.PathLike, cfg: Any, name: str = "config.json") -> Path:

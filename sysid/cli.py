@@ -48,11 +48,11 @@ def main(argv: list[str] | None = None) -> int:
         print("robot-rl sysid: error: --logs is required (or --hand-set)", file=sys.stderr)
         return 2
 
-    cfg = config_from_args(SysidConfig(), a, "robot-rl sysid")
     try:
+        cfg = config_from_args(SysidConfig(), a)
         path = run(a.logs, a.robot, a.out, cfg, holdout=a.holdout, plots=not a.no_plots)
     except (SysidError, LogError, ConfigError, FileNotFoundError) as e:
-        print(f"robot-rl sysid: error: {e}", file=sys.stderr)
+        print(f"robot-rl sysid: error: {' '.join(str(e).split())}", file=sys.stderr)
         return 2
     write_config(a.out, cfg)
     data = json.loads(path.read_text())
