@@ -17,6 +17,9 @@
     config          the full ActuatorNetConfig (dict)
     metrics         validation RMSE summary (N m)
 
+``config.json``: the resolved :class:`~actuator_net.config.ActuatorNetConfig` (num_lags as
+chosen from the logs).
+
 ``actuator.onnx``: input ``x`` float32 (N, J, 2L) in the same layout, output ``tau``
 float32 (N, J) in N m; scaling is inside the graph; metadata_props repeat joint_names,
 joint_type, history_spacing, num_lags and input_layout.
@@ -32,16 +35,22 @@ import io
 import json
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from actuator_net.data import INPUT_LAYOUT
 from actuator_net.model import ActuatorMLP
-from actuator_net.train import TrainingError, TrainResult
-from robot_rl.config import atomic_write_bytes
+from robot_rl.config import artifact_file, atomic_write_bytes
+
+if TYPE_CHECKING:  # reading actuator.pt never imports the training code
+    from actuator_net.train import TrainResult
 
 FORMAT, VERSION = "robot_rl.actuator_net", 1
+ACTUATOR_FILE = "actuator.pt"
+#: keys load_checkpoint reads
+_KEYS = ("state_dict", "joint_names", "joint_type", "history_spacing", "num_lags", "hidden")
 #: onnxruntime must match torch within ONNX_ATOL + ONNX_RTOL * |tau| (N m), float32 rounding.
 ONNX_ATOL, ONNX_RTOL = 1e-5, 1e-5
 
@@ -64,16 +73,27 @@ def checkpoint(result: TrainResult) -> dict:
     }
 
 
+def actuator_path(path: str | Path) -> Path:
+    """``<run>/actuator`` (a folder holding ``actuator.pt``) or the file itself."""
+    return artifact_file(path, ACTUATOR_FILE)
+
+
 def load_checkpoint(path: str | Path) -> tuple[ActuatorMLP, dict]:
-    """(network in eval mode, the checkpoint dict) from an ``actuator.pt``."""
-    path = Path(path)
+    """(network in eval mode, the checkpoint dict) from an ``actuator.pt`` or its folder."""
+    path = actuator_path(path)
     if not path.exists():
-        raise FileNotFoundError(f"{path}: no such actuator model")
-    ck = torch.load(path, map_location="cpu", weights_only=True)
+        raise FileNotFoundError(f"{path}: no actuator model (run `robot-rl actuator train`)")
+    try:
+        ck = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - any unpickling failure means "not our file"
+        raise ValueError(f"{path}: not a readable torch actuator model ({e})") from e
     if not isinstance(ck, dict) or ck.get("format") != FORMAT:
         raise ValueError(f"{path}: field 'format': not an {FORMAT} checkpoint")
     if ck.get("version") != VERSION:
         raise ValueError(f"{path}: field 'version': {ck.get('version')!r}, expected {VERSION}")
+    missing = [k for k in _KEYS if k not in ck]
+    if missing:
+        raise ValueError(f"{path}: field {missing[0]!r} is missing")
     model = ActuatorMLP(list(ck["joint_type"]), 2 * int(ck["num_lags"]), tuple(ck["hidden"]))
     state = dict(ck["state_dict"])
     for k in ("lin_w", "lin_b"):  # written before the linear term existed: no linear term
@@ -114,6 +134,8 @@ def check_onnx(data: bytes, model: ActuatorMLP, x: np.ndarray) -> float:
     with torch.inference_mode():
         want = model(torch.from_numpy(x32)).numpy()
     diff = float(np.abs(got - want).max())
+    from actuator_net.train import TrainingError
+
     if not np.allclose(got, want, rtol=ONNX_RTOL, atol=ONNX_ATOL):
         raise TrainingError(f"ONNX export differs from torch by up to {diff:.3g} N m (beyond "
                             f"{ONNX_ATOL} + {ONNX_RTOL} |tau|)")
@@ -134,8 +156,9 @@ def render(result: TrainResult) -> dict[str, bytes]:
     result.metrics["onnx_max_abs_diff_nm"] = diff
     buf = io.BytesIO()
     torch.save(ck, buf)
-    files = {"actuator.pt": buf.getvalue(), "actuator.onnx": onnx_data}
+    files = {ACTUATOR_FILE: buf.getvalue(), "actuator.onnx": onnx_data}
     files.update(validation_plots(result))
+    files["config.json"] = (json.dumps(result.metrics["config"], indent=2) + "\n").encode()
     files["metrics.json"] = (json.dumps(result.metrics, indent=2) + "\n").encode()
     return files
 

@@ -4,7 +4,8 @@
     robot-rl actuator train --logs anymal_sea_LH_KFE_input.f64 --format anymal --out out/
     robot-rl actuator train --logs humanoid_ankle_4joints_50hz.csv --format ankle_csv --out out/
 
-Writes ``actuator.pt``, ``actuator.onnx``, ``metrics.json`` and validation plots into
+Writes ``actuator.pt``, ``actuator.onnx``, ``metrics.json``, the resolved ``config.json``
+(num_lags as chosen) and validation plots into
 ``--out`` (each atomically; nothing at all when anything fails).  Without
 ``--history-spacing`` the paper's 0.01 s is used when every log is sampled at least that
 fast, else the slowest log's own sample period (e.g. 0.02 s for a 50 Hz log).  Without
@@ -19,11 +20,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from actuator_net.config import PAPER_HISTORY_SPACING, ActuatorNetConfig
 from actuator_net.importers import FORMATS
-from robot_rl.config import ConfigError, from_dict, override, to_dict
+from robot_rl.config import add_config_arguments, config_from_args
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -58,9 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--lr", type=float, default=None, help="Adam learning rate [3e-3]")
     t.add_argument("--seed", type=int, default=None, help="random seed [0]")
     t.add_argument("--threads", type=int, default=None, help="torch CPU threads [1]")
-    t.add_argument("--config", default=None, help="ActuatorNetConfig as JSON (flags override it)")
-    t.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
-                   help="config overrides, e.g. train.patience=50 model.hidden=[64,64]")
+    add_config_arguments(t, "train.patience=50 model.hidden=[64,64] (ActuatorNetConfig)")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
 
@@ -75,32 +75,26 @@ def default_spacing(periods: list[float]) -> tuple[float, str]:
                      f"({1 / slowest:.4g} Hz)")
 
 
-def _config(a: argparse.Namespace, periods: list[float]) -> tuple[ActuatorNetConfig, str]:
-    data = to_dict(ActuatorNetConfig())
-    if a.config:
-        path = Path(a.config)
-        if not path.exists():
-            raise ConfigError(f"{path}: no such config file")
-        data = to_dict(from_dict(ActuatorNetConfig, json.loads(path.read_text()), where=str(path)))
-    flags = {("model", "history_spacing"): a.history_spacing, ("model", "num_lags"): a.num_lags,
-             ("split", "val_fraction"): a.val_fraction, ("train", "max_epochs"): a.epochs,
-             ("train", "max_steps"): a.max_steps, ("train", "batch_size"): a.batch_size,
-             ("train", "lr"): a.lr, ("train", "seed"): a.seed, ("train", "num_threads"): a.threads}
-    for (sec, key), v in flags.items():
-        if v is not None:
-            data[sec][key] = v
-    if a.joint_types is not None:
-        data["joint_types"] = a.joint_types
-    if a.quiet:
-        data["train"]["progress"] = False
-    why = "given"
+def _config(a: argparse.Namespace) -> ActuatorNetConfig:
+    """The config from --config, the flags and --set (checked before any log is read)."""
+    return config_from_args(ActuatorNetConfig(), a, flags={
+        "model.history_spacing": a.history_spacing, "model.num_lags": a.num_lags,
+        "split.val_fraction": a.val_fraction, "train.max_epochs": a.epochs,
+        "train.max_steps": a.max_steps, "train.batch_size": a.batch_size, "train.lr": a.lr,
+        "train.seed": a.seed, "train.num_threads": a.threads, "joint_types": a.joint_types,
+        "train.progress": False if a.quiet else None})
+
+
+def _spacing(a: argparse.Namespace, cfg: ActuatorNetConfig,
+             periods: list[float]) -> tuple[ActuatorNetConfig, str]:
+    """``cfg`` with the default history spacing for these logs unless one was given."""
     explicit = a.history_spacing is not None or any(
         s.startswith("model.history_spacing=") for s in a.set) or (
         a.config and "history_spacing" in json.loads(Path(a.config).read_text()).get("model", {}))
-    if not explicit:
-        data["model"]["history_spacing"], why = default_spacing(periods)
-    cfg = override(from_dict(ActuatorNetConfig, data), list(a.set))
-    return cfg, why
+    if explicit:
+        return cfg, "given"
+    spacing, why = default_spacing(periods)
+    return replace(cfg, model=replace(cfg.model, history_spacing=spacing)), why
 
 
 def history_line(choice: dict) -> str:
@@ -126,9 +120,10 @@ def _train(a: argparse.Namespace) -> int:
     from actuator_net.train import train
     from robot_rl.robot import load_robot
 
+    cfg = _config(a)
     robot = load_robot(a.robot) if a.robot else None
     series = load_series(a.logs, a.format, robot)
-    cfg, why = _config(a, [s.sample_period() for s in series])
+    cfg, why = _spacing(a, cfg, [s.sample_period() for s in series])
     print(f"actuator: {len(series)} log(s), joints {series[0].joint_names}")
     print(f"actuator: history spacing {cfg.model.history_spacing:.6g} s ({why})")
     result = train(series, cfg)
@@ -161,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
         if a.command == "train":
             return _train(a)
     except (ValueError, RuntimeError, FileNotFoundError) as e:
-        print(f"robot-rl actuator {a.command}: error: {e}", file=sys.stderr)
+        print(f"robot-rl actuator {a.command}: error: {' '.join(str(e).split())}", file=sys.stderr)
         return 2
     return 2
 

@@ -43,9 +43,9 @@ import numpy as np
 import torch
 
 from deploy.export import export_policy, ort_session
-from deploy.policy_file import load_policy_file
 from deploy.runtime import Mode, OnboardController, SafetyConfig
 from deploy.testing import FakeRobot, write_random_policy
+from policies.artifact import read_policy
 from robot_rl.obs_spec import ObservationSpec, build_observation
 from robot_rl.robot import load_robot
 
@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
                                gait_amplitude=0.25)
         write_random_policy(tmp / "policy", robot, spec=spec, seed=0)
         onnx_path = export_policy(tmp / "policy", tmp / "policy.onnx").path
-        model = load_policy_file(tmp / "policy").model.eval()
+        model = read_policy(tmp / "policy").model.eval()
         return run(a, robot, onnx_path, model)
 
 

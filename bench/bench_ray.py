@@ -30,7 +30,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import ray  # noqa: E402
 
 from policies.env import LeggedEnv  # noqa: E402
-from policies.train import LocomotionConfig, apply_overrides, make_env  # noqa: E402
+from policies.train import LocomotionConfig, make_env  # noqa: E402
+from robot_rl.config import apply_overrides  # noqa: E402
 from robot_rl.rl.algorithms import make_algorithm  # noqa: E402
 from robot_rl.rl.distributed import DistributedRunner, RayVectorEnv, init_ray  # noqa: E402
 from robot_rl.rl.models import ActorCritic  # noqa: E402

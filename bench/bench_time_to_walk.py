@@ -14,7 +14,6 @@ time is not counted.  The ratio printed is wall-clock / 60 min (the goal: below 
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import subprocess
 import sys
@@ -28,14 +27,14 @@ GOAL_VX, GOAL_YAW, GOAL_MIN = 0.15, 0.2, 60.0
 
 def checkpoint_policy(run: Path, ckpt: Path, out: Path) -> Path:
     """A policy.pt for checkpoint ``ckpt`` (metadata from the run's policy.pt)."""
-    template = torch.load(run / "policy.pt", map_location="cpu", weights_only=False)
-    state = torch.load(ckpt, map_location="cpu", weights_only=False)
-    template["model_state"] = state["algo"]["policy"]
-    template["meta"]["iteration"] = int(state["iteration"])
-    buf = io.BytesIO()
-    torch.save(template, buf)
-    out.write_bytes(buf.getvalue())
-    return out
+    from dataclasses import replace
+
+    from policies.artifact import read_policy, write_policy
+
+    template = read_policy(run)
+    state = torch.load(ckpt, map_location="cpu", weights_only=True)
+    template.model.load_state_dict(state["algo"]["policy"])
+    return write_policy(out, template.model, replace(template.meta, iteration=int(state["iteration"])))
 
 
 def wall_clock(run: Path) -> dict[int, float]:

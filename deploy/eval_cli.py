@@ -5,11 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from deploy.evaluate import DEFAULT_COMMANDS, SIMS, TERRAIN_COMMANDS, EvalConfig, evaluate
 from deploy.metadata import MetadataError
-from robot_rl.config import ConfigError
+from robot_rl.config import ConfigError, add_config_arguments, config_from_args, write_config
 from robot_rl.standin_model import realities
 from robot_rl.terrain import KINDS, TerrainConfig, TerrainError
 
@@ -46,15 +47,15 @@ def build_parser() -> argparse.ArgumentParser:
                     "episode per command. Writes report_<sim>.json/.md, report.json/.md "
                     "(headline, with the sim-to-sim gap when both reports exist), "
                     "velocity_<sim>.png and, for pybullet, rollout.gif.")
-    p.add_argument("--sim", choices=SIMS, default="pybullet", help="simulator [pybullet]")
+    p.add_argument("--sim", choices=SIMS, default=None, help="simulator [pybullet]")
     p.add_argument("--policy", required=True, help="exported policy.onnx (robot-rl export)")
     p.add_argument("--out", default=None,
                    help="output folder, e.g. <run>/eval [default: eval/ next to the policy]")
     p.add_argument("--seconds", type=float, default=None,
                    help="policy-controlled seconds per command episode [20; suite: 8]")
-    p.add_argument("--settle", type=float, default=2.0,
+    p.add_argument("--settle", type=float, default=None,
                    help="seconds after the handover excluded from tracking errors [2]")
-    p.add_argument("--robot", default="",
+    p.add_argument("--robot", default=None,
                    help="robot description [default: the robot in the model's metadata]")
     p.add_argument("--sysid", default=None,
                    help="<run>/sysid: apply the identified parameters to the MuJoCo model "
@@ -74,15 +75,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="terrain difficulty in [0, 1] (slope angle, step height, roughness) [0.5]")
     p.add_argument("--terrain-seed", type=_seed, default=0,
                    help="seed of the random terrains (rough, obstacles) [0]")
-    p.add_argument("--standin-config", default="",
+    p.add_argument("--standin-config", default=None,
                    help="the reality to evaluate on (pybullet): a stand-in config JSON or a "
                         f"shipped reality's name ({', '.join(realities())}) [default]")
     p.add_argument("--standin-seed", type=_seed, default=None,
                    help="hidden-physics seed of the PyBullet stand-in [the config's seed]")
-    p.add_argument("--push-interval", type=float, default=0.0,
+    p.add_argument("--push-interval", type=float, default=None,
                    help="kick the base every this many seconds of policy control (pybullet; "
                         "0 = no pushes) [0]")
-    p.add_argument("--push-speed", type=float, default=0.5,
+    p.add_argument("--push-speed", type=float, default=None,
                    help="horizontal speed of a kick, random direction (m/s) [0.5]")
     suite = p.add_argument_group(
         "transfer suite", "--suite runs the policy over every shipped reality x seeds with "
@@ -94,6 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     suite.add_argument("--suite-seeds", default="0,1,2",
                        help="hidden-physics seeds per reality [0,1,2]")
     p.add_argument("--no-video", action="store_true", help="skip the GIF (pybullet)")
+    add_config_arguments(p, "safety.ramp_s=1.5 fall_up_z=0.3 (EvalConfig, deploy/evaluate.py)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
 
@@ -112,20 +114,25 @@ def main(argv: list[str] | None = None) -> int:
         raise TerrainError("terrain.difficulty: --difficulty needs --terrain")
     commands = a.commands or (DEFAULT_COMMANDS if terrain is None else TERRAIN_COMMANDS)
     try:
-        cfg = EvalConfig(sim=a.sim, robot=a.robot, seconds=a.seconds or 20.0, settle_s=a.settle,
-                         commands=commands, standin_config=a.standin_config,
-                         standin_seed=a.standin_seed, push_interval_s=a.push_interval,
-                         push_speed=a.push_speed, video=not a.no_video, terrain=terrain)
+        cfg = config_from_args(EvalConfig(), a, flags={
+            "sim": a.sim, "robot": a.robot, "seconds": a.seconds, "settle_s": a.settle,
+            "commands": commands if terrain is not None else a.commands,
+            "standin_config": a.standin_config,
+            "standin_seed": a.standin_seed, "push_interval_s": a.push_interval,
+            "push_speed": a.push_speed, "video": False if a.no_video else None})
+        if terrain is not None:
+            cfg = replace(cfg, terrain=terrain)
         report = evaluate(policy, out, cfg, sysid=a.sysid, compare=a.compare,
                           progress=not a.quiet)
+        write_config(out, cfg, f"config_{cfg.sim}.json")
     except TerrainError:
         raise  # robot_rl/cli.py's handler: one line naming the field, exit status 2
     except (MetadataError, ConfigError, ValueError, FileNotFoundError) as e:
-        print(f"robot-rl eval: {e}", file=sys.stderr)
+        print(f"robot-rl eval: error: {' '.join(str(e).split())}", file=sys.stderr)
         return 2
     s = report["metrics"]
     print(json.dumps(s, indent=1))
-    print(f"wrote {out}/report_{a.sim}.json, report.md ({', '.join(report.get('files', []))})")
+    print(f"wrote {out}/report_{cfg.sim}.json, config_{cfg.sim}.json, report.md ({', '.join(report.get('files', []))})")
     return 0
 
 
@@ -141,10 +148,11 @@ def _suite(a: argparse.Namespace, policy: Path, out: Path) -> int:
     try:
         suite = run_suite(policy, out, names=names, seeds=seeds or (0,),
                           seconds=a.seconds or 8.0, push_interval_s=a.push_interval or 3.0,
-                          push_speed=a.push_speed if a.push_interval else 0.4, robot=a.robot,
+                          push_speed=(0.5 if a.push_speed is None else a.push_speed)
+                          if a.push_interval else 0.4, robot=a.robot or "",
                           progress=not a.quiet)
     except (MetadataError, ConfigError, ValueError, FileNotFoundError) as e:
-        print(f"robot-rl eval: {e}", file=sys.stderr)
+        print(f"robot-rl eval: error: {' '.join(str(e).split())}", file=sys.stderr)
         return 2
     from deploy.suite import suite_markdown
 

@@ -25,8 +25,8 @@ import torch
 
 from deploy.metadata import INPUT_NAME, OUTPUT_NAME, MetadataError, PolicyMetadata
 from deploy.onnx_policy import ort_session  # noqa: F401 - one definition, re-exported
-from deploy.policy_file import load_policy_file
-from robot_rl.config import atomic_write_bytes
+from policies.artifact import PolicyArtifact, read_policy
+from robot_rl.config import atomic_write_bytes, to_dict
 
 #: ONNX opset of the exported graph
 OPSET = 17
@@ -106,18 +106,31 @@ def export_policy(policy: str | Path, out: str | Path, extra_obs: np.ndarray | N
     with torch's on random observations (and ``extra_obs``, e.g. recorded ones); a
     difference above ``tolerance`` raises :class:`ExportError` and nothing is written.
     """
-    loaded = load_policy_file(policy)
-    data = onnx_bytes(loaded.model, loaded.meta.obs_dim, loaded.meta)
-    obs = check_observations(loaded.meta)
+    loaded = read_policy(policy)
+    meta = onnx_metadata(loaded)
+    data = onnx_bytes(loaded.model, meta.obs_dim, meta)
+    obs = check_observations(meta)
     if extra_obs is not None:
-        obs = np.concatenate([obs, np.asarray(extra_obs, np.float32).reshape(-1, loaded.meta.obs_dim)])
+        obs = np.concatenate([obs, np.asarray(extra_obs, np.float32).reshape(-1, meta.obs_dim)])
     err = compare_with_torch(loaded.model, data, obs)
     if not err <= tolerance:
         raise ExportError(f"{loaded.path}: onnxruntime differs from torch by {err:.3g} "
                           f"(tolerance {tolerance:g}); {out} not written")
     out = Path(out)
     atomic_write_bytes(out, data)
-    return ExportResult(path=out, meta=loaded.meta, max_abs_error=err, num_checked=len(obs))
+    return ExportResult(path=out, meta=meta, max_abs_error=err, num_checked=len(obs))
+
+
+def onnx_metadata(policy: PolicyArtifact) -> PolicyMetadata:
+    """The exported model's metadata for a checked ``policy.pt`` (stage 3's artifact)."""
+    m = policy.meta
+    meta = PolicyMetadata(
+        robot=m.robot, joint_names=m.joint_names, observation=m.observation, obs_dim=m.obs_dim,
+        action_dim=m.action_dim, action_scale=m.action_scale, nominal_pose=m.nominal_pose,
+        q_min=m.q_min, q_max=m.q_max, control_dt=m.control_dt, iteration=m.iteration,
+        policy_config=to_dict(policy.policy_config), source_sha256=policy.sha256)
+    meta.validate(str(policy.path))
+    return meta
 
 
 def read_metadata(path: str | Path) -> PolicyMetadata:

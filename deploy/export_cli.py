@@ -8,7 +8,7 @@ from pathlib import Path
 
 from deploy.export import TOLERANCE, ExportError, export_policy
 from deploy.metadata import MetadataError
-from deploy.policy_file import PolicyFileError
+from policies.artifact import PolicyFileError, policy_path
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -32,7 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     a = build_parser().parse_args(argv)
     src = Path(a.policy)
-    out = Path(a.out) if a.out else (src if src.is_dir() else src.parent) / "policy.onnx"
+    out = Path(a.out) if a.out else policy_path(src).parent / "policy.onnx"
     try:
         r = export_policy(src, out, tolerance=a.tolerance)
     except (PolicyFileError, MetadataError, ExportError) as e:

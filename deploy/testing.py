@@ -12,7 +12,6 @@ linear velocity, which only its ground truth holds.
 
 from __future__ import annotations
 
-import io
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -20,8 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from deploy.policy_file import POLICY_FILE, POLICY_FORMAT, POLICY_VERSION
-from robot_rl.config import atomic_write_bytes, to_dict
+from policies.artifact import POLICY_FILE, PolicyMeta, policy_state, write_state
 from robot_rl.interface import GroundTruth, RobotInterface, RobotState
 from robot_rl.obs_spec import ObservationSpec
 from robot_rl.rl.config import PolicyConfig
@@ -33,7 +31,8 @@ from robot_rl.sensors import GRAVITY, quat_to_matrix
 def random_policy_state(robot: str | RobotDescription = "a1", spec: ObservationSpec | None = None,
                         cfg: PolicyConfig | None = None, seed: int = 0, iteration: int = 0,
                         control_dt: float = 0.02) -> dict[str, Any]:
-    """The dict ``policy.pt`` holds, for a randomly initialised policy."""
+    """The dict ``policy.pt`` holds (:func:`policies.artifact.policy_state`), for a randomly
+    initialised policy."""
     r = load_robot(robot) if isinstance(robot, str) else robot
     spec = spec or ObservationSpec(num_joints=r.num_joints)
     cfg = cfg or PolicyConfig(actor_hidden=(128, 128), critic_hidden=(128, 128), activation="elu")
@@ -46,14 +45,11 @@ def random_policy_state(robot: str | RobotDescription = "a1", spec: ObservationS
         model.obs_normalizer.count.fill_(1000.0)
         head = [m for m in model.actor.modules() if isinstance(m, torch.nn.Linear)][-1]
         head.weight.mul_(30.0)
-    meta = {"robot": r.name, "joint_names": list(r.joint_names), "observation": spec.layout(),
-            "control_dt": control_dt, "nominal_pose": list(r.nominal_pose),
-            "action_scale": spec.action_scale, "q_min": list(r.q_min), "q_max": list(r.q_max),
-            "iteration": iteration}
-    return {"format": POLICY_FORMAT, "version": POLICY_VERSION,
-            "model_state": {k: v.detach().clone() for k, v in model.state_dict().items()},
-            "policy_config": to_dict(cfg), "obs_dim": spec.size, "action_dim": r.num_joints,
-            "meta": meta}
+    meta = PolicyMeta(robot=r.name, joint_names=tuple(r.joint_names), observation=spec.layout(),
+                      obs_dim=spec.size, action_dim=r.num_joints, control_dt=control_dt,
+                      nominal_pose=tuple(r.nominal_pose), action_scale=spec.action_scale,
+                      q_min=tuple(r.q_min), q_max=tuple(r.q_max), iteration=iteration)
+    return policy_state(model, meta)
 
 
 def write_random_policy(folder: str | Path, robot: str | RobotDescription = "a1",
@@ -63,11 +59,7 @@ def write_random_policy(folder: str | Path, robot: str | RobotDescription = "a1"
     state = random_policy_state(robot, spec, cfg, seed, **kwargs)
     if edit is not None:
         edit(state)
-    buf = io.BytesIO()
-    torch.save(state, buf)
-    path = Path(folder) / POLICY_FILE
-    atomic_write_bytes(path, buf.getvalue())
-    return path
+    return write_state(Path(folder) / POLICY_FILE, state)
 
 
 class FakeRobot(RobotInterface):

@@ -31,10 +31,11 @@ from robot_rl.robot import RobotDescription
 
 def actuator_checkpoint(actuator_dir: str | Path | None) -> Path:
     """The ``actuator.pt`` of stage 2's output folder (or the file itself), or a clear error."""
+    from actuator_net.artifacts import actuator_path  # stage 2's artifact, one definition
+
     if actuator_dir is None:
         raise ValueError("actuation 'net' needs --actuator <run>/actuator/")
-    path = Path(actuator_dir)
-    path = path / "actuator.pt" if path.is_dir() else path
+    path = actuator_path(actuator_dir)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no actuator model (run `robot-rl actuator train`)")
     return path

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from policies.train import BUDGETS, LocomotionConfig, apply_overrides, train
+from policies.train import BUDGETS, LocomotionConfig, train
+from robot_rl.config import add_config_arguments, config_from_args
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -14,7 +15,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train a command-following locomotion policy with TRPO (default) in MuJoCo, "
                     "with stage 1's identified parameters (and their ranges as domain "
                     "randomization) and stage 2's actuator network in the loop.  Writes "
-                    "TensorBoard events, resumable checkpoints and policy.pt to --out.")
+                    "TensorBoard events, resumable checkpoints, policy.pt and the resolved "
+                    "config.json to --out.")
     p.add_argument("--out", required=True, help="run folder, e.g. runs/<name>/policy")
     p.add_argument("--sysid", default=None, help="stage 1 output folder (params.json); "
                    "without it the nominal model is used and nothing is randomized")
@@ -34,9 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="device of the warp physics: auto (GPU if any), cpu, cuda:0 [auto]")
     p.add_argument("--budget", choices=sorted(BUDGETS), default="default",
                    help="smoke: a few iterations to check the machinery")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override any config field, e.g. --set env.rewards.torque=-1e-4 "
-                        "(value parsed as JSON)")
+    add_config_arguments(p, "env.rewards.torque=-1e-4")
     p.add_argument("--resume", action="store_true",
                    help="continue from the latest checkpoint in --out")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -51,26 +51,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     a = build_parser().parse_args(argv)
-    pairs: dict = dict(BUDGETS[a.budget])
-    for item in a.set:
-        if "=" not in item:
-            raise SystemExit(f"--set {item!r}: expected KEY=VALUE")
-        k, v = item.split("=", 1)
-        try:
-            pairs[k] = json.loads(v)
-        except json.JSONDecodeError:
-            pairs[k] = v
-    for flag, key in (("robot", "env.robot"), ("algo", "train.algo.name"),
-                      ("iterations", "train.runner.iterations"), ("num_envs", "env.num_envs"),
-                      ("seed", "train.runner.seed"), ("device", "train.runner.device"),
-                      ("physics", "env.physics"), ("physics_device", "env.physics_device")):
-        if getattr(a, flag) is not None:
-            pairs[key] = getattr(a, flag)
-    if a.actuator:
-        pairs["env.actuation"] = "net"
-    if a.quiet:
-        pairs["train.runner.progress"] = False
-    cfg = apply_overrides(LocomotionConfig(), pairs)
+    flags = {key: getattr(a, flag) for flag, key in (
+        ("robot", "env.robot"), ("algo", "train.algo.name"),
+        ("iterations", "train.runner.iterations"), ("num_envs", "env.num_envs"),
+        ("seed", "train.runner.seed"), ("device", "train.runner.device"),
+        ("physics", "env.physics"), ("physics_device", "env.physics_device"))}
+    flags["env.actuation"] = "net" if a.actuator else None
+    flags["train.runner.progress"] = False if a.quiet else None
+    cfg = config_from_args(LocomotionConfig(), a, flags=flags, presets=BUDGETS[a.budget])
     sysid = None
     if a.sysid:
         from policies.randomization import load_sysid

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from robot_rl.config import ConfigError
+from robot_rl.robot import FALL_HEIGHT_FRACTION, FALL_UP_Z
 from robot_rl.terrain import KINDS, TerrainConfig, TerrainError
 
 
@@ -184,9 +185,9 @@ class EnvConfig:
     # apply domain randomization from the sysid ranges at every episode start
     randomize: bool = True
     # base height below which the robot has fallen (fraction of the nominal height)
-    fall_height_fraction: float = 0.5
+    fall_height_fraction: float = FALL_HEIGHT_FRACTION
     # base tilt beyond which the robot has fallen: min z of the base up-vector (-)
-    fall_up_z: float = 0.5
+    fall_up_z: float = FALL_UP_Z
     # a contact between the base (trunk) and the ground at any physics step also ends the
     # episode as terminated, like a fall
     terminate_on_base_contact: bool = True

@@ -1,29 +1,26 @@
 """Train the locomotion policy: TRPO (default) or PPO over the MuJoCo env.
 
-The run folder (``--out``) holds ``config.json`` (env + training config), ``git.json``,
+The run folder (``--out``) holds ``config.json`` (the resolved env + training config, read
+back by :func:`read_run_config`), ``git.json``,
 TensorBoard events, checkpoints ``model_<iteration>.pt`` (atomic; resumable) and
 ``policy.pt`` (the deployable policy with its metadata, read by ``robot-rl export``).
 """
 
 from __future__ import annotations
 
-import io
+import json
 import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import torch
-
+from policies.artifact import PolicyMeta, write_policy
 from policies.config import EnvConfig
 from policies.env import LeggedEnv
 from policies.randomization import SysidParams
-from robot_rl.config import ConfigError, atomic_write_bytes, atomic_write_json, from_dict, to_dict
+from robot_rl.config import merge_file, write_config
 from robot_rl.rl.config import AlgoConfig, PolicyConfig, RunnerConfig, TrainConfig
 from robot_rl.rl.runner import OnPolicyRunner
-
-POLICY_FORMAT = "robot_rl.policy"
-POLICY_VERSION = 1
 
 
 @dataclass(frozen=True)
@@ -49,43 +46,30 @@ BUDGETS = {
 }
 
 
-def apply_overrides(cfg: LocomotionConfig, pairs: dict[str, Any]) -> LocomotionConfig:
-    """Apply dotted ``section.key`` overrides (validated: an unknown key or section, or a
-    value the config rejects, raises :class:`ConfigError` naming the key)."""
-    data = to_dict(cfg)
-    for key, value in pairs.items():
-        node = data
-        parts = key.split(".")
-        for i, p in enumerate(parts[:-1]):
-            if p not in node or not isinstance(node[p], dict):
-                where = ".".join(parts[:i]) or "the config"
-                raise ConfigError(f"{key}: unknown config section {p!r}; sections of {where}: "
-                                  f"{sorted(k for k, v in node.items() if isinstance(v, dict))}")
-            node = node[p]
-        if parts[-1] not in node:
-            raise ConfigError(f"{key}: unknown config key {parts[-1]!r}; valid keys of "
-                              f"{'.'.join(parts[:-1]) or 'the config'}: {sorted(node)}")
-        node[parts[-1]] = value
-    return from_dict(LocomotionConfig, data)
+def read_run_config(out: str | Path) -> LocomotionConfig:
+    """The resolved config of a training run folder: ``config.json`` (env + training); a run
+    written before it held both reads ``locomotion_config.json``."""
+    out = Path(out)
+    old = out / "locomotion_config.json"
+    data = json.loads((out / "config.json").read_text()) if (out / "config.json").exists() else {}
+    if "env" not in data and old.exists():
+        return merge_file(LocomotionConfig(), old)
+    return merge_file(LocomotionConfig(), out / "config.json")
 
 
-def policy_meta(env: LeggedEnv, iteration: int) -> dict[str, Any]:
+def policy_meta(env: LeggedEnv, iteration: int) -> PolicyMeta:
+    """The metadata ``policy.pt`` carries for a policy trained on ``env``."""
     r = env.robot
-    return {"robot": r.name, "joint_names": list(r.joint_names), "observation": env.spec.layout(),
-            "control_dt": env.cfg.control_dt, "nominal_pose": list(r.nominal_pose),
-            "action_scale": env.spec.action_scale, "q_min": list(r.q_min), "q_max": list(r.q_max),
-            "iteration": iteration}
+    return PolicyMeta(robot=r.name, joint_names=tuple(r.joint_names),
+                      observation=env.spec.layout(), obs_dim=env.spec.size,
+                      action_dim=r.num_joints, control_dt=env.cfg.control_dt,
+                      nominal_pose=tuple(r.nominal_pose), action_scale=env.spec.action_scale,
+                      q_min=tuple(r.q_min), q_max=tuple(r.q_max), iteration=iteration)
 
 
 def save_policy(path: Path, runner: OnPolicyRunner, env: LeggedEnv) -> None:
     """Write ``policy.pt`` (deployable policy + metadata), atomically."""
-    state = {"format": POLICY_FORMAT, "version": POLICY_VERSION,
-             "model_state": {k: v.detach().cpu() for k, v in runner.policy.state_dict().items()},
-             "policy_config": to_dict(runner.policy.cfg), "obs_dim": runner.obs_dim,
-             "action_dim": runner.action_dim, "meta": policy_meta(env, runner.iteration)}
-    buf = io.BytesIO()
-    torch.save(state, buf)
-    atomic_write_bytes(path, buf.getvalue())
+    write_policy(path, runner.policy, policy_meta(env, runner.iteration))
 
 
 def latest_checkpoint(out: Path) -> Path | None:
@@ -143,7 +127,9 @@ def train(cfg: LocomotionConfig, out: str | Path, sysid: SysidParams | None = No
             callback=callback, address=ray_address)
     else:
         runner = OnPolicyRunner.from_config(env, tcfg, callback=callback)
-    atomic_write_json(out / "locomotion_config.json", to_dict(cfg))
+    # the runner wrote its own part (algo, policy, runner) as config.json: the run's whole
+    # config (env + training) replaces it, one file
+    write_config(out, replace(cfg, train=tcfg))
     if resume:
         ckpt = latest_checkpoint(out)
         if ckpt is not None:

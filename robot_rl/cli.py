@@ -44,7 +44,7 @@ USER_ERRORS: tuple[tuple[str, str], ...] = (
     ("sysid.identify", "SysidError"),
     ("actuator_net.data", "ActuatorDataError"),
     ("deploy.metadata", "MetadataError"),
-    ("deploy.policy_file", "PolicyFileError"),
+    ("policies.artifact", "PolicyFileError"),
     ("deploy.export", "ExportError"),
 )
 

@@ -104,13 +104,12 @@ def _train(out: Path, a: argparse.Namespace) -> None:
 
 
 def _validate_policy(out: Path, iterations: int) -> None:
-    import torch
+    from policies.artifact import read_policy
 
-    path = out / "policy" / "policy.pt"
-    meta = torch.load(path, map_location="cpu", weights_only=False)["meta"]
-    if int(meta["iteration"]) < iterations:
-        raise ValueError(f"{path}: field 'meta.iteration' is {meta['iteration']}, training "
-                         f"runs to {iterations}")
+    policy = read_policy(out / "policy")
+    if policy.meta.iteration < iterations:
+        raise ValueError(f"{policy.path}: field 'meta.iteration' is {policy.meta.iteration}, "
+                         f"training runs to {iterations}")
 
 
 def _validate_logs(out: Path) -> None:

@@ -26,6 +26,11 @@ ROBOTS: dict[str, Path] = {
     "laikago": ROBOT_DIR / "laikago.json",
 }
 DEFAULT_ROBOT = "a1"
+#: fallen: base height below this fraction of the nominal base height (-); the training
+#: env's termination (policies.config.EnvConfig) and the evaluation (deploy.evaluate) use it
+FALL_HEIGHT_FRACTION = 0.5
+#: fallen: z-component of the base's up axis below this (-); same users
+FALL_UP_Z = 0.5
 
 
 @dataclass(frozen=True)

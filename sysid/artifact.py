@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from robot_rl.config import ConfigError, atomic_write_json
+from robot_rl.config import ConfigError, artifact_file, atomic_write_json
 
 
 @dataclass(frozen=True)
@@ -31,8 +31,7 @@ class SysidParams:
 
 def params_path(path: str | Path) -> Path:
     """``<dir>/params.json`` for a folder, else the path itself."""
-    path = Path(path)
-    return path / "params.json" if path.is_dir() else path
+    return artifact_file(path, "params.json")
 
 
 def read_params(path: str | Path, robot: str | None = None) -> SysidParams:

@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from robot_rl.config import ConfigError, from_dict, override
+from robot_rl.config import ConfigError, add_config_arguments, config_from_args, write_config
 from robot_rl.logs import LogError
 from robot_rl.robot import DEFAULT_ROBOT, ROBOTS
 from sysid.config import SysidConfig
@@ -20,7 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "Coulomb friction per joint, mass scale per leg, trunk mass and centre of "
                     "mass, foot friction) to logs, with standard deviations, identifiability and "
                     "randomization ranges.  Writes <out>/params.json (atomically, last: a failed "
-                    "run writes none) and plots of held-out replays.  Suspended logs identify the "
+                    "run writes none), the resolved config.json and plots of held-out replays.  Suspended logs identify the "
                     "joints and legs, ground logs the trunk and foot friction.")
     p.add_argument("--hand-set", action="store_true",
                    help="write no identification: URDF values with broad hand-set ranges "
@@ -33,9 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--holdout", default=None,
                    help="suspended log used only for validation; default: interleaved blocks "
                         "of the suspended logs are held out")
-    p.add_argument("--config", default=None, help="SysidConfig JSON (see sysid/config.py)")
-    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
-                   help="config overrides, e.g. joints.filter_hz=8 bootstrap=100")
+    add_config_arguments(p, "joints.filter_hz=8 bootstrap=100 (SysidConfig, sysid/config.py)")
     p.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     return p
 
@@ -51,15 +49,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     try:
-        cfg = SysidConfig()
-        if a.config:
-            cfg = from_dict(SysidConfig, json.loads(Path(a.config).read_text()), where=a.config)
-        if a.set:
-            cfg = override(cfg, a.set)
+        cfg = config_from_args(SysidConfig(), a)
         path = run(a.logs, a.robot, a.out, cfg, holdout=a.holdout, plots=not a.no_plots)
     except (SysidError, LogError, ConfigError, FileNotFoundError) as e:
-        print(f"robot-rl sysid: error: {e}", file=sys.stderr)
+        print(f"robot-rl sysid: error: {' '.join(str(e).split())}", file=sys.stderr)
         return 2
+    write_config(a.out, cfg)
     data = json.loads(path.read_text())
     s, v = data["summary"], data["validation"]
     print(f"wrote {path}: {s['identifiable']}/{s['parameters']} parameters identifiable; held-out "

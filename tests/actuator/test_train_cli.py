@@ -34,9 +34,12 @@ def trained(pendulum_npz, tmp_path_factory):
 
 def test_artifacts_and_metrics(trained):
     names = sorted(p.name for p in trained.iterdir())
-    assert names == ["actuator.onnx", "actuator.pt", "metrics.json", "validation_scatter.png",
-                     "validation_torque.png"]
+    assert names == ["actuator.onnx", "actuator.pt", "config.json", "metrics.json",
+                     "validation_scatter.png", "validation_torque.png"]
     m = json.loads((trained / "metrics.json").read_text())
+    # the resolved config (flags and lags chosen from the logs) next to the outputs
+    assert json.loads((trained / "config.json").read_text()) == m["config"]
+    assert m["config"]["train"]["max_steps"] == 300 and m["config"]["model"]["num_lags"] == 3
     rm = m["rmse_nm"]
     for model in ("network", "ideal_pd", "best_fit_pd"):
         assert set(rm[model]["per_joint"]) == {"pendulum_0", "pendulum_1"}

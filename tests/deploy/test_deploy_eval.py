@@ -25,7 +25,7 @@ from robot_rl.obs_spec import quat_rotate_inverse
 from robot_rl.robot import load_robot
 
 A1 = load_robot("a1")
-TINY = dict(seconds=0.6, settle_s=0.2, hold_s=0.1, ramp_s=0.2,
+TINY = dict(seconds=0.6, settle_s=0.2, safety=SafetyConfig(hold_s=0.1, ramp_s=0.2),
             commands=((0.4, 0.0, 0.0), (0.0, 0.0, 0.5)), video_seconds=0.4)
 
 
@@ -209,7 +209,11 @@ def test_eval_cli_no_video_and_compare(onnx_a1, tmp_path, capsys):
     mj_out = tmp_path / "mj"
     common = ["--policy", str(onnx_a1), "--seconds", "0.4", "--settle", "0.1",
               "--commands", "0.2,0,0", "--quiet"]
-    assert eval_main(["--sim", "mujoco", "--out", str(mj_out), *common]) == 0
+    assert eval_main(["--sim", "mujoco", "--out", str(mj_out), *common,
+                      "--set", "safety.ramp_s=0.3"]) == 0
+    resolved = json.loads((mj_out / "config_mujoco.json").read_text())
+    assert resolved["safety"]["ramp_s"] == 0.3 and resolved["seconds"] == 0.4
+    assert resolved == json.loads((mj_out / "report_mujoco.json").read_text())["config"]
     out = tmp_path / "pb"
     assert eval_main(["--sim", "pybullet", "--out", str(out), "--no-video",
                       "--compare", str(mj_out / "report_mujoco.json"), *common]) == 0

@@ -22,9 +22,9 @@ from deploy.export import (
 from deploy.export_cli import build_parser
 from deploy.export_cli import main as export_main
 from deploy.metadata import ONNX_FORMAT, ONNX_FORMAT_VERSION, MetadataError
-from deploy.policy_file import PolicyFileError, load_policy_file
 from deploy.runtime import OnboardController, SafetyConfig
 from deploy.testing import write_random_policy
+from policies.artifact import PolicyFileError, read_policy
 from robot_rl.mujoco_robot import MujocoRobot
 from robot_rl.obs_spec import ObservationSpec
 from robot_rl.robot import load_robot
@@ -78,7 +78,7 @@ def test_metadata_describes_robot_spec_and_timing(exported):
 
 def test_onnxruntime_matches_torch_on_random_and_recorded_observations(exported):
     root, result = exported
-    model = load_policy_file(root / "run" / "policy").model
+    model = read_policy(root / "run" / "policy").model
     rng = np.random.default_rng(0)
     obs = rng.normal(size=(512, result.meta.obs_dim)).astype(np.float32)
     obs[:32] *= 100.0  # beyond the normalizer's clip
@@ -108,14 +108,14 @@ def test_committed_policy_onnx_matches_its_torch_policy_to_the_readme_tolerance(
     claimed = re.search(r"ONNX export checked against torch to ([0-9.e+-]+)", readme)
     assert claimed and float(claimed.group(1)) == TOLERANCE
     trained = REPO / "policies" / "trained" / "a1"
-    policy = load_policy_file(trained / "policy.pt")
+    policy = read_policy(trained / "policy.pt")
     err = compare_with_torch(policy.model, trained / "policy.onnx", check_observations(policy.meta))
     assert 0 < err <= TOLERANCE
 
 
 def test_normalization_is_inside_the_graph(exported):
     root, result = exported
-    model = load_policy_file(root / "run" / "policy").model
+    model = read_policy(root / "run" / "policy").model
     obs = np.random.default_rng(1).normal(size=(16, 96)).astype(np.float32)
     got = ort_session(result.path).run(["actions"], {"obs": obs})[0]
     with torch.no_grad():

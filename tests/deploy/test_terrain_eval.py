@@ -20,7 +20,7 @@ from robot_rl.robot import load_robot
 from robot_rl.terrain import TerrainConfig, generate
 
 A1 = load_robot("a1")
-TINY = dict(seconds=0.6, settle_s=0.2, hold_s=0.1, ramp_s=0.2, commands=((0.4, 0.0, 0.0),),
+TINY = dict(seconds=0.6, settle_s=0.2, safety=SafetyConfig(hold_s=0.1, ramp_s=0.2), commands=((0.4, 0.0, 0.0),),
             video=False)
 ROUGH = TerrainConfig(kind="rough", difficulty=0.5, seed=1)
 

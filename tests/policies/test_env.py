@@ -11,11 +11,12 @@ import torch
 
 from policies import env as env_module
 from policies.actuation import IdealPD
+from policies.artifact import read_policy
 from policies.config import EnvConfig
 from policies.env import EnvNaNError, LeggedEnv
 from policies.randomization import SysidParams, randomize
-from policies.train import LocomotionConfig, apply_overrides, latest_checkpoint, train
-from robot_rl.config import ConfigError
+from policies.train import LocomotionConfig, latest_checkpoint, read_run_config, train
+from robot_rl.config import ConfigError, apply_overrides, to_dict
 from robot_rl.robot import ROBOTS, load_robot
 from robot_rl.sim_mujoco import rollout_pool
 from sysid.apply import apply_params
@@ -192,12 +193,10 @@ def test_train_is_deterministic_and_resumes(tmp_path):
     a, b = tmp_path / "a", tmp_path / "b"
     train(_smoke_cfg(3), a)
     train(_smoke_cfg(3), b)
-    pa = torch.load(a / "policy.pt", weights_only=False)
-    pb = torch.load(b / "policy.pt", weights_only=False)
-    for k in pa["model_state"]:
-        torch.testing.assert_close(pa["model_state"][k], pb["model_state"][k], rtol=0, atol=0)
-    assert pa["format"] == "robot_rl.policy" and pa["meta"]["robot"] == "a1"
-    assert pa["meta"]["observation"]["size"] == pa["obs_dim"]
+    pa, pb = read_policy(a), read_policy(b)  # what training wrote reads back, checked
+    for k, v in pa.model.state_dict().items():
+        torch.testing.assert_close(v, pb.model.state_dict()[k], rtol=0, atol=0)
+    assert pa.meta.robot == "a1" and pa.meta.observation["size"] == pa.meta.obs_dim
     # a run stopped after 2 iterations resumes from its checkpoint and goes on to 3
     # (env episodes restart on resume, so iteration 3 is not bitwise the uninterrupted one)
     c = tmp_path / "c"
@@ -209,16 +208,32 @@ def test_train_is_deterministic_and_resumes(tmp_path):
         torch.testing.assert_close(v, ck_c["algo"]["policy"][k], rtol=0, atol=0)
     train(_smoke_cfg(3), c, resume=True)
     assert latest_checkpoint(c).name == "model_3.pt"
-    assert torch.load(c / "policy.pt", weights_only=False)["meta"]["iteration"] == 3
-    cfg = json.loads((c / "locomotion_config.json").read_text())
-    assert cfg["env"]["num_envs"] == 4
+    assert read_policy(c).meta.iteration == 3
+    cfg = read_run_config(c)  # the resolved config, written once
+    assert cfg.env.num_envs == 4 and cfg.train.runner.iterations == 3
+    assert not (c / "locomotion_config.json").exists()
 
 
 def test_train_cli_smoke(tmp_path):
     from policies.cli import main
 
-    assert main(["--out", str(tmp_path / "p"), "--budget", "smoke", "--quiet", "--device", "cpu"]) == 0
+    assert main(["--out", str(tmp_path / "p"), "--budget", "smoke", "--quiet", "--device", "cpu",
+                 "--set", "env.rewards.torque=-2e-4", "train.runner.save_interval=2"]) == 0
     assert (tmp_path / "p" / "policy.pt").exists()
+    cfg = read_run_config(tmp_path / "p")  # budget, flags and --set, resolved, saved once
+    assert cfg.env.rewards.torque == -2e-4 and cfg.train.runner.save_interval == 2
+    assert cfg.train.runner.iterations == 2 and cfg.env.num_envs == 8
+    assert not (tmp_path / "p" / "locomotion_config.json").exists()
+
+
+def test_read_run_config_of_an_old_run(tmp_path):
+    # runs written before config.json held the whole config: the runner's part in
+    # config.json, env + training in locomotion_config.json
+    full = to_dict(LocomotionConfig())
+    (tmp_path / "config.json").write_text(json.dumps(full["train"]))
+    full["env"]["num_envs"] = 5
+    (tmp_path / "locomotion_config.json").write_text(json.dumps(full))
+    assert read_run_config(tmp_path).env.num_envs == 5
 
 
 def test_network_env_groups_in_threads_match_one_group(actuator_dir):

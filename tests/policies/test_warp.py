@@ -103,7 +103,7 @@ def test_train_cli_on_warp(tmp_path):
     out = tmp_path / "p"
     assert main(["--out", str(out), "--budget", "smoke", "--quiet", "--physics", "warp",
                  "--physics-device", "cpu", "--device", "cpu"]) == 0
-    cfg = json.loads((out / "locomotion_config.json").read_text())
+    cfg = json.loads((out / "config.json").read_text())
     assert cfg["env"]["physics"] == "warp" and (out / "policy.pt").exists()
 
 

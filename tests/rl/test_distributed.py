@@ -17,8 +17,8 @@ import torch
 ray = pytest.importorskip("ray")
 
 from policies.env import LeggedEnv  # noqa: E402
-from policies.train import LocomotionConfig, apply_overrides, make_env, train  # noqa: E402
-from robot_rl.config import from_dict  # noqa: E402
+from policies.train import LocomotionConfig, make_env, train  # noqa: E402
+from robot_rl.config import apply_overrides, from_dict  # noqa: E402
 from robot_rl.rl import ActorCritic, TrainConfig, make_algorithm  # noqa: E402
 from robot_rl.rl.distributed import (  # noqa: E402
     SEED_STRIDE,

@@ -87,6 +87,9 @@ def test_cli_writes_params_json_and_plots(a1_run):
     for png in ("replay_heldout.png", "params.png", "foot_friction.png"):
         assert (out / png).stat().st_size > 10_000, png
     assert not list(out.glob(".*tmp"))  # atomic writes leave no temporaries
+    # the resolved config, with the --set value, next to params.json
+    assert json.loads((out / "config.json").read_text())["bootstrap"] == 100 == \
+        data["config"]["bootstrap"]
 
 
 def test_a1_identification_within_two_std_and_replay_ratio(a1_run):
