@@ -65,13 +65,16 @@ class ObsActionState:
         self.phase = np.zeros(num_rows)
         #: the last joint target (N, J)
         self.target = np.tile(self.nominal, (num_rows, 1))
-        # rows that acted since their last observation: their history is one step behind
+        # rows that acted since their last observation (their history is one step behind):
+        # True/False when all rows are alike (the usual case: no numpy call), else None and
+        # per row in _acted
+        self._all_acted: bool | None = False
         self._acted = np.zeros(num_rows, dtype=bool)
         self._writer = ObservationWriter(spec, num_rows)
 
     def reset(self, ids: np.ndarray, q: np.ndarray, qd: np.ndarray,
               phase: np.ndarray | float = 0.0, target: np.ndarray | None = None) -> None:
-        """Start rows ``ids`` afresh from the measured ``q``, ``qd`` (len(ids), J): every
+        """Start rows ``ids`` (distinct) afresh from the measured ``q``, ``qd`` (len(ids), J): every
         history step holds (``target`` - q, qd), ``target`` being the last joint target
         sent (default the nominal pose), the action is zero and the gait clock ``phase``
         (rad; 0 is where the trotting reference is zero)."""
@@ -80,7 +83,13 @@ class ObsActionState:
         self.action[ids] = 0.0
         self.phase[ids] = phase
         self.target[ids] = target
-        self._acted[ids] = False
+        if len(ids) == self.num_rows:
+            self._all_acted = False
+        elif self._all_acted is not False:
+            if self._all_acted:
+                self._acted[:] = True
+            self._acted[ids] = False
+            self._all_acted = None
 
     def observe(self, *, q: np.ndarray, qd: np.ndarray, base_angvel_b: np.ndarray,
                 command: np.ndarray, base_quat: np.ndarray | None = None,
@@ -91,22 +100,29 @@ class ObsActionState:
         takes them; ``gravity`` may stand for ``base_quat``).  Rows that acted since their
         last observation first push (last target - q, qd) into their history."""
         rows = slice(None) if ids is None else ids
-        acted = self._acted[rows]
-        if acted.any():
-            if acted.all():
-                self.history.push(self.target[rows] - q, qd,
-                                  None if ids is None else np.asarray(ids))
-            else:
-                which = np.arange(self.num_rows)[rows][acted]
-                self.history.push(self.target[which] - q[acted], qd[acted], which)
-            self._acted[rows] = False
+        if self._all_acted:
+            self.history.push((self.target if ids is None else self.target[ids]) - q, qd, ids)
+        elif self._all_acted is None:
+            acted = self._acted[rows]
+            which = np.arange(self.num_rows)[rows][acted]
+            self.history.push(self.target[which] - q[acted], qd[acted], which)
+        if ids is None:
+            self._all_acted = False
+        elif self._all_acted is not False:
+            if self._all_acted:
+                self._acted[:] = True
+            self._acted[ids] = False
+            self._all_acted = None if self._acted.any() else False
         if gravity is None:
             gravity = projected_gravity(base_quat)
+        if ids is None:
+            action, history, phase = self.action, self.history, self.phase
+        else:
+            action, history, phase = self.action[ids], self.history.rows(ids), self.phase[ids]
         return self._writer(
             gravity=gravity, base_linvel_b=base_linvel_b, base_angvel_b=base_angvel_b,
-            command=command, q=q, qd=qd, nominal=self.nominal, prev_action=self.action[rows],
-            history=self.history if ids is None else self.history.rows(ids),
-            phase=self.phase[rows])
+            command=command, q=q, qd=qd, nominal=self.nominal, prev_action=action,
+            history=history, phase=phase)
 
     def act(self, action: np.ndarray, command: np.ndarray,
             applied: np.ndarray | None = None) -> np.ndarray:
@@ -124,5 +140,5 @@ class ObsActionState:
         np.minimum(target, self.q_hi, out=target)
         self.phase = advance_phase(self.spec, self.phase, self.control_dt)
         self.target = target
-        self._acted[:] = True
+        self._all_acted = True
         return target
