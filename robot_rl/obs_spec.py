@@ -192,7 +192,8 @@ class ObservationWriter:
         #: per-column scale (the gait clock is unscaled)
         self.scale = np.concatenate([np.full(size, spec.scales.get(name, 1.0))
                                      for name, size in spec.blocks()])
-        self._raw = np.zeros((num_rows, spec.size))
+        self.size = spec.size
+        self._raw = np.zeros((num_rows, self.size))
 
     def __call__(self, *, gravity: np.ndarray, base_linvel_b: np.ndarray | None,
                  base_angvel_b: np.ndarray, command: np.ndarray, q: np.ndarray,
@@ -218,7 +219,7 @@ class ObservationWriter:
                   history.vel.reshape(n, -1)]
         raw = self._raw if self._raw.shape[0] == n else None
         raw = np.concatenate(parts, axis=1, out=raw)
-        out = np.empty((n, spec.size), np.float32)
+        out = np.empty((n, self.size), np.float32)
         np.multiply(raw, self.scale, out=out)
         return out
 
