@@ -185,31 +185,58 @@ class LegKinematics:
             self._scoef = np.concatenate([-sign, sign])
         k_ = _skew(flat_axes)  # any axis: R = I + sin q K + (1 - cos q) K^2
         self._k, self._k2 = k_, k_ @ k_
+        # buffers and their views, made once: compute() is a fixed sequence of numpy calls
+        # writing into them (no per-call indexing or allocation but its three results)
+        self._rot_flat = self._rot.reshape(-1)
+        self._rot_legs = self._rot.reshape(legs, per_leg, 3, 3)
+        self._rot_framed = np.zeros((legs, per_leg, 3, 3))  # frames @ rot
+        self._colbuf = np.zeros((legs, per_leg, 3, 2))  # cum @ _cols
+        self._offsets = self._colbuf[..., 0]  # offset to the next joint (or foot), base frame
+        self._axes_b = self._colbuf[..., 1]  # joint axes, base frame
+        self._lever = np.zeros((legs, per_leg, 3))  # foot - joint position
+        self._upper = np.triu(np.ones((per_leg, per_leg)))  # lever_k = sum_{j >= k} offset_j
+        self._wq = np.zeros((legs, per_leg, 3))  # joint axis x joint velocity
+        self._wq_flat = self._wq.reshape(legs, per_leg * 3)
+        self._outer = np.zeros((legs, per_leg, 3, 3))  # wq_j lever_k per joint
+        self._outer_flat = self._outer.reshape(legs, per_leg * 9)
+        # sum over joints of wq x lever, as one product with the outer products above:
+        # (wq x lever)_i = sum_jk EPS[i, j, k] wq_j lever_k
+        self._cross = np.tile(EPS.transpose(1, 2, 0).reshape(9, 3), (per_leg, 1))
+        self._sum_joints = np.tile(np.eye(3), (per_leg, 1))  # (K*3, 3): sum over joints
+        self._wq_col, self._lever_row = self._wq[..., :, None], self._lever[..., None, :]
+        self._foot_lever = self._lever[:, 0]
+        # per joint k: (rotation so far, this joint's rotation, rotation after it), the
+        # rotations taken from the framed buffer when the URDF has joint frames
+        rot = self._rot_legs if self._frames is None else self._rot_framed
+        self._chain = [(self._cum[:, k - 1], rot[:, k], self._cum[:, k])
+                       for k in range(1, per_leg)]
+        self._cum0, self._rot0 = self._cum[:, 0], rot[:, 0]
 
     def compute(self, q: np.ndarray, qd: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Foot positions (L, 3), foot velocities relative to the base (L, 3) and the
         angular velocity of each leg's last link relative to the base (L, 3), base frame."""
         legs, per_leg = self.num_legs, self.per_leg
+        rot = self._rot_legs
         if self._aligned:
             qq = q[self._src]
-            flat = self._rot.reshape(-1)
+            flat = self._rot_flat
             flat[self._cpos] = np.cos(qq)
             flat[self._spos] = np.sin(qq) * self._scoef
-            rot = self._rot.reshape(legs, per_leg, 3, 3)
         else:
             s, c = np.sin(q)[:, None, None], np.cos(q)[:, None, None]
-            rot = (np.eye(3) + s * self._k + (1.0 - c) * self._k2).reshape(legs, per_leg, 3, 3)
+            rot[...] = (np.eye(3) + s * self._k + (1.0 - c) * self._k2).reshape(rot.shape)
         if self._frames is not None:
-            rot = self._frames @ rot
-        cum = self._cum  # rotation of each joint's frame (after its motion) in the base
-        cum[:, 0] = rot[:, 0]
-        for k in range(1, per_leg):
-            np.matmul(cum[:, k - 1], rot[:, k], out=cum[:, k])
-        cols = cum @ self._cols  # (L, K, 3, 2): offsets to the next joint, joint axes
-        lever = cols[:, ::-1, :, 0].cumsum(axis=1)[:, ::-1]  # foot - joint position (L, K, 3)
-        wq = cols[..., 1] * qd.reshape(legs, per_leg, 1)
-        foot_vel = np.einsum("ijk,lmj,lmk->li", EPS, wq, lever)
-        return lever[:, 0] + self.origin0, foot_vel, wq.sum(axis=1)
+            np.matmul(self._frames, rot, out=self._rot_framed)
+        # rotation of each joint's frame (after its motion) in the base
+        np.copyto(self._cum0, self._rot0)
+        for before, joint, after in self._chain:
+            np.matmul(before, joint, out=after)
+        np.matmul(self._cum, self._cols, out=self._colbuf)  # offsets to the next joint, axes
+        np.matmul(self._upper, self._offsets, out=self._lever)  # foot - joint positions
+        np.multiply(self._axes_b, qd.reshape(legs, per_leg, 1), out=self._wq)
+        np.multiply(self._wq_col, self._lever_row, out=self._outer)
+        foot_vel = self._outer_flat @ self._cross  # sum over joints of wq x lever
+        return self._foot_lever + self.origin0, foot_vel, self._wq_flat @ self._sum_joints
 
 
 def _sphere_radius(root: ET.Element, link: str) -> float:
@@ -238,7 +265,8 @@ class KinematicInertialEstimator:
                  kinematics: LegKinematics | None = None):
         self.cfg = cfg or EstimatorConfig()
         self.kin = kinematics or LegKinematics(robot)
-        self._knee = np.arange(self.kin.num_legs) * self.kin.per_leg + self.kin.per_leg - 1
+        self._knee = [leg * self.kin.per_leg + self.kin.per_leg - 1
+                      for leg in range(self.kin.num_legs)]
         lo, hi = self.cfg.contact_torque
         self._t_lo, self._t_span = lo, hi - lo
         self.reset()
@@ -258,17 +286,17 @@ class KinematicInertialEstimator:
             return tuple(s for s in self.SIGNALS if s != "joint_torque") + ("foot_contact",)
         return self.SIGNALS
 
-    def _contact(self, state: RobotState, foot: np.ndarray, up: np.ndarray) -> list[float]:
-        """Contact weight of each foot in [0, 1] (switches, or knee torque and foot height)."""
+    def _contact(self, state: RobotState, heights: list[float]) -> list[float]:
+        """Contact weight of each foot in [0, 1] (switches, or knee torque and foot height
+        along world up)."""
         cfg = self.cfg
         if cfg.use_contact_sensors and state.foot_contact is not None:
             return [float(c) for c in state.foot_contact]
-        heights = (foot @ up).tolist()
         ceiling = min(heights) + cfg.contact_height
-        tau = np.abs(np.asarray(state.tau)[self._knee]).tolist()
+        tau = np.asarray(state.tau, dtype=np.float64).tolist()
         lo, span, h = self._t_lo, self._t_span, cfg.contact_height
-        return [max(0.0, min(1.0, (ceiling - hi) / h, (t - lo) / span))
-                for hi, t in zip(heights, tau)]
+        return [max(0.0, min(1.0, (ceiling - hi) / h, (abs(tau[k]) - lo) / span))
+                for hi, k in zip(heights, self._knee)]
 
     def update(self, state: RobotState) -> np.ndarray:
         """Fuse one state; returns the base-frame velocity estimate (m/s).
@@ -281,23 +309,27 @@ class KinematicInertialEstimator:
         cfg = self.cfg
         w, x, y, z = np.asarray(state.base_quat, dtype=np.float64).tolist()
         ux, uy, uz = 2.0 * (x * z - w * y), 2.0 * (y * z + w * x), 1.0 - 2.0 * (x * x + y * y)
-        up = np.array((ux, uy, uz))  # world up in the base frame
-        omega = np.asarray(state.base_angvel, dtype=np.float64)
-        ox, oy, oz = omega.tolist()
+        ox, oy, oz = np.asarray(state.base_angvel, dtype=np.float64).tolist()
         foot, foot_vel, w_leg = self.kin.compute(np.asarray(state.q, dtype=np.float64),
                                                  np.asarray(state.qd, dtype=np.float64))
-        # base velocity implied by each leg if its foot rolls without slipping (L, 3):
-        # r (w_calf x up) - J qd - w x p   (x @ S(u) = x cross u)
-        s_om = np.array(((0.0, -oz, oy), (oz, 0.0, -ox), (-oy, ox, 0.0)))
-        s_up = np.array(((0.0, -uz, uy), (uz, 0.0, -ux), (-uy, ux, 0.0)))
-        legs_np = (self.kin.radius[:, None] * (omega + w_leg)) @ s_up + foot @ s_om - foot_vel
-        self.leg_velocity = legs_np
-        legs = legs_np.tolist()
-        weight = self._contact(state, foot, up)
+        # base velocity implied by each leg if its foot rolls without slipping:
+        # r (w_calf x up) - J qd - w x p = r (w_calf x up) + p x w - J qd; and each foot's
+        # height along world up
+        legs, heights = [], []
+        for r, (px, py, pz), (fx, fy, fz), (wx, wy, wz) in zip(
+                self.kin.radius.tolist(), foot.tolist(), foot_vel.tolist(), w_leg.tolist()):
+            ax, ay, az = r * (ox + wx), r * (oy + wy), r * (oz + wz)
+            legs.append((ay * uz - az * uy + (py * oz - pz * oy) - fx,
+                         az * ux - ax * uz + (pz * ox - px * oz) - fy,
+                         ax * uy - ay * ux + (px * oy - py * ox) - fz))
+            heights.append(px * ux + py * uy + pz * uz)
+        self.leg_velocity = np.array(legs)
+        weight = self._contact(state, heights)
         if self.stamp is None:  # first state: start from the legs (or at rest)
             self.stamp = stamp
             total = sum(weight)
-            self.velocity = (np.asarray(weight) @ legs_np) / total if total > 1e-6 else np.zeros(3)
+            self.velocity = (np.asarray(weight) @ self.leg_velocity) / total if total > 1e-6 \
+                else np.zeros(3)
             self._p = (cfg.kin_noise ** 2, 0.0, 0.3 ** 2)
             self._weight = weight
             return self.velocity

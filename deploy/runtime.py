@@ -1,10 +1,11 @@
 """The onboard controller: what the robot's computer runs.
 
 :class:`OnboardController` reads the robot's state through a
-:class:`~robot_rl.interface.RobotInterface`, builds the observation with
-:func:`robot_rl.obs_spec.build_observation` from the :class:`ObservationSpec` stored in the
-ONNX metadata (the one definition of the layout; nothing is re-declared here), runs the
-policy with onnxruntime on one thread, and sends joint position targets, once per policy
+:class:`~robot_rl.interface.RobotInterface`, builds the observation from the
+:class:`ObservationSpec` stored in the ONNX metadata (the one definition of the layout;
+nothing is re-declared here) with :class:`robot_rl.obs_state.ObsActionState`, the
+observation and action state machine the training env runs (history, previous action, gait
+clock, action clip, joint targets), runs the policy with onnxruntime on one thread, and sends joint position targets, once per policy
 control period (``control_dt`` in the metadata, e.g. 0.02 s).  The interface's own period
 must divide it: each control period the target is sent once and held while the interface
 is stepped ``decimation = policy_dt / interface.control_dt`` times (on hardware, ``step()``
@@ -15,7 +16,7 @@ Modes, in order::
     HOLD     hold the joint positions measured at start() for ``hold_s``
     RAMP     move to the nominal pose by cosine interpolation over ``ramp_s``
     POLICY   q_target = nominal + reference(phase) + action_scale * policy(obs)
-             (:func:`robot_rl.obs_spec.action_to_target`; the gait clock ``phase``
+             (:meth:`robot_rl.obs_state.ObsActionState.act`; the gait clock ``phase``
              starts at 0 at the handover, where the trotting reference is zero, and
              advances by one control period per step, as in training)
     DAMPING  entered on any fault and latched until start() is called again;
@@ -53,13 +54,8 @@ import numpy as np
 from deploy.estimator import EstimatorConfig, KinematicInertialEstimator
 from deploy.onnx_policy import ModelMismatchError, OnnxPolicy, check_compatible
 from robot_rl.interface import SIGNALS, RobotInterface, RobotState, missing_signals
-from robot_rl.obs_spec import (
-    JointHistory,
-    ObservationSpec,
-    action_to_target,
-    advance_phase,
-    build_observation,
-)
+from robot_rl.obs_spec import ObservationSpec
+from robot_rl.obs_state import ACTION_CLIP, ObsActionState
 from robot_rl.robot import RobotDescription
 
 log = logging.getLogger(__name__)
@@ -90,8 +86,9 @@ class SafetyConfig:
     max_tilt: float = 1.0
     # a state whose stamp lags the controller clock by more than this is stale (s)
     state_timeout: float = 0.05
-    # policy actions are clipped to +-action_clip before use, as in training (-)
-    action_clip: float = 10.0
+    # policy actions are clipped to +-action_clip before use (-; training clips to
+    # robot_rl.obs_state.ACTION_CLIP)
+    action_clip: float = ACTION_CLIP
 
     def __post_init__(self) -> None:
         for name in ("hold_s", "ramp_s", "joint_limit_margin"):
@@ -123,6 +120,8 @@ class MissingSignalError(RuntimeError):
 
 #: the policy signal that the onboard estimator provides, not the robot
 ESTIMATED = "base_linear_velocity_estimate"
+#: the one row of the observation state machine (the robot)
+_ROW = np.zeros(1, dtype=np.intp)
 
 
 @dataclass
@@ -178,6 +177,12 @@ class OnboardController:
         self._q_fault_lo = robot.array("q_min") - self.safety.joint_limit_margin
         self._q_fault_hi = robot.array("q_max") + self.safety.joint_limit_margin
         self._qd_fault = self.safety.qd_limit_factor * self.qd_max
+        # the fast path of check_state: q, qd, gyro (and accelerometer) within these bounds
+        # in one comparison (the gyro's and accelerometer's: any finite value)
+        big = np.full(3 * (len(self._check_fields) - 3), 1e300)  # gyro (, accelerometer)
+        self._ok_lo = np.concatenate([self._q_fault_lo, -self._qd_fault, -big])
+        self._ok_hi = np.concatenate([self._q_fault_hi, self._qd_fault, big])
+        self._ok = np.empty(len(self._ok_lo), dtype=bool)
         self._cos_tilt = math.cos(self.safety.max_tilt)
         # start sequence in control periods
         self._hold_steps = int(round(self.safety.hold_s / self.control_dt))
@@ -197,7 +202,7 @@ class OnboardController:
         self.last_compute_s = 0.0
         self._steps = 0
         self._t0: float | None = None
-        self._phase = np.zeros(1)
+        self._obs_state = self._new_obs_state()
         self._started = False
 
     # -- configuration ------------------------------------------------------------------
@@ -220,6 +225,7 @@ class OnboardController:
         if not np.all(np.isfinite(cmd)):
             raise ValueError(f"command must be finite, got {cmd}")
         self.command = cmd
+        self._command_row = cmd[None]  # (1, 3), as the state machine takes it
 
     @property
     def time(self) -> float:
@@ -262,10 +268,7 @@ class OnboardController:
         q = np.asarray(state.q, dtype=np.float64)
         self._q_start = np.clip(np.where(np.isfinite(q), q, self.nominal), self.q_lo, self.q_hi)
         self._target = self._q_start.copy()
-        self._action = np.zeros(self.robot.num_joints)
-        self._history = JointHistory(1, self.spec)
-        self._phase = np.zeros(1)
-        self._fresh = True
+        self._obs_state = self._new_obs_state()
         self._event(Mode.HOLD, "start: holding the measured pose")
         return state
 
@@ -284,8 +287,9 @@ class OnboardController:
     def check_state(self, state: RobotState) -> str | None:
         """The first fault found in ``state``, as a readable reason, or None.
 
-        A vectorised fast path answers "no fault" in a few microseconds; the slower
-        search for the offending field and joint runs only when something is wrong.
+        A fast path answers "no fault" in a few numpy calls (one bounds comparison of all
+        the measured values, the quaternion in Python floats); the slower search for the
+        offending field and joint runs only when it does not.
         """
         stamp = state.stamp
         if stamp is None or not math.isfinite(stamp):
@@ -295,6 +299,19 @@ class OnboardController:
             return (f"stale state: stamp {stamp:.3f} s lags the controller clock {clock:.3f} s "
                     f"by {1e3 * (clock - stamp):.0f} ms (timeout "
                     f"{1e3 * self.safety.state_timeout:.0f} ms)")
+        q, qd, quat, gyro = state.q, state.qd, state.base_quat, state.base_angvel
+        acc = state.base_acc if self.estimator is not None else gyro
+        if q is not None and qd is not None and quat is not None and gyro is not None \
+                and acc is not None:
+            w, x, y, z = np.asarray(quat, dtype=np.float64).tolist()
+            n2 = w * w + x * x + y * y + z * z  # NaN and inf fail the comparisons below
+            if 0.25 < n2 < 2.25 and 1.0 - 2.0 * (x * x + y * y) / n2 >= self._cos_tilt:
+                values = np.concatenate((q, qd, gyro, acc) if self.estimator is not None
+                                        else (q, qd, gyro))
+                ok = np.greater_equal(values, self._ok_lo, out=self._ok)
+                ok &= values <= self._ok_hi
+                if np.count_nonzero(ok) == len(ok):
+                    return None
         fields = [getattr(state, f) for f in self._check_fields]
         if any(v is None for v in fields) or not np.isfinite(np.concatenate(fields)).all():
             return self._non_finite_reason(state)
@@ -351,56 +368,51 @@ class OnboardController:
         if self.mode is Mode.RAMP and k >= hold + ramp:
             self.mode = Mode.POLICY
             self._event(Mode.POLICY, "policy in control")
-            q = np.asarray(state.q, dtype=np.float64)
-            self._history.reset(np.array([0]), (self._target - q)[None], np.asarray(state.qd)[None])
-            self._action = np.zeros(self.robot.num_joints)
-            self._phase = np.zeros(1)
-            self._fresh = True
+            # the history starts from the last target sent; the gait clock at 0
+            self._obs_state.reset(_ROW, np.asarray(state.q, dtype=np.float64)[None],
+                                  np.asarray(state.qd, dtype=np.float64)[None],
+                                  target=self._target[None])
         if self.mode is Mode.HOLD:
             target = self._q_start
         elif self.mode is Mode.RAMP:
             w = 0.5 * (1.0 - math.cos(math.pi * (k - hold + 1) / ramp))  # reaches 1 at the end
             target = self._q_start + w * (self.nominal - self._q_start)
-        elif self.mode is Mode.POLICY:
+        elif self.mode is Mode.POLICY:  # the policy's targets come clipped to the limits
             target, action, obs = self._policy_target(state)
         if self.mode is Mode.DAMPING:  # also reached when the policy output was not finite
             q = np.asarray(state.q, dtype=np.float64)
             target = np.where(np.isfinite(q), q, self._target)
-        target = np.clip(target, self.q_lo, self.q_hi)
+        if action is None:
+            target = np.clip(target, self.q_lo, self.q_hi)
         self._target = target
         self._steps += 1
         self.last = ControlStep(state=state, mode=self.mode, target=target, action=action, obs=obs)
         return self.last
 
+    def _new_obs_state(self) -> ObsActionState:
+        """The observation and action state machine of the policy, one row (the robot)."""
+        return ObsActionState(self.spec, 1, self.nominal, self.q_lo, self.q_hi,
+                              self.control_dt, self.safety.action_clip)
+
     def _policy_target(self, state: RobotState):
         q = np.asarray(state.q, dtype=np.float64)[None]
-        qd = np.asarray(state.qd, dtype=np.float64)[None]
-        if self._fresh:
-            self._fresh = False
-        else:
-            self._history.push(self._target[None] - q, qd)
-        quat = np.asarray(state.base_quat, dtype=np.float64)[None]
         linvel_b = self.estimator.velocity[None] if self.estimator is not None else None
-        obs = build_observation(
-            self.spec, base_quat=quat, base_linvel_b=linvel_b,
+        obs = self._obs_state.observe(
+            q=q, qd=np.asarray(state.qd, dtype=np.float64)[None],
+            base_quat=np.asarray(state.base_quat, dtype=np.float64)[None],
             base_angvel_b=np.asarray(state.base_angvel, dtype=np.float64)[None],
-            command=self.command[None], q=q, qd=qd, nominal=self.nominal[None],
-            prev_action=self._action[None], history=self._history, phase=self._phase)
-        action = np.asarray(self._infer(obs), dtype=np.float64)[0]
-        if not np.all(np.isfinite(action)):
-            self.enter_damping(f"policy output is not finite: {action}")
+            base_linvel_b=linvel_b, command=self._command_row)
+        action = np.asarray(self._infer(obs), dtype=np.float64)
+        if np.count_nonzero(np.isfinite(action)) != action.size:
+            self.enter_damping(f"policy output is not finite: {action[0]}")
             return self._target, None, obs
-        action = np.clip(action, -self.safety.action_clip, self.safety.action_clip)
-        self._action = action
-        target = action_to_target(self.spec, action[None], self.nominal[None], self._phase,
-                                  self.command[None])[0]
-        self._phase = advance_phase(self.spec, self._phase, self.control_dt)
-        return target, action, obs
+        target = self._obs_state.act(action, self._command_row)
+        return target[0], self._obs_state.action[0].copy(), obs
 
     @property
     def phase(self) -> float:
         """Gait clock (rad) used by the next policy step (0 without a gait clock)."""
-        return float(self._phase[0])
+        return float(self._obs_state.phase[0])
 
     def step(self) -> ControlStep:
         """One control period on the interface: read, decide, send, advance ``decimation``."""

@@ -10,8 +10,9 @@ then the envs are split into one group per thread,
 and each group (its rows of the state, its own network evaluator) is stepped by its own
 thread with a single-threaded rollout, so physics and network overlap across groups
 (numpy and MuJoCo release the GIL).  Simulation, actuation, observations
-(:mod:`robot_rl.obs_spec`), rewards (:mod:`policies.rewards`), commands and randomization
-are separate pieces composed here.  With ``EnvConfig.physics = "warp"`` the envs are
+(:mod:`robot_rl.obs_spec`; their running state, the action clip and the joint targets in
+:class:`robot_rl.obs_state.ObsActionState`, the class the robot runs too), rewards
+(:mod:`policies.rewards`), commands and randomization are separate pieces composed here.  With ``EnvConfig.physics = "warp"`` the envs are
 instead the worlds of one MuJoCo Warp model on a GPU (:mod:`robot_rl.sim_warp`), the
 actuation runs in torch beside it at every physics step (:class:`TorchActuation`), and
 the state comes back to the host once per control step for observations and rewards.
@@ -43,14 +44,8 @@ from policies.actuation import IdealPD, TorchActuation, make_actuation
 from policies.config import EnvConfig
 from policies.randomization import SysidParams, randomize
 from policies.terrain_curriculum import EnvTerrain
-from robot_rl.obs_spec import (
-    JointHistory,
-    ObservationSpec,
-    action_to_target,
-    advance_phase,
-    build_observation,
-    projected_gravity,
-)
+from robot_rl.obs_spec import ObservationSpec, projected_gravity
+from robot_rl.obs_state import ObsActionState
 from robot_rl.robot import load_robot
 from robot_rl.sim_mujoco import (
     MujocoModelConfig,
@@ -157,14 +152,16 @@ class LeggedEnv(gym.vector.VectorEnv):
         self.q0 = self.robot.array("nominal_pose")
         self.q_lo, self.q_hi = self.robot.array("q_min"), self.robot.array("q_max")
         nj, nf = self.robot.num_joints, len(self.robot.foot_links)
-        self.history = JointHistory(self.num_envs, self.spec)
+        # history, last action (observed), gait clock, action clip and joint targets: the
+        # state machine the onboard controller runs too
+        self.obs_state = ObsActionState(self.spec, self.num_envs, self.q0, self.q_lo, self.q_hi,
+                                        cfg.control_dt)
         self.command = np.zeros((self.num_envs, 3))
-        self.action = np.zeros((self.num_envs, nj))
+        # the action before the last one (for the action-rate cost)
         self.prev_action = np.zeros((self.num_envs, nj))
         self._pending = [np.zeros((self.num_envs, nj)) for _ in range(cfg.action_latency)]
         self.steps = np.zeros(self.num_envs, dtype=np.int64)
         self.air_time = np.zeros((self.num_envs, len(self.robot.foot_links)))
-        self.phase = np.zeros(self.num_envs)
         self.curriculum = cfg.rewards.curriculum_start
         self.rng = np.random.default_rng(seed)
         # IMU errors seen in the observation, per env, drawn at episode start (own stream)
@@ -237,13 +234,12 @@ class LeggedEnv(gym.vector.VectorEnv):
         qpos[:, 0:3] += self.ground.spawn[ids]  # on the env's tile, above the ground there
         self.state[ids] = st
         self._sample_commands(ids)
-        self.action[ids] = 0.0
         self.prev_action[ids] = 0.0
         for p in self._pending:
             p[ids] = 0.0
         self.steps[ids] = 0
         self.air_time[ids] = 0.0
-        self.phase[ids] = self.rng.uniform(0, 2 * np.pi, len(ids))
+        phase = self.rng.uniform(0, 2 * np.pi, len(ids))
         # a roll/pitch error (d_r, d_p) tilts the measured gravity by about (d_p, -d_r, 0)
         self.gyro_bias[ids] = self._imu_rng.normal(0.0, self.cfg.imu_gyro_bias, (len(ids), 3))
         self.gravity_bias[ids, :2] = self._imu_rng.normal(0.0, self.cfg.imu_tilt_bias, (len(ids), 2))
@@ -253,7 +249,7 @@ class LeggedEnv(gym.vector.VectorEnv):
         self.sensordata[ids, self._sens["linvel"]] = 0.0
         self.sensordata[ids, self._sens["gyro"]] = 0.0
         q, qd = self.joint_q()[ids], self.joint_qd()[ids]
-        self.history.reset(ids, self.q0 - q, qd)
+        self.obs_state.reset(ids, q, qd, phase)
         if self._warp is None:
             self.actuation.reset(ids, q, qd)
         else:  # on the stream the actuation runs on (a GPU's kernels are ordered per stream)
@@ -397,15 +393,13 @@ class LeggedEnv(gym.vector.VectorEnv):
         velocity block (``spec.base_linvel``) is the simulator's, as a perfect estimate."""
         r = slice(None) if ids is None else ids
         s = self.sensordata[r]
-        quat = s[:, self._sens["quat"]]
         if gravity is None:
-            gravity = projected_gravity(quat)
-        obs = build_observation(
-            self.spec, base_quat=quat, base_linvel_b=s[:, self._sens["linvel"]],
+            gravity = projected_gravity(s[:, self._sens["quat"]])
+        obs = self.obs_state.observe(
+            q=self.joint_q()[r], qd=self.joint_qd()[r], gravity=gravity + self.gravity_bias[r],
+            base_linvel_b=s[:, self._sens["linvel"]],
             base_angvel_b=s[:, self._sens["gyro"]] + self.gyro_bias[r], command=self.command[r],
-            q=self.joint_q()[r], qd=self.joint_qd()[r], nominal=self.q0,
-            prev_action=self.action[r], history=self.history if ids is None else self.history.rows(ids),
-            phase=self.phase[r], gravity=gravity + self.gravity_bias[r])
+            ids=ids)
         if noise and self.cfg.obs_noise > 0:
             u = self.rng.random(obs.shape, dtype=np.float32)
             obs += (u - np.float32(0.5)) * np.float32(2.0 * np.sqrt(3.0) * self.cfg.obs_noise)
@@ -419,22 +413,16 @@ class LeggedEnv(gym.vector.VectorEnv):
         # NaN/Inf propagate into a sum: one cheap reduction, the rows only on failure
         if not np.isfinite(actions.sum()) and not np.isfinite(actions).all():
             raise EnvNaNError(f"actions contain NaN/Inf in envs {np.where(~np.isfinite(actions).all(1))[0]}")
-        actions = np.clip(actions, -10.0, 10.0)
-        self.prev_action = self.action
-        self.action = actions
+        self.prev_action = self.obs_state.action
+        applied = None  # with a latency, the action of action_latency steps ago
         if self._pending:
             self._pending.append(actions)
             applied = self._pending.pop(0)
-        else:
-            applied = actions
-        q_target = np.clip(action_to_target(self.spec, applied, self.q0, self.phase, self.command),
-                           self.q_lo, self.q_hi)
-        self.phase = advance_phase(self.spec, self.phase, self.cfg.control_dt)
+        q_target = self.obs_state.act(actions, self.command, applied)
         tau = self._simulate(q_target, self.cfg.decimation)
         self._maybe_push()
         self.steps += 1
-        q, qd = self.joint_q(), self.joint_qd()
-        self.history.push(q_target - q, qd)
+        qd = self.joint_qd()
         if not np.isfinite(self.state.sum()) and not np.isfinite(self.state).all():
             bad = np.where(~np.isfinite(self.state).all(1))[0]
             raise EnvNaNError(f"MuJoCo state is NaN/Inf in envs {bad.tolist()} at step "
@@ -453,7 +441,7 @@ class LeggedEnv(gym.vector.VectorEnv):
         st = rewards.StepState(
             command=self.command, base_linvel_b=s[:, self._sens["linvel"]],
             base_angvel_b=s[:, self._sens["gyro"]], gravity_b=gravity,
-            tau=tau, qd=qd, action=self.action, prev_action=self.prev_action,
+            tau=tau, qd=qd, action=self.obs_state.action, prev_action=self.prev_action,
             foot_height=foot_height, foot_vel=foot_vel,
             foot_contact=contact, foot_air_time=touchdown_air)
         terms = rewards.compute(st, self.cfg.rewards, self.cfg.control_dt, self.curriculum)

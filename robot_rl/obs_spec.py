@@ -118,8 +118,13 @@ class JointHistory:
     """Per-env ring of past (joint error, joint velocity), newest first, N x H x J."""
 
     def __init__(self, num_envs: int, spec: ObservationSpec):
-        self.err = np.zeros((num_envs, spec.history, spec.num_joints))
-        self.vel = np.zeros((num_envs, spec.history, spec.num_joints))
+        self._use(np.zeros((num_envs, spec.history, spec.num_joints)),
+                  np.zeros((num_envs, spec.history, spec.num_joints)))
+
+    def _use(self, err: np.ndarray, vel: np.ndarray) -> None:
+        self.err, self.vel = err, vel
+        # push's views, made once: (older steps, newer steps, newest step) of each ring
+        self._shift = [(a[:, 1:], a[:, :-1], a[:, 0]) for a in (err, vel)]
 
     def reset(self, env_ids: np.ndarray, err: np.ndarray | None = None,
               vel: np.ndarray | None = None) -> None:
@@ -129,25 +134,40 @@ class JointHistory:
     def rows(self, env_ids: np.ndarray) -> JointHistory:
         """A copy holding only the envs ``env_ids``."""
         sub = object.__new__(JointHistory)
-        sub.err, sub.vel = self.err[env_ids], self.vel[env_ids]
+        sub._use(self.err[env_ids], self.vel[env_ids])
         return sub
 
-    def push(self, err: np.ndarray, vel: np.ndarray) -> None:
-        self.err[:, 1:] = self.err[:, :-1]
-        self.vel[:, 1:] = self.vel[:, :-1]
-        self.err[:, 0] = err
-        self.vel[:, 0] = vel
+    def push(self, err: np.ndarray, vel: np.ndarray, env_ids: np.ndarray | None = None) -> None:
+        """Shift every env's ring one step older and put (``err``, ``vel``) newest; with
+        ``env_ids``, only those envs (``err``, ``vel`` hold their rows)."""
+        if env_ids is None:
+            for (older, newer, newest), value in zip(self._shift, (err, vel)):
+                np.copyto(older, newer)  # overlapping: numpy copies as if through a buffer
+                np.copyto(newest, value)
+            return
+        self.err[env_ids, 1:] = self.err[env_ids, :-1]
+        self.vel[env_ids, 1:] = self.vel[env_ids, :-1]
+        self.err[env_ids, 0] = err
+        self.vel[env_ids, 0] = vel
 
 
 def quat_rotate_inverse(quat_wxyz: np.ndarray, v: np.ndarray) -> np.ndarray:
     """Rotate world vectors ``v`` (N,3, or (1,3) for all) into the frames given by
     quaternions (N,4, w first)."""
-    w, x, y, z = quat_wxyz[:, 0:1], quat_wxyz[:, 1:2], quat_wxyz[:, 2:3], quat_wxyz[:, 3:4]
-    vx, vy, vz = v[:, 0:1], v[:, 1:2], v[:, 2:3]
+    if quat_wxyz.shape[0] == 1 and v.shape[0] == 1:
+        # one frame (the robot): the same expressions in Python floats, which are IEEE
+        # doubles as numpy's are, so the result is the same to the bit, ~10x sooner
+        (w, x, y, z), (vx, vy, vz) = quat_wxyz[0].tolist(), v[0].tolist()
+    else:
+        w, x, y, z = quat_wxyz[:, 0:1], quat_wxyz[:, 1:2], quat_wxyz[:, 2:3], quat_wxyz[:, 3:4]
+        vx, vy, vz = v[:, 0:1], v[:, 1:2], v[:, 2:3]
     # t = 2 (xyz x v); result = v - w t + xyz x t   (written out: np.cross is slow on tiny arrays)
     tx, ty, tz = 2.0 * (y * vz - z * vy), 2.0 * (z * vx - x * vz), 2.0 * (x * vy - y * vx)
-    return np.concatenate([vx - w * tx + (y * tz - z * ty), vy - w * ty + (z * tx - x * tz),
-                           vz - w * tz + (x * ty - y * tx)], axis=1)
+    cols = (vx - w * tx + (y * tz - z * ty), vy - w * ty + (z * tx - x * tz),
+            vz - w * tz + (x * ty - y * tx))
+    if isinstance(w, float):
+        return np.array([cols])
+    return np.concatenate(cols, axis=1)
 
 
 _DOWN = np.array([[0.0, 0.0, -1.0]])  # world gravity direction, broadcast over envs
@@ -156,6 +176,52 @@ _DOWN = np.array([[0.0, 0.0, -1.0]])  # world gravity direction, broadcast over 
 def projected_gravity(quat_wxyz: np.ndarray) -> np.ndarray:
     """Unit gravity vector in the frames given by quaternions (N,4, w first), (N,3)."""
     return quat_rotate_inverse(quat_wxyz, _DOWN)
+
+
+class ObservationWriter:
+    """Builds observations of one spec with the column layout and scales computed once.
+
+    The blocks' raw values are concatenated into a float64 buffer (reused for ``num_rows``
+    rows), then one multiply by the per-column scales writes the float32 observation: the
+    same arithmetic as scaling block by block and casting (a product in float64, then one
+    rounding to float32), in a dozen numpy calls instead of some thirty.
+    """
+
+    def __init__(self, spec: ObservationSpec, num_rows: int = 1):
+        self.spec = spec
+        #: per-column scale (the gait clock is unscaled)
+        self.scale = np.concatenate([np.full(size, spec.scales.get(name, 1.0))
+                                     for name, size in spec.blocks()])
+        self.size = spec.size
+        self._raw = np.zeros((num_rows, self.size))
+
+    def __call__(self, *, gravity: np.ndarray, base_linvel_b: np.ndarray | None,
+                 base_angvel_b: np.ndarray, command: np.ndarray, q: np.ndarray,
+                 qd: np.ndarray, nominal: np.ndarray, prev_action: np.ndarray,
+                 history: JointHistory, phase: np.ndarray | None) -> np.ndarray:
+        """Observation batch (N, size), float32; the arguments as :func:`build_observation`'s."""
+        spec = self.spec
+        n = q.shape[0]
+        parts = [gravity]
+        if spec.base_linvel:
+            if base_linvel_b is None:
+                raise ValueError("observation spec has base_linvel: build_observation needs "
+                                 "base_linvel_b (an estimate on a robot)")
+            parts.append(base_linvel_b)
+        parts += [base_angvel_b, command]
+        if spec.gait_frequency > 0:
+            if phase is None:
+                raise ValueError("observation spec has a gait clock: build_observation needs "
+                                 "phase")
+            column = phase[:, None]  # contiguous, as sin/cos of N rows and of one row must be
+            parts += [np.sin(column), np.cos(column)]  # the same (numpy's loop may go by stride)
+        parts += [q - nominal, qd, prev_action, history.err.reshape(n, -1),
+                  history.vel.reshape(n, -1)]
+        raw = self._raw if self._raw.shape[0] == n else None
+        raw = np.concatenate(parts, axis=1, out=raw)
+        out = np.empty((n, self.size), np.float32)
+        np.multiply(raw, self.scale, out=out)
+        return out
 
 
 def build_observation(spec: ObservationSpec, *, base_quat: np.ndarray,
@@ -167,29 +233,16 @@ def build_observation(spec: ObservationSpec, *, base_quat: np.ndarray,
     """Observation batch (N, spec.size), float32.  All inputs are (N, .) arrays;
     ``phase`` (N,) is the gait clock (rad), needed when ``spec.gait_frequency > 0``;
     ``gravity`` (N, 3), if the caller has it, is ``projected_gravity(base_quat)``;
-    ``base_linvel_b`` may be None when the spec has no base velocity block."""
-    n = q.shape[0]
+    ``base_linvel_b`` may be None when the spec has no base velocity block.
+
+    Callers building many observations of one spec keep an :class:`ObservationWriter`
+    (as :class:`robot_rl.obs_state.ObsActionState` does); this builds one each call."""
     if gravity is None:
         gravity = projected_gravity(base_quat)
-    s = spec.scales
-    parts = [gravity * s["gravity"]]
-    if spec.base_linvel:
-        if base_linvel_b is None:
-            raise ValueError("observation spec has base_linvel: build_observation needs "
-                             "base_linvel_b (an estimate on a robot)")
-        parts.append(base_linvel_b * s["base_linvel"])
-    parts += [base_angvel_b * s["base_angvel"], command * s["command"]]
-    if spec.gait_frequency > 0:
-        if phase is None:
-            raise ValueError("observation spec has a gait clock: build_observation needs phase")
-        clock = np.empty((n, 2))
-        np.sin(phase, out=clock[:, 0])
-        np.cos(phase, out=clock[:, 1])
-        parts.append(clock)
-    parts += [(q - nominal) * s["joint_pos"], qd * s["joint_vel"], prev_action * s["prev_action"],
-             history.err.reshape(n, -1) * s["joint_err_hist"],
-             history.vel.reshape(n, -1) * s["joint_vel_hist"]]
-    return np.concatenate(parts, axis=1).astype(np.float32)
+    return ObservationWriter(spec, q.shape[0])(
+        gravity=gravity, base_linvel_b=base_linvel_b, base_angvel_b=base_angvel_b,
+        command=command, q=q, qd=qd, nominal=nominal, prev_action=prev_action,
+        history=history, phase=phase)
 
 
 @functools.lru_cache(maxsize=8)
@@ -208,20 +261,26 @@ def gait_reference(spec: ObservationSpec, phase: np.ndarray, num_joints: int,
     With ``gait_leg_length`` L > 0 and a forward command v (``command[:, 0]``, m/s), each
     foot also sweeps a stride: foot x = -A cos(leg phase), A = v / (4 f L) in thigh angle,
     so the stance feet move backward at about v (a Raibert-style open-loop trot)."""
-    n = phase.shape[0]
-    out = np.zeros((n, num_joints))
+    out = np.zeros((phase.shape[0], num_joints))
     if spec.gait_frequency <= 0 or spec.gait_amplitude == 0:
         return out
     legs = num_joints // 3
+    thigh, knee = _reference_legs(spec, phase, legs, command)
+    out[:, 1:3 * legs:3] = thigh
+    out[:, 2:3 * legs:3] = knee
+    return out
+
+
+def _reference_legs(spec: ObservationSpec, phase: np.ndarray, legs: int,
+                    command: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """The thigh and knee offsets (N, legs) of :func:`gait_reference`."""
     leg_phase = phase[:, None] + _leg_offsets(legs)  # (N, legs)
-    lift = spec.gait_amplitude * np.clip(np.sin(leg_phase), 0.0, None)
+    lift = spec.gait_amplitude * np.maximum(np.sin(leg_phase), 0.0)
     thigh = lift
     if spec.gait_leg_length > 0 and command is not None:
         amp = command[:, 0] / (4.0 * spec.gait_frequency * spec.gait_leg_length)
         thigh = lift + amp[:, None] * np.cos(leg_phase)
-    out[:, 1:3 * legs:3] = thigh
-    out[:, 2:3 * legs:3] = -2.0 * lift
-    return out
+    return thigh, -2.0 * lift
 
 
 def advance_phase(spec: ObservationSpec, phase: np.ndarray, dt: float) -> np.ndarray:
@@ -239,5 +298,10 @@ def action_to_target(spec: ObservationSpec, action: np.ndarray, nominal: np.ndar
             raise ValueError("observation spec has a gait clock: action_to_target needs phase")
         if spec.gait_leg_length > 0 and command is None:
             raise ValueError("observation spec has a stride: action_to_target needs command")
-        target = target + gait_reference(spec, phase, action.shape[1], command)
+        if spec.gait_amplitude != 0:  # the reference's other entries are zeros: add none
+            legs = action.shape[1] // 3
+            thigh, knee = _reference_legs(spec, phase, legs, command)
+            thighs, knees = target[:, 1:3 * legs:3], target[:, 2:3 * legs:3]
+            np.add(thighs, thigh, out=thighs)
+            np.add(knees, knee, out=knees)
     return target

@@ -24,13 +24,8 @@ from deploy.runtime import (
 )
 from deploy.testing import FakeRobot, rewrite_onnx_metadata, with_state, write_random_policy
 from robot_rl.interface import RobotInterface
-from robot_rl.obs_spec import (
-    JointHistory,
-    ObservationSpec,
-    build_observation,
-    gait_reference,
-    quat_rotate_inverse,
-)
+from robot_rl.obs_spec import ObservationSpec, gait_reference, quat_rotate_inverse
+from robot_rl.obs_state import ObsActionState
 from robot_rl.robot import load_robot
 from robot_rl.standin import PyBulletStandIn
 from robot_rl.standin_model import StandInConfig
@@ -96,18 +91,27 @@ def test_observation_is_built_with_the_shared_spec(onnx_a1):
     first, second = steps[15], steps[16]
     spec = ObservationSpec(num_joints=12)
     assert ctl.spec == spec
-    # rebuild the second policy observation by hand from the shared definition
-    hist = JointHistory(1, spec)
+    # replay the first two policy periods in the shared state machine (the training env's):
+    # handover from the last ramp target, then the controller's own action
+    sm = ObsActionState(spec, 1, Q0, ctl.q_lo, ctl.q_hi, ctl.control_dt)
     st1, st2 = first.state, second.state
-    hist.reset(np.array([0]), (steps[14].target - st1.q)[None], st1.qd[None])
-    hist.push((first.target - st2.q)[None], st2.qd[None])
     assert st2.base_linvel is None and st2.base_pos is None  # not measured by a robot
-    want = build_observation(
-        spec, base_quat=st2.base_quat[None], base_linvel_b=estimate[None],
-        base_angvel_b=st2.base_angvel[None], command=np.array([[0.5, -0.1, 0.3]]),
-        q=st2.q[None], qd=st2.qd[None], nominal=Q0[None], prev_action=first.action[None],
-        history=hist)
-    np.testing.assert_allclose(second.obs, want, atol=1e-6)
+    cmd = np.array([[0.5, -0.1, 0.3]])
+    sm.reset(np.array([0]), st1.q[None], st1.qd[None], target=steps[14].target[None])
+    for st, step in ((st1, first), (st2, second)):
+        obs = sm.observe(q=st.q[None], qd=st.qd[None], base_quat=st.base_quat[None],
+                         base_angvel_b=st.base_angvel[None], base_linvel_b=estimate[None],
+                         command=cmd)
+        np.testing.assert_array_equal(step.obs, obs)
+        np.testing.assert_array_equal(sm.act(step.action[None], cmd)[0], step.target)
+    # and the second observation's blocks by hand: the history pushed (target - q, qd)
+    sl = {name: slice(a, a + n) for (name, n), a in
+          zip(spec.blocks(), np.cumsum([0] + [n for _, n in spec.blocks()]))}
+    np.testing.assert_array_equal(second.obs[0, sl["prev_action"]], np.float32(first.action))
+    np.testing.assert_array_equal(second.obs[0, sl["joint_err_hist"]], np.float32(np.concatenate(
+        [first.target - st2.q, steps[14].target - st1.q])))
+    np.testing.assert_array_equal(second.obs[0, sl["joint_vel_hist"]],
+                                  np.float32(0.05 * np.concatenate([st2.qd, st1.qd])))
     ctl.set_command(0.0, 0.0, -0.4)
     assert np.allclose(ctl.step().obs[0, 9:12], [0.0, 0.0, -0.4])
 
