@@ -6,7 +6,7 @@ import json
 import pytest
 
 from robot_rl.logs import read_log
-from robot_rl.pipeline import main
+from robot_rl.app.pipeline import main
 
 
 @pytest.fixture(scope="module")
