@@ -34,8 +34,8 @@ import time
 from pathlib import Path
 
 from deploy.suite import run_suite, summarize_reality
-from robot_rl.config import atomic_write_bytes, atomic_write_json
 from robot_rl.app.pipeline import BUDGETS
+from robot_rl.config import atomic_write_bytes, atomic_write_json
 from robot_rl.standin_model import realities
 
 VARIANTS = {"a": "ideal PD, nominal", "b": "ideal PD, hand-set randomization",
