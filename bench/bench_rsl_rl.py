@@ -202,7 +202,7 @@ def train_rsl(a, seed: int, clock: Clock, snaps: list, acc: dict) -> tuple[Any, 
     from rsl_rl_adapter import RslRlLeggedEnv
 
     from policies.env import LeggedEnv
-    from robot_rl.rl.runner import seed_everything
+    from robot_rl.rl.process import seed_everything
 
     per_env, total_per_env = steps_per_env(a)
     if a.torch_threads > 0:
