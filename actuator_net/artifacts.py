@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import io
 import json
-import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -43,6 +42,7 @@ import torch
 from actuator_net.data import INPUT_LAYOUT
 from actuator_net.model import ActuatorMLP
 from robot_rl.config import artifact_file, atomic_write_bytes
+from robot_rl.onnx_io import export_onnx, max_abs_error, run_both
 
 if TYPE_CHECKING:  # reading actuator.pt never imports the training code
     from actuator_net.train import TrainResult
@@ -104,38 +104,19 @@ def load_checkpoint(path: str | Path) -> tuple[ActuatorMLP, dict]:
 
 
 def onnx_bytes(model: ActuatorMLP, meta: dict) -> bytes:
-    """Export ``model`` to ONNX (in memory) with ``meta`` as metadata_props."""
-    import onnx
-
-    model = model.eval()
-    x = torch.zeros(2, model.num_joints, model.num_inputs)
-    buf = io.BytesIO()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the TorchScript exporter announces its deprecation
-        torch.onnx.export(model, (x,), buf, dynamo=False, input_names=["x"], output_names=["tau"],
-                          dynamic_axes={"x": {0: "batch"}, "tau": {0: "batch"}}, opset_version=17)
-    proto = onnx.load_from_string(buf.getvalue())
-    for k, v in meta.items():
-        entry = proto.metadata_props.add()
-        entry.key, entry.value = k, v if isinstance(v, str) else json.dumps(v)
-    onnx.checker.check_model(proto)
-    return proto.SerializeToString()
+    """Export ``model`` to ONNX (in memory) with ``meta`` as metadata_props (values that
+    are not strings written as JSON)."""
+    props = {k: v if isinstance(v, str) else json.dumps(v) for k, v in meta.items()}
+    return export_onnx(model, torch.zeros(2, model.num_joints, model.num_inputs), "x", "tau",
+                       props)
 
 
 def check_onnx(data: bytes, model: ActuatorMLP, x: np.ndarray) -> float:
     """Max |onnxruntime - torch| on inputs ``x`` (N, J, 2L); raises beyond the tolerance."""
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = 1
-    sess = ort.InferenceSession(data, opts, providers=["CPUExecutionProvider"])
-    x32 = np.ascontiguousarray(x, dtype=np.float32)
-    got = sess.run(["tau"], {"x": x32})[0]
-    with torch.inference_mode():
-        want = model(torch.from_numpy(x32)).numpy()
-    diff = float(np.abs(got - want).max())
     from actuator_net.train import TrainingError
 
+    got, want = run_both(model, data, x, "x", "tau")
+    diff = max_abs_error(got, want)
     if not np.allclose(got, want, rtol=ONNX_RTOL, atol=ONNX_ATOL):
         raise TrainingError(f"ONNX export differs from torch by up to {diff:.3g} N m (beyond "
                             f"{ONNX_ATOL} + {ONNX_RTOL} |tau|)")

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from robot_rl.pd import pd_torque
+
 
 def ideal_pd(pos_error: np.ndarray, vel: np.ndarray, kp: np.ndarray, kd: np.ndarray) -> np.ndarray:
     """Ideal actuator torque (N m), broadcasting over leading axes."""
-    return kp * pos_error - kd * vel
+    return pd_torque(kp, kd, pos_error, vel)
 
 
 def fit_pd(pos_error: np.ndarray, vel: np.ndarray, tau: np.ndarray) -> np.ndarray:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from robot_rl.logs import RobotLog
+from robot_rl.pd import pd_torque
 
 
 def pendulum_log(seconds: float = 20.0, log_dt: float = 0.005, physics_dt: float = 0.001,
@@ -50,7 +51,7 @@ def pendulum_log(seconds: float = 20.0, log_dt: float = 0.005, physics_dt: float
         for _ in range(dec):
             sent.append(tgt[k])
             target = sent.pop(0)
-            u = np.clip(kp * (target - q) - kd * qd, -tau_max, tau_max)
+            u = pd_torque(kp, kd, target - q, qd, tau_max)
             tau = tau + alpha * (u - tau)
             qdd = (tau - mgl * np.sin(q) - damping * qd) / inertia
             qd = qd + physics_dt * qdd

@@ -202,7 +202,7 @@ def train_rsl(a, seed: int, clock: Clock, snaps: list, acc: dict) -> tuple[Any, 
     from rsl_rl_adapter import RslRlLeggedEnv
 
     from policies.env import LeggedEnv
-    from robot_rl.rl.runner import seed_everything
+    from robot_rl.rl.process import seed_everything
 
     per_env, total_per_env = steps_per_env(a)
     if a.torch_threads > 0:
@@ -382,7 +382,7 @@ def gpu_mode(a: argparse.Namespace) -> int:
         [py, "bench/bench_trpo.py", "--gpu-update"],
         *[[py, "bench/bench_warp.py", "--device", "cuda:0", "--num-envs", str(n)]
           for n in (1024, 2048, 4096, 8192)],
-        [py, "-m", "robot_rl.cli", "train", "--physics", "warp", "--physics-device", "cuda:0",
+        [py, "-m", "robot_rl.app.cli", "train", "--physics", "warp", "--physics-device", "cuda:0",
          "--device", "cuda", "--num-envs", str(a.gpu_envs), "--iterations",
          str(a.gpu_iterations), "--out", str(run_dir), "--quiet"],
         [py, "bench/bench_time_to_walk.py", "--run", str(run_dir), "--every",

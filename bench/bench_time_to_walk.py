@@ -84,7 +84,7 @@ def main() -> int:
     a = p.parse_args()
     run = Path(a.run or a.out)
     if a.train:
-        subprocess.run([sys.executable, "-m", "robot_rl.cli", "train", "--out", str(run), "--quiet"],
+        subprocess.run([sys.executable, "-m", "robot_rl.app.cli", "train", "--out", str(run), "--quiet"],
                        check=True)
     rows = grade(run, a.seconds, a.every)
     passed = [r for r in rows if r["pass"]]

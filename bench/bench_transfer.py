@@ -34,8 +34,8 @@ import time
 from pathlib import Path
 
 from deploy.suite import run_suite, summarize_reality
+from robot_rl.app.pipeline import BUDGETS
 from robot_rl.config import atomic_write_bytes, atomic_write_json
-from robot_rl.pipeline import BUDGETS
 from robot_rl.standin_model import realities
 
 VARIANTS = {"a": "ideal PD, nominal", "b": "ideal PD, hand-set randomization",
@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
         if set(variants) & set("cde"):  # the reality's logs, stage 1 and 2, and (e)
             if not (run / "policy").exists():
                 shutil.copytree(phase1, run / "policy")  # the pipeline skips its phase 1
-            call("robot_rl.pipeline", ["--out", str(run), "--standin-config", name,
+            call("robot_rl.app.pipeline", ["--out", str(run), "--standin-config", name,
                                        "--seed", str(a.seed), "--budget", a.budget])
             policies["e"] = run / "policy.onnx"
         if "c" in variants:

@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(a.out) if a.out else policy.parent / "eval"
     if a.suite:
         return _suite(a, policy, out)
-    terrain = None  # a bad terrain setting reaches robot_rl/cli.py's user-error handler
+    terrain = None  # a bad terrain setting reaches robot_rl/app/cli.py's user-error handler
     if a.terrain is not None:
         terrain = TerrainConfig(kind=a.terrain, seed=a.terrain_seed,
                                 difficulty=0.5 if a.difficulty is None else a.difficulty)
@@ -126,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
                           progress=not a.quiet)
         write_config(out, cfg, f"config_{cfg.sim}.json")
     except TerrainError:
-        raise  # robot_rl/cli.py's handler: one line naming the field, exit status 2
+        raise  # robot_rl/app/cli.py's handler: one line naming the field, exit status 2
     except (MetadataError, ConfigError, ValueError, FileNotFoundError) as e:
         print(f"robot-rl eval: error: {' '.join(str(e).split())}", file=sys.stderr)
         return 2

@@ -14,8 +14,6 @@ The write is atomic (temporary file, then rename) and happens only after
 
 from __future__ import annotations
 
-import io
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,12 +22,15 @@ import onnx
 import torch
 
 from deploy.metadata import INPUT_NAME, OUTPUT_NAME, MetadataError, PolicyMetadata
-from deploy.onnx_policy import ort_session  # noqa: F401 - one definition, re-exported
 from policies.artifact import PolicyArtifact, read_policy
 from robot_rl.config import atomic_write_bytes, to_dict
+from robot_rl.onnx_io import (
+    export_onnx,
+    max_abs_error,
+    ort_session,  # noqa: F401 - re-exported (tests, bench)
+    run_both,
+)
 
-#: ONNX opset of the exported graph
-OPSET = 17
 #: largest tolerated |onnxruntime - torch| on the check observations (absolute, per action).
 #: Both run the float32 MLP with different sgemm kernels (MLAS vs MKL/OpenBLAS), so the sums
 #: of each layer come in another order: a few float32 ulps of the action apart.  Actions
@@ -55,38 +56,20 @@ class ExportResult:
 
 def onnx_bytes(model: torch.nn.Module, obs_dim: int, meta: PolicyMetadata) -> bytes:
     """Serialized ONNX model of ``model.forward`` (raw obs -> mean action) with metadata."""
-    model = model.eval()
-    buf = io.BytesIO()
-    with warnings.catch_warnings():
-        # the TorchScript exporter is deprecated in favour of torch.export + onnxscript,
-        # which is not a dependency of this project; the graph is an MLP either way
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            model, (torch.zeros(1, obs_dim),), buf, dynamo=False, opset_version=OPSET,
-            input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
-            dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
-            do_constant_folding=True)
-    proto = onnx.load_from_string(buf.getvalue())
-    proto.producer_name = "robot-rl export"
-    proto.doc_string = (f"robot_rl policy for robot {meta.robot!r}: raw observation "
-                        f"[{meta.obs_dim}] -> joint position actions [{meta.action_dim}]")
-    del proto.metadata_props[:]
-    onnx.helper.set_model_props(proto, meta.to_props())
-    onnx.checker.check_model(proto, full_check=True)
-    return proto.SerializeToString()
+    return export_onnx(
+        model, torch.zeros(1, obs_dim), INPUT_NAME, OUTPUT_NAME, meta.to_props(),
+        producer="robot-rl export",
+        doc=(f"robot_rl policy for robot {meta.robot!r}: raw observation "
+             f"[{meta.obs_dim}] -> joint position actions [{meta.action_dim}]"))
 
 
 def compare_with_torch(model: torch.nn.Module, onnx_model: bytes | str | Path,
                        obs: np.ndarray) -> float:
     """Largest |onnxruntime - torch| over the observations ``obs`` (N, obs_dim)."""
-    obs = np.ascontiguousarray(obs, dtype=np.float32)
-    sess = ort_session(onnx_model)
-    got = sess.run([OUTPUT_NAME], {INPUT_NAME: obs})[0]
-    with torch.inference_mode():
-        want = model.eval()(torch.from_numpy(obs)).numpy()
+    got, want = run_both(model, onnx_model, obs, INPUT_NAME, OUTPUT_NAME)
     if got.shape != want.shape:
         raise ExportError(f"onnxruntime output shape {got.shape} != torch {want.shape}")
-    return float(np.max(np.abs(got - want))) if obs.size else 0.0
+    return max_abs_error(got, want)
 
 
 def check_observations(meta: PolicyMetadata, n: int = 256, seed: int = 0) -> np.ndarray:

@@ -13,22 +13,8 @@ import numpy as np
 
 from deploy.metadata import INPUT_NAME, OUTPUT_NAME, MetadataError, PolicyMetadata
 from robot_rl.obs_spec import ObservationSpec
+from robot_rl.onnx_io import ort_session
 from robot_rl.robot import RobotDescription
-
-
-def ort_session(model: bytes | str | Path, threads: int = 1):
-    """An onnxruntime CPU session with ``threads`` intra-op threads, sequential execution
-    (the onboard setting; export checks its graph with the same session)."""
-    import onnxruntime as ort
-
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = threads
-    so.inter_op_num_threads = 1
-    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    so.log_severity_level = 3
-    src = model if isinstance(model, bytes) else str(model)
-    return ort.InferenceSession(src, sess_options=so, providers=["CPUExecutionProvider"])
 
 
 class ModelMismatchError(MetadataError):

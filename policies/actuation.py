@@ -26,6 +26,7 @@ import mujoco
 import numpy as np
 import torch
 
+from robot_rl.pd import pd_torque
 from robot_rl.robot import RobotDescription
 
 
@@ -54,7 +55,7 @@ class IdealPD:
 
     def __call__(self, q_target: np.ndarray, q: np.ndarray, qd: np.ndarray,
                  envs: slice = slice(None)) -> np.ndarray:
-        return np.clip(self.kp * (q_target - q) - self.kd * qd, -self.tau_max, self.tau_max)
+        return pd_torque(self.kp, self.kd, q_target - q, qd, self.tau_max)
 
 
 class RandomizedPD(IdealPD):
@@ -100,7 +101,7 @@ class RandomizedPD(IdealPD):
         delayed = buf[np.arange(len(buf)), self.delay[envs]]
         s = self.scale[envs]
         lim = s[:, 2:3] * self.tau_max
-        return np.clip(s[:, 0:1] * self.kp * (delayed - q) - s[:, 1:2] * self.kd * qd, -lim, lim)
+        return pd_torque(s[:, 0:1] * self.kp, s[:, 1:2] * self.kd, delayed - q, qd, lim)
 
 
 class NetworkActuation:
@@ -199,7 +200,7 @@ class TorchActuation:
     def __call__(self, q_target: torch.Tensor, q: torch.Tensor, qd: torch.Tensor) -> torch.Tensor:
         with torch.inference_mode():
             if self.net is None:
-                tau = self.kp * (q_target - q) - self.kd * qd
+                tau = pd_torque(self.kp, self.kd, q_target - q, qd)  # clamped below, in torch
             else:
                 tau = self.net(q_target, q, qd)
             return torch.clamp(tau, -self.tau_max, self.tau_max)

@@ -22,6 +22,7 @@ import mujoco
 import numpy as np
 
 from robot_rl.interface import GroundTruth, RobotInterface, RobotState
+from robot_rl.pd import pd_torque
 from robot_rl.robot import RobotDescription
 from robot_rl.sim_mujoco import MujocoModelConfig, build_model, footprint, index, set_nominal
 from robot_rl.terrain import Terrain
@@ -99,8 +100,7 @@ class MujocoRobot(RobotInterface):
         m, d, idx = self.model, self.data, self.idx
         for _ in range(self.decimation):
             q, qd = d.qpos[idx.qpos], d.qvel[idx.qvel]
-            self._tau = np.clip(self.kp * (self._target - q) - self.kd * qd,
-                                -self.tau_max, self.tau_max)
+            self._tau = pd_torque(self.kp, self.kd, self._target - q, qd, self.tau_max)
             d.ctrl[idx.actuator] = self._tau
             mujoco.mj_step(m, d)
         return self.read_state()

@@ -53,6 +53,7 @@ from pathlib import Path
 import numpy as np
 
 from robot_rl.config import ConfigError, from_dict
+from robot_rl.pd import pd_torque
 from robot_rl.robot import RobotDescription
 from robot_rl.sensors import SensorConfig
 
@@ -399,7 +400,7 @@ class ReferenceActuator:
             c2 = self.cfg.continuous_torque_fraction ** 2
             self.heat = np.maximum(0.0, self.heat + ((self.tau / self.t_max) ** 2 - c2) * self.dt)
         t_lim = self.torque_limit()
-        u = self.kp * (self.target - q) - self.kd * qd
+        u = pd_torque(self.kp, self.kd, self.target - q, qd)
         motoring = u * qd > 0
         limit = np.where(motoring, t_lim * np.clip(1.0 - np.abs(qd) / self.w0, 0.0, 1.0), t_lim)
         u = np.clip(u, -limit, limit)

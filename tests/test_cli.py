@@ -10,7 +10,7 @@ import pytest
 
 
 def run(*args):
-    return subprocess.run([sys.executable, "-m", "robot_rl.cli", *args], capture_output=True, text=True)
+    return subprocess.run([sys.executable, "-m", "robot_rl.app.cli", *args], capture_output=True, text=True)
 
 
 def test_help_lists_every_stage():
@@ -85,7 +85,7 @@ CASES = {
 
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_user_error_is_one_line_and_exit_2(case, tmp_path, capsys):
-    from robot_rl.cli import main
+    from robot_rl.app.cli import main
 
     make, argv, names = CASES[case]
     src = str(make(tmp_path)) if make else ""

@@ -94,7 +94,7 @@ STAGES = {
 
 
 def _run(tmp_path, capsys, argv):
-    from robot_rl.cli import main
+    from robot_rl.app.cli import main
 
     rc = main([x.replace("{t}", str(tmp_path)) for x in argv])
     err = capsys.readouterr().err

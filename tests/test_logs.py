@@ -173,7 +173,7 @@ def test_interrupted_collection_leaves_nothing(tmp_path, monkeypatch):
 
 def test_cli_collect(tmp_path):
     out = tmp_path / "logs" / "x"
-    r = subprocess.run([sys.executable, "-m", "robot_rl.cli", "collect", "--experiment", "suspended",
+    r = subprocess.run([sys.executable, "-m", "robot_rl.app.cli", "collect", "--experiment", "suspended",
                         "--seconds", "1", "--out", str(out), "--quiet"], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     assert read_log(out / "suspended.npz").experiment == "suspended"

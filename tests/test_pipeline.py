@@ -5,8 +5,8 @@ import json
 
 import pytest
 
+from robot_rl.app.pipeline import main
 from robot_rl.logs import read_log
-from robot_rl.pipeline import main
 
 
 @pytest.fixture(scope="module")

@@ -8,8 +8,8 @@ import pytest
 
 from deploy.eval_cli import main as eval_main
 from deploy.suite import SUCCESS, episode_success, run_suite
+from robot_rl.app.pipeline import _reality, build_parser, stages
 from robot_rl.config import ConfigError
-from robot_rl.pipeline import _reality, build_parser, stages
 from robot_rl.robot import load_robot
 from robot_rl.standin import PyBulletStandIn
 from robot_rl.standin_model import (

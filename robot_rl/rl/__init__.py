@@ -9,8 +9,10 @@ gradient, Fisher-vector product, line search, the adaptive-KL rule),
 :mod:`~robot_rl.rl.algorithms` (the registry: :func:`make_algorithm`),
 :mod:`~robot_rl.rl.rollout` (the per-step loop: numpy actor on a CPU learner, torch
 actor on a GPU one), :mod:`~robot_rl.rl.runner` (iterations, logging, checkpoints; its
-docstring is the environment contract), :mod:`~robot_rl.rl.distributed` (rollouts on
-Ray workers) and :mod:`~robot_rl.rl.config`.
+docstring is the environment contract), :mod:`~robot_rl.rl.reward_scaling` (the running
+return std rewards are divided by), :mod:`~robot_rl.rl.process` (seeding, threads,
+device, the RNG state checkpoints carry, git state), :mod:`~robot_rl.rl.distributed`
+(rollouts on Ray workers) and :mod:`~robot_rl.rl.config`.
 """
 
 from robot_rl.rl.algorithms import ALGORITHM_CLASSES, make_algorithm
@@ -26,13 +28,12 @@ from robot_rl.rl.numerics import (
     make_fisher_vector_product,
 )
 from robot_rl.rl.ppo import PPOAdaptiveKL, PPOClip
+from robot_rl.rl.process import resolve_device, seed_everything
 from robot_rl.rl.runner import (
     EnvContractError,
     NonFiniteError,
     OnPolicyRunner,
     make_gym_vec_env,
-    resolve_device,
-    seed_everything,
 )
 from robot_rl.rl.storage import Batch, RolloutStorage, compute_gae
 from robot_rl.rl.trpo import NPG, TRPO

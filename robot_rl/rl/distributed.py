@@ -74,14 +74,9 @@ from ray.exceptions import GetTimeoutError, RayActorError
 from robot_rl.rl.algorithms import make_algorithm
 from robot_rl.rl.config import PolicyConfig, TrainConfig
 from robot_rl.rl.models import ActorCritic
+from robot_rl.rl.process import limit_threads, resolve_device, seed_everything
 from robot_rl.rl.rollout import NumpyActor, RolloutCollector, Trajectory, dense_final_obs
-from robot_rl.rl.runner import (
-    Callback,
-    OnPolicyRunner,
-    limit_threads,
-    resolve_device,
-    seed_everything,
-)
+from robot_rl.rl.runner import Callback, OnPolicyRunner
 
 #: worker ``k`` is seeded with ``seed + k * SEED_STRIDE``
 SEED_STRIDE = 1000

@@ -1,4 +1,6 @@
-"""On-policy runner: rollouts over a vector env, updates, logging, checkpoints.
+"""On-policy runner: rollouts over a vector env, updates, logging, checkpoints (helpers:
+:mod:`robot_rl.rl.process` for seeding, threads, device, RNG and git state;
+:mod:`robot_rl.rl.reward_scaling`).
 
 Environment contract
 --------------------
@@ -42,8 +44,6 @@ from __future__ import annotations
 
 import io
 import os
-import random
-import subprocess
 import time
 from collections import deque
 from collections.abc import Callable
@@ -53,7 +53,6 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import torch
-from threadpoolctl import threadpool_limits
 from torch import Tensor
 
 from robot_rl.config import atomic_write_bytes, atomic_write_json, to_dict
@@ -61,6 +60,15 @@ from robot_rl.rl.algorithms import make_algorithm
 from robot_rl.rl.base import OnPolicyAlgorithm
 from robot_rl.rl.config import RunnerConfig, TrainConfig
 from robot_rl.rl.models import ActorCritic, gaussian_log_prob
+from robot_rl.rl.process import (
+    git_state,
+    limit_threads,
+    resolve_device,
+    rng_state,
+    seed_everything,
+    set_rng_state,
+)
+from robot_rl.rl.reward_scaling import RewardScaler
 from robot_rl.rl.rollout import (
     EnvContractError,
     NonFiniteError,  # noqa: F401 (re-exported: robot_rl.rl.runner.NonFiniteError)
@@ -72,110 +80,12 @@ from robot_rl.rl.rollout import (
 Callback = Callable[[int, dict[str, Any]], None]
 
 
-def seed_everything(seed: int, deterministic: bool = False) -> None:
-    """Seed python ``random``, numpy, torch (CPU and CUDA); optionally force deterministic kernels."""
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-    if torch.cuda.is_available():
-        torch.cuda.manual_seed_all(seed)
-    if deterministic:
-        torch.use_deterministic_algorithms(True)
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-
-
-def limit_threads(torch_threads: int, blas_threads: int) -> None:
-    """Set torch's intra-op threads and numpy's BLAS threads for the rest of the process
-    (0 leaves a library's default).  Idle BLAS workers spin-wait for the next matmul and
-    take the cores the physics threads need during rollouts."""
-    if torch_threads > 0:
-        torch.set_num_threads(torch_threads)
-    if blas_threads > 0:
-        threadpool_limits(limits=blas_threads, user_api="blas")
-
-
-def resolve_device(name: str) -> torch.device:
-    """``"auto"`` -> ``cuda`` when available, else ``cpu``; anything else as given."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
 def make_gym_vec_env(env_id: str, num_envs: int, **kwargs: Any) -> gym.vector.SyncVectorEnv:
     """``SyncVectorEnv`` of ``gymnasium.make(env_id, **kwargs)`` with SAME_STEP autoreset."""
     return gym.vector.SyncVectorEnv(
         [lambda: gym.make(env_id, **kwargs) for _ in range(num_envs)],
         autoreset_mode=gym.vector.AutoresetMode.SAME_STEP,
     )
-
-
-def _rng_state() -> dict[str, Any]:
-    np_state = np.random.get_state()
-    state = {
-        "python": random.getstate(),
-        "numpy": (np_state[0], torch.from_numpy(np_state[1].copy()), *np_state[2:]),
-        "torch": torch.get_rng_state(),
-    }
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def _set_rng_state(state: dict[str, Any]) -> None:
-    random.setstate(state["python"])
-    name, keys, *rest = state["numpy"]
-    np.random.set_state((name, keys.numpy(), *rest))
-    torch.set_rng_state(state["torch"].cpu())
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
-
-
-class RewardScaler:
-    """Divide rewards by the running std of each env's discounted return (as VecNormalize).
-
-    ``ret <- gamma * ret + r`` per env (reset to 0 at episode ends); the running variance
-    of ``ret`` over all envs and all steps so far gives ``r_scaled = clip(r / sqrt(var +
-    1e-8))``, with the variance including step ``t`` when step ``t`` is scaled.  Numpy,
-    float64; :meth:`scale` does a whole rollout at once (prefix sums over the steps).
-    """
-
-    def __init__(self, num_envs: int, gamma: float, clip: float):
-        self.gamma, self.clip = gamma, clip
-        self.returns = np.zeros(num_envs)
-        self.mean, self.var, self.count = 0.0, 1.0, 0.0
-
-    def scale(self, rewards: np.ndarray, dones: np.ndarray) -> np.ndarray:
-        """Scaled rewards for a rollout: ``rewards`` and ``dones`` of shape ``(T, N)``."""
-        rewards = np.asarray(rewards, dtype=np.float64)
-        T, N = rewards.shape
-        rets = np.empty_like(rewards)
-        ret = self.returns
-        for t in range(T):
-            ret = self.gamma * ret + rewards[t]
-            rets[t] = ret
-            ret = np.where(dones[t], 0.0, ret)
-        self.returns = ret
-        # running mean/var after each step, from prefix sums (exact merge of all batches)
-        counts = self.count + N * np.arange(1, T + 1)
-        s1 = self.count * self.mean + np.cumsum(rets.sum(1))
-        s2 = self.count * (self.var + self.mean**2) + np.cumsum(np.square(rets).sum(1))
-        means = s1 / counts
-        variances = np.maximum(s2 / counts - means**2, 0.0)
-        self.mean, self.var, self.count = float(means[-1]), float(variances[-1]), float(counts[-1])
-        scaled = rewards / np.sqrt(variances + 1e-8)[:, None]
-        return np.clip(scaled, -self.clip, self.clip).astype(np.float32)
-
-    def __call__(self, rewards: np.ndarray, dones: np.ndarray) -> np.ndarray:
-        """One step: ``rewards`` and ``dones`` of shape ``(N,)``."""
-        return self.scale(np.asarray(rewards)[None], np.asarray(dones)[None])[0]
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"returns": torch.from_numpy(self.returns.copy()), "mean": self.mean,
-                "var": self.var, "count": self.count}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.returns = np.asarray(state["returns"].cpu().numpy(), dtype=np.float64).copy()
-        self.mean, self.var, self.count = state["mean"], state["var"], state["count"]
 
 
 class OnPolicyRunner:
@@ -253,7 +163,9 @@ class OnPolicyRunner:
             )
             config["runner"] = to_dict(cfg)
             atomic_write_json(self.log_dir / "config.json", config)
-            self._write_git_state()
+            git = git_state()
+            if git is not None:
+                atomic_write_json(self.log_dir / "git.json", git)
             self.writer = SummaryWriter(str(self.log_dir))
 
     @classmethod
@@ -453,7 +365,7 @@ class OnPolicyRunner:
             "reward_scaler": None
             if self.reward_scaler is None
             else self.reward_scaler.state_dict(),
-            "rng": _rng_state(),
+            "rng": rng_state(),
             "actor_rng": self.actor.rng_state(),
             "episode_returns": list(self.episode_returns),
             "episode_lengths": list(self.episode_lengths),
@@ -483,26 +395,9 @@ class OnPolicyRunner:
         self.episode_lengths.clear()
         self.episode_lengths.extend(state.get("episode_lengths", []))
         if load_rng:
-            _set_rng_state(state["rng"])
+            set_rng_state(state["rng"])
             if state.get("actor_rng") is not None:
                 self.actor.set_rng_state(state["actor_rng"])
-
-    def _write_git_state(self) -> None:
-        assert self.log_dir is not None
-        try:
-            head = subprocess.run(
-                ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=True
-            ).stdout.strip()
-            dirty = subprocess.run(
-                ["git", "status", "--porcelain"],
-                capture_output=True,
-                text=True,
-                timeout=5,
-                check=True,
-            ).stdout
-        except (OSError, subprocess.SubprocessError):
-            return
-        atomic_write_json(self.log_dir / "git.json", {"commit": head, "status": dirty.splitlines()})
 
     def close(self) -> None:
         """Close the TensorBoard writer (the env is the caller's to close)."""

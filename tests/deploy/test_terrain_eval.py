@@ -15,7 +15,7 @@ from deploy.evaluate import EvalConfig, evaluate, run_episode
 from deploy.export import export_policy
 from deploy.runtime import OnboardController, SafetyConfig
 from deploy.testing import FakeRobot, write_random_policy
-from robot_rl.cli import main as cli_main
+from robot_rl.app.cli import main as cli_main
 from robot_rl.robot import load_robot
 from robot_rl.terrain import TerrainConfig, generate
 

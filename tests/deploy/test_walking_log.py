@@ -3,7 +3,7 @@
 import numpy as np
 
 from deploy.walking_log import collect_walking
-from robot_rl.cli import main as cli_main
+from robot_rl.app.cli import main as cli_main
 from robot_rl.logs import read_log
 from robot_rl.robot import load_robot
 from robot_rl.standin_model import load_standin_config

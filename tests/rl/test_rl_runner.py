@@ -156,7 +156,7 @@ def test_checkpoint_round_trip_and_resume(point_env, tmp_path, algo):
 
 
 def test_reward_scaler_matches_running_std_of_discounted_returns():
-    from robot_rl.rl.runner import RewardScaler
+    from robot_rl.rl.reward_scaling import RewardScaler
 
     rng = np.random.default_rng(0)
     gamma, n_envs = 0.9, 3
@@ -186,7 +186,7 @@ def test_limit_threads_sets_torch_and_numpys_blas():
     # numpy's BLAS threads (blas_threads, 1 by default) apart from torch's (torch_threads)
     from threadpoolctl import threadpool_info, threadpool_limits
 
-    from robot_rl.rl.runner import limit_threads
+    from robot_rl.rl.process import limit_threads
 
     assert RunnerConfig().blas_threads == 1
     with threadpool_limits(limits=2, user_api="blas"):  # restores the limits afterwards

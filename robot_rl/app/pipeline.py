@@ -62,7 +62,7 @@ class Stage:
 def _call(module: str, argv: list[str]) -> None:
     import importlib
 
-    from robot_rl.cli import STAGES
+    from robot_rl.app.cli import STAGES
 
     name = next((k for k, (m, _) in STAGES.items() if m == module), module)
     print(f"$ robot-rl {name} {' '.join(argv)}", flush=True)
@@ -228,7 +228,7 @@ def run(a: argparse.Namespace) -> Path:
         st.validate(out)
         print(f"[{i}/{len(all_stages)}] {st.name}: done in {timings[st.name]:.1f} s", flush=True)
     if a.rounds:
-        from robot_rl.rounds import run_rounds
+        from robot_rl.app.rounds import run_rounds
 
         run_rounds(out, a, BUDGETS[a.budget], _call)
     path = write_summary(out)
@@ -338,7 +338,7 @@ def write_summary(out: Path) -> Path:
             lines += [f"Onboard control step in {sim} (observation, ONNX inference, clipping): "
                       f"p50 {timing['policy_step_us_p50']:.0f} us, p99 "
                       f"{timing['policy_step_us_p99']:.0f} us.", ""]
-    from robot_rl.rounds import rounds_table
+    from robot_rl.app.rounds import rounds_table
 
     lines += rounds_table(out)
     md = "\n".join(lines) + "\n"
