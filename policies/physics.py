@@ -76,7 +76,8 @@ class BatchedPhysics:
         self._columns: dict[str | tuple[str, ...], slice] = {}
         self.any_step = tuple(any_step)
         for name in self.any_step:
-            if self.columns(name).stop - self.columns(name).start != 1:
+            cols = self.columns(name)
+            if cols.stop - cols.start != 1:
                 raise ValueError(f"any_step sensor {name!r}: expected one value")
 
     # -- state --------------------------------------------------------------------------
@@ -179,6 +180,7 @@ def make_actuation(cfg: EnvConfig, robot: RobotDescription, actuator_dir: str | 
 
 
 def cpu_threads(cfg: EnvConfig) -> int:
+    """Threads of the CPU physics: ``cfg.threads``, or all cores."""
     return cfg.threads or os.cpu_count() or 1
 
 
