@@ -80,20 +80,22 @@ def record_transitions(env: LeggedEnv, steps: int) -> dict:
     it starts from, each physics step's actuator torque, each env's episode parameters, and
     the state it ends in.  Needs the actuation inside the model (its torque sensors)."""
     calls = []
-    inner = env._rollout_steps
+    physics = env.physics  # CpuPhysics
+    inner = physics.rollout_steps
+    torque = physics.columns(tuple(f"torque_{j}" for j in env.robot.joint_names))
 
     def hooked(controls):
         start, params = env.state.copy(), list(env.randomized)
         sensors = inner(controls)
         if controls.shape[1] == env.cfg.decimation:  # a control step (not reset()'s 1 step)
-            calls.append((start, sensors[:, :, env._sens["torque"]].copy(), params, env.state.copy()))
+            calls.append((start, sensors[:, :, torque].copy(), params, env.state.copy()))
         return sensors
 
-    env._rollout_steps = hooked
+    physics.rollout_steps = hooked
     try:
         env_throughput(env, steps)
     finally:
-        del env._rollout_steps
+        del physics.rollout_steps
     return {"calls": calls}
 
 
@@ -116,7 +118,7 @@ def replay_inputs(env: LeggedEnv, record: dict) -> tuple:
             models.append(built[key])
         starts.append(start[:, :nraw])
         ctrl = np.zeros((env.num_envs, tau.shape[1], base.nu))
-        ctrl[:, :, env.idx.actuator] = tau
+        ctrl[:, :, env.physics.idx.actuator] = tau
         torques.append(ctrl)
         ends.append(end[:, :nraw])
     return models, np.concatenate(starts), np.concatenate(torques), np.concatenate(ends)

@@ -37,7 +37,7 @@ from sysid.apply import apply_params
 def timed_steps(env: LeggedEnv, steps: int) -> dict[str, float]:
     """ms per control step: whole step, rollout calls, resets, the rest."""
     spent = {"rollout": 0.0, "resets": 0.0}
-    pool, reset = env._rollout, env._reset_envs
+    pool, reset = env.physics._rollout, env._reset_envs
     inner_rollout = pool.rollout
 
     def rollout(*a, **k):
@@ -79,7 +79,7 @@ def replay_per_call(env: LeggedEnv, inputs: tuple, nthread: int) -> float:
         for c in range(calls):
             rows = slice(c * n, (c + 1) * n)
             ro.rollout(models[rows], datas, starts[rows], ctrl[rows], nstep=nstep, state=state,
-                       sensordata=sens, skip_checks=True, chunk_size=env._chunk_multistep)
+                       sensordata=sens, skip_checks=True, chunk_size=env.physics._chunk_multistep)
         return 1e3 * (time.perf_counter() - t) / calls
 
 

@@ -40,7 +40,7 @@ from robot_rl.sim_mujoco import set_nominal
 def raw_warp(env: LeggedEnv, physics_steps: int) -> float:
     """Physics steps/s of the env's Warp worlds stepped alone: zero torque from the nominal
     pose (the env's state is left to its next reset)."""
-    w, m = env._warp, env.base_model
+    w, m = env.physics.worlds, env.base_model
     d = mujoco.MjData(m)
     set_nominal(m, d, env.robot)
     n = env.num_envs
@@ -81,8 +81,8 @@ def default_njmax(env: LeggedEnv) -> int:
     m = env.base_model
     d = mujoco.MjData(m)
     set_nominal(m, d, env.robot)
-    with env._warp.scope():
-        return env._warp._mjw.put_data(m, d, nworld=1).njmax
+    with env.physics.worlds.scope():
+        return env.physics.worlds._mjw.put_data(m, d, nworld=1).njmax
 
 
 def main() -> None:
@@ -105,8 +105,8 @@ def main() -> None:
     ncon, nefc = buffer_needs(env, a.drops)
     print(f"buffers: {a.drops} random drops reach {ncon} contacts and {nefc} constraint rows; "
           f"per world MuJoCo Warp's default is {default_njmax(env)} rows, the env "
-          f"allocates {env._warp.njmax} (needed/allocated {nefc / env._warp.njmax:.2f})")
-    print(f"envs={a.num_envs} device={env._warp.device} decimation={cfg.decimation} "
+          f"allocates {env.physics.worlds.njmax} (needed/allocated {nefc / env.physics.worlds.njmax:.2f})")
+    print(f"envs={a.num_envs} device={env.physics.worlds.device} decimation={cfg.decimation} "
           f"actuation={cfg.actuation} randomized={a.sysid is not None} "
           f"C threads={a.threads} load average={os.getloadavg()[0]:.2f}")
     rows = []

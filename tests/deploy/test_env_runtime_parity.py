@@ -32,11 +32,11 @@ QUIET = dict(num_envs=3, obs_noise=0.0, push_interval=0.0, randomize=False, imu_
 
 def _state(env: LeggedEnv, i: int, stamp: float) -> RobotState:
     """What env row ``i``'s robot measures (the env's own sensors)."""
-    s = env.sensordata[i]
+    sensor = env.physics.sensor  # the env's sensors, by name
     nj = env.robot.num_joints
     return RobotState(stamp=stamp, q=env.joint_q()[i].copy(), qd=env.joint_qd()[i].copy(),
-                      tau=np.zeros(nj), base_quat=s[env._sens["quat"]].copy(),
-                      base_angvel=s[env._sens["gyro"]].copy(), base_acc=np.array([0, 0, 9.81]))
+                      tau=np.zeros(nj), base_quat=sensor("base_quat")[i].copy(),
+                      base_angvel=sensor("base_gyro")[i].copy(), base_acc=np.array([0, 0, 9.81]))
 
 
 @pytest.mark.parametrize("base_linvel", [False, True])
@@ -75,7 +75,7 @@ def test_env_and_onboard_controller_agree_step_by_step(tmp_path, base_linvel):
         targets = []
         for i, ctl in enumerate(ctls):
             if base_linvel:
-                ctl.estimator.velocity = env.sensordata[i, env._sens["linvel"]].copy()
+                ctl.estimator.velocity = env.physics.sensor("base_linvel_local")[i].copy()
             step = ctl.compute(_state(env, i, k * dt))
             assert step.mode is Mode.POLICY, ctl.fault
             np.testing.assert_array_equal(step.obs[0], obs[i], err_msg=f"obs, step {k} env {i}")

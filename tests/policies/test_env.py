@@ -51,7 +51,7 @@ def test_fall_terminates():
     env = LeggedEnv(EnvConfig(num_envs=2, push_interval=0.0))
     env.reset(seed=0)
     # throw the robot over: big roll rate
-    env.state[:, env._qvel.start + 3] = 30.0
+    env.qvel[:, 3] = 30.0
     terms = []
     for _ in range(50):
         _, _, term, trunc, _ = env.step(np.zeros((2, 12)))
@@ -71,8 +71,8 @@ def test_base_contact_terminates(in_model, monkeypatch):
                                   fall_up_z=-2.0, terminate_on_base_contact=flag))
         assert env.actuation.in_model == in_model
         env.reset(seed=0)
-        env.state[:, env._qpos.start + 2] = 0.12
-        env.state[:, env._qpos.start + 3:env._qpos.start + 7] = [0.0, 1.0, 0.0, 0.0]
+        env.qpos[:, 2] = 0.12
+        env.qpos[:, 3:7] = [0.0, 1.0, 0.0, 0.0]
         term = [env.step(np.zeros((2, 12)))[2] for _ in range(10)]
         ended[flag] = np.any(term, axis=0)
     assert ended[True].all() and not ended[False].any()
@@ -243,7 +243,7 @@ def test_network_env_groups_in_threads_match_one_group(actuator_dir):
     cfg = dict(num_envs=6, actuation="net", episode_seconds=0.3, actuator_backend="numpy")
     one = LeggedEnv(EnvConfig(threads=1, **cfg), actuator_dir=actuator_dir, seed=2)
     two = LeggedEnv(EnvConfig(threads=2, **cfg), actuator_dir=actuator_dir, seed=2)
-    assert len(one._groups) == 1 and len(two._groups) == 2
+    assert len(one.physics.groups) == 1 and len(two.physics.groups) == 2
     for env in (one, two):
         env.reset(seed=4)
     # Not bitwise: each group's float32 network is one BLAS sgemm over its own rows (72

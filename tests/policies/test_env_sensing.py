@@ -39,8 +39,7 @@ def test_imu_bias_drawn_per_episode_enters_gravity_and_angular_velocity():
     obs, _ = env.reset(seed=1)
     for _ in range(3):
         obs, *_ = env.step(np.zeros((3, 12), np.float32))
-    s = env.sensordata
-    quat, gyro = s[:, env._sens["quat"]], s[:, env._sens["gyro"]]
+    quat, gyro = env.physics.sensor("base_quat"), env.physics.sensor("base_gyro")
     g = obs[:, _block(env, "gravity")] / env.spec.scales["gravity"]
     w = obs[:, _block(env, "base_angvel")] / env.spec.scales["base_angvel"]
     np.testing.assert_allclose(g - projected_gravity(quat), env.gravity_bias, atol=1e-6)
@@ -55,6 +54,6 @@ def test_imu_bias_drawn_per_episode_enters_gravity_and_angular_velocity():
     clean = LeggedEnv(EnvConfig(**NO_NOISE, imu_gyro_bias=0.0, imu_tilt_bias=0.0))
     obs, _ = clean.reset(seed=1)
     g = obs[:, _block(clean, "gravity")]
-    quat = clean.sensordata[:, clean._sens["quat"]]
+    quat = clean.physics.sensor("base_quat")
     np.testing.assert_allclose(g, projected_gravity(quat), atol=1e-6)
     clean.close()

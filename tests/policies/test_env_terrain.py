@@ -37,7 +37,7 @@ def test_env_spawns_on_the_tile_and_measures_falls_from_the_ground():
             _, _, terminated, _, _ = env.step(np.zeros((3, 12)))
             assert not terminated.any()
         # a base 5 cm above the stairs is a fall, though 0.6 m above the plane
-        env.state[0, env._qpos.start + 2] = top + 0.05
+        env.qpos[0, 2] = top + 0.05
         _, _, terminated, _, _ = env.step(np.zeros((3, 12)))
         assert terminated[0]
     finally:

@@ -50,9 +50,13 @@ def _assert_same_dynamics(warp, mj, steps=40):
 
 def test_warp_env_is_the_mujoco_env_with_pd():
     # randomized models, pushes, resets: each world steps like its env's MuJoCo model
+    from policies.physics_cpu import CpuPhysics
+    from policies.physics_warp import WarpPhysics
+
     warp, mj = _twins()
-    assert warp._warp.device.alias == "cpu" and warp._rollout is None
-    assert {"body_mass", "dof_damping", "dof_frictionloss", "geom_friction"} <= set(warp._warp.per_world)
+    assert isinstance(warp.physics, WarpPhysics) and isinstance(mj.physics, CpuPhysics)
+    assert warp.physics.worlds.device.alias == "cpu"
+    assert {"body_mass", "dof_damping", "dof_frictionloss", "geom_friction"} <= set(warp.physics.worlds.per_world)
     _assert_same_dynamics(warp, mj)
 
 
@@ -62,7 +66,7 @@ def test_warp_worlds_hold_each_envs_randomized_model():
         warp.step(np.zeros((6, 12)))
     base = copy.copy(warp.base_model)
     for f in ("body_mass", "body_subtreemass", "dof_frictionloss", "dof_invweight0"):
-        rows = getattr(warp._warp.model, f).numpy()
+        rows = getattr(warp.physics.worlds.model, f).numpy()
         for i in range(warp.num_envs):
             want = getattr(apply_params(copy.copy(base), warp.randomized[i], warp.robot), f)
             np.testing.assert_allclose(rows[i], want, rtol=1e-6, err_msg=f"{f}, world {i}")
