@@ -27,7 +27,8 @@ from pathlib import Path
 import numpy as np
 
 from deploy.estimator import KinematicInertialEstimator
-from deploy.runtime import Mode, OnboardController, SafetyConfig
+from deploy.runtime import Mode, OnboardController
+from deploy.safety import SafetyConfig
 from robot_rl.robot import load_robot
 from robot_rl.standin import PyBulletStandIn
 from robot_rl.standin_model import load_standin_config

@@ -46,7 +46,8 @@ import numpy as np
 import torch
 
 from deploy.export import export_policy, ort_session
-from deploy.runtime import Mode, OnboardController, SafetyConfig
+from deploy.runtime import Mode, OnboardController
+from deploy.safety import SafetyConfig
 from deploy.testing import FakeRobot, write_random_policy
 from policies.artifact import read_policy
 from robot_rl.obs_spec import ObservationSpec

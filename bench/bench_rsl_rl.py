@@ -51,12 +51,8 @@ wall-clock.
         --eval-seconds 2 --env-threads 1 --torch-threads 1 --json /tmp/rsl_smoke.json  # smoke
     python bench/bench_rsl_rl.py --gpu [--dry-run]   # the GPU measurements of issue 23
 
-``--gpu`` runs (only where torch sees CUDA; otherwise it says so and stops) the three
-device measurements of issue 23 with the existing tools: (1) one TRPO update with 4096
-envs' worth of data on CPU vs GPU (``bench_trpo.py --gpu-update``); (2) MuJoCo Warp env
-throughput at 1024-8192 worlds (``bench_warp.py``); (3) time to walk with ``--physics
-warp`` on the GPU (``robot-rl train`` then ``bench_time_to_walk.py --run``).  It needs the
-``warp`` extra installed.  No test depends on it.
+``--gpu`` runs the three device measurements of issue 23 (``bench/gpu_checks.py``; only
+where torch sees CUDA).  It needs the ``warp`` extra installed.  No test depends on it.
 """
 
 from __future__ import annotations
@@ -70,7 +66,6 @@ import os
 import shlex
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -235,31 +230,6 @@ def train_rsl(a, seed: int, clock: Clock, snaps: list, acc: dict) -> tuple[Any, 
     return env, venv.env_calls * a.num_envs
 
 
-def grade_model(model, env, iteration: int, seconds: float) -> dict[str, Any]:
-    """bench_time_to_walk's MuJoCo evaluation of a raw-obs -> mean-action torch module."""
-    from bench_time_to_walk import GOAL_VX, GOAL_YAW
-
-    from deploy.evaluate import EvalConfig, evaluate
-    from deploy.export import onnx_bytes
-    from deploy.metadata import PolicyMetadata
-    from policies.train import policy_meta
-
-    m = policy_meta(env, iteration)
-    meta = PolicyMetadata(
-        robot=m["robot"], joint_names=tuple(m["joint_names"]), observation=m["observation"],
-        obs_dim=int(env.single_observation_space.shape[0]),
-        action_dim=int(env.single_action_space.shape[0]), action_scale=float(m["action_scale"]),
-        nominal_pose=tuple(m["nominal_pose"]), q_min=tuple(m["q_min"]), q_max=tuple(m["q_max"]),
-        control_dt=float(m["control_dt"]), iteration=iteration)
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "policy.onnx"
-        path.write_bytes(onnx_bytes(model, meta.obs_dim, meta))
-        r = evaluate(path, cfg=EvalConfig(sim="mujoco", seconds=seconds, video=False))["metrics"]
-    ok = r["vx_abs_err"] <= GOAL_VX and r["yaw_abs_err"] <= GOAL_YAW and r["falls"] == 0
-    return {"vx_err": r["vx_abs_err"], "yaw_err": r["yaw_abs_err"], "falls": r["falls"],
-            "pass": bool(ok)}
-
-
 def warm_up(algo: str) -> None:
     """Pay one-off import costs before the clock starts (the first Adam imports
     ``torch._dynamo``, about 1-2 s), so neither side carries them."""
@@ -275,6 +245,7 @@ def warm_up(algo: str) -> None:
 
 def run_one(a: argparse.Namespace, algo: str, seed: int) -> dict[str, Any]:
     import torch
+    from bench_time_to_walk import grade_model
 
     warm_up(algo)
     acc = {"env_s": 0.0, "update_s": 0.0}
@@ -329,11 +300,6 @@ def run_worker(a: argparse.Namespace, algo: str, seed: int) -> dict[str, Any]:
     raise SystemExit(f"worker failed ({p.returncode}): {shlex.join(argv)}")
 
 
-def _ci(t: tuple[float, float, float], d: int = 2) -> str:
-    p, lo, hi = t
-    return f"{p:.{d}f} [{lo:.{d}f}, {hi:.{d}f}]"
-
-
 def summarize(results: list[dict], algos: list[str]) -> dict[str, Any]:
     from stats import bootstrap_ci, ratio_ci
 
@@ -357,6 +323,8 @@ def summarize(results: list[dict], algos: list[str]) -> dict[str, Any]:
 
 
 def print_summary(s: dict[str, Any]) -> None:
+    from stats import fmt_ci
+
     print("\nIQM over seeds [bootstrap 95 % interval]:")
     for al, d in s["per_algo"].items():
         parts = [f"{LABEL[al]:14s} seeds {d['seeds']}, walked {d['walked']}/{len(d['seeds'])}"]
@@ -364,42 +332,12 @@ def print_summary(s: dict[str, Any]) -> None:
                             ("walk_env_steps", "walk env steps", 0),
                             ("final_vx_err", "final vx err", 3), ("final_yaw_err", "yaw err", 3)):
             if k in d:
-                parts.append(f"{lab} {_ci(d[k], dig)}")
+                parts.append(f"{lab} {fmt_ci(d[k], dig)}")
         print("  " + "; ".join(parts))
     for al, d in s["ratios"].items():
         print(f"ratios {LABEL[al]} / rsl_rl PPO (IQM ratio [95 %]):")
         for k, v in d.items():
-            print(f"  {k:15s} {_ci(v)}")
-
-
-def gpu_mode(a: argparse.Namespace) -> int:
-    """The three device measurements of issue 23, with the project's existing tools."""
-    import torch
-
-    py = sys.executable
-    run_dir = Path(a.gpu_out) / "ttw_warp"
-    cmds = [
-        [py, "bench/bench_trpo.py", "--gpu-update"],
-        *[[py, "bench/bench_warp.py", "--device", "cuda:0", "--num-envs", str(n)]
-          for n in (1024, 2048, 4096, 8192)],
-        [py, "-m", "robot_rl.app.cli", "train", "--physics", "warp", "--physics-device", "cuda:0",
-         "--device", "cuda", "--num-envs", str(a.gpu_envs), "--iterations",
-         str(a.gpu_iterations), "--out", str(run_dir), "--quiet"],
-        [py, "bench/bench_time_to_walk.py", "--run", str(run_dir), "--every",
-         str(a.gpu_every)],
-    ]
-    if a.dry_run:
-        print("\n".join(shlex.join(c) for c in cmds))
-        return 0
-    if not torch.cuda.is_available():
-        print("--gpu: skipped (torch.cuda.is_available() is False: no GPU on this machine)")
-        return 0
-    for c in cmds:
-        print(f"$ {shlex.join(c)}", flush=True)
-        t = time.perf_counter()
-        rc = subprocess.run(c, cwd=HERE.parent).returncode
-        print(f"  [{time.perf_counter() - t:.1f} s, rc {rc}]", flush=True)
-    return 0
+            print(f"  {k:15s} {fmt_ci(v)}")
 
 
 def main() -> int:
@@ -432,6 +370,8 @@ def main() -> int:
     p.add_argument("--gpu-every", type=int, default=20)
     a = p.parse_args()
     if a.gpu:
+        from gpu_checks import gpu_mode
+
         return gpu_mode(a)
     if a.worker:
         algo, seed = a.worker[0], int(a.worker[1])

@@ -19,10 +19,35 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import torch
 
 GOAL_VX, GOAL_YAW, GOAL_MIN = 0.15, 0.2, 60.0
+
+
+def grade_model(model, env, iteration: int, seconds: float) -> dict[str, Any]:
+    """This benchmark's MuJoCo evaluation of a raw-obs -> mean-action torch module;
+    ``pass`` is the walking criterion (``bench_rsl_rl.py`` grades both sides' snapshots)."""
+    from deploy.evaluate import EvalConfig, evaluate
+    from deploy.export import onnx_bytes
+    from deploy.metadata import PolicyMetadata
+    from policies.train import policy_meta
+
+    m = policy_meta(env, iteration)
+    meta = PolicyMetadata(
+        robot=m["robot"], joint_names=tuple(m["joint_names"]), observation=m["observation"],
+        obs_dim=int(env.single_observation_space.shape[0]),
+        action_dim=int(env.single_action_space.shape[0]), action_scale=float(m["action_scale"]),
+        nominal_pose=tuple(m["nominal_pose"]), q_min=tuple(m["q_min"]), q_max=tuple(m["q_max"]),
+        control_dt=float(m["control_dt"]), iteration=iteration)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "policy.onnx"
+        path.write_bytes(onnx_bytes(model, meta.obs_dim, meta))
+        r = evaluate(path, cfg=EvalConfig(sim="mujoco", seconds=seconds, video=False))["metrics"]
+    ok = r["vx_abs_err"] <= GOAL_VX and r["yaw_abs_err"] <= GOAL_YAW and r["falls"] == 0
+    return {"vx_err": r["vx_abs_err"], "yaw_err": r["yaw_abs_err"], "falls": r["falls"],
+            "pass": bool(ok)}
 
 
 def checkpoint_policy(run: Path, ckpt: Path, out: Path) -> Path:

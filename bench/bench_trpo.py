@@ -42,9 +42,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import platform
 import shlex
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -57,7 +55,9 @@ from robot_rl.config import from_dict
 from robot_rl.rl import OnPolicyRunner, TrainConfig, make_gym_vec_env
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from stats import N_RESAMPLES, bootstrap_ci, ratio_ci  # noqa: E402
+from gpu_checks import gpu_update  # noqa: E402
+from provenance import commit, machine  # noqa: E402
+from stats import N_RESAMPLES, bootstrap_ci, fmt_ci, ratio_ci  # noqa: E402
 
 N_ENVS = 2
 N_STEPS = 1024
@@ -212,61 +212,6 @@ def run_sb3(task: str, steps: int, seed: int, episodes: int) -> dict:
     return out
 
 
-def time_update(device: str, repeats: int = 3) -> float:
-    """Seconds for one TRPO update (defaults of AlgoConfig) on 4096 envs x 24 steps of synthetic data."""
-    from robot_rl.rl import ActorCritic, AlgoConfig, PolicyConfig, make_algorithm
-
-    num_envs, num_steps, obs_dim, act_dim = 4096, 24, 48, 12
-    torch.manual_seed(0)
-    policy = ActorCritic(
-        obs_dim,
-        act_dim,
-        PolicyConfig(actor_hidden=(512, 256, 128), critic_hidden=(512, 256, 128), activation="elu"),
-    )
-    algo = make_algorithm(AlgoConfig(name="trpo"), policy, device)
-    algo.init_storage(num_envs, num_steps, obs_dim, act_dim)
-    dev = torch.device(device)
-    no = torch.zeros(num_envs, dtype=torch.bool, device=dev)
-
-    def fill():
-        for _ in range(num_steps):
-            obs = torch.randn(num_envs, obs_dim, device=dev)
-            a = algo.act(obs)
-            algo.process_env_step(-(a - obs[:, :act_dim]).pow(2).sum(-1), no, no)
-        algo.compute_returns(torch.randn(num_envs, obs_dim, device=dev))
-
-    def sync():
-        if dev.type == "cuda":
-            torch.cuda.synchronize()
-
-    fill()
-    algo.update()  # warm-up (allocator, kernels)
-    times = []
-    for _ in range(repeats):
-        fill()
-        sync()
-        t0 = time.perf_counter()
-        algo.update()
-        sync()
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times))
-
-
-def gpu_update() -> None:
-    if not torch.cuda.is_available():
-        print("gpu-update: skipped (torch.cuda.is_available() is False on this machine)")
-        return
-    cpu = time_update("cpu")
-    cuda = time_update("cuda")
-    print(
-        "one TRPO update, 4096 envs x 24 steps (98304 samples), obs 48, act 12, "
-        "MLP 512-256-128 elu, 10 CG iters, value 5 epochs x 4 minibatches"
-    )
-    print(f"  cpu  ({torch.get_num_threads()} threads): {cpu:.3f} s")
-    print(f"  cuda ({torch.cuda.get_device_name()}): {cuda:.3f} s")
-    print(f"  speed-up cpu/cuda: {cpu / cuda:.1f}x")
-
-
 def warm_up(tasks: list[str]) -> None:
     """Pay the one-off import costs before timing either side (whichever runs first would
     otherwise carry them): gymnasium's MuJoCo envs, and ``torch._dynamo``, which
@@ -282,11 +227,6 @@ def _fmt(d: dict | None, key: str) -> str:
 
 def _ratio(o: dict | None, s: dict | None, key: str) -> str:
     return f"{o[key] / s[key]:.2f}" if o and s and s[key] else "-"
-
-
-def _ci(t: tuple[float, float, float], digits: int) -> str:
-    p, lo, hi = t
-    return f"{p:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
 
 
 def summarize(results: list[dict], task: str) -> dict:
@@ -318,30 +258,6 @@ def default_json(tasks: list[str], steps: int, seeds: list[int]) -> Path:
     return (
         Path(__file__).resolve().parent / "results" / f"trpo_{steps_s}_{short}_seeds{seeds_s}.json"
     )
-
-
-def _machine() -> str:
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10).stdout
-        for line in out.splitlines():
-            if line.startswith("Model name:"):
-                return line.split(":", 1)[1].strip()
-    except (OSError, subprocess.SubprocessError):
-        pass
-    return platform.processor() or platform.machine()
-
-
-def _commit() -> str:
-    try:
-        return subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-            cwd=Path(__file__).resolve().parent,
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return ""
 
 
 def main() -> None:
@@ -393,10 +309,10 @@ def main() -> None:
     torch.set_num_threads(args.threads or 1)
     seeds = args.seeds if args.seeds is not None else list(range(args.num_seeds))
     command = "python bench/bench_trpo.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-    machine = _machine()
+    cpu = machine()
 
     print(
-        f"machine: {machine}, torch {torch.__version__}, "
+        f"machine: {cpu}, torch {torch.__version__}, "
         f"{torch.get_num_threads()} torch thread(s), steps={args.steps}, seeds={seeds}"
     )
     if args.only == "both" and len(seeds) < 5:
@@ -449,9 +365,9 @@ def main() -> None:
             ret, wall = sm["eval_return"], sm["wall_s"]
             print(
                 f"| {sm['task']} | {args.steps} | {len(sm['seeds'])} | "
-                f"{_ci(ret['ours_iqm_ci95'], 0)} | {_ci(ret['sb3_iqm_ci95'], 0)} | "
-                f"**{_ci(ret['ratio_iqm_ci95'], 2)}** | {_ci(wall['ours_iqm_ci95'], 1)} | "
-                f"{_ci(wall['sb3_iqm_ci95'], 1)} | **{_ci(wall['ratio_iqm_ci95'], 2)}** |"
+                f"{fmt_ci(ret['ours_iqm_ci95'], 0)} | {fmt_ci(ret['sb3_iqm_ci95'], 0)} | "
+                f"**{fmt_ci(ret['ratio_iqm_ci95'], 2)}** | {fmt_ci(wall['ours_iqm_ci95'], 1)} | "
+                f"{fmt_ci(wall['sb3_iqm_ci95'], 1)} | **{fmt_ci(wall['ratio_iqm_ci95'], 2)}** |"
             )
     print(f"(sb3-contrib documented TRPO returns at 1M steps on v3 tasks: {SB3_DOC})")
     if args.json != "-":
@@ -459,8 +375,8 @@ def main() -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         payload = {
             "command": command,
-            "cpu": machine,
-            "commit": _commit(),
+            "cpu": cpu,
+            "commit": commit(),
             "torch": torch.__version__,
             "torch_threads": torch.get_num_threads(),
             "steps": args.steps,

@@ -87,3 +87,9 @@ def ratio_ci(
     a = (1.0 - confidence) / 2.0
     lo, hi = np.quantile(bn / bd, [a, 1.0 - a])
     return point, float(lo), float(hi)
+
+
+def fmt_ci(t: tuple[float, float, float], digits: int = 2) -> str:
+    """``(point, low, high)`` as ``"point [low, high]"`` with ``digits`` decimals."""
+    p, lo, hi = t
+    return f"{p:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"

@@ -49,7 +49,8 @@ import numpy as np
 
 from deploy.eval_report import METRICS, _fmt, _jsonable, compare_reports, write_outputs  # noqa: F401
 from deploy.export import read_metadata
-from deploy.runtime import Mode, OnboardController, SafetyConfig
+from deploy.runtime import Mode, OnboardController
+from deploy.safety import SafetyConfig
 from robot_rl.config import to_dict
 from robot_rl.interface import RobotInterface
 from robot_rl.robot import FALL_HEIGHT_FRACTION, FALL_UP_Z, RobotDescription, load_robot

@@ -27,8 +27,10 @@ state or the policy output, a missing IMU field, the base velocity estimator los
 (see below), a joint beyond its limits by more than
 ``joint_limit_margin``, a joint faster than ``qd_limit_factor * qd_max``, a base tilt
 above ``max_tilt``, and a stale state (its stamp more than ``state_timeout`` behind the
-controller's clock, e.g. a frozen driver).  Targets are always clipped to the joint
-limits (the tighter of the robot description's and the model's).
+controller's clock, e.g. a frozen driver); the thresholds (:class:`SafetyConfig`) and the
+state checks (:class:`~deploy.safety.StateCheck`) live in :mod:`deploy.safety`.  Targets
+are always clipped to the joint limits (the tighter of the robot description's and the
+model's).
 
 Observations are built from measured signals only (``signals`` in the ONNX metadata).  A
 policy that observes the base linear velocity gets the estimate of the onboard
@@ -53,9 +55,10 @@ import numpy as np
 
 from deploy.estimator import EstimatorConfig, KinematicInertialEstimator
 from deploy.onnx_policy import ModelMismatchError, OnnxPolicy, check_compatible
+from deploy.safety import SafetyConfig, StateCheck
 from robot_rl.interface import SIGNALS, RobotInterface, RobotState, missing_signals
 from robot_rl.obs_spec import ObservationSpec
-from robot_rl.obs_state import ACTION_CLIP, ObsActionState
+from robot_rl.obs_state import ObsActionState
 from robot_rl.robot import RobotDescription
 
 log = logging.getLogger(__name__)
@@ -68,35 +71,6 @@ class Mode(str, Enum):
     RAMP = "RAMP"
     POLICY = "POLICY"
     DAMPING = "DAMPING"
-
-
-@dataclass(frozen=True)
-class SafetyConfig:
-    """Start sequence and fault thresholds of the onboard controller."""
-
-    # time spent holding the joint positions measured at start (s)
-    hold_s: float = 0.5
-    # duration of the cosine ramp from the start position to the nominal pose (s)
-    ramp_s: float = 1.5
-    # tolerated excursion of a measured joint position beyond its limits (rad)
-    joint_limit_margin: float = 0.1
-    # tolerated joint speed as a multiple of the robot's qd_max (-)
-    qd_limit_factor: float = 1.2
-    # largest tolerated angle between the base z axis and world up (rad)
-    max_tilt: float = 1.0
-    # a state whose stamp lags the controller clock by more than this is stale (s)
-    state_timeout: float = 0.05
-    # policy actions are clipped to +-action_clip before use (-; training clips to
-    # robot_rl.obs_state.ACTION_CLIP)
-    action_clip: float = ACTION_CLIP
-
-    def __post_init__(self) -> None:
-        for name in ("hold_s", "ramp_s", "joint_limit_margin"):
-            if not getattr(self, name) >= 0:
-                raise ValueError(f"SafetyConfig.{name} must be >= 0, got {getattr(self, name)}")
-        for name in ("qd_limit_factor", "max_tilt", "state_timeout", "action_clip"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"SafetyConfig.{name} must be > 0, got {getattr(self, name)}")
 
 
 def world_to_base(quat_wxyz, v) -> np.ndarray:
@@ -166,24 +140,12 @@ class OnboardController:
         # the onboard base velocity estimate, when the policy observes it
         self.estimator = (KinematicInertialEstimator(robot, estimator)
                           if ESTIMATED in self.meta.signals else None)
-        # state fields checked for presence and finiteness every period
-        self._check_fields = ("q", "qd", "base_quat", "base_angvel") + (
-            ("base_acc",) if self.estimator is not None else ())
         self.nominal = np.asarray(self.meta.nominal_pose, dtype=np.float64)
         self.q_lo = np.maximum(robot.array("q_min"), np.asarray(self.meta.q_min))
         self.q_hi = np.minimum(robot.array("q_max"), np.asarray(self.meta.q_max))
         self.qd_max = robot.array("qd_max")
-        # fault thresholds on measured joint positions and speeds
-        self._q_fault_lo = robot.array("q_min") - self.safety.joint_limit_margin
-        self._q_fault_hi = robot.array("q_max") + self.safety.joint_limit_margin
-        self._qd_fault = self.safety.qd_limit_factor * self.qd_max
-        # the fast path of check_state: q, qd, gyro (and accelerometer) within these bounds
-        # in one comparison (the gyro's and accelerometer's: any finite value)
-        big = np.full(3 * (len(self._check_fields) - 3), 1e300)  # gyro (, accelerometer)
-        self._ok_lo = np.concatenate([self._q_fault_lo, -self._qd_fault, -big])
-        self._ok_hi = np.concatenate([self._q_fault_hi, self._qd_fault, big])
-        self._ok = np.empty(len(self._ok_lo), dtype=bool)
-        self._cos_tilt = math.cos(self.safety.max_tilt)
+        # the per-period fault check of the measured state
+        self.state_check = StateCheck(robot, self.safety, base_acc=self.estimator is not None)
         # start sequence in control periods
         self._hold_steps = int(round(self.safety.hold_s / self.control_dt))
         self._ramp_steps = int(round(self.safety.ramp_s / self.control_dt))
@@ -285,68 +247,9 @@ class OnboardController:
         log.info("onboard controller: %s at t=%.3f s: %s", mode.value, self.time, message)
 
     def check_state(self, state: RobotState) -> str | None:
-        """The first fault found in ``state``, as a readable reason, or None.
-
-        A fast path answers "no fault" in a few numpy calls (one bounds comparison of all
-        the measured values, the quaternion in Python floats); the slower search for the
-        offending field and joint runs only when it does not.
-        """
-        stamp = state.stamp
-        if stamp is None or not math.isfinite(stamp):
-            return f"state stamp is {stamp!r}"
-        clock = self._t0 + self.time
-        if clock - stamp > self.safety.state_timeout:
-            return (f"stale state: stamp {stamp:.3f} s lags the controller clock {clock:.3f} s "
-                    f"by {1e3 * (clock - stamp):.0f} ms (timeout "
-                    f"{1e3 * self.safety.state_timeout:.0f} ms)")
-        q, qd, quat, gyro = state.q, state.qd, state.base_quat, state.base_angvel
-        acc = state.base_acc if self.estimator is not None else gyro
-        if q is not None and qd is not None and quat is not None and gyro is not None \
-                and acc is not None:
-            w, x, y, z = np.asarray(quat, dtype=np.float64).tolist()
-            n2 = w * w + x * x + y * y + z * z  # NaN and inf fail the comparisons below
-            if 0.25 < n2 < 2.25 and 1.0 - 2.0 * (x * x + y * y) / n2 >= self._cos_tilt:
-                values = np.concatenate((q, qd, gyro, acc) if self.estimator is not None
-                                        else (q, qd, gyro))
-                ok = np.greater_equal(values, self._ok_lo, out=self._ok)
-                ok &= values <= self._ok_hi
-                if np.count_nonzero(ok) == len(ok):
-                    return None
-        fields = [getattr(state, f) for f in self._check_fields]
-        if any(v is None for v in fields) or not np.isfinite(np.concatenate(fields)).all():
-            return self._non_finite_reason(state)
-        q, qd = state.q, state.qd
-        if ((q < self._q_fault_lo) | (q > self._q_fault_hi)).any():
-            i = int(np.where((q < self._q_fault_lo) | (q > self._q_fault_hi))[0][0])
-            return (f"joint {self.robot.joint_names[i]} at {q[i]:.3f} rad is beyond its limits "
-                    f"[{self.robot.q_min[i]:.3f}, {self.robot.q_max[i]:.3f}] by more than "
-                    f"{self.safety.joint_limit_margin} rad")
-        if (np.abs(qd) > self._qd_fault).any():
-            i = int(np.where(np.abs(qd) > self._qd_fault)[0][0])
-            return (f"joint {self.robot.joint_names[i]} speed {qd[i]:.1f} rad/s exceeds "
-                    f"{self.safety.qd_limit_factor:g} x qd_max = {self._qd_fault[i]:.1f} rad/s")
-        w, x, y, z = (float(c) for c in state.base_quat)
-        n2 = w * w + x * x + y * y + z * z
-        if not 0.25 < n2 < 2.25:
-            return f"base_quat {state.base_quat} is not a unit quaternion (norm {math.sqrt(n2):.3f})"
-        up_z = 1.0 - 2.0 * (x * x + y * y) / n2  # world z of the base's z axis
-        if up_z < self._cos_tilt:
-            tilt = math.degrees(math.acos(max(-1.0, min(1.0, up_z))))
-            return f"base tilt {tilt:.0f} deg exceeds {math.degrees(self.safety.max_tilt):.0f} deg"
-        return None
-
-    def _non_finite_reason(self, state: RobotState) -> str:
-        names = self.robot.joint_names
-        for fname in self._check_fields:
-            v = getattr(state, fname)
-            if v is None:
-                return f"state has no {fname} (the policy needs it; see docs/bridge.md)"
-            v = np.asarray(v, dtype=np.float64)
-            if not np.all(np.isfinite(v)):
-                i = int(np.where(~np.isfinite(v))[0][0])
-                where = f" of joint {names[i]}" if fname in ("q", "qd") else f"[{i}]"
-                return f"non-finite {fname}{where}: {v[i]}"
-        return "non-finite state"
+        """The first fault found in ``state``, as a readable reason, or None
+        (:meth:`deploy.safety.StateCheck.check` at the controller's clock)."""
+        return self.state_check.check(state, self._t0 + self.time)
 
     # -- one control period ---------------------------------------------------------------
     def compute(self, state: RobotState) -> ControlStep:

@@ -4,7 +4,7 @@
 
 Every model that applies it calls :func:`pd_torque`: the MuJoCo robot
 (:mod:`robot_rl.mujoco_robot`), the stand-in's motor driver before its own speed-dependent
-limit (:mod:`robot_rl.standin_model`), the training env's actuation (ideal, randomized,
+limit (:mod:`robot_rl.standin_actuator`), the training env's actuation (ideal, randomized,
 and the torch path of :mod:`policies.actuation`), the synthetic actuator logs and the
 ideal-PD baseline of stage 2.  The one place it is computed elsewhere is inside MuJoCo's
 step: ``MujocoModelConfig.pd_actuators`` (:mod:`robot_rl.sim_mujoco`) hands the same gains to

@@ -5,7 +5,7 @@ The stand-in draws hidden perturbations of the robot's physics (link masses, a t
 payload with an offset centre of mass, joint damping and Coulomb friction, rotor inertia,
 foot friction) from its config's seed, and drives the joints through a reference actuator
 richer than an ideal PD (latency, torque-speed saturation, first-order torque response);
-see :mod:`robot_rl.standin_model` for the equations.  Real users replace this class with a
+see :mod:`robot_rl.standin_actuator` for the equations.  Real users replace this class with a
 bridge to their robot; everything downstream sees only the logs.
 
 It measures like a robot (:mod:`robot_rl.sensors`): ``read_state()`` gives quantized,
@@ -30,13 +30,8 @@ from robot_rl.interface import GroundTruth, RobotInterface, RobotState
 from robot_rl.robot import RobotDescription
 from robot_rl.sensors import GRAVITY, SensorErrors, SensorModel, quantize, quat_to_matrix
 from robot_rl.sim_pybullet import PyBulletRobot, load_pybullet_robot, new_world
-from robot_rl.standin_model import (
-    HiddenParams,
-    ReferenceActuator,
-    StandInConfig,
-    draw_hidden,
-    perturbed_urdf,
-)
+from robot_rl.standin_actuator import ReferenceActuator
+from robot_rl.standin_model import HiddenParams, StandInConfig, draw_hidden, perturbed_urdf
 from robot_rl.terrain import Terrain
 
 

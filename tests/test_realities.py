@@ -12,10 +12,9 @@ from robot_rl.app.pipeline import _reality, build_parser, stages
 from robot_rl.config import ConfigError
 from robot_rl.robot import load_robot
 from robot_rl.standin import PyBulletStandIn
+from robot_rl.standin_actuator import ReferenceActuator, ReferenceActuatorConfig
 from robot_rl.standin_model import (
     HiddenParams,
-    ReferenceActuator,
-    ReferenceActuatorConfig,
     StandInConfig,
     load_standin_config,
     realities,

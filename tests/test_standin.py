@@ -7,12 +7,8 @@ import pytest
 from robot_rl.config import ConfigError
 from robot_rl.robot import load_robot
 from robot_rl.standin import PyBulletStandIn
-from robot_rl.standin_model import (
-    ReferenceActuator,
-    ReferenceActuatorConfig,
-    StandInConfig,
-    load_standin_config,
-)
+from robot_rl.standin_actuator import ReferenceActuator, ReferenceActuatorConfig
+from robot_rl.standin_model import StandInConfig, load_standin_config
 
 
 def total_mass(standin):

@@ -18,7 +18,8 @@ from deploy.eval_cli import build_parser
 from deploy.eval_cli import main as eval_main
 from deploy.evaluate import EvalConfig, evaluate, make_interface, run_episode
 from deploy.export import export_policy
-from deploy.runtime import Mode, OnboardController, SafetyConfig
+from deploy.runtime import Mode, OnboardController
+from deploy.safety import SafetyConfig
 from deploy.testing import FakeRobot, write_random_policy
 from robot_rl.mujoco_robot import MujocoRobot
 from robot_rl.obs_spec import quat_rotate_inverse

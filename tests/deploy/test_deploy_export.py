@@ -22,7 +22,8 @@ from deploy.export import (
 from deploy.export_cli import build_parser
 from deploy.export_cli import main as export_main
 from deploy.metadata import ONNX_FORMAT, ONNX_FORMAT_VERSION, MetadataError
-from deploy.runtime import OnboardController, SafetyConfig
+from deploy.runtime import OnboardController
+from deploy.safety import SafetyConfig
 from deploy.testing import write_random_policy
 from policies.artifact import PolicyFileError, read_policy
 from robot_rl.mujoco_robot import MujocoRobot

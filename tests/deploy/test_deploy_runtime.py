@@ -19,9 +19,9 @@ from deploy.runtime import (
     Mode,
     ModelMismatchError,
     OnboardController,
-    SafetyConfig,
     world_to_base,
 )
+from deploy.safety import SafetyConfig
 from deploy.testing import FakeRobot, rewrite_onnx_metadata, with_state, write_random_policy
 from robot_rl.interface import RobotInterface
 from robot_rl.obs_spec import ObservationSpec, gait_reference, quat_rotate_inverse

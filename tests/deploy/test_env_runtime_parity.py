@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 
 from deploy.export import export_policy
-from deploy.runtime import Mode, OnboardController, SafetyConfig
+from deploy.runtime import Mode, OnboardController
+from deploy.safety import SafetyConfig
 from deploy.testing import write_random_policy
 from policies.config import EnvConfig
 from policies.env import LeggedEnv

@@ -14,7 +14,8 @@ import pytest
 from deploy.estimator import EstimatorConfig, KinematicInertialEstimator, LegKinematics
 from deploy.export import export_policy, read_metadata
 from deploy.metadata import MetadataError
-from deploy.runtime import MissingSignalError, Mode, OnboardController, SafetyConfig
+from deploy.runtime import MissingSignalError, Mode, OnboardController
+from deploy.safety import SafetyConfig
 from deploy.testing import FakeRobot, rewrite_onnx_metadata, with_state, write_random_policy
 from robot_rl.interface import RobotState
 from robot_rl.obs_spec import ObservationSpec
@@ -266,7 +267,8 @@ def test_controller_with_estimator_runs_without_torch(onnx_pair):
     with_block = str(onnx_pair[0])  # a policy that observes base velocity: the estimator runs
     code = (
         "import sys, numpy as np\n"
-        "from deploy.runtime import OnboardController, SafetyConfig\n"
+        "from deploy.runtime import OnboardController\n"
+        "from deploy.safety import SafetyConfig\n"
         "from robot_rl.interface import RobotState\n"
         "from robot_rl.robot import load_robot\n"
         "a1 = load_robot('a1')\n"

@@ -13,7 +13,8 @@ import pytest
 from deploy.eval_cli import main as eval_main
 from deploy.evaluate import EvalConfig, evaluate, run_episode
 from deploy.export import export_policy
-from deploy.runtime import OnboardController, SafetyConfig
+from deploy.runtime import OnboardController
+from deploy.safety import SafetyConfig
 from deploy.testing import FakeRobot, write_random_policy
 from robot_rl.app.cli import main as cli_main
 from robot_rl.robot import load_robot

@@ -85,7 +85,7 @@ def test_bad_config_override_is_rejected(tmp_path, capsys):
 def collapsed_ground(tmp_path_factory):
     """Weak drivers (a quarter of the commanded gains): the ground experiment leaves A1
     resting on its thighs."""
-    from robot_rl.standin_model import ReferenceActuatorConfig
+    from robot_rl.standin_actuator import ReferenceActuatorConfig
 
     tmp = tmp_path_factory.mktemp("collapsed")
     cfg = StandInConfig(seed=2)
