@@ -36,11 +36,9 @@ def grade_model(model, env, iteration: int, seconds: float) -> dict[str, Any]:
 
     m = policy_meta(env, iteration)
     meta = PolicyMetadata(
-        robot=m["robot"], joint_names=tuple(m["joint_names"]), observation=m["observation"],
-        obs_dim=int(env.single_observation_space.shape[0]),
-        action_dim=int(env.single_action_space.shape[0]), action_scale=float(m["action_scale"]),
-        nominal_pose=tuple(m["nominal_pose"]), q_min=tuple(m["q_min"]), q_max=tuple(m["q_max"]),
-        control_dt=float(m["control_dt"]), iteration=iteration)
+        robot=m.robot, joint_names=m.joint_names, observation=m.observation, obs_dim=m.obs_dim,
+        action_dim=m.action_dim, action_scale=m.action_scale, nominal_pose=m.nominal_pose,
+        q_min=m.q_min, q_max=m.q_max, control_dt=m.control_dt, iteration=iteration)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "policy.onnx"
         path.write_bytes(onnx_bytes(model, meta.obs_dim, meta))
