@@ -94,13 +94,14 @@ class EnvTerrain:
     def episode_end(self, ids: np.ndarray, base_xy: np.ndarray, command: np.ndarray,
                     episode_s: float, fell: np.ndarray) -> None:
         """Move the envs ``ids`` up or down a level from how far they walked from their
-        spawn (``base_xy``, m) for their ``command`` (vx, vy, m/s) over ``episode_s`` (s);
-        then give them their (new) tile's spawn point."""
+        spawn (``base_xy``, m) against how far their ``command`` (vx, vy m/s, yaw rate
+        rad/s) would carry the base over ``episode_s`` (s,
+        :func:`commanded_displacement`); then give them their (new) tile's spawn point."""
         if len(ids) == 0:
             return
         if self.cfg.enabled:
             walked = np.linalg.norm(base_xy - self.spawn[ids, :2], axis=1)
-            asked = np.linalg.norm(command[:, :2], axis=1) * episode_s
+            asked = commanded_displacement(command, episode_s)
             up = walked > self.tile_size / 2
             down = ~up & (fell | (walked < 0.5 * asked))
             level = self.level[ids] + up - down
@@ -108,3 +109,15 @@ class EnvTerrain:
             level[top] = self.rng.integers(0, self.cfg.levels, int(top.sum()))
             self.level[ids] = np.clip(level, 0, self.cfg.levels - 1)
         self._place(ids)
+
+
+def commanded_displacement(command: np.ndarray, seconds) -> np.ndarray:
+    """Straight-line distance (m) a base covers holding ``command`` rows (vx, vy m/s in its
+    own frame, yaw rate w rad/s) for ``seconds``: the chord of the arc it drives,
+    |v| T |sin(w T / 2) / (w T / 2)|, which is |v| T when not turning.  A turning command
+    asks for less displacement than its path length; comparing the walked distance with
+    |v| T would send every turning env down a level."""
+    command = np.asarray(command, dtype=np.float64)
+    speed = np.linalg.norm(command[:, :2], axis=1)
+    half_turn = command[:, 2] * np.asarray(seconds, dtype=np.float64) / 2.0
+    return speed * np.asarray(seconds, dtype=np.float64) * np.abs(np.sinc(half_turn / np.pi))

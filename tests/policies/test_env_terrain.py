@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -94,3 +96,36 @@ def test_bad_terrain_settings_name_the_field():
         TerrainCurriculumConfig(kinds=("flat", "ice"))
     with pytest.raises(TerrainError, match="^env.terrain_curriculum.levels:"):
         TerrainCurriculumConfig(levels=3, max_init_level=3)
+
+
+def test_commanded_displacement_is_the_chord_of_the_commanded_arc():
+    from policies.terrain_curriculum import commanded_displacement
+
+    cmd = np.array([[0.5, 0.0, 0.0], [0.3, 0.4, 0.0], [0.5, 0.0, 0.6], [0.5, 0.0, -0.6],
+                    [0.5, 0.0, 2 * np.pi / 10]])
+    d = commanded_displacement(cmd, np.full(5, 10.0))
+    # straight: |v| T; turning at w: 2 |v| |sin(w T / 2)| / w; a full circle: back at the start
+    np.testing.assert_allclose(d[:2], [5.0, 5.0])
+    np.testing.assert_allclose(d[2:4], 2 * 0.5 * abs(np.sin(3.0)) / 0.6)
+    assert d[4] == pytest.approx(0.0, abs=1e-12)
+    # the same by integrating the body-frame velocity along the heading
+    t = np.linspace(0.0, 10.0, 200001)
+    heading = 0.6 * t
+    vx = np.trapezoid(0.5 * np.cos(heading), t)
+    vy = np.trapezoid(0.5 * np.sin(heading), t)
+    assert d[2] == pytest.approx(np.hypot(vx, vy), rel=1e-6)
+
+
+def test_a_turning_env_that_drove_its_arc_is_not_sent_down():
+    grid = TerrainCurriculumConfig(enabled=True, kinds=("rough",), levels=4, max_init_level=2)
+    cfg = replace(EnvConfig(), num_envs=2, terrain=replace(EnvConfig().terrain, horizontal_scale=0.1),
+                  terrain_curriculum=grid)
+    ground = EnvTerrain(cfg, np.random.default_rng(0))
+    ground.level[:] = 2
+    ground._place(np.arange(2))
+    xy = ground.spawn[:, :2].copy()
+    xy[:, 0] += 0.4  # 0.4 m: the chord of 0.5 m/s at 0.6 rad/s over 20 s is 0.45 m
+    cmd = np.array([[0.5, 0.0, 0.6], [0.5, 0.0, 0.0]])
+    ground.episode_end(np.arange(2), xy, cmd, np.full(2, 20.0), np.array([False, False]))
+    # turning: 0.4 > half of 0.45 -> stays; straight: 0.4 < half of 10 m -> down
+    np.testing.assert_array_equal(ground.level, [2, 1])
