@@ -30,12 +30,11 @@ key                 meaning                                                     
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
 from robot_rl.obs_spec import FORMAT_VERSION as OBS_FORMAT_VERSION
-from robot_rl.obs_spec import ObservationSpec
+from robot_rl.obs_spec import ObservationSpec, interface_problem
 
 #: value of the ``format`` key
 ONNX_FORMAT = "robot_rl.onnx_policy"
@@ -84,33 +83,10 @@ class PolicyMetadata:
 
     def validate(self, where: str, prefix: str = "") -> None:
         """Raise :class:`MetadataError` naming ``where`` and the field (``prefix`` + name)."""
-        n = len(self.joint_names)
-
-        def bad(fname: str, msg: str) -> MetadataError:
-            return MetadataError(f"{where}: metadata field '{prefix}{fname}': {msg}")
-
-        if self.action_dim != n:
-            raise bad("action_dim", f"{self.action_dim} actions but {n} joint_names")
-        for fname in ("nominal_pose", "q_min", "q_max"):
-            v = getattr(self, fname)
-            if len(v) != n:
-                raise bad(fname, f"has {len(v)} values, expected {n} (one per joint)")
-            if not all(math.isfinite(x) for x in v):
-                raise bad(fname, "contains NaN/Inf")
-        if any(lo >= hi for lo, hi in zip(self.q_min, self.q_max)):
-            raise bad("q_min", "must be below q_max for every joint")
-        if not (math.isfinite(self.control_dt) and self.control_dt > 0):
-            raise bad("control_dt", f"must be > 0 s, got {self.control_dt!r}")
-        if not (math.isfinite(self.action_scale) and self.action_scale > 0):
-            raise bad("action_scale", f"must be > 0, got {self.action_scale!r}")
-        spec = self.spec(where, prefix)
-        if spec.size != self.obs_dim:
-            raise bad("obs_dim", f"{self.obs_dim}, but the observation layout has size {spec.size}")
-        if spec.num_joints != n:
-            raise bad("observation", f"layout is for {spec.num_joints} joints, joint_names has {n}")
-        if abs(spec.action_scale - self.action_scale) > 1e-12:
-            raise bad("action_scale", f"{self.action_scale} differs from the observation "
-                                      f"layout's action_scale {spec.action_scale}")
+        problem = interface_problem(self, lambda: self.spec(where, prefix))
+        if problem:
+            fname, msg = problem
+            raise MetadataError(f"{where}: metadata field '{prefix}{fname}': {msg}")
 
     def spec(self, where: str = "metadata", prefix: str = "") -> ObservationSpec:
         """The :class:`ObservationSpec` this policy was trained with."""

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,7 +27,7 @@ import torch
 
 from robot_rl.config import ConfigError, artifact_file, atomic_write_bytes, from_dict, to_dict
 from robot_rl.obs_spec import FORMAT_VERSION as OBS_FORMAT_VERSION
-from robot_rl.obs_spec import ObservationSpec
+from robot_rl.obs_spec import ObservationSpec, interface_problem
 from robot_rl.rl.config import PolicyConfig
 from robot_rl.rl.models import ActorCritic
 
@@ -71,34 +70,11 @@ class PolicyMeta:
 
     def validate(self, where: str) -> None:
         """Raise :class:`PolicyFileError` naming ``where`` and the field (as in the file)."""
-        n = len(self.joint_names)
-
-        def bad(fname: str, msg: str) -> PolicyFileError:
-            return PolicyFileError(f"{where}: field {fname!r}: {msg}")
-
-        if self.action_dim != n:
-            raise bad("action_dim", f"{self.action_dim} actions but {n} meta.joint_names")
-        for fname in ("nominal_pose", "q_min", "q_max"):
-            v = getattr(self, fname)
-            if len(v) != n:
-                raise bad(f"meta.{fname}", f"has {len(v)} values, expected {n} (one per joint)")
-            if not all(math.isfinite(x) for x in v):
-                raise bad(f"meta.{fname}", "contains NaN/Inf")
-        if any(lo >= hi for lo, hi in zip(self.q_min, self.q_max)):
-            raise bad("meta.q_min", "must be below meta.q_max for every joint")
-        if not (math.isfinite(self.control_dt) and self.control_dt > 0):
-            raise bad("meta.control_dt", f"must be > 0 s, got {self.control_dt!r}")
-        if not (math.isfinite(self.action_scale) and self.action_scale > 0):
-            raise bad("meta.action_scale", f"must be > 0, got {self.action_scale!r}")
-        spec = self.spec(where)
-        if spec.size != self.obs_dim:
-            raise bad("obs_dim", f"{self.obs_dim}, but meta.observation has size {spec.size}")
-        if spec.num_joints != n:
-            raise bad("meta.observation", f"layout is for {spec.num_joints} joints, "
-                                          f"meta.joint_names has {n}")
-        if abs(spec.action_scale - self.action_scale) > 1e-12:
-            raise bad("meta.action_scale", f"{self.action_scale} differs from the observation "
-                                           f"layout's action_scale {spec.action_scale}")
+        problem = interface_problem(self, lambda: self.spec(where))
+        if problem:  # obs_dim and action_dim are top-level keys of the file, the rest meta.*
+            fname, msg = problem
+            fname = fname if fname in ("obs_dim", "action_dim") else f"meta.{fname}"
+            raise PolicyFileError(f"{where}: field {fname!r}: {msg}")
 
     def spec(self, where: str = POLICY_FILE) -> ObservationSpec:
         """The :class:`ObservationSpec` the policy was trained with."""

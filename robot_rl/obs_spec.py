@@ -33,6 +33,7 @@ trajectory generators): ``q_target = q0 + reference(phase) + action_scale * a``;
 from __future__ import annotations
 
 import functools
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -305,3 +306,37 @@ def action_to_target(spec: ObservationSpec, action: np.ndarray, nominal: np.ndar
             np.add(thighs, thigh, out=thighs)
             np.add(knees, knee, out=knees)
     return target
+
+
+def interface_problem(meta, spec) -> tuple[str, str] | None:
+    """The first inconsistency of a policy's interface, as ``(field, message)``, or None.
+
+    ``meta`` has the fields both policy files carry (``joint_names``, ``obs_dim``,
+    ``action_dim``, ``nominal_pose``, ``q_min``, ``q_max``, ``control_dt``, ``action_scale``;
+    stage 3's ``policy.pt`` and stage 4's ONNX metadata); ``spec()`` returns its
+    :class:`ObservationSpec` (raising the caller's own error on a bad layout).  Each file's
+    reader names the field its own way."""
+    n = len(meta.joint_names)
+    if meta.action_dim != n:
+        return "action_dim", f"{meta.action_dim} actions but {n} joint_names"
+    for fname in ("nominal_pose", "q_min", "q_max"):
+        v = getattr(meta, fname)
+        if len(v) != n:
+            return fname, f"has {len(v)} values, expected {n} (one per joint)"
+        if not all(math.isfinite(x) for x in v):
+            return fname, "contains NaN/Inf"
+    if any(lo >= hi for lo, hi in zip(meta.q_min, meta.q_max)):
+        return "q_min", "must be below q_max for every joint"
+    if not (math.isfinite(meta.control_dt) and meta.control_dt > 0):
+        return "control_dt", f"must be > 0 s, got {meta.control_dt!r}"
+    if not (math.isfinite(meta.action_scale) and meta.action_scale > 0):
+        return "action_scale", f"must be > 0, got {meta.action_scale!r}"
+    s = spec()
+    if s.size != meta.obs_dim:
+        return "obs_dim", f"{meta.obs_dim}, but the observation layout has size {s.size}"
+    if s.num_joints != n:
+        return "observation", f"layout is for {s.num_joints} joints, joint_names has {n}"
+    if abs(s.action_scale - meta.action_scale) > 1e-12:
+        return "action_scale", (f"{meta.action_scale} differs from the observation layout's "
+                                f"action_scale {s.action_scale}")
+    return None
