@@ -36,6 +36,7 @@ the error closed loop, and the cost per update: tens of microseconds).
 
 from __future__ import annotations
 
+import itertools
 import math
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
@@ -100,20 +101,28 @@ def _skew(a: np.ndarray) -> np.ndarray:
     return out
 
 
-#: Levi-Civita symbol: sum_jk EPS[i, j, k] a_j b_k = (a x b)_i
-EPS = np.zeros((3, 3, 3))
-EPS[0, 1, 2] = EPS[1, 2, 0] = EPS[2, 0, 1] = 1.0
-EPS[0, 2, 1] = EPS[2, 1, 0] = EPS[1, 0, 2] = -1.0
-
-
 class LegKinematics:
     """Forward kinematics of every leg, vectorised over legs (base frame, numpy).
 
     Built from the URDF: each foot link's chain of joints back to the base link, with
     consecutive fixed joints folded into the revolute joints' origins.  Every leg must
-    have the same number of revolute joints, ``J / legs``, in the canonical joint order.
-    Joints about a coordinate axis (all registered robots) take a fast path: their
-    rotation matrices are filled in place from sin and cos, without Rodrigues' formula.
+    have the same number of revolute joints, ``K = J / legs``, in the canonical joint order.
+
+    **One product per update.**  A joint's rotation about its unit axis ``a`` (Rodrigues),
+    after the joint's fixed frame ``F`` (the URDF origin's rpy), is affine in its cosine and
+    sine::
+
+        F R(q) = F a a^T + cos q F (I - a a^T) + sin q F [a]x  =  B_0 + c B_1 + s B_2
+
+    so every product along a leg's chain is a sum over the 3^K monomials ``t_0 t_1 ...
+    t_{K-1}`` (``t_k`` one of 1, ``c_k``, ``s_k``), each with a constant coefficient.  The
+    foot position, the foot velocity ``J qd`` and the last link's angular velocity are
+    such products (the velocities linear in ``qd``), so the three of them are one constant
+    matrix (built here, :meth:`_coefficients`) times the features ``[m, qd_0 m, ...,
+    qd_{K-1} m]`` of the monomials ``m``: per update, a cosine, a sine, K+1 gathers, K
+    products and one matrix product on 1-D arrays, where the chain of 3 x 3 rotations took
+    some fifteen numpy calls (~1 us each at this size).  The plain joint chain is kept as
+    the reference in ``tests/deploy/test_estimator_reference.py``.
     """
 
     def __init__(self, robot: RobotDescription, urdf_path=None):
@@ -161,82 +170,111 @@ class LegKinematics:
                                  f"{per_leg}")
             foot[i] = pos
             radius[i] = _sphere_radius(root, foot_link)
-        #: first joint's position (L, 3), joint axes in their frames (L, K, 3), foot offset in
-        #: the last joint's frame (L, 3), foot sphere radius (L,), all in metres
-        self.origin0, self.axes, self.foot, self.radius = origins[:, 0], axes, foot, radius
-        self._frames = None if np.allclose(frames, np.eye(3)) else frames
-        # per joint, the columns [offset to the next joint (or the foot), axis] in its frame
-        nxt = np.concatenate([origins[:, 1:], foot[:, None]], axis=1)
-        self._cols = np.stack([nxt, axes], axis=-1)  # (L, K, 3, 2)
-        self._rot = np.zeros((legs * per_leg, 3, 3))
-        self._cum = np.zeros((legs, per_leg, 3, 3))
-        flat_axes = axes.reshape(-1, 3)
-        main = np.argmax(np.abs(flat_axes), axis=1)
-        self._aligned = bool(np.allclose(np.abs(flat_axes).max(axis=1), 1.0))
-        if self._aligned:  # R about coordinate axis a with sign s: fill 4 entries in place
-            n = len(main)
-            b, c = (main + 1) % 3, (main + 2) % 3
-            sign = np.sign(flat_axes[np.arange(n), main])
-            j9 = np.arange(n) * 9
-            self._rot[np.arange(n), main, main] = 1.0
-            self._cpos = np.concatenate([j9 + 4 * b, j9 + 4 * c])
-            self._spos = np.concatenate([j9 + 3 * b + c, j9 + 3 * c + b])
-            self._src = np.concatenate([np.arange(n), np.arange(n)])
-            self._scoef = np.concatenate([-sign, sign])
-        k_ = _skew(flat_axes)  # any axis: R = I + sin q K + (1 - cos q) K^2
-        self._k, self._k2 = k_, k_ @ k_
-        # buffers and their views, made once: compute() is a fixed sequence of numpy calls
-        # writing into them (no per-call indexing or allocation but its three results)
-        self._rot_flat = self._rot.reshape(-1)
-        self._rot_legs = self._rot.reshape(legs, per_leg, 3, 3)
-        self._rot_framed = np.zeros((legs, per_leg, 3, 3))  # frames @ rot
-        self._colbuf = np.zeros((legs, per_leg, 3, 2))  # cum @ _cols
-        self._offsets = self._colbuf[..., 0]  # offset to the next joint (or foot), base frame
-        self._axes_b = self._colbuf[..., 1]  # joint axes, base frame
-        self._lever = np.zeros((legs, per_leg, 3))  # foot - joint position
-        self._upper = np.triu(np.ones((per_leg, per_leg)))  # lever_k = sum_{j >= k} offset_j
-        self._wq = np.zeros((legs, per_leg, 3))  # joint axis x joint velocity
-        self._wq_flat = self._wq.reshape(legs, per_leg * 3)
-        self._outer = np.zeros((legs, per_leg, 3, 3))  # wq_j lever_k per joint
-        self._outer_flat = self._outer.reshape(legs, per_leg * 9)
-        # sum over joints of wq x lever, as one product with the outer products above:
-        # (wq x lever)_i = sum_jk EPS[i, j, k] wq_j lever_k
-        self._cross = np.tile(EPS.transpose(1, 2, 0).reshape(9, 3), (per_leg, 1))
-        self._sum_joints = np.tile(np.eye(3), (per_leg, 1))  # (K*3, 3): sum over joints
-        self._wq_col, self._lever_row = self._wq[..., :, None], self._lever[..., None, :]
-        self._foot_lever = self._lever[:, 0]
-        # per joint k: (rotation so far, this joint's rotation, rotation after it), the
-        # rotations taken from the framed buffer when the URDF has joint frames
-        rot = self._rot_legs if self._frames is None else self._rot_framed
-        self._chain = [(self._cum[:, k - 1], rot[:, k], self._cum[:, k])
-                       for k in range(1, per_leg)]
-        self._cum0, self._rot0 = self._cum[:, 0], rot[:, 0]
+        #: first joint's position (L, 3), joint frames' rotations in their parents' (L, K, 3,
+        #: 3), joint axes in their frames (L, K, 3), foot offset in the last joint's frame
+        #: (L, 3), foot sphere radius (L,), all in metres
+        self.origin0, self.frames, self.axes, self.foot = origins[:, 0], frames, axes, foot
+        self.radius = radius
+        #: offset from each joint to the next joint (or the foot), in its frame (L, K, 3)
+        self.offsets = np.concatenate([origins[:, 1:], foot[:, None]], axis=1)
+        matrix = self._coefficients()  # (K+1) * L * 3^K features -> L * 9 outputs
+        # The features as products of entries of one vector, [1, cos q (J), sin q (J), qd
+        # (J)], gathered by index: feature (c, leg, t) = prod_k factor(t_k of joint k) * (1 for
+        # c = 0, else qd of joint c - 1).  Flat gathers and products on 1-D arrays are the
+        # cheapest numpy calls (~0.3-0.5 us; broadcasting over 3-D shapes costs ~2 us).
+        nj = legs * per_leg
+        self._src = np.ones(1 + 3 * nj)
+        self._cos, self._sin = self._src[1:1 + nj], self._src[1 + nj:1 + 2 * nj]
+        self._qd = self._src[1 + 2 * nj:]
+        index = np.zeros((per_leg + 1, per_leg + 1, legs, 3 ** per_leg), dtype=np.intp)
+        for col, t in enumerate(itertools.product(range(3), repeat=per_leg)):
+            for leg in range(legs):
+                for k, tk in enumerate(t):  # 1, cos, sin of joint k
+                    joint = leg * per_leg + k
+                    index[k, :, leg, col] = (0, 1 + joint, 1 + nj + joint)[tk]
+                for c in range(1, per_leg + 1):  # times qd of joint c - 1
+                    index[per_leg, c, leg, col] = 1 + 2 * nj + leg * per_leg + c - 1
+        # most features have no part in any output (joints about coordinate axes zero most
+        # coefficients: 160 of 432 remain for the A1): keep only the others
+        used = np.flatnonzero(np.any(matrix != 0.0, axis=1))
+        # stored transposed: (L * 9, features) @ features is numpy's cheapest product here
+        self._matrix_t = np.ascontiguousarray(matrix[used].T)
+        self._gather = [ix.reshape(-1)[used] for ix in index]  # K + 1 index arrays
+
+    def _coefficients(self) -> np.ndarray:
+        """The constant matrix of :meth:`compute`: features ``(K+1, L, 3^K)`` flattened ->
+        ``(L, 9)`` flattened (foot position, foot velocity, last link's angular velocity).
+
+        For monomial ``t`` (``t_k`` = 0, 1, 2 for 1, cos, sin of joint k), a product of the
+        chain's first n+1 joint rotations has coefficient ``B_0[t_0] ... B_n[t_n]`` when
+        ``t_k = 0`` for every later joint (which the product does not involve), else 0; with
+        ``G_k`` the rotation of joint k's frame (after its motion) in the base and ``d_k`` the
+        offset from joint k to the next (or to the foot), in its frame:
+
+        * foot position = origin0 + sum_n G_n d_n,
+        * foot velocity = sum_k qd_k (G_k a_k) x (foot - joint k)
+          = sum_k qd_k sum_{n >= k} G_k [a_k]x (G_k^-1 G_n) d_n (a rotation keeps cross
+          products),
+        * angular velocity of the last link = sum_k qd_k G_k a_k.
+        """
+        legs, per_leg = self.num_legs, self.per_leg
+        monomials = list(itertools.product(range(3), repeat=per_leg))
+        out = np.zeros((per_leg + 1, legs, len(monomials), legs, 9))
+        eye = np.eye(3)
+
+        def chain(terms, skews, t, last: int, cross: int | None = None) -> np.ndarray | None:
+            """Coefficient of monomial t in the product of the rotations of joints 0..last
+            (with ``[a_cross]x`` after joint ``cross``'s), None if it has none."""
+            if any(t[j] != 0 for j in range(last + 1, per_leg)):
+                return None  # t has the cos or sin of a joint beyond the product
+            g = eye
+            for j in range(last + 1):
+                g = g @ terms[j][t[j]]
+                if j == cross:
+                    g = g @ skews[j]
+            return g
+
+        for i in range(legs):
+            terms = []  # per joint: (B_0, B_1, B_2) of F R(q) = B_0 + c B_1 + s B_2
+            for frame, a in zip(self.frames[i], self.axes[i]):
+                aa = np.outer(a, a)
+                terms.append((frame @ aa, frame @ (eye - aa), frame @ _skew(a)))
+            skews = [_skew(a) for a in self.axes[i]]
+            axes, offsets = self.axes[i], self.offsets[i]
+            for col, t in enumerate(monomials):
+                if not any(t):
+                    out[0, i, col, i, 0:3] = self.origin0[i]
+                for n in range(per_leg):
+                    g = chain(terms, skews, t, n)
+                    if g is not None:
+                        out[0, i, col, i, 0:3] += g @ offsets[n]
+                for k in range(per_leg):
+                    g = chain(terms, skews, t, k)
+                    if g is not None:
+                        out[1 + k, i, col, i, 6:9] = g @ axes[k]
+                    for n in range(k, per_leg):
+                        g = chain(terms, skews, t, n, cross=k)
+                        if g is not None:
+                            out[1 + k, i, col, i, 3:6] += g @ offsets[n]
+        return out.reshape(-1, legs * 9)
+
+    def compute_rows(self, q: np.ndarray, qd: np.ndarray) -> np.ndarray:
+        """Per leg (L, 9): foot position, foot velocity relative to the base and angular
+        velocity of the last link relative to the base, base frame (a new array)."""
+        np.cos(q, out=self._cos)
+        np.sin(q, out=self._sin)
+        np.copyto(self._qd, qd)
+        src, first, *rest = self._src, *self._gather
+        features = src[first]
+        for index in rest:
+            np.multiply(features, src[index], out=features)
+        return self._matrix_t.dot(features).reshape(self.num_legs, 9)
 
     def compute(self, q: np.ndarray, qd: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Foot positions (L, 3), foot velocities relative to the base (L, 3) and the
         angular velocity of each leg's last link relative to the base (L, 3), base frame."""
-        legs, per_leg = self.num_legs, self.per_leg
-        rot = self._rot_legs
-        if self._aligned:
-            qq = q[self._src]
-            flat = self._rot_flat
-            flat[self._cpos] = np.cos(qq)
-            flat[self._spos] = np.sin(qq) * self._scoef
-        else:
-            s, c = np.sin(q)[:, None, None], np.cos(q)[:, None, None]
-            rot[...] = (np.eye(3) + s * self._k + (1.0 - c) * self._k2).reshape(rot.shape)
-        if self._frames is not None:
-            np.matmul(self._frames, rot, out=self._rot_framed)
-        # rotation of each joint's frame (after its motion) in the base
-        np.copyto(self._cum0, self._rot0)
-        for before, joint, after in self._chain:
-            np.matmul(before, joint, out=after)
-        np.matmul(self._cum, self._cols, out=self._colbuf)  # offsets to the next joint, axes
-        np.matmul(self._upper, self._offsets, out=self._lever)  # foot - joint positions
-        np.multiply(self._axes_b, qd.reshape(legs, per_leg, 1), out=self._wq)
-        np.multiply(self._wq_col, self._lever_row, out=self._outer)
-        foot_vel = self._outer_flat @ self._cross  # sum over joints of wq x lever
-        return self._foot_lever + self.origin0, foot_vel, self._wq_flat @ self._sum_joints
+        rows = self.compute_rows(q, qd)
+        return rows[:, 0:3], rows[:, 3:6], rows[:, 6:9]
 
 
 def _sphere_radius(root: ET.Element, link: str) -> float:
@@ -269,6 +307,9 @@ class KinematicInertialEstimator:
                       for leg in range(self.kin.num_legs)]
         lo, hi = self.cfg.contact_torque
         self._t_lo, self._t_span = lo, hi - lo
+        # the filter's constants (the config is frozen)
+        self._kin_var, self._inv_gate2 = self.cfg.kin_noise ** 2, 1.0 / self.cfg.gate ** 2
+        self._accel_var, self._bias_var = self.cfg.accel_noise ** 2, self.cfg.bias_walk ** 2
         self.reset()
 
     def reset(self) -> None:
@@ -278,7 +319,7 @@ class KinematicInertialEstimator:
         self._p = (0.0, 0.0, 0.0)  # var(v), cov(v, b), var(b): the same for every axis
         self.stamp: float | None = None
         self._weight = [0.0] * self.kin.num_legs
-        self.leg_velocity = np.zeros((self.kin.num_legs, 3))
+        self._legs = [(0.0, 0.0, 0.0)] * self.kin.num_legs  # leg_velocity, as Python floats
 
     def signals(self, state: RobotState) -> tuple[str, ...]:
         """The signals this estimator needs from a robot that reports like ``state``."""
@@ -295,42 +336,48 @@ class KinematicInertialEstimator:
         ceiling = min(heights) + cfg.contact_height
         tau = np.asarray(state.tau, dtype=np.float64).tolist()
         lo, span, h = self._t_lo, self._t_span, cfg.contact_height
-        return [max(0.0, min(1.0, (ceiling - hi) / h, (abs(tau[k]) - lo) / span))
-                for hi, k in zip(heights, self._knee)]
+        weight = []
+        for hi, k in zip(heights, self._knee):
+            # max(0, min(1, by height, by torque)) written out (the builtins' calls cost more
+            # than the arithmetic here), with their NaN handling: a NaN is never chosen
+            by_height, by_torque = (ceiling - hi) / h, (abs(tau[k]) - lo) / span
+            w = by_height if by_height < 1.0 else 1.0
+            w = by_torque if by_torque < w else w
+            weight.append(w if w > 0.0 else 0.0)
+        return weight
 
     def update(self, state: RobotState) -> np.ndarray:
         """Fuse one state; returns the base-frame velocity estimate (m/s).
 
-        The leg kinematics run vectorised in numpy; the per-axis filter, the contact
-        weights and the slip gate in Python floats (cheaper than numpy calls at this size)."""
+        The leg kinematics run vectorised in numpy (:meth:`LegKinematics.compute_rows`);
+        the per-axis filter, the contact weights and the slip gate in Python floats
+        (cheaper than numpy calls at this size)."""
         stamp = float(state.stamp)
         if self.stamp is not None and stamp <= self.stamp:
             return self.velocity
-        cfg = self.cfg
         w, x, y, z = np.asarray(state.base_quat, dtype=np.float64).tolist()
         ux, uy, uz = 2.0 * (x * z - w * y), 2.0 * (y * z + w * x), 1.0 - 2.0 * (x * x + y * y)
         ox, oy, oz = np.asarray(state.base_angvel, dtype=np.float64).tolist()
-        foot, foot_vel, w_leg = self.kin.compute(np.asarray(state.q, dtype=np.float64),
-                                                 np.asarray(state.qd, dtype=np.float64))
+        rows = self.kin.compute_rows(np.asarray(state.q, dtype=np.float64),
+                                     np.asarray(state.qd, dtype=np.float64)).tolist()
         # base velocity implied by each leg if its foot rolls without slipping:
         # r (w_calf x up) - J qd - w x p = r (w_calf x up) + p x w - J qd; and each foot's
         # height along world up
         legs, heights = [], []
-        for r, (px, py, pz), (fx, fy, fz), (wx, wy, wz) in zip(
-                self.kin.radius.tolist(), foot.tolist(), foot_vel.tolist(), w_leg.tolist()):
+        for r, (px, py, pz, fx, fy, fz, wx, wy, wz) in zip(self.kin.radius.tolist(), rows):
             ax, ay, az = r * (ox + wx), r * (oy + wy), r * (oz + wz)
             legs.append((ay * uz - az * uy + (py * oz - pz * oy) - fx,
                          az * ux - ax * uz + (pz * ox - px * oz) - fy,
                          ax * uy - ay * ux + (px * oy - py * ox) - fz))
             heights.append(px * ux + py * uy + pz * uz)
-        self.leg_velocity = np.array(legs)
+        self._legs = legs
         weight = self._contact(state, heights)
         if self.stamp is None:  # first state: start from the legs (or at rest)
             self.stamp = stamp
             total = sum(weight)
             self.velocity = (np.asarray(weight) @ self.leg_velocity) / total if total > 1e-6 \
                 else np.zeros(3)
-            self._p = (cfg.kin_noise ** 2, 0.0, 0.3 ** 2)
+            self._p = (self._kin_var, 0.0, 0.3 ** 2)
             self._weight = weight
             return self.velocity
         dt = stamp - self.stamp
@@ -343,12 +390,12 @@ class KinematicInertialEstimator:
                       vy + dt * (fy - by - GRAVITY * uy - (oz * vx - ox * vz)),
                       vz + dt * (fz - bz - GRAVITY * uz - (ox * vy - oy * vx)))
         p11, p12, p22 = self._p
-        p11 = p11 - 2.0 * dt * p12 + dt * dt * p22 + cfg.accel_noise ** 2 * dt
+        p11 = p11 - 2.0 * dt * p12 + dt * dt * p22 + self._accel_var * dt
         p12 = p12 - dt * p22
-        p22 = p22 + cfg.bias_walk ** 2 * dt
+        p22 = p22 + self._bias_var * dt
         # update: contact-weighted legs, those disagreeing with the prediction (slip)
         # down-weighted
-        inv_gate2 = 1.0 / cfg.gate ** 2
+        inv_gate2 = self._inv_gate2
         gated = [w * math.exp(-((lx - vx) ** 2 + (ly - vy) ** 2 + (lz - vz) ** 2) * inv_gate2)
                  if w > 0.0 else 0.0 for w, (lx, ly, lz) in zip(weight, legs)]
         if sum(gated) >= 0.25 * sum(weight):
@@ -357,8 +404,8 @@ class KinematicInertialEstimator:
         for w, (lx, ly, lz) in zip(weight, legs):
             total, sx, sy, sz = total + w, sx + w * (lx - vx), sy + w * (ly - vy), sz + w * (lz - vz)
         if total > 0.05:
-            k1 = p11 / (p11 + cfg.kin_noise ** 2 / total)
-            k2 = p12 / (p11 + cfg.kin_noise ** 2 / total)
+            k1 = p11 / (p11 + self._kin_var / total)
+            k2 = p12 / (p11 + self._kin_var / total)
             a, b = k1 / total, k2 / total
             vx, vy, vz = vx + a * sx, vy + a * sy, vz + a * sz
             self.bias = np.array((bx + b * sx, by + b * sy, bz + b * sz))
@@ -368,6 +415,11 @@ class KinematicInertialEstimator:
         self.velocity = np.array((vx, vy, vz))
         self._weight = weight
         return self.velocity
+
+    @property
+    def leg_velocity(self) -> np.ndarray:
+        """Base velocity implied by each leg in the last update (L, 3; m/s, base frame)."""
+        return np.array(self._legs, dtype=np.float64).reshape(self.kin.num_legs, 3)
 
     @property
     def contact(self) -> np.ndarray:

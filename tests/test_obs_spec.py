@@ -68,3 +68,26 @@ def test_gait_reference_stride_follows_the_forward_command():
     a = 0.5 / (4 * 2.0 * 0.25)
     np.testing.assert_allclose(ref[0], [0, a, 0, 0, -a, 0, 0, -a, 0, 0, a, 0], atol=1e-12)
     np.testing.assert_allclose(ref[1], np.zeros(12), atol=1e-12)  # no command: no stride
+
+
+def test_one_row_targets_and_clock_match_the_batch():
+    """The robot's one row takes Python-float paths (gait reference, clock); they are the
+    batch's expressions in the same IEEE doubles: equal to the batch's rows (to the bit
+    where numpy's sin/cos are the C library's, as here; a few ulps where SIMD kernels
+    round apart)."""
+    spec = ObservationSpec(gait_frequency=2.0, gait_amplitude=0.3, gait_leg_length=0.25)
+    rng = np.random.default_rng(0)
+    n = 64
+    phase = np.concatenate([rng.uniform(0, 2 * np.pi, n - 3), [0.0, np.pi, -0.5]])
+    action = rng.normal(0, 3, (n, 12))
+    command = rng.normal(0, 1, (n, 3))
+    nominal = rng.normal(0, 1, 12)
+    batch = action_to_target(spec, action, nominal, phase, command)
+    clock = advance_phase(spec, phase, 0.02)
+    for i in range(n):
+        one = action_to_target(spec, action[i:i + 1], nominal[None], phase[i:i + 1],
+                               command[i:i + 1])
+        np.testing.assert_allclose(one[0], batch[i], rtol=0, atol=1e-15)
+        np.testing.assert_allclose(advance_phase(spec, phase[i:i + 1], 0.02), clock[i:i + 1],
+                                   rtol=0, atol=1e-15)
+    assert 0 <= advance_phase(spec, np.array([-0.5]), 0.02)[0] < 2 * np.pi  # floored, as np.mod
