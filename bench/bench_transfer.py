@@ -10,7 +10,10 @@ on that reality (``deploy.suite``: 3 hidden seeds x 6 commands with pushes):
     friction, rotor inertia; ``env.actuation=pd_random`` for Kp, Kd, strength and latency);
 (c) the reality's identified parameters (randomized in their ranges), ideal PD;
 (d) the reality's actuator network, nominal model;
-(e) the full pipeline: identified parameters and actuator network (``robot-rl pipeline``).
+(e) the full pipeline (``robot-rl pipeline``): two phase-2 candidates, one in the identified
+    world (parameters and actuator network), one equal to (b), and the one that tracks best
+    in the identified simulator deployed (``robot-rl select``; the bench hands the pipeline
+    (b)'s training instead of repeating it).
 
 Every policy starts from the same phase-1 checkpoint (ideal PD on the nominal model, the
 pipeline budget's ``pretrain`` iterations, trained once) and continues in its own world to
@@ -105,6 +108,9 @@ def main(argv: list[str] | None = None) -> int:
         if set(variants) & set("cde"):  # the reality's logs, stage 1 and 2, and (e)
             if not (run / "policy").exists():
                 shutil.copytree(phase1, run / "policy")  # the pipeline skips its phase 1
+            if "b" in shared and not (run / "randomized").exists():
+                # the pipeline's randomized candidate is (b): same phase 1, ranges, seed, budget
+                shutil.copytree(out / "b", run / "randomized")
             call("robot_rl.app.pipeline", ["--out", str(run), "--standin-config", name,
                                        "--seed", str(a.seed), "--budget", a.budget])
             policies["e"] = run / "policy.onnx"

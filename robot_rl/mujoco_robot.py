@@ -89,6 +89,10 @@ class MujocoRobot(RobotInterface):
                            base_quat=d.qpos[3:7].copy(), base_linvel=d.qvel[0:3].copy(),
                            base_angvel=d.qvel[3:6].copy())
 
+    def push(self, delta_v: np.ndarray) -> None:
+        """Kick the base: add ``delta_v`` (m/s, world frame) to its linear velocity."""
+        self.data.qvel[0:3] += np.asarray(delta_v, dtype=np.float64)
+
     def send_targets(self, q_target: np.ndarray) -> None:
         q_target = np.asarray(q_target, dtype=np.float64)
         if q_target.shape != (self.robot.num_joints,) or not np.all(np.isfinite(q_target)):

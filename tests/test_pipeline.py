@@ -2,11 +2,14 @@
 figures in summary.md come from the artifacts; a second run skips every stage."""
 
 import json
+from pathlib import Path
 
 import pytest
 
 from robot_rl.app.pipeline import main
 from robot_rl.logs import read_log
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -64,3 +67,24 @@ def test_second_run_skips_valid_stages(run_dir, capsys):
 def test_refuses_other_robot_in_same_folder(run_dir):
     with pytest.raises(SystemExit, match="robot 'a1'"):
         main(["--robot", "aliengo", "--out", str(run_dir), "--budget", "smoke"])
+
+
+def test_the_deployed_policy_is_the_chosen_candidate(run_dir):
+    sel = json.loads((run_dir / "select" / "select.json").read_text())
+    assert set(sel["scores"]) == {"identified", "randomized"}
+    assert sel["chosen"] == min(sel["scores"], key=sel["scores"].get)
+    chosen = (run_dir / "select" / f"{sel['chosen']}.onnx").read_bytes()
+    assert (run_dir / "policy.onnx").read_bytes() == chosen
+    # the randomized candidate trained under broad hand-set ranges, from phase 1
+    assert (run_dir / "randomized" / "sysid" / "params.json").exists()
+    assert "Which candidate was deployed" in (run_dir / "summary.md").read_text()
+
+
+def test_select_prefers_a_walking_policy_in_the_identified_simulator(run_dir):
+    from deploy.select import select
+
+    walking = REPO / "policies" / "trained" / "a1" / "policy.onnx"
+    r = select(run_dir, {"smoke": run_dir / "select" / "identified.onnx", "walking": walking},
+               episodes=3, seconds=4.0, progress=False)
+    assert r["chosen"] == "walking", r["scores"]
+    assert r["scores"]["walking"] < r["scores"]["smoke"]

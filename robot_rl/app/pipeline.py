@@ -5,8 +5,12 @@ Each stage reads the files the previous one wrote and writes its own under ``--o
     logs/suspended.npz, logs/ground.npz   collect (hardware stand-in)
     sysid/params.json                     stage 1
     actuator/actuator.pt                  stage 2
-    policy/policy.pt                      stage 3
-    policy.onnx                           stage 4, export
+    policy/policy.pt                      stage 3, candidate "identified": phase 1, then the
+                                          identified parameters and the actuator network
+    randomized/policy/policy.pt           stage 3, candidate "randomized": phase 1, then broad
+                                          hand-set randomization (randomized/sysid, pd_random)
+    select/select.json, policy.onnx       stage 4: both exported; the one that tracks best in
+                                          the identified simulator is policy.onnx (deploy/select.py)
     eval/mujoco/report.json               evaluation in MuJoCo
     eval/pybullet/report.json             evaluation in PyBullet: the stand-in the logs came from
     baseline_pd/policy.pt, .onnx          baseline (a): phase 1's policy (ideal PD, nominal model)
@@ -34,14 +38,19 @@ from robot_rl.config import atomic_write_bytes
 from robot_rl.robot import DEFAULT_ROBOT, ROBOTS
 
 #: per budget: seconds of each collected log; training in two phases (iterations): first
-#: ideal PD on the nominal model (learns to walk fast), then resumed with the actuator
-#: network in the loop and the identified parameters randomized; eval options.
+#: ideal PD on the nominal model (learns to walk fast), then two candidates resumed from it,
+#: one with the actuator network in the loop and the identified parameters randomized, one
+#: under broad hand-set randomization; eval options.
 BUDGETS = {
     "smoke": {"collect_s": 6.0, "pretrain": 1, "train": 2, "round_train": 1,
               "train_args": ["--budget", "smoke"], "eval": ["--seconds", "3", "--no-video"]},
     "default": {"collect_s": 30.0, "pretrain": 500, "train": 950, "round_train": 300,
                 "train_args": [], "eval": []},
 }
+
+
+#: the policy candidates of phase 2: name -> training folder under the run
+CANDIDATES = {"identified": "policy", "randomized": "randomized/policy"}
 
 
 class StageFailed(RuntimeError):
@@ -85,32 +94,63 @@ def _collect(out: Path, a: argparse.Namespace) -> None:
 
 
 def _train(out: Path, a: argparse.Namespace) -> None:
-    """Phase 1: ideal PD, nominal model; phase 2: resumed with the actuator network and the
-    identified parameters (randomized).  Both resume, so a killed run continues."""
+    """Phase 1: ideal PD, nominal model.  Phase 2, two candidates resumed from phase 1's last
+    checkpoint: ``policy/`` with the actuator network and the identified parameters
+    (randomized within their uncertainty), ``randomized/policy/`` under broad hand-set
+    randomization (masses, friction, motor gains, strength, latency; no identification).
+    Every call resumes, so a killed run continues."""
     from policies.train import latest_checkpoint
 
     b = BUDGETS[a.budget]
-    common = ["--robot", a.robot, "--out", str(out / "policy"), "--seed", str(a.seed), "--resume",
-              *b["train_args"]]
+    common = ["--robot", a.robot, "--seed", str(a.seed), "--resume", *b["train_args"]]
     ckpt = latest_checkpoint(out / "policy")
     done = int(ckpt.stem.split("_")[1]) if ckpt else 0
     if done < b["pretrain"]:
-        _call("policies.cli", [*common, "--iterations", str(b["pretrain"])])
-    baseline = out / "baseline_pd" / "policy.pt"
-    if not baseline.exists() and (out / "policy" / "policy.pt").exists() and done <= b["pretrain"]:
-        # phase 1's policy: ideal PD on the nominal model, the baseline the summary compares to
-        atomic_write_bytes(baseline, (out / "policy" / "policy.pt").read_bytes())
-    _call("policies.cli", [*common, "--sysid", str(out / "sysid"), "--actuator",
-                           str(out / "actuator"), "--iterations", str(b["train"])])
+        _call("policies.cli", [*common, "--out", str(out / "policy"), "--iterations", str(b["pretrain"])])
+    rand = out / "randomized"
+    if done <= b["pretrain"] and (out / "policy" / "policy.pt").exists():
+        # phase 1's policy: ideal PD on the nominal model, the baseline the summary compares
+        # to, and the start of the randomized candidate
+        if not (out / "baseline_pd" / "policy.pt").exists():
+            atomic_write_bytes(out / "baseline_pd" / "policy.pt", (out / "policy" / "policy.pt").read_bytes())
+        last = latest_checkpoint(out / "policy")
+        if latest_checkpoint(rand / "policy") is None:
+            atomic_write_bytes(rand / "policy" / last.name, last.read_bytes())
+    _call("policies.cli", [*common, "--out", str(out / "policy"), "--sysid", str(out / "sysid"),
+                           "--actuator", str(out / "actuator"), "--iterations", str(b["train"])])
+    if not (rand / "sysid" / "params.json").exists():
+        _call("sysid.cli", ["--hand-set", "--robot", a.robot, "--out", str(rand / "sysid")])
+    _call("policies.cli", [*common, "--out", str(rand / "policy"), "--sysid", str(rand / "sysid"),
+                           "--set", "env.actuation=pd_random", "--iterations", str(b["train"])])
+
+
+def _select(out: Path, a: argparse.Namespace) -> None:
+    """Export both candidates; the one that tracks best in the identified simulator becomes
+    ``policy.onnx`` (deploy/select.py says why and how)."""
+    argv = ["--run", str(out), "--out", str(out / "select" / "select.json"),
+            "--out-policy", str(out / "policy.onnx"), "--seed", str(a.seed), "--quiet"]
+    for name, folder in CANDIDATES.items():
+        onnx = out / "select" / f"{name}.onnx"
+        _call("deploy.export_cli", ["--policy", str(out / folder), "--out", str(onnx)])
+        argv += ["--candidate", f"{name}={onnx}"]
+    _call("deploy.select", argv)
+
+
+def chosen_policy(out: Path) -> Path:
+    """The training folder of the candidate ``select`` chose (``policy/`` before selection)."""
+    sel = out / "select" / "select.json"
+    chosen = json.loads(sel.read_text())["chosen"] if sel.exists() else "identified"
+    return out / CANDIDATES[chosen]
 
 
 def _validate_policy(out: Path, iterations: int) -> None:
     from policies.artifact import read_policy
 
-    policy = read_policy(out / "policy")
-    if policy.meta.iteration < iterations:
-        raise ValueError(f"{policy.path}: field 'meta.iteration' is {policy.meta.iteration}, "
-                         f"training runs to {iterations}")
+    for folder in CANDIDATES.values():
+        policy = read_policy(out / folder)
+        if policy.meta.iteration < iterations:
+            raise ValueError(f"{policy.path}: field 'meta.iteration' is {policy.meta.iteration}, "
+                             f"training runs to {iterations}")
 
 
 def _validate_logs(out: Path) -> None:
@@ -148,12 +188,10 @@ def stages(a: argparse.Namespace) -> list[Stage]:
               lambda o, a: _call("actuator_net.cli", ["train", "--logs", str(o / "logs" / "suspended.npz"),
                                                       "--robot", a.robot, "--out", str(o / "actuator")]),
               lambda o: None),
-        Stage("train", lambda o: [o / "policy" / "policy.pt"], _train,
+        Stage("train", lambda o: [o / f / "policy.pt" for f in CANDIDATES.values()], _train,
               lambda o: _validate_policy(o, b["train"])),
-        Stage("export", lambda o: [o / "policy.onnx"],
-              lambda o, a: _call("deploy.export_cli", ["--policy", str(o / "policy"), "--out",
-                                                       str(o / "policy.onnx")]),
-              lambda o: None),
+        Stage("select", lambda o: [o / "select" / "select.json", o / "policy.onnx"], _select,
+              lambda o: _validate_json("chosen", "scores")(o / "select" / "select.json")),
         Stage("eval-mujoco", lambda o: [o / "eval" / "mujoco" / "report.json"],
               lambda o, a: _call("deploy.eval_cli", ["--sim", "mujoco", "--policy", str(o / "policy.onnx"),
                                                      "--robot", a.robot, "--sysid", str(o / "sysid"),

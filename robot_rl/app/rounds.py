@@ -66,7 +66,9 @@ def run_round(out: Path, r: int, a: argparse.Namespace, budget: dict, call) -> P
                                   "--robot", a.robot, "--out", str(here / "actuator")])
     if not (here / "policy.onnx").exists():
         if not (here / "policy").exists():
-            shutil.copytree(prev / "policy", here / "policy")
+            from robot_rl.app.pipeline import chosen_policy  # round 0's choice, if any
+
+            shutil.copytree(chosen_policy(prev), here / "policy")
         done = int(latest_checkpoint(here / "policy").stem.split("_")[1])
         target = budget["train"] + r * budget["round_train"]
         if done < target:

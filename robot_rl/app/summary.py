@@ -106,13 +106,23 @@ def write_summary(out: Path, budgets: Mapping[str, Mapping]) -> Path:
         for k in keys:
             lines.append(f"| {k} | " + " | ".join(_fmt(rows[s].get(k, float('nan'))) for s in rows) + " |")
         lines.append("")
+    sel = out / "select" / "select.json"
+    if sel.exists():
+        from deploy.select import markdown as select_markdown  # the report's owner
+
+        r = json.loads(sel.read_text())
+        lines += ["### Which candidate was deployed", "",
+                  "Both phase-2 candidates (identified: parameters + actuator network; "
+                  "randomized: broad hand-set randomization, no identification) ran in the "
+                  f"identified simulator; `{r['chosen']}` is `policy.onnx`.", "",
+                  select_markdown(r)]
     pb_path, base_path = out / "eval" / "pybullet" / "report.json", out / "eval" / "baseline_pd" / "report.json"
     if pb_path.exists() and base_path.exists():
         mine, base = (json.loads(p.read_text())["metrics"] for p in (pb_path, base_path))
         lines += ["### Against baseline (a) on the same stand-in", "",
                   "Baseline (a) is phase 1 of this run's training: ideal PD on the nominal model, "
-                  f"{budgets[meta['budget']]['pretrain']} iterations; the pipeline's policy "
-                  "continued from it with the identified parameters and the actuator network.", "",
+                  f"{budgets[meta['budget']]['pretrain']} iterations; the pipeline's candidates "
+                  "continued from it (the chosen one is above).", "",
                   "| metric | pipeline | baseline (a) ideal PD |", "|---|---|---|"]
         for k in ("falls", "vx_abs_err", "vy_abs_err", "yaw_abs_err", "torque_mean"):
             lines.append(f"| {k} | {_fmt(mine.get(k))} | {_fmt(base.get(k))} |")

@@ -1,0 +1,161 @@
+"""Which policy goes on the robot?  ``robot-rl select``: the candidate that tracks best in
+the identified simulator.
+
+The identified simulator (stage 1's parameters and stage 2's actuator network in MuJoCo)
+predicts the robot far better than the nominal model (``robot-rl fidelity``; bench/RESULTS.md,
+issue 20), but it is not always a world TRPO learns well in: on a robot whose drivers are
+weak and late, training in it settles on standing where a policy trained under broad
+randomization walks, *in that same simulator* and on the robot (RESULTS, "Why the pipeline
+does not walk on driver_mismatch").  So the pipeline trains candidates from the same phase 1
+(one in the identified world, one under broad hand-set randomization) and lets the
+simulator that predicts the robot choose between them.
+
+Each candidate (an exported ``.onnx``) runs through the onboard controller in the identified
+simulator (:class:`deploy.fidelity.SimRobot`, parameters + network) for ``episodes``
+episodes, each with a velocity command drawn from the training command ranges (seeded, the
+same commands for every candidate) and pushes of the base.  An episode's score is the mean
+of its tracking errors over the success thresholds of the transfer suite (1 = at the goal),
+or :data:`FALL_SCORE` when it falls or faults; a candidate's score is the mean over its
+episodes, lower is better, ties go to the candidate listed first.  Nothing here reads the
+robot: the robot is only used by the evaluation that follows.
+
+Writes ``select.json`` (scores, per-episode errors, the commands, the choice) and copies
+the chosen candidate to ``--out-policy``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from robot_rl.config import atomic_write_bytes, atomic_write_json
+
+#: an episode that falls or faults scores this (tracking errors at the goal score 1)
+FALL_SCORE = 10.0
+
+
+def episode_score(e: dict[str, Any], thresholds: dict[str, float]) -> float:
+    """Mean tracking error over the thresholds, or :data:`FALL_SCORE` for a fall or fault."""
+    if e["fell"] or e["fault"] is not None or any(e[k] is None for k in thresholds):
+        return FALL_SCORE
+    return float(np.mean([e[k] / v for k, v in thresholds.items()]))
+
+
+def draw_commands(ranges: Any, n: int, seed: int) -> tuple[tuple[float, float, float], ...]:
+    """``n`` commands uniform in the training ranges (``vx``, ``vy``, ``yaw`` pairs)."""
+    rng = np.random.default_rng(seed)
+    cols = [rng.uniform(*getattr(ranges, k), n) for k in ("vx", "vy", "yaw")]
+    return tuple((float(a), float(b), float(c)) for a, b, c in zip(*cols))
+
+
+def select(run: str | Path, candidates: dict[str, Path], episodes: int = 8, seconds: float = 8.0,
+           seed: int = 0, progress: bool = True) -> dict[str, Any]:
+    """Score every candidate in ``run``'s identified simulator; return the report."""
+    from deploy.evaluate import EvalConfig, evaluate
+    from deploy.fidelity import SimRobot, Variant
+    from deploy.suite import SUCCESS
+    from policies.config import CommandConfig
+    from robot_rl.robot import load_robot
+
+    run = Path(run)
+    for need in (run / "sysid" / "params.json", run / "actuator" / "actuator.pt",
+                 *candidates.values()):
+        if not Path(need).exists():
+            raise FileNotFoundError(f"{need}: missing (run the pipeline's earlier stages first)")
+    robot_name = _robot_of(run)
+    robot = load_robot(robot_name)
+    commands = draw_commands(CommandConfig(), episodes, seed)
+    cfg = EvalConfig(sim="mujoco", robot=robot_name, seconds=seconds, commands=commands,
+                     push_interval_s=3.0, push_speed=0.4, push_seed=seed, video=False)
+    scores, per_episode = {}, {}
+    for name, policy in candidates.items():
+        rep = evaluate(policy, None, cfg, interface=SimRobot(robot, run, Variant(True, "net")),
+                       progress=progress)
+        eps = rep["episodes"]
+        per_episode[name] = [{"command": list(c), "score": episode_score(e, SUCCESS),
+                              "fell": bool(e["fell"]),
+                              **{k: e[k] for k in SUCCESS}} for c, e in zip(commands, eps)]
+        scores[name] = float(np.mean([e["score"] for e in per_episode[name]]))
+    chosen = min(scores, key=lambda k: (scores[k], list(candidates).index(k)))
+    return {"simulator": "identified+net", "run": str(run), "seed": seed, "seconds": seconds,
+            "commands": [list(c) for c in commands], "thresholds": SUCCESS,
+            "fall_score": FALL_SCORE, "candidates": {k: str(v) for k, v in candidates.items()},
+            "scores": scores, "episodes": per_episode, "chosen": chosen}
+
+
+def _robot_of(run: Path) -> str:
+    import json
+
+    meta = run / "pipeline.json"
+    return json.loads(meta.read_text()).get("robot", "a1") if meta.exists() else "a1"
+
+
+def markdown(r: dict[str, Any]) -> str:
+    lines = [f"Policy selection in the {r['simulator']} simulator: {len(r['commands'])} "
+             f"episodes of {r['seconds']:g} s, training-range commands (seed {r['seed']}), "
+             "pushes; score = mean tracking error over the success thresholds "
+             f"(fall: {r['fall_score']:g}), lower is better.", "",
+             "| candidate | score | falls | chosen |", "|---|---|---|---|"]
+    for name, s in r["scores"].items():
+        falls = sum(e["fell"] for e in r["episodes"][name])
+        lines.append(f"| {name} | {s:.2f} | {falls}/{len(r['episodes'][name])} | "
+                     f"{'yes' if name == r['chosen'] else ''} |")
+    return "\n".join(lines) + "\n"
+
+
+def _candidate(text: str) -> tuple[str, Path]:
+    name, sep, path = text.partition("=")
+    if not sep or not name or not path:
+        raise argparse.ArgumentTypeError(f"--candidate {text!r}: expected NAME=PATH.onnx")
+    return name, Path(path)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="robot-rl select",
+        description="Choose the policy to deploy: run every candidate (exported ONNX) in the "
+                    "run's identified simulator (stage 1 parameters + stage 2 actuator network) "
+                    "on commands drawn from the training ranges, with pushes, and pick the one "
+                    "with the lowest mean tracking error over the success thresholds (a fall "
+                    f"scores {FALL_SCORE:g}). Writes select.json and copies the choice.")
+    p.add_argument("--run", required=True, help="pipeline run folder (sysid/, actuator/)")
+    p.add_argument("--candidate", action="append", type=_candidate, required=True,
+                   help="NAME=PATH.onnx, two or more; ties go to the first")
+    p.add_argument("--out", required=True, help="select.json to write")
+    p.add_argument("--out-policy", default=None, help="copy the chosen .onnx here")
+    p.add_argument("--episodes", type=int, default=8, help="episodes per candidate [8]")
+    p.add_argument("--seconds", type=float, default=8.0, help="policy control per episode (s) [8]")
+    p.add_argument("--seed", type=int, default=0, help="commands and pushes [0]")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    a = build_parser().parse_args(argv)
+    names = [n for n, _ in a.candidate]
+    if len(set(names)) != len(names):
+        print(f"robot-rl select: error: --candidate: names must differ, got {names}", file=sys.stderr)
+        return 2
+    if a.episodes < 1 or a.seconds <= 0:
+        print("robot-rl select: error: --episodes must be >= 1 and --seconds > 0", file=sys.stderr)
+        return 2
+    r = select(a.run, dict(a.candidate), a.episodes, a.seconds, a.seed, progress=not a.quiet)
+    out = Path(a.out)
+    atomic_write_json(out, r)
+    atomic_write_bytes(out.with_suffix(".md"), markdown(r).encode())
+    if a.out_policy:
+        tmp = Path(a.out_policy).with_name(f".{Path(a.out_policy).name}.tmp")
+        shutil.copyfile(r["candidates"][r["chosen"]], tmp)
+        tmp.replace(a.out_policy)
+    print(markdown(r))
+    print(f"chosen: {r['chosen']}; wrote {out}" + (f", {a.out_policy}" if a.out_policy else ""))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
