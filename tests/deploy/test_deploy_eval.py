@@ -38,6 +38,18 @@ def onnx_a1(tmp_path_factory):
 
 
 # -- MujocoRobot ------------------------------------------------------------------------------
+def test_mujoco_robot_push_adds_to_the_base_velocity_only():
+    sim = MujocoRobot(A1)
+    sim.reset()
+    before = sim.ground_truth()
+    q = sim.read_state().q
+    sim.push(np.array([0.4, -0.3, 0.0]))
+    after = sim.ground_truth()
+    np.testing.assert_allclose(after.base_linvel - before.base_linvel, [0.4, -0.3, 0.0], atol=1e-12)
+    np.testing.assert_array_equal(after.base_angvel, before.base_angvel)
+    np.testing.assert_array_equal(sim.read_state().q, q)
+
+
 def test_mujoco_robot_interface_frames_and_pd():
     sim = MujocoRobot(A1)
     s = sim.reset()
