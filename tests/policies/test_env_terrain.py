@@ -64,12 +64,13 @@ def test_curriculum_grid_and_levels():
     xy[0, 0] += 2.5  # walked more than half a tile: up
     xy[1, 0] += 0.1  # asked 1 m/s for 10 s, walked 0.1 m: down
     xy[2, 0] += 1.0  # fell: down
-    xy[3, 0] += 1.0  # walked as asked (1 m for 0.1 m/s): stays
-    cmd = np.array([[1.0, 0, 0], [1.0, 0, 0], [0.1, 0, 0], [0.1, 0, 0], [0, 0, 0], [0, 0, 0]])
+    xy[3, 0] += 0.9  # walked 0.9 of the 1 m asked (a quarter tile) without falling: up
+    xy[4, 0] += 0.5  # walked as asked (0.5 m), but less than a quarter tile asked: stays
+    cmd = np.array([[1.0, 0, 0], [1.0, 0, 0], [0.1, 0, 0], [0.1, 0, 0], [0.05, 0, 0], [0, 0, 0]])
     fell = np.array([False, False, True, False, False, False])
     ground.episode_end(ids, xy, cmd, np.full(6, 10.0), fell)
-    np.testing.assert_array_equal(ground.level, [3, 1, 1, 2, 2, 2])
-    assert ground.mean_level == pytest.approx(11 / 6)
+    np.testing.assert_array_equal(ground.level, [3, 1, 1, 3, 2, 2])
+    assert ground.mean_level == pytest.approx(12 / 6)
     assert ground.spawn[0, 1] == pytest.approx(3.5 * 4.0)  # the new row's tile centre
     z = grid.height_at(ground.spawn[:, 0], ground.spawn[:, 1])
     np.testing.assert_allclose(ground.spawn[:, 2], z)
@@ -129,3 +130,19 @@ def test_a_turning_env_that_drove_its_arc_is_not_sent_down():
     ground.episode_end(np.arange(2), xy, cmd, np.full(2, 20.0), np.array([False, False]))
     # turning: 0.4 > half of 0.45 -> stays; straight: 0.4 < half of 10 m -> down
     np.testing.assert_array_equal(ground.level, [2, 1])
+
+
+def test_tracking_the_command_over_a_quarter_tile_promotes_unless_the_env_fell():
+    grid = TerrainCurriculumConfig(enabled=True, kinds=("stairs_up",), levels=4, max_init_level=2)
+    cfg = replace(EnvConfig(), num_envs=3, terrain=replace(EnvConfig().terrain, horizontal_scale=0.1),
+                  terrain_curriculum=grid)
+    ground = EnvTerrain(cfg, np.random.default_rng(0))
+    ground.level[:] = 1
+    ground._place(np.arange(3))
+    xy = ground.spawn[:, :2].copy()
+    xy[:, 1] += 2.5  # 2.5 m of the 3 m asked (0.15 m/s sideways for 20 s); half a tile is 4 m
+    cmd = np.array([[0.0, 0.15, 0.0]] * 3)
+    fell = np.array([False, True, False])
+    xy[2, 1] -= 1.0  # 1.5 m of 3 m: between half and the tracked fraction -> stays
+    ground.episode_end(np.arange(3), xy, cmd, np.full(3, 20.0), fell)
+    np.testing.assert_array_equal(ground.level, [2, 0, 1])
