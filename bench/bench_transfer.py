@@ -10,10 +10,11 @@ on that reality (``deploy.suite``: 3 hidden seeds x 6 commands with pushes):
     friction, rotor inertia; ``env.actuation=pd_random`` for Kp, Kd, strength and latency);
 (c) the reality's identified parameters (randomized in their ranges), ideal PD;
 (d) the reality's actuator network, nominal model;
-(e) the full pipeline (``robot-rl pipeline``): two phase-2 candidates, one in the identified
-    world (parameters and actuator network), one equal to (b), and the one that tracks best
-    in the identified simulator deployed (``robot-rl select``; the bench hands the pipeline
-    (b)'s training instead of repeating it).
+(e) the full pipeline (``robot-rl pipeline``): phase 1 as (a)'s, phase 2 as (b), phase 3
+    fine-tuned in the identified world (parameters and actuator network, the budget's
+    ``finetune`` iterations more); of phase 2's and phase 3's policies the one that tracks
+    best in the identified simulator is deployed (``robot-rl select``).  The bench hands
+    the pipeline phase 1 and (b) instead of training them again.
 
 Every policy starts from the same phase-1 checkpoint (ideal PD on the nominal model, the
 pipeline budget's ``pretrain`` iterations, trained once) and continues in its own world to
@@ -107,10 +108,16 @@ def main(argv: list[str] | None = None) -> int:
         policies = dict(shared)
         if set(variants) & set("cde"):  # the reality's logs, stage 1 and 2, and (e)
             if not (run / "policy").exists():
-                shutil.copytree(phase1, run / "policy")  # the pipeline skips its phase 1
-            if "b" in shared and not (run / "randomized").exists():
-                # the pipeline's randomized candidate is (b): same phase 1, ranges, seed, budget
-                shutil.copytree(out / "b", run / "randomized")
+                # the pipeline's phases 1 and 2 are (a)'s phase 1 and (b) (same ranges, seed,
+                # budget): hand them over, and the pipeline trains only its phase 3
+                b_done = "b" in shared
+                shutil.copytree(out / "b" / "policy" if b_done else phase1, run / "policy")
+                (run / "baseline_pd").mkdir(exist_ok=True)
+                shutil.copy(phase1 / "policy.pt", run / "baseline_pd" / "policy.pt")
+                if b_done:
+                    (run / "randomized").mkdir(exist_ok=True)
+                    shutil.copy(out / "b" / "policy" / "policy.pt", run / "randomized" / "policy.pt")
+                    shutil.copytree(out / "b" / "sysid", run / "randomized" / "sysid")
             call("robot_rl.app.pipeline", ["--out", str(run), "--standin-config", name,
                                        "--seed", str(a.seed), "--budget", a.budget])
             policies["e"] = run / "policy.onnx"

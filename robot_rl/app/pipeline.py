@@ -5,10 +5,12 @@ Each stage reads the files the previous one wrote and writes its own under ``--o
     logs/suspended.npz, logs/ground.npz   collect (hardware stand-in)
     sysid/params.json                     stage 1
     actuator/actuator.pt                  stage 2
-    policy/policy.pt                      stage 3, candidate "identified": phase 1, then the
-                                          identified parameters and the actuator network
-    randomized/policy/policy.pt           stage 3, candidate "randomized": phase 1, then broad
-                                          hand-set randomization (randomized/sysid, pd_random)
+    policy/policy.pt                      stage 3, in three phases (one folder, one curve):
+                                          1. ideal PD on the nominal model
+                                          2. broad hand-set randomization (randomized/sysid, pd_random)
+                                          3. the identified parameters and the actuator network:
+                                          candidate "identified"
+    randomized/policy.pt                  phase 2's policy: candidate "randomized"
     select/select.json, policy.onnx       stage 4: both exported; the one that tracks best in
                                           the identified simulator is policy.onnx (deploy/select.py)
     eval/mujoco/report.json               evaluation in MuJoCo
@@ -37,20 +39,24 @@ from robot_rl.app.summary import write_summary
 from robot_rl.config import atomic_write_bytes
 from robot_rl.robot import DEFAULT_ROBOT, ROBOTS
 
-#: per budget: seconds of each collected log; training in two phases (iterations): first
-#: ideal PD on the nominal model (learns to walk fast), then two candidates resumed from it,
-#: one with the actuator network in the loop and the identified parameters randomized, one
-#: under broad hand-set randomization; eval options.
+#: per budget: seconds of each collected log; training phases, each to an iteration count:
+#: ``pretrain`` ideal PD on the nominal model (learns to walk fast), ``train`` broad hand-set
+#: randomization (a robust gait; baseline (b)'s world), then ``finetune`` more iterations in
+#: the identified world (parameters and actuator network); eval options.
 BUDGETS = {
-    "smoke": {"collect_s": 6.0, "pretrain": 1, "train": 2, "round_train": 1,
+    "smoke": {"collect_s": 6.0, "pretrain": 1, "train": 2, "finetune": 1, "round_train": 1,
               "train_args": ["--budget", "smoke"], "eval": ["--seconds", "3", "--no-video"]},
-    "default": {"collect_s": 30.0, "pretrain": 500, "train": 950, "round_train": 300,
-                "train_args": [], "eval": []},
+    "default": {"collect_s": 30.0, "pretrain": 500, "train": 950, "finetune": 300,
+                "round_train": 300, "train_args": [], "eval": []},
 }
 
+#: the policy candidates: name -> folder under the run holding its policy.pt
+CANDIDATES = {"identified": "policy", "randomized": "randomized"}
 
-#: the policy candidates of phase 2: name -> training folder under the run
-CANDIDATES = {"identified": "policy", "randomized": "randomized/policy"}
+
+def final_iteration(budget: dict) -> int:
+    """The iteration the pipeline's training ends at (phase 3's end)."""
+    return budget["train"] + budget["finetune"]
 
 
 class StageFailed(RuntimeError):
@@ -94,34 +100,49 @@ def _collect(out: Path, a: argparse.Namespace) -> None:
 
 
 def _train(out: Path, a: argparse.Namespace) -> None:
-    """Phase 1: ideal PD, nominal model.  Phase 2, two candidates resumed from phase 1's last
-    checkpoint: ``policy/`` with the actuator network and the identified parameters
-    (randomized within their uncertainty), ``randomized/policy/`` under broad hand-set
-    randomization (masses, friction, motor gains, strength, latency; no identification).
-    Every call resumes, so a killed run continues."""
+    """Three phases in ``policy/``, each resumed from the last: 1. ideal PD on the nominal
+    model (snapshot: ``baseline_pd/``, baseline (a)); 2. broad hand-set randomization of
+    masses, friction, motor gains, strength and latency, no identification (snapshot:
+    ``randomized/``, the candidate that is baseline (b)); 3. the identified parameters
+    (randomized within their uncertainty) and the actuator network.  Phase 3 fine-tunes a
+    policy that already walks under broad randomization: trained in the identified world
+    from phase 1 directly, a policy learned to stand on a robot with weak, late drivers
+    (bench/RESULTS.md, issue 20).  Every call resumes, so a killed run continues."""
     from policies.train import latest_checkpoint
 
     b = BUDGETS[a.budget]
-    common = ["--robot", a.robot, "--seed", str(a.seed), "--resume", *b["train_args"]]
+    common = ["--robot", a.robot, "--seed", str(a.seed), "--resume", "--out", str(out / "policy"),
+              *b["train_args"]]
+    rand = out / "randomized"
     ckpt = latest_checkpoint(out / "policy")
     done = int(ckpt.stem.split("_")[1]) if ckpt else 0
     if done < b["pretrain"]:
-        _call("policies.cli", [*common, "--out", str(out / "policy"), "--iterations", str(b["pretrain"])])
-    rand = out / "randomized"
-    if done <= b["pretrain"] and (out / "policy" / "policy.pt").exists():
-        # phase 1's policy: ideal PD on the nominal model, the baseline the summary compares
-        # to, and the start of the randomized candidate
-        if not (out / "baseline_pd" / "policy.pt").exists():
-            atomic_write_bytes(out / "baseline_pd" / "policy.pt", (out / "policy" / "policy.pt").read_bytes())
-        last = latest_checkpoint(out / "policy")
-        if latest_checkpoint(rand / "policy") is None:
-            atomic_write_bytes(rand / "policy" / last.name, last.read_bytes())
-    _call("policies.cli", [*common, "--out", str(out / "policy"), "--sysid", str(out / "sysid"),
-                           "--actuator", str(out / "actuator"), "--iterations", str(b["train"])])
+        _call("policies.cli", [*common, "--iterations", str(b["pretrain"])])
+    _snapshot(out, out / "baseline_pd", b["pretrain"])
     if not (rand / "sysid" / "params.json").exists():
         _call("sysid.cli", ["--hand-set", "--robot", a.robot, "--out", str(rand / "sysid")])
-    _call("policies.cli", [*common, "--out", str(rand / "policy"), "--sysid", str(rand / "sysid"),
-                           "--set", "env.actuation=pd_random", "--iterations", str(b["train"])])
+    if done < b["train"]:
+        _call("policies.cli", [*common, "--sysid", str(rand / "sysid"), "--set",
+                               "env.actuation=pd_random", "--iterations", str(b["train"])])
+    _snapshot(out, rand, b["train"])
+    if done < final_iteration(b):
+        _call("policies.cli", [*common, "--sysid", str(out / "sysid"), "--actuator",
+                               str(out / "actuator"), "--iterations", str(final_iteration(b))])
+
+
+def _snapshot(out: Path, to: Path, iteration: int) -> None:
+    """Copy ``policy/policy.pt`` to ``to`` when it is the policy of ``iteration`` (the end of
+    a phase) and ``to`` has none yet."""
+    from policies.artifact import read_policy
+
+    if (to / "policy.pt").exists():
+        return
+    policy = read_policy(out / "policy")
+    if policy.meta.iteration != iteration:
+        raise RuntimeError(f"{policy.path}: iteration {policy.meta.iteration}, expected the end "
+                           f"of a phase ({iteration}); the snapshot {to / 'policy.pt'} is missing "
+                           "(rerun with --force)")
+    atomic_write_bytes(to / "policy.pt", policy.path.read_bytes())
 
 
 def _select(out: Path, a: argparse.Namespace) -> None:
@@ -136,21 +157,25 @@ def _select(out: Path, a: argparse.Namespace) -> None:
     _call("deploy.select", argv)
 
 
-def chosen_policy(out: Path) -> Path:
-    """The training folder of the candidate ``select`` chose (``policy/`` before selection)."""
-    sel = out / "select" / "select.json"
-    chosen = json.loads(sel.read_text())["chosen"] if sel.exists() else "identified"
-    return out / CANDIDATES[chosen]
-
-
-def _validate_policy(out: Path, iterations: int) -> None:
+def chosen_iteration(out: Path) -> int:
+    """The training iteration of the candidate ``select`` chose (phase 3's end before any
+    selection): a round resumes ``policy/`` from that checkpoint."""
     from policies.artifact import read_policy
 
-    for folder in CANDIDATES.values():
+    sel = out / "select" / "select.json"
+    chosen = json.loads(sel.read_text())["chosen"] if sel.exists() else "identified"
+    return read_policy(out / CANDIDATES[chosen]).meta.iteration
+
+
+def _validate_policy(out: Path, budget: dict) -> None:
+    from policies.artifact import read_policy
+
+    for folder, iterations in (("policy", final_iteration(budget)), ("randomized", budget["train"]),
+                               ("baseline_pd", budget["pretrain"])):
         policy = read_policy(out / folder)
-        if policy.meta.iteration < iterations:
+        if policy.meta.iteration != iterations:
             raise ValueError(f"{policy.path}: field 'meta.iteration' is {policy.meta.iteration}, "
-                             f"training runs to {iterations}")
+                             f"expected {iterations}")
 
 
 def _validate_logs(out: Path) -> None:
@@ -188,8 +213,8 @@ def stages(a: argparse.Namespace) -> list[Stage]:
               lambda o, a: _call("actuator_net.cli", ["train", "--logs", str(o / "logs" / "suspended.npz"),
                                                       "--robot", a.robot, "--out", str(o / "actuator")]),
               lambda o: None),
-        Stage("train", lambda o: [o / f / "policy.pt" for f in CANDIDATES.values()], _train,
-              lambda o: _validate_policy(o, b["train"])),
+        Stage("train", lambda o: [o / f / "policy.pt" for f in ("policy", "randomized", "baseline_pd")],
+              _train, lambda o: _validate_policy(o, b)),
         Stage("select", lambda o: [o / "select" / "select.json", o / "policy.onnx"], _select,
               lambda o: _validate_json("chosen", "scores")(o / "select" / "select.json")),
         Stage("eval-mujoco", lambda o: [o / "eval" / "mujoco" / "report.json"],
@@ -220,8 +245,6 @@ def _reality(a: argparse.Namespace) -> list[str]:
 def _baseline(out: Path, a: argparse.Namespace) -> None:
     """Baseline (a), phase 1's ideal-PD policy, evaluated on the same stand-in as the pipeline's."""
     pt = out / "baseline_pd" / "policy.pt"
-    if not pt.exists():
-        raise RuntimeError(f"{pt}: missing (phase 1 of training writes it; rerun with --force)")
     onnx = out / "baseline_pd" / "policy.onnx"
     _call("deploy.export_cli", ["--policy", str(pt), "--out", str(onnx)])
     _call("deploy.eval_cli", ["--sim", "pybullet", "--policy", str(onnx), "--robot", a.robot,

@@ -65,12 +65,17 @@ def run_round(out: Path, r: int, a: argparse.Namespace, budget: dict, call) -> P
         call("actuator_net.cli", ["train", "--logs", str(base_logs[0]), *map(str, walks),
                                   "--robot", a.robot, "--out", str(here / "actuator")])
     if not (here / "policy.onnx").exists():
-        if not (here / "policy").exists():
-            from robot_rl.app.pipeline import chosen_policy  # round 0's choice, if any
+        from robot_rl.app.pipeline import chosen_iteration
 
-            shutil.copytree(chosen_policy(prev), here / "policy")
+        start = chosen_iteration(prev)  # the previous round's deployed policy
+        if not (here / "policy").exists():
+            # the previous round's training, resumed from that policy's checkpoint
+            shutil.copytree(prev / "policy", here / "policy")
+            for ckpt in (here / "policy").glob("model_*.pt"):
+                if int(ckpt.stem.split("_")[1]) > start:
+                    ckpt.unlink()
         done = int(latest_checkpoint(here / "policy").stem.split("_")[1])
-        target = budget["train"] + r * budget["round_train"]
+        target = start + budget["round_train"]
         if done < target:
             call("policies.cli", ["--robot", a.robot, "--out", str(here / "policy"), "--seed",
                                   str(a.seed), "--resume", "--iterations", str(target),

@@ -112,9 +112,10 @@ def write_summary(out: Path, budgets: Mapping[str, Mapping]) -> Path:
 
         r = json.loads(sel.read_text())
         lines += ["### Which candidate was deployed", "",
-                  "Both phase-2 candidates (identified: parameters + actuator network; "
-                  "randomized: broad hand-set randomization, no identification) ran in the "
-                  f"identified simulator; `{r['chosen']}` is `policy.onnx`.", "",
+                  "Both candidates (randomized: phase 2, broad hand-set randomization, no "
+                  "identification; identified: phase 3, fine-tuned with the identified "
+                  "parameters and the actuator network) ran in the identified simulator; "
+                  f"`{r['chosen']}` is `policy.onnx`.", "",
                   select_markdown(r)]
     pb_path, base_path = out / "eval" / "pybullet" / "report.json", out / "eval" / "baseline_pd" / "report.json"
     if pb_path.exists() and base_path.exists():
@@ -122,7 +123,7 @@ def write_summary(out: Path, budgets: Mapping[str, Mapping]) -> Path:
         lines += ["### Against baseline (a) on the same stand-in", "",
                   "Baseline (a) is phase 1 of this run's training: ideal PD on the nominal model, "
                   f"{budgets[meta['budget']]['pretrain']} iterations; the pipeline's candidates "
-                  "continued from it (the chosen one is above).", "",
+                  "continued from it (phase 2 and 3; the chosen one is above).", "",
                   "| metric | pipeline | baseline (a) ideal PD |", "|---|---|---|"]
         for k in ("falls", "vx_abs_err", "vy_abs_err", "yaw_abs_err", "torque_mean"):
             lines.append(f"| {k} | {_fmt(mine.get(k))} | {_fmt(base.get(k))} |")
