@@ -10,15 +10,15 @@ on that reality (``deploy.suite``: 3 hidden seeds x 6 commands with pushes):
     friction, rotor inertia; ``env.actuation=pd_random`` for Kp, Kd, strength and latency);
 (c) the reality's identified parameters (randomized in their ranges), ideal PD;
 (d) the reality's actuator network, nominal model;
-(e) the full pipeline (``robot-rl pipeline``): phase 1 as (a)'s, phase 2 as (b), phase 3
-    fine-tuned in the identified world (parameters and actuator network, the budget's
-    ``finetune`` iterations more); of phase 2's and phase 3's policies the one that tracks
-    best in the identified simulator is deployed (``robot-rl select``).  The bench hands
-    the pipeline phase 1 and (b) instead of training them again.
+(e) the full pipeline (``robot-rl pipeline``): phase 1 as (a)'s, phase 2 as (b)'s start,
+    phase 3 fine-tuned in the identified world (parameters and actuator network); of that
+    and (b) at the same iteration, the one that tracks best in the identified simulator is
+    deployed (``robot-rl select``).  The bench hands the pipeline phase 1 and (b) instead of
+    training them again.
 
 Every policy starts from the same phase-1 checkpoint (ideal PD on the nominal model, the
 pipeline budget's ``pretrain`` iterations, trained once) and continues in its own world to
-the budget's ``train`` iterations in total, as the pipeline's phase 2 does; (a) and (b) do not depend on the reality and are
+the iteration the pipeline's training ends at (``final_iteration``); (a) and (b) do not depend on the reality and are
 trained once.  Prints, and writes to ``--out``/transfer.{json,md}, per reality and policy:
 falls, success rate, forward/lateral/yaw tracking errors.
 
@@ -38,7 +38,7 @@ import time
 from pathlib import Path
 
 from deploy.suite import run_suite, summarize_reality
-from robot_rl.app.pipeline import BUDGETS
+from robot_rl.app.pipeline import BUDGETS, final_iteration
 from robot_rl.config import atomic_write_bytes, atomic_write_json
 from robot_rl.standin_model import realities
 
@@ -57,8 +57,10 @@ def call(module: str, argv: list[str]) -> None:
 def train(folder: Path, phase1: Path, iterations: int, seed: int, extra: list[str],
           budget: str) -> Path:
     """Continue phase 1's checkpoint in ``folder`` to ``iterations``; export; return the onnx."""
+    from policies.artifact import read_policy
+
     onnx = folder / "policy.onnx"
-    if onnx.exists():
+    if onnx.exists() and read_policy(folder / "policy").meta.iteration == iterations:
         return onnx
     if not (folder / "policy").exists():
         shutil.copytree(phase1, folder / "policy")
@@ -67,6 +69,23 @@ def train(folder: Path, phase1: Path, iterations: int, seed: int, extra: list[st
                           *BUDGETS[budget]["train_args"], *extra])
     call("deploy.export_cli", ["--policy", str(folder / "policy"), "--out", str(onnx)])
     return onnx
+
+
+def _hand_over(out: Path, phase1: Path, run: Path, phase2_end: int) -> None:
+    """Give the pipeline in ``run`` what (a)'s phase 1 and (b) already trained: its phases 1
+    and 2 are (a)'s phase 1 and (b)'s first ``phase2_end`` iterations, its randomized
+    candidate is (b) (same ranges, seed and budget), so it trains only phase 3."""
+    b = out / "b"
+    if not (run / "policy").exists():
+        shutil.copytree(b / "policy", run / "policy", ignore=lambda d, names: [
+            n for n in names if n == "policy.pt" or
+            (n.startswith("model_") and int(n[6:-3]) > phase2_end)])
+    if not (run / "baseline_pd" / "policy.pt").exists():
+        (run / "baseline_pd").mkdir(parents=True, exist_ok=True)
+        shutil.copy(phase1 / "policy.pt", run / "baseline_pd" / "policy.pt")
+    if not (run / "randomized").exists():
+        shutil.copytree(b / "policy", run / "randomized" / "policy")
+        shutil.copytree(b / "sysid", run / "randomized" / "sysid")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -85,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     seeds = tuple(int(x) for x in a.suite_seeds.split(","))
     out = Path(a.out)
     t0 = time.perf_counter()
-    a.pretrain, a.iterations = BUDGETS[a.budget]["pretrain"], BUDGETS[a.budget]["train"]
+    a.pretrain, a.iterations = BUDGETS[a.budget]["pretrain"], final_iteration(BUDGETS[a.budget])
     b_args = BUDGETS[a.budget]["train_args"]
 
     phase1 = out / "phase1" / "policy"
@@ -107,17 +126,8 @@ def main(argv: list[str] | None = None) -> int:
         run = out / name
         policies = dict(shared)
         if set(variants) & set("cde"):  # the reality's logs, stage 1 and 2, and (e)
-            if not (run / "policy").exists():
-                # the pipeline's phases 1 and 2 are (a)'s phase 1 and (b) (same ranges, seed,
-                # budget): hand them over, and the pipeline trains only its phase 3
-                b_done = "b" in shared
-                shutil.copytree(out / "b" / "policy" if b_done else phase1, run / "policy")
-                (run / "baseline_pd").mkdir(exist_ok=True)
-                shutil.copy(phase1 / "policy.pt", run / "baseline_pd" / "policy.pt")
-                if b_done:
-                    (run / "randomized").mkdir(exist_ok=True)
-                    shutil.copy(out / "b" / "policy" / "policy.pt", run / "randomized" / "policy.pt")
-                    shutil.copytree(out / "b" / "sysid", run / "randomized" / "sysid")
+            if "b" in shared:
+                _hand_over(out, phase1, run, BUDGETS[a.budget]["train"])
             call("robot_rl.app.pipeline", ["--out", str(run), "--standin-config", name,
                                        "--seed", str(a.seed), "--budget", a.budget])
             policies["e"] = run / "policy.onnx"

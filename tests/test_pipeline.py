@@ -75,14 +75,16 @@ def test_the_deployed_policy_is_the_chosen_candidate(run_dir):
     assert sel["chosen"] == min(sel["scores"], key=sel["scores"].get)
     chosen = (run_dir / "select" / f"{sel['chosen']}.onnx").read_bytes()
     assert (run_dir / "policy.onnx").read_bytes() == chosen
-    # three phases in one folder; baseline (a) and the randomized candidate are its snapshots
+    # phase 1 is baseline (a); both candidates trained to the same iteration, the randomized
+    # one forked from the end of phase 2
     from policies.artifact import read_policy
     from robot_rl.app.pipeline import BUDGETS, final_iteration
 
     b = BUDGETS["smoke"]
     assert read_policy(run_dir / "baseline_pd").meta.iteration == b["pretrain"]
-    assert read_policy(run_dir / "randomized").meta.iteration == b["train"]
-    assert read_policy(run_dir / "policy").meta.iteration == final_iteration(b) > b["train"]
+    for folder in ("policy", "randomized/policy"):
+        assert read_policy(run_dir / folder).meta.iteration == final_iteration(b) > b["train"]
+    assert (run_dir / "randomized" / "policy" / f"model_{b['train']}.pt").exists()
     assert (run_dir / "randomized" / "sysid" / "params.json").exists()
     assert "Which candidate was deployed" in (run_dir / "summary.md").read_text()
 

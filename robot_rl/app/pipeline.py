@@ -5,12 +5,12 @@ Each stage reads the files the previous one wrote and writes its own under ``--o
     logs/suspended.npz, logs/ground.npz   collect (hardware stand-in)
     sysid/params.json                     stage 1
     actuator/actuator.pt                  stage 2
-    policy/policy.pt                      stage 3, in three phases (one folder, one curve):
+    policy/policy.pt                      stage 3, in phases (one folder, one curve):
                                           1. ideal PD on the nominal model
                                           2. broad hand-set randomization (randomized/sysid, pd_random)
                                           3. the identified parameters and the actuator network:
                                           candidate "identified"
-    randomized/policy.pt                  phase 2's policy: candidate "randomized"
+    randomized/policy/policy.pt           phase 2 continued as long as phase 3: candidate "randomized"
     select/select.json, policy.onnx       stage 4: both exported; the one that tracks best in
                                           the identified simulator is policy.onnx (deploy/select.py)
     eval/mujoco/report.json               evaluation in MuJoCo
@@ -50,8 +50,8 @@ BUDGETS = {
                 "round_train": 300, "train_args": [], "eval": []},
 }
 
-#: the policy candidates: name -> folder under the run holding its policy.pt
-CANDIDATES = {"identified": "policy", "randomized": "randomized"}
+#: the policy candidates, trained to the same iteration: name -> training folder under the run
+CANDIDATES = {"identified": "policy", "randomized": "randomized/policy"}
 
 
 def final_iteration(budget: dict) -> int:
@@ -100,34 +100,42 @@ def _collect(out: Path, a: argparse.Namespace) -> None:
 
 
 def _train(out: Path, a: argparse.Namespace) -> None:
-    """Three phases in ``policy/``, each resumed from the last: 1. ideal PD on the nominal
-    model (snapshot: ``baseline_pd/``, baseline (a)); 2. broad hand-set randomization of
-    masses, friction, motor gains, strength and latency, no identification (snapshot:
-    ``randomized/``, the candidate that is baseline (b)); 3. the identified parameters
-    (randomized within their uncertainty) and the actuator network.  Phase 3 fine-tunes a
-    policy that already walks under broad randomization: trained in the identified world
-    from phase 1 directly, a policy learned to stand on a robot with weak, late drivers
-    (bench/RESULTS.md, issue 20).  Every call resumes, so a killed run continues."""
+    """Phases in ``policy/``, each resumed from the last: 1. ideal PD on the nominal model
+    (snapshot: ``baseline_pd/``, baseline (a)); 2. broad hand-set randomization of masses,
+    friction, motor gains, strength and latency, no identification (baseline (b)'s world);
+    3. the identified parameters (randomized within their uncertainty) and the actuator
+    network: candidate "identified".  ``randomized/policy/`` forks at the end of phase 2 and
+    continues it for as many iterations as phase 3: candidate "randomized", same budget.
+    Phase 3 fine-tunes a policy that already walks under broad randomization: trained in
+    the identified world from phase 1 directly, a policy learned to stand on a robot with
+    weak, late drivers (bench/RESULTS.md, issue 20).  Every call resumes, so a killed run
+    continues."""
     from policies.train import latest_checkpoint
 
     b = BUDGETS[a.budget]
-    common = ["--robot", a.robot, "--seed", str(a.seed), "--resume", "--out", str(out / "policy"),
-              *b["train_args"]]
-    rand = out / "randomized"
-    ckpt = latest_checkpoint(out / "policy")
-    done = int(ckpt.stem.split("_")[1]) if ckpt else 0
+    common = ["--robot", a.robot, "--seed", str(a.seed), "--resume", *b["train_args"]]
+    pol, rand = out / "policy", out / "randomized"
+    done = _iteration(latest_checkpoint(pol))
     if done < b["pretrain"]:
-        _call("policies.cli", [*common, "--iterations", str(b["pretrain"])])
+        _call("policies.cli", [*common, "--out", str(pol), "--iterations", str(b["pretrain"])])
     _snapshot(out, out / "baseline_pd", b["pretrain"])
     if not (rand / "sysid" / "params.json").exists():
         _call("sysid.cli", ["--hand-set", "--robot", a.robot, "--out", str(rand / "sysid")])
+    randomized = ["--sysid", str(rand / "sysid"), "--set", "env.actuation=pd_random"]
     if done < b["train"]:
-        _call("policies.cli", [*common, "--sysid", str(rand / "sysid"), "--set",
-                               "env.actuation=pd_random", "--iterations", str(b["train"])])
-    _snapshot(out, rand, b["train"])
+        _call("policies.cli", [*common, "--out", str(pol), *randomized, "--iterations", str(b["train"])])
+    if latest_checkpoint(rand / "policy") is None:  # the fork: phase 2's last checkpoint
+        fork = pol / f"model_{b['train']}.pt"
+        atomic_write_bytes(rand / "policy" / fork.name, fork.read_bytes())
     if done < final_iteration(b):
-        _call("policies.cli", [*common, "--sysid", str(out / "sysid"), "--actuator",
+        _call("policies.cli", [*common, "--out", str(pol), "--sysid", str(out / "sysid"), "--actuator",
                                str(out / "actuator"), "--iterations", str(final_iteration(b))])
+    _call("policies.cli", [*common, "--out", str(rand / "policy"), *randomized,
+                           "--iterations", str(final_iteration(b))])
+
+
+def _iteration(checkpoint: Path | None) -> int:
+    return int(checkpoint.stem.split("_")[1]) if checkpoint else 0
 
 
 def _snapshot(out: Path, to: Path, iteration: int) -> None:
@@ -157,21 +165,20 @@ def _select(out: Path, a: argparse.Namespace) -> None:
     _call("deploy.select", argv)
 
 
-def chosen_iteration(out: Path) -> int:
-    """The training iteration of the candidate ``select`` chose (phase 3's end before any
-    selection): a round resumes ``policy/`` from that checkpoint."""
-    from policies.artifact import read_policy
-
+def chosen_folder(out: Path) -> Path:
+    """The training folder of the candidate ``select`` chose (``policy/`` where there was no
+    selection, as in a round): the next round continues it."""
     sel = out / "select" / "select.json"
     chosen = json.loads(sel.read_text())["chosen"] if sel.exists() else "identified"
-    return read_policy(out / CANDIDATES[chosen]).meta.iteration
+    return out / CANDIDATES[chosen]
 
 
 def _validate_policy(out: Path, budget: dict) -> None:
     from policies.artifact import read_policy
 
-    for folder, iterations in (("policy", final_iteration(budget)), ("randomized", budget["train"]),
-                               ("baseline_pd", budget["pretrain"])):
+    wanted = {**{f: final_iteration(budget) for f in CANDIDATES.values()},
+              "baseline_pd": budget["pretrain"]}
+    for folder, iterations in wanted.items():
         policy = read_policy(out / folder)
         if policy.meta.iteration != iterations:
             raise ValueError(f"{policy.path}: field 'meta.iteration' is {policy.meta.iteration}, "
@@ -213,7 +220,7 @@ def stages(a: argparse.Namespace) -> list[Stage]:
               lambda o, a: _call("actuator_net.cli", ["train", "--logs", str(o / "logs" / "suspended.npz"),
                                                       "--robot", a.robot, "--out", str(o / "actuator")]),
               lambda o: None),
-        Stage("train", lambda o: [o / f / "policy.pt" for f in ("policy", "randomized", "baseline_pd")],
+        Stage("train", lambda o: [o / f / "policy.pt" for f in (*CANDIDATES.values(), "baseline_pd")],
               _train, lambda o: _validate_policy(o, b)),
         Stage("select", lambda o: [o / "select" / "select.json", o / "policy.onnx"], _select,
               lambda o: _validate_json("chosen", "scores")(o / "select" / "select.json")),

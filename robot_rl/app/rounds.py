@@ -65,17 +65,14 @@ def run_round(out: Path, r: int, a: argparse.Namespace, budget: dict, call) -> P
         call("actuator_net.cli", ["train", "--logs", str(base_logs[0]), *map(str, walks),
                                   "--robot", a.robot, "--out", str(here / "actuator")])
     if not (here / "policy.onnx").exists():
-        from robot_rl.app.pipeline import chosen_iteration
+        from policies.artifact import read_policy
+        from robot_rl.app.pipeline import chosen_folder
 
-        start = chosen_iteration(prev)  # the previous round's deployed policy
+        deployed = chosen_folder(prev)  # the previous round's deployed policy, continued
         if not (here / "policy").exists():
-            # the previous round's training, resumed from that policy's checkpoint
-            shutil.copytree(prev / "policy", here / "policy")
-            for ckpt in (here / "policy").glob("model_*.pt"):
-                if int(ckpt.stem.split("_")[1]) > start:
-                    ckpt.unlink()
+            shutil.copytree(deployed, here / "policy")
         done = int(latest_checkpoint(here / "policy").stem.split("_")[1])
-        target = start + budget["round_train"]
+        target = read_policy(deployed).meta.iteration + budget["round_train"]
         if done < target:
             call("policies.cli", ["--robot", a.robot, "--out", str(here / "policy"), "--seed",
                                   str(a.seed), "--resume", "--iterations", str(target),
