@@ -112,9 +112,10 @@ def write_summary(out: Path, budgets: Mapping[str, Mapping]) -> Path:
 
         r = json.loads(sel.read_text())
         lines += ["### Which candidate was deployed", "",
-                  "Both candidates (randomized: phase 2, broad hand-set randomization, no "
-                  "identification; identified: phase 3, fine-tuned with the identified "
-                  "parameters and the actuator network) ran in the identified simulator; "
+                  "Both candidates, trained to the same iteration (randomized: phase 2's "
+                  "broad hand-set randomization continued, no identification; identified: "
+                  "phase 3, fine-tuned with the identified parameters and the actuator "
+                  "network), ran in the identified simulator; "
                   f"`{r['chosen']}` is `policy.onnx`.", "",
                   select_markdown(r)]
     pb_path, base_path = out / "eval" / "pybullet" / "report.json", out / "eval" / "baseline_pd" / "report.json"
