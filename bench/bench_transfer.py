@@ -75,11 +75,12 @@ def _hand_over(out: Path, phase1: Path, run: Path, phase2_end: int) -> None:
     """Give the pipeline in ``run`` what (a)'s phase 1 and (b) already trained: its phases 1
     and 2 are (a)'s phase 1 and (b)'s first ``phase2_end`` iterations, its randomized
     candidate is (b) (same ranges, seed and budget), so it trains only phase 3."""
+    from policies.train import checkpoint_iteration
+
     b = out / "b"
     if not (run / "policy").exists():
         shutil.copytree(b / "policy", run / "policy", ignore=lambda d, names: [
-            n for n in names if n == "policy.pt" or
-            (n.startswith("model_") and int(n[6:-3]) > phase2_end)])
+            n for n in names if n == "policy.pt" or (checkpoint_iteration(n) or 0) > phase2_end])
     if not (run / "baseline_pd" / "policy.pt").exists():
         (run / "baseline_pd").mkdir(parents=True, exist_ok=True)
         shutil.copy(phase1 / "policy.pt", run / "baseline_pd" / "policy.pt")

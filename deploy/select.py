@@ -26,6 +26,7 @@ the chosen candidate to ``--out-policy``.
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import sys
 from pathlib import Path
@@ -89,8 +90,6 @@ def select(run: str | Path, candidates: dict[str, Path], episodes: int = 8, seco
 
 
 def _robot_of(run: Path) -> str:
-    import json
-
     meta = run / "pipeline.json"
     return json.loads(meta.read_text()).get("robot", "a1") if meta.exists() else "a1"
 

@@ -72,10 +72,15 @@ def save_policy(path: Path, runner: OnPolicyRunner, env: LeggedEnv) -> None:
     write_policy(path, runner.policy, policy_meta(env, runner.iteration))
 
 
+def checkpoint_iteration(path: Path | str | None) -> int | None:
+    """The iteration of a checkpoint file ``model_<N>.pt`` (None: not one, or no path)."""
+    m = re.fullmatch(r"model_(\d+)\.pt", Path(path).name) if path is not None else None
+    return int(m.group(1)) if m else None
+
+
 def latest_checkpoint(out: Path) -> Path | None:
     """The checkpoint with the highest iteration in ``out``, if any."""
-    found = [(int(m.group(1)), p) for p in out.glob("model_*.pt")
-             if (m := re.fullmatch(r"model_(\d+)\.pt", p.name))]
+    found = [(it, p) for p in out.glob("model_*.pt") if (it := checkpoint_iteration(p)) is not None]
     return max(found)[1] if found else None
 
 

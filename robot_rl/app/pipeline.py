@@ -110,12 +110,12 @@ def _train(out: Path, a: argparse.Namespace) -> None:
     the identified world from phase 1 directly, a policy learned to stand on a robot with
     weak, late drivers (bench/RESULTS.md, issue 20).  Every call resumes, so a killed run
     continues."""
-    from policies.train import latest_checkpoint
+    from policies.train import checkpoint_iteration, latest_checkpoint
 
     b = BUDGETS[a.budget]
     common = ["--robot", a.robot, "--seed", str(a.seed), "--resume", *b["train_args"]]
     pol, rand = out / "policy", out / "randomized"
-    done = _iteration(latest_checkpoint(pol))
+    done = checkpoint_iteration(latest_checkpoint(pol)) or 0
     if done < b["pretrain"]:
         _call("policies.cli", [*common, "--out", str(pol), "--iterations", str(b["pretrain"])])
     _snapshot(out, out / "baseline_pd", b["pretrain"])
@@ -132,10 +132,6 @@ def _train(out: Path, a: argparse.Namespace) -> None:
                                str(out / "actuator"), "--iterations", str(final_iteration(b))])
     _call("policies.cli", [*common, "--out", str(rand / "policy"), *randomized,
                            "--iterations", str(final_iteration(b))])
-
-
-def _iteration(checkpoint: Path | None) -> int:
-    return int(checkpoint.stem.split("_")[1]) if checkpoint else 0
 
 
 def _snapshot(out: Path, to: Path, iteration: int) -> None:

@@ -45,7 +45,7 @@ def fidelity_error(run: Path) -> float | None:
 def run_round(out: Path, r: int, a: argparse.Namespace, budget: dict, call) -> Path:
     """One round of the loop; returns its folder."""
     from deploy.walking_log import collect_walking
-    from policies.train import latest_checkpoint
+    from policies.train import checkpoint_iteration, latest_checkpoint
     from robot_rl.robot import load_robot
     from robot_rl.standin_model import load_standin_config
 
@@ -71,7 +71,7 @@ def run_round(out: Path, r: int, a: argparse.Namespace, budget: dict, call) -> P
         deployed = chosen_folder(prev)  # the previous round's deployed policy, continued
         if not (here / "policy").exists():
             shutil.copytree(deployed, here / "policy")
-        done = int(latest_checkpoint(here / "policy").stem.split("_")[1])
+        done = checkpoint_iteration(latest_checkpoint(here / "policy"))
         target = read_policy(deployed).meta.iteration + budget["round_train"]
         if done < target:
             call("policies.cli", ["--robot", a.robot, "--out", str(here / "policy"), "--seed",

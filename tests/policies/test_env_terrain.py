@@ -117,13 +117,19 @@ def test_commanded_displacement_is_the_chord_of_the_commanded_arc():
     assert d[2] == pytest.approx(np.hypot(vx, vy), rel=1e-6)
 
 
-def test_a_turning_env_that_drove_its_arc_is_not_sent_down():
-    grid = TerrainCurriculumConfig(enabled=True, kinds=("rough",), levels=4, max_init_level=2)
-    cfg = replace(EnvConfig(), num_envs=2, terrain=replace(EnvConfig().terrain, horizontal_scale=0.1),
-                  terrain_curriculum=grid)
+def _ground_at_level(kind: str, num_envs: int, level: int) -> EnvTerrain:
+    """A one-column curriculum of ``kind`` (4 levels, 8 m tiles), every env on ``level``."""
+    grid = TerrainCurriculumConfig(enabled=True, kinds=(kind,), levels=4, max_init_level=2)
+    cfg = replace(EnvConfig(), num_envs=num_envs, terrain_curriculum=grid,
+                  terrain=replace(EnvConfig().terrain, horizontal_scale=0.1))
     ground = EnvTerrain(cfg, np.random.default_rng(0))
-    ground.level[:] = 2
-    ground._place(np.arange(2))
+    ground.level[:] = level
+    ground._place(np.arange(num_envs))
+    return ground
+
+
+def test_a_turning_env_that_drove_its_arc_is_not_sent_down():
+    ground = _ground_at_level("rough", 2, 2)
     xy = ground.spawn[:, :2].copy()
     xy[:, 0] += 0.4  # 0.4 m: the chord of 0.5 m/s at 0.6 rad/s over 20 s is 0.45 m
     cmd = np.array([[0.5, 0.0, 0.6], [0.5, 0.0, 0.0]])
@@ -133,12 +139,7 @@ def test_a_turning_env_that_drove_its_arc_is_not_sent_down():
 
 
 def test_tracking_the_command_over_a_quarter_tile_promotes_unless_the_env_fell():
-    grid = TerrainCurriculumConfig(enabled=True, kinds=("stairs_up",), levels=4, max_init_level=2)
-    cfg = replace(EnvConfig(), num_envs=3, terrain=replace(EnvConfig().terrain, horizontal_scale=0.1),
-                  terrain_curriculum=grid)
-    ground = EnvTerrain(cfg, np.random.default_rng(0))
-    ground.level[:] = 1
-    ground._place(np.arange(3))
+    ground = _ground_at_level("stairs_up", 3, 1)
     xy = ground.spawn[:, :2].copy()
     xy[:, 1] += 2.5  # 2.5 m of the 3 m asked (0.15 m/s sideways for 20 s); half a tile is 4 m
     cmd = np.array([[0.0, 0.15, 0.0]] * 3)
