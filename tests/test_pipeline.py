@@ -97,3 +97,19 @@ def test_select_prefers_a_walking_policy_in_the_identified_simulator(run_dir):
                episodes=3, seconds=4.0, progress=False)
     assert r["chosen"] == "walking", r["scores"]
     assert r["scores"]["walking"] < r["scores"]["smoke"]
+
+
+def test_a_round_continues_the_deployed_candidate(run_dir):
+    from policies.artifact import read_policy
+    from robot_rl.app.pipeline import BUDGETS, final_iteration
+
+    # the choice is the randomized candidate (not policy/, which a round took before)
+    sel_path = run_dir / "select" / "select.json"
+    sel = json.loads(sel_path.read_text())
+    sel_path.write_text(json.dumps({**sel, "chosen": "randomized"}))
+    assert main(["--robot", "a1", "--out", str(run_dir), "--budget", "smoke", "--rounds", "1"]) == 0
+    b, here = BUDGETS["smoke"], run_dir / "round_1" / "policy"
+    assert read_policy(here).meta.iteration == final_iteration(b) + b["round_train"]
+    ckpt = f"model_{final_iteration(b)}.pt"
+    assert (here / ckpt).read_bytes() == (run_dir / "randomized" / "policy" / ckpt).read_bytes()
+    assert (here / ckpt).read_bytes() != (run_dir / "policy" / ckpt).read_bytes()
