@@ -74,14 +74,33 @@ def _actuation(robot: RobotDescription, run: Path, v: Variant, physics_dt: float
 
 
 class SimRobot(MujocoRobot):
-    """The training simulator as a robot: MuJoCo with the variant's parameters and actuation."""
+    """The training simulator as a robot: MuJoCo with the variant's parameters and actuation.
+
+    ``draws``: an identified variant whose every :meth:`reset` first draws the parameters
+    from stage 1's randomization ranges (the training's domain randomization) with this
+    generator, so each episode meets one robot the identification allows."""
 
     def __init__(self, robot: RobotDescription, run: Path, variant: Variant,
-                 physics_dt: float = PHYSICS_DT):
+                 physics_dt: float = PHYSICS_DT, draws: np.random.Generator | None = None):
         self.actuation = _actuation(robot, run, variant, physics_dt)
+        if draws is not None:
+            if not variant.identified:
+                raise ValueError("SimRobot: parameter draws need an identified variant")
+            from sysid.artifact import read_params
+
+            self._ranges = read_params(run / "sysid", robot=robot.name).ranges
+        self._draws = draws
+        #: the parameters drawn for the current episode (None: the fitted values)
+        self.drawn: dict[str, float] | None = None
         super().__init__(robot, physics_dt=physics_dt, model_hook=_model_hook(robot, run, variant))
 
     def reset(self):
+        if self._draws is not None:
+            from policies.randomization import randomize
+            from sysid.apply import apply_params
+
+            self.drawn = randomize(self._ranges, self._draws)
+            apply_params(self.model, self.drawn, self.robot, data=self.data)
         st = super().reset()
         self.actuation.reset(np.array([0]), st.q[None], st.qd[None])
         return st

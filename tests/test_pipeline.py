@@ -113,3 +113,26 @@ def test_a_round_continues_the_deployed_candidate(run_dir):
     ckpt = f"model_{final_iteration(b)}.pt"
     assert (here / ckpt).read_bytes() == (run_dir / "randomized" / "policy" / ckpt).read_bytes()
     assert (here / ckpt).read_bytes() != (run_dir / "policy" / ckpt).read_bytes()
+
+
+def test_select_meets_robots_drawn_from_the_identified_ranges(run_dir):
+    import numpy as np
+
+    from deploy.fidelity import SimRobot, Variant
+    from robot_rl.robot import load_robot
+    from sysid.artifact import read_params
+
+    robot, ranges = load_robot("a1"), read_params(run_dir / "sysid").ranges
+    sim = SimRobot(robot, run_dir, Variant(True, "net"), draws=np.random.default_rng(5))
+    first, mass_first = dict(sim.drawn), sim.model.body_mass.copy()
+    assert set(first) == set(ranges)
+    for k, v in first.items():
+        assert ranges[k][0] <= v <= ranges[k][1], k
+    sim.reset()  # a new episode, a new robot
+    assert sim.drawn != first and not np.array_equal(sim.model.body_mass, mass_first)
+    again = SimRobot(robot, run_dir, Variant(True, "net"), draws=np.random.default_rng(5))
+    assert again.drawn == first  # seeded: every candidate meets the same robots
+    fitted = SimRobot(robot, run_dir, Variant(True, "net"))
+    assert fitted.drawn is None
+    with pytest.raises(ValueError, match="identified"):
+        SimRobot(robot, run_dir, Variant(False, "net"), draws=np.random.default_rng(0))

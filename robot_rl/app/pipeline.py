@@ -45,9 +45,10 @@ from robot_rl.robot import DEFAULT_ROBOT, ROBOTS
 #: the identified world (parameters and actuator network); eval options.
 BUDGETS = {
     "smoke": {"collect_s": 6.0, "pretrain": 1, "train": 2, "finetune": 1, "round_train": 1,
-              "train_args": ["--budget", "smoke"], "eval": ["--seconds", "3", "--no-video"]},
+              "train_args": ["--budget", "smoke"], "eval": ["--seconds", "3", "--no-video"],
+              "select": ["--episodes", "4", "--seconds", "4"]},
     "default": {"collect_s": 30.0, "pretrain": 500, "train": 950, "finetune": 300,
-                "round_train": 300, "train_args": [], "eval": []},
+                "round_train": 300, "train_args": [], "eval": [], "select": []},
 }
 
 #: the policy candidates, trained to the same iteration: name -> training folder under the run
@@ -153,7 +154,8 @@ def _select(out: Path, a: argparse.Namespace) -> None:
     """Export both candidates; the one that tracks best in the identified simulator becomes
     ``policy.onnx`` (deploy/select.py says why and how)."""
     argv = ["--run", str(out), "--out", str(out / "select" / "select.json"),
-            "--out-policy", str(out / "policy.onnx"), "--seed", str(a.seed), "--quiet"]
+            "--out-policy", str(out / "policy.onnx"), "--seed", str(a.seed), "--quiet",
+            *BUDGETS[a.budget]["select"]]
     for name, folder in CANDIDATES.items():
         onnx = out / "select" / f"{name}.onnx"
         _call("deploy.export_cli", ["--policy", str(out / folder), "--out", str(onnx)])

@@ -12,9 +12,12 @@ def _episode(**kw):
             "yaw_abs_err": 0.2, **kw}
 
 
-def test_an_episode_at_the_thresholds_scores_one_and_errors_scale_it():
+def test_an_episode_scores_its_worst_axis_over_the_thresholds():
     assert episode_score(_episode(), SUCCESS) == pytest.approx(1.0)
-    assert episode_score(_episode(vx_abs_err=0.45), SUCCESS) == pytest.approx(5 / 3)
+    assert episode_score(_episode(vx_abs_err=0.45), SUCCESS) == pytest.approx(3.0)
+    # one axis far off the goal is not hidden by the others being perfect
+    assert episode_score(_episode(vx_abs_err=0.0, yaw_abs_err=0.0, vy_abs_err=0.3),
+                         SUCCESS) == pytest.approx(2.0)
     assert episode_score(_episode(vx_abs_err=0.0, vy_abs_err=0.0, yaw_abs_err=0.0), SUCCESS) == 0.0
 
 
