@@ -36,7 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="device of the warp physics: auto (GPU if any), cpu, cuda:0 [auto]")
     p.add_argument("--budget", choices=sorted(BUDGETS), default="default",
                    help="smoke: a few iterations to check the machinery")
-    add_config_arguments(p, "env.rewards.torque=-1e-4")
+    add_config_arguments(p, "env.rewards.torque=-0.1")
     p.add_argument("--resume", action="store_true",
                    help="continue from the latest checkpoint in --out")
     p.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -38,8 +38,12 @@ class RewardConfig:
     ang_vel: float = 1.0
     # kernel width for velocity tracking (m/s, rad/s)
     kernel_width: float = 0.15
-    # torque cost, sum of squares (per N^2 m^2 s)
-    torque: float = -2e-4
+    # torque cost, sum of squares of the joint torques in units of the robot's weight
+    # moment m g h (total mass, gravity, nominal base height; per s): the same share of the
+    # reward on a small robot and a large one, where a cost per N^2 m^2 weighs a twice as
+    # heavy, taller robot's walking ~5x more (A1: m g h = 33 N m, so -0.22 is the former
+    # -2e-4 per N^2 m^2; aliengo: 77 N m)
+    torque: float = -0.22
     # joint speed cost, sum of squares (per rad^2/s)
     joint_speed: float = -2e-4
     # foot slip: horizontal speed of feet in contact, sum of squares (per m^2/s)

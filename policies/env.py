@@ -76,6 +76,9 @@ class LeggedEnv(gym.vector.VectorEnv):
         if cfg.terminate_on_base_contact:
             add_base_contact_sensor(model_spec, self.robot, BASE_CONTACT)
         self.base_model = model_spec.compile()
+        # the robot's weight moment m g h (N m), from its description (before any identified
+        # payload): the unit of the torque cost, so reward scales carry across robots
+        self.torque_unit = rewards.weight_moment(self.base_model, self.robot)
         if sysid is not None:
             from sysid.apply import apply_params  # stage 1's single definition of the mapping
 
@@ -253,7 +256,7 @@ class LeggedEnv(gym.vector.VectorEnv):
             command=self.command, base_linvel_b=sensor(LINVEL), base_angvel_b=sensor(GYRO),
             gravity_b=gravity, tau=out.tau, qd=qd, action=self.obs_state.action, prev_action=self.prev_action,
             foot_height=foot_height, foot_vel=foot_vel,
-            foot_contact=contact, foot_air_time=touchdown_air)
+            foot_contact=contact, foot_air_time=touchdown_air, torque_unit=self.torque_unit)
         terms = rewards.compute(st, self.cfg.rewards, self.cfg.control_dt, self.curriculum)
         reward = sum(terms.values())
         height = self.qpos[:, 2] - self.ground.ground(self.qpos[:, 0], self.qpos[:, 1])

@@ -30,6 +30,15 @@ class StepState:
     foot_vel: np.ndarray  # (N, F, 3) m/s world
     foot_contact: np.ndarray  # (N, F) bool
     foot_air_time: np.ndarray  # (N, F) s in the air before this step's touchdown (0 if none)
+    torque_unit: float = 1.0  # N m: the torque cost counts tau / torque_unit (the weight moment)
+
+
+def weight_moment(model, robot) -> float:
+    """m g h (N m): the robot's total mass in ``model`` (a MuJoCo model), its gravity and
+    the description's nominal base height; the torque a leg needs to hold the robot up is
+    of this order, so torques divided by it compare across robot sizes."""
+    return float(model.body_mass.sum() * np.linalg.norm(model.opt.gravity)
+                 * robot.nominal_base_height)
 
 
 def _norm(x: np.ndarray, axis: int) -> np.ndarray:
@@ -52,7 +61,7 @@ def ang_vel(s: StepState, c: RewardConfig) -> np.ndarray:
 
 
 def torque(s: StepState, c: RewardConfig) -> np.ndarray:
-    return np.sum(s.tau ** 2, axis=1)
+    return np.sum(s.tau ** 2, axis=1) * (1.0 / s.torque_unit ** 2)
 
 
 def joint_speed(s: StepState, c: RewardConfig) -> np.ndarray:

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from robot_rl.robot import RobotDescription
+from robot_rl.sensors import GRAVITY
 from sysid.apply import MAPPING
 from sysid.config import SysidConfig
 from sysid.joints import Estimate
@@ -116,24 +117,36 @@ def parameter_table(estimates: dict[str, Estimate], robot: RobotDescription, cfg
     return table
 
 
-#: broad hand-set ranges, as legged_gym and walk-these-ways randomize without identification
-#: (per kind; trunk mass as a multiple of the URDF trunk, trunk COM as an offset in m)
-HAND_SET = {"armature": (0.0, 0.004), "damping": (0.0, 0.5), "coulomb": (0.0, 1.0),
-            "leg_mass_scale": (0.8, 1.2), "trunk_mass": (0.8, 1.6), "trunk_com": (-0.05, 0.05),
+#: broad hand-set ranges, as legged_gym and walk-these-ways randomize without identification,
+#: per kind and in units of the robot's size, so that they carry across robots (m: total
+#: mass, g: gravity, h: nominal base height; for the A1, m g h = 33 N m and m h^2 = 0.91
+#: kg m^2): armature in m h^2, damping in m g h per rad/s, Coulomb friction in m g h, the leg
+#: masses and the trunk mass as multiples of the URDF's, the trunk COM as an offset in h,
+#: foot friction as it is
+HAND_SET = {"armature": (0.0, 0.0045), "damping": (0.0, 0.015), "coulomb": (0.0, 0.03),
+            "leg_mass_scale": (0.8, 1.2), "trunk_mass": (0.8, 1.6), "trunk_com": (-0.18, 0.18),
             "foot_friction": (0.3, 1.25)}
+
+
+def hand_set_units(robot: RobotDescription) -> dict[str, float]:
+    """The unit of each :data:`HAND_SET` kind for ``robot`` (SI per unit of the table)."""
+    nom = nominal(robot)
+    m, h = sum(nom.body_mass.values()), robot.nominal_base_height
+    return {"armature": m * h * h, "damping": m * GRAVITY * h, "coulomb": m * GRAVITY * h,
+            "leg_mass_scale": 1.0, "trunk_mass": nom.trunk_mass, "trunk_com": h,
+            "foot_friction": 1.0}
 
 
 def hand_set_table(robot: RobotDescription) -> dict[str, dict[str, Any]]:
     """A parameter table with no identification behind it: URDF values and the broad
     :data:`HAND_SET` ranges (the randomization a policy gets without stage 1)."""
     nom, values = nominal(robot), nominal_values(robot)
+    units = hand_set_units(robot)
     table = {}
     for name in parameter_names(robot):
         kind = kind_of(name)
-        lo, hi = HAND_SET[kind]
-        if kind == "trunk_mass":
-            lo, hi = lo * nom.trunk_mass, hi * nom.trunk_mass
-        elif kind == "trunk_com":
+        lo, hi = (units[kind] * v for v in HAND_SET[kind])
+        if kind == "trunk_com":
             lo, hi = values[name] + lo, values[name] + hi
         table[name] = {"nominal": values[name], "fitted": values[name],
                        "std": (hi - lo) / math.sqrt(12.0), "identifiable": False,

@@ -64,3 +64,27 @@ def test_hand_set_params_are_broad_and_centred_on_the_urdf(tmp_path):
         assert lo <= nom[k] <= hi and hi > lo, k
         assert p.values[k] == nom[k]
     assert p.ranges["foot_friction"][0] <= 0.3 and p.ranges["trunk_mass"][1] >= 1.5 * nom["trunk_mass"]
+
+
+def test_hand_set_ranges_scale_with_the_robot():
+    """Joint friction, damping and armature ranges in units of the robot's size: a larger,
+    heavier robot gets proportionally larger ones (m g h; m h^2), not the A1's N m."""
+    from robot_rl.robot import load_robot
+    from sysid.model import nominal
+    from sysid.params import hand_set_table
+
+    def size(robot):
+        m, h = sum(nominal(robot).body_mass.values()), robot.nominal_base_height
+        return m * 9.81 * h, m * h * h, h
+
+    big = load_robot("aliengo")
+    small_t, big_t = hand_set_table(A1), hand_set_table(big)
+    (mgh_s, mhh_s, h_s), (mgh_b, mhh_b, h_b) = size(A1), size(big)
+    j_s, j_b = A1.joint_names[1], big.joint_names[1]
+    for kind, ratio in (("coulomb", mgh_b / mgh_s), ("damping", mgh_b / mgh_s),
+                        ("armature", mhh_b / mhh_s)):
+        hi_s, hi_b = small_t[f"{kind}/{j_s}"]["range"][1], big_t[f"{kind}/{j_b}"]["range"][1]
+        assert hi_b / hi_s == pytest.approx(ratio, rel=1e-9), kind
+    width = lambda t: t["trunk_com/z"]["range"][1] - t["trunk_com/z"]["range"][0]  # noqa: E731
+    assert width(big_t) / width(small_t) == pytest.approx(h_b / h_s, rel=1e-9)
+    assert mgh_b / mgh_s > 2  # the two robots differ enough for the test to mean something

@@ -12,7 +12,7 @@ import torch
 from policies import env as env_module
 from policies.actuation import IdealPD
 from policies.artifact import read_policy
-from policies.config import EnvConfig
+from policies.config import CommandConfig, EnvConfig
 from policies.env import EnvNaNError, LeggedEnv
 from policies.randomization import SysidParams, randomize
 from policies.train import LocomotionConfig, latest_checkpoint, read_run_config, train
@@ -35,6 +35,26 @@ def test_smoke_every_robot(robot):
     # standing at the nominal pose under PD does not fall within 10 steps
     assert not term.any()
     env.close()
+
+
+def test_the_torque_cost_of_standing_is_alike_on_a_small_and_a_large_robot():
+    """Torques count in units of the robot's weight moment m g h: the aliengo (20.6 kg,
+    0.38 m) standing costs about what the A1 (12.5 kg, 0.27 m) does, not ~5x (per N^2 m^2)."""
+    cost = {}
+    for robot in ("a1", "aliengo"):
+        env = LeggedEnv(EnvConfig(robot=robot, num_envs=4, randomize=False, push_interval=0.0,
+                                  gait_frequency=0.0, commands=CommandConfig(
+                                      vx=(0.0, 0.0), vy=(0.0, 0.0), yaw=(0.0, 0.0))))
+        mass = env.base_model.body_mass.sum()
+        assert env.torque_unit == pytest.approx(mass * 9.81 * env.robot.nominal_base_height)
+        env.reset(seed=0)
+        for _ in range(25):  # settle
+            env.step(np.zeros((4, 12)))
+        _, _, _, _, info = env.step(np.zeros((4, 12)))
+        cost[robot] = float(np.mean(info["reward_terms"]["torque"]))
+        env.close()
+    assert cost["a1"] < 0 and cost["aliengo"] < 0
+    assert 0.5 < cost["aliengo"] / cost["a1"] < 2.0, cost
 
 
 def test_truncation_is_not_termination():
@@ -218,10 +238,10 @@ def test_train_cli_smoke(tmp_path):
     from policies.cli import main
 
     assert main(["--out", str(tmp_path / "p"), "--budget", "smoke", "--quiet", "--device", "cpu",
-                 "--set", "env.rewards.torque=-2e-4", "train.runner.save_interval=2"]) == 0
+                 "--set", "env.rewards.torque=-0.1", "train.runner.save_interval=2"]) == 0
     assert (tmp_path / "p" / "policy.pt").exists()
     cfg = read_run_config(tmp_path / "p")  # budget, flags and --set, resolved, saved once
-    assert cfg.env.rewards.torque == -2e-4 and cfg.train.runner.save_interval == 2
+    assert cfg.env.rewards.torque == -0.1 and cfg.train.runner.save_interval == 2
     assert cfg.train.runner.iterations == 2 and cfg.env.num_envs == 8
     assert not (tmp_path / "p" / "locomotion_config.json").exists()
 
