@@ -140,8 +140,7 @@ def hand_set_units(robot: RobotDescription) -> dict[str, float]:
 def hand_set_table(robot: RobotDescription) -> dict[str, dict[str, Any]]:
     """A parameter table with no identification behind it: URDF values and the broad
     :data:`HAND_SET` ranges (the randomization a policy gets without stage 1)."""
-    nom, values = nominal(robot), nominal_values(robot)
-    units = hand_set_units(robot)
+    values, units = nominal_values(robot), hand_set_units(robot)
     table = {}
     for name in parameter_names(robot):
         kind = kind_of(name)
