@@ -37,6 +37,7 @@ from robot_rl.obs_spec import ObservationSpec, projected_gravity
 from robot_rl.obs_state import ObsActionState
 from robot_rl.robot import load_robot
 from robot_rl.sim_mujoco import MujocoModelConfig, add_base_contact_sensor, build_spec
+from sysid.model import weight_moment
 
 FOOT_CONTACT_HEIGHT = 0.035  # m: a foot site lower than this touches the ground
 # sensors of the robot's model read by name (robot_rl.sim_mujoco.build_spec, and the base
@@ -76,9 +77,9 @@ class LeggedEnv(gym.vector.VectorEnv):
         if cfg.terminate_on_base_contact:
             add_base_contact_sensor(model_spec, self.robot, BASE_CONTACT)
         self.base_model = model_spec.compile()
-        # the robot's weight moment m g h (N m), from its description (before any identified
-        # payload): the unit of the torque cost, so reward scales carry across robots
-        self.torque_unit = rewards.weight_moment(self.base_model, self.robot)
+        # the robot's weight moment m g h (N m), nominal (before any identified payload):
+        # the unit of the torque cost, so reward scales carry across robots
+        self.torque_unit = weight_moment(self.robot)
         if sysid is not None:
             from sysid.apply import apply_params  # stage 1's single definition of the mapping
 

@@ -33,14 +33,6 @@ class StepState:
     torque_unit: float = 1.0  # N m: the torque cost counts tau / torque_unit (the weight moment)
 
 
-def weight_moment(model, robot) -> float:
-    """m g h (N m): the robot's total mass in ``model`` (a MuJoCo model), its gravity and
-    the description's nominal base height; the torque a leg needs to hold the robot up is
-    of this order, so torques divided by it compare across robot sizes."""
-    return float(model.body_mass.sum() * np.linalg.norm(model.opt.gravity)
-                 * robot.nominal_base_height)
-
-
 def _norm(x: np.ndarray, axis: int) -> np.ndarray:
     """Euclidean norm along ``axis`` (np.linalg.norm's numbers, less overhead on small arrays)."""
     return np.sqrt(np.sum(x * x, axis=axis))

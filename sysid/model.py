@@ -20,6 +20,7 @@ import mujoco
 import numpy as np
 
 from robot_rl.robot import RobotDescription
+from robot_rl.sensors import GRAVITY
 from robot_rl.sim_mujoco import MujocoModelConfig, build_model, index
 
 UNITS = {
@@ -102,6 +103,14 @@ def _nominal(name: str, urdf: str, robot: RobotDescription) -> Nominal:
 def nominal(robot: RobotDescription) -> Nominal:
     """The nominal inertial data of ``robot`` (cached per robot)."""
     return _nominal(robot.name, str(robot.urdf_path), robot)
+
+
+def weight_moment(robot: RobotDescription) -> float:
+    """m g h (N m): the robot's total nominal mass times gravity times its nominal base
+    height.  A leg holding the robot up needs torques of this order, so it is the unit in
+    which size-dependent defaults (the torque cost, the hand-set friction ranges) carry
+    across robots."""
+    return sum(nominal(robot).body_mass.values()) * GRAVITY * robot.nominal_base_height
 
 
 def foot_radius(model: mujoco.MjModel, robot: RobotDescription) -> np.ndarray:

@@ -24,7 +24,7 @@ from robot_rl.sensors import GRAVITY
 from sysid.apply import MAPPING
 from sysid.config import SysidConfig
 from sysid.joints import Estimate
-from sysid.model import UNITS, kind_of, nominal, parameter_names
+from sysid.model import UNITS, kind_of, nominal, parameter_names, weight_moment
 
 #: size at which a parameter of each kind matters (identifiability threshold reference)
 SCALES = {"armature": 5e-4, "damping": 0.05, "coulomb": 0.05, "leg_mass_scale": 1.0,
@@ -130,9 +130,8 @@ HAND_SET = {"armature": (0.0, 0.0045), "damping": (0.0, 0.015), "coulomb": (0.0,
 
 def hand_set_units(robot: RobotDescription) -> dict[str, float]:
     """The unit of each :data:`HAND_SET` kind for ``robot`` (SI per unit of the table)."""
-    nom = nominal(robot)
-    m, h = sum(nom.body_mass.values()), robot.nominal_base_height
-    return {"armature": m * h * h, "damping": m * GRAVITY * h, "coulomb": m * GRAVITY * h,
+    nom, h, mgh = nominal(robot), robot.nominal_base_height, weight_moment(robot)
+    return {"armature": mgh * h / GRAVITY, "damping": mgh, "coulomb": mgh,
             "leg_mass_scale": 1.0, "trunk_mass": nom.trunk_mass, "trunk_com": h,
             "foot_friction": 1.0}
 
