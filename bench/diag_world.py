@@ -8,6 +8,10 @@ The diagnosis of bench/RESULTS.md ("Why the pipeline does not walk on driver_mis
     python bench/diag_world.py --run runs/x_dm_prand/policy --checkpoint model_700.pt \\
         --pipeline runs/transfer/driver_mismatch --world net --no-pushes      # speed, det. vs sampled
 
+``--legs`` adds, per leg and joint in deterministic mode, what showed why aliengo did
+not walk forward (RESULTS "aliengo: ... the PD gains"): contact fraction, highest foot,
+mean joint angle and mean PD error (target - q).
+
 ``--world``: ``net`` (the pipeline's identified parameters and actuator network), ``pd`` or
 ``pd_random`` (identified parameters, ideal or randomized PD).  Ground truth (base velocity)
 is read here for the metric only, as the env's rewards do.
@@ -22,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from policies.env import LeggedEnv
+from policies.env import FOOT_CONTACT_HEIGHT, LeggedEnv
 from policies.randomization import load_sysid
 from policies.train import read_run_config
 from robot_rl.rl.models import ActorCritic
@@ -38,6 +42,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--steps", type=int, default=300, help="control steps per mode")
     p.add_argument("--vx", type=float, default=0.7, help="forward command (m/s)")
     p.add_argument("--no-pushes", action="store_true")
+    p.add_argument("--legs", action="store_true",
+                   help="per-leg gait statistics (contact, foot height, joint angles, PD error)")
     a = p.parse_args(argv)
     cfg = read_run_config(a.run)
     env_cfg = replace(cfg.env, num_envs=a.envs, actuation=a.world,
@@ -54,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
         for mode in ("deterministic", "sampled"):
             obs, _ = env.reset(seed=3)
             first_fall = np.full(a.envs, -1)
-            vx = []
+            vx, feet, q, err = [], [], [], []
             for t in range(a.steps):
                 env.command[:] = command
                 with torch.no_grad():
@@ -65,12 +71,31 @@ def main(argv: list[str] | None = None) -> int:
                 first_fall[terminated & (first_fall < 0)] = t
                 if t >= 50:
                     vx.append(env.physics.sensor("base_linvel_local")[:, 0].mean())
+                    feet.append(env.foot_height.copy())
+                    q.append(env.joint_q().copy())
+                    err.append(env.obs_state.target - q[-1])
             fell = np.sort(first_fall[first_fall >= 0])
             print(f"{a.world} {mode}: forward speed {np.mean(vx):.3f} m/s for {a.vx} m/s; "
                   f"{len(fell)}/{a.envs} envs fell, first falls at control steps {fell[:10].tolist()}")
+            if a.legs and mode == "deterministic":
+                print_legs(env, np.array(feet), np.array(q), np.array(err))
     finally:
         env.close()
     return 0
+
+
+def print_legs(env: LeggedEnv, feet: np.ndarray, q: np.ndarray, err: np.ndarray) -> None:
+    """Per leg: fraction of steps in contact, highest foot (m above the ground), and per
+    joint (hip, thigh, knee) the mean angle and mean PD error (rad), over steps and envs."""
+    nj = env.robot.num_joints // len(env.robot.foot_links)
+    contact = (feet < FOOT_CONTACT_HEIGHT).mean(axis=(0, 1))
+    top = feet.max(axis=0).mean(axis=0)
+    qm, em = q.mean(axis=(0, 1)), err.mean(axis=(0, 1))
+    for i, leg in enumerate(env.robot.foot_links):
+        js = slice(nj * i, nj * (i + 1))
+        print(f"  {leg}: contact {100 * contact[i]:3.0f} %, foot up to {top[i]:.3f} m; joints "
+              f"{np.array2string(qm[js], precision=2)} rad, PD error "
+              f"{np.array2string(em[js], precision=2)} rad")
 
 
 if __name__ == "__main__":

@@ -120,6 +120,8 @@ class LeggedEnv(gym.vector.VectorEnv):
         self.randomized: list[dict[str, float]] = [{} for _ in range(self.num_envs)]
         # whether the base touched the ground at any physics step of the last control step
         self.base_contact = np.zeros(self.num_envs, dtype=bool)
+        # height of each foot above the ground under it (m, N x F), at the last step
+        self.foot_height = np.zeros((self.num_envs, len(self.robot.foot_links)))
 
     # -- the physics state, on the host -------------------------------------------------
     @property
@@ -250,6 +252,7 @@ class LeggedEnv(gym.vector.VectorEnv):
         foot_vel = sensor(self._foot_vel).reshape(self.num_envs, self._nf, 3)
         foot_height = foot_pos[..., 2] - self.ground.ground(foot_pos[..., 0], foot_pos[..., 1])
         contact = foot_height < FOOT_CONTACT_HEIGHT
+        self.foot_height = foot_height
         self.air_time += self.cfg.control_dt
         touchdown_air = np.where(contact, self.air_time, 0.0) * (self.air_time > self.cfg.control_dt)
         self.air_time[contact] = 0.0
