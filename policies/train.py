@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from policies.artifact import PolicyMeta, write_policy
 from policies.config import EnvConfig
@@ -21,6 +24,8 @@ from policies.randomization import SysidParams
 from robot_rl.config import merge_file, write_config
 from robot_rl.rl.config import AlgoConfig, PolicyConfig, RunnerConfig, TrainConfig
 from robot_rl.rl.runner import OnPolicyRunner
+from robot_rl.robot import RobotDescription
+from sysid.model import weight_moment
 
 
 @dataclass(frozen=True)
@@ -91,6 +96,28 @@ def make_env(env_cfg: EnvConfig, sysid: SysidParams | None, actuator_dir: str | 
                      seed=seed)
 
 
+#: joint stiffness below which a robot's PD gains are soft for its weight (kp in units of its
+#: weight moment m g h per rad): at 0.38 (laikago, kp 40) and at 0.52 with every thigh at
+#: one angle (aliengo, kp 40) the policy learned to sit on its rear legs and did not walk
+#: forward; the A1 (0.61), aliengo at 0.78 and laikago at 0.76 walk (bench/RESULTS.md)
+SOFT_GAINS = 0.5
+
+
+def soft_gains_warning(robot: RobotDescription) -> str | None:
+    """A warning when ``robot``'s softest PD gain is below :data:`SOFT_GAINS` m g h per
+    rad, else None."""
+    unit = weight_moment(robot)
+    kp = robot.array("kp")
+    i = int(np.argmin(kp))
+    if kp[i] >= SOFT_GAINS * unit:
+        return None
+    return (f"robot {robot.name!r}: joint {robot.joint_names[i]} has kp {kp[i]:g} N m/rad, "
+            f"{kp[i] / unit:.2f} of the robot's weight moment m g h = {unit:.1f} N m per rad "
+            f"(below {SOFT_GAINS}): legs this soft for their load let policies learn to sit on "
+            f"the rear legs instead of trotting forward; raise kp toward ~0.75 m g h per rad "
+            f"or stand the rear feet behind the hips (bench/RESULTS.md, 'aliengo')")
+
+
 def train(cfg: LocomotionConfig, out: str | Path, sysid: SysidParams | None = None,
           actuator_dir: str | None = None, resume: bool = False, workers: int = 0,
           ray_address: str | None = None) -> dict[str, Any]:
@@ -106,6 +133,9 @@ def train(cfg: LocomotionConfig, out: str | Path, sysid: SysidParams | None = No
         raise ValueError(f"sysid parameters are for robot {sysid.robot!r}, training robot is "
                          f"{cfg.env.robot!r}")
     env = LeggedEnv(cfg.env, sysid=sysid, actuator_dir=actuator_dir, seed=cfg.train.runner.seed)
+    warning = soft_gains_warning(env.robot)
+    if warning:
+        print(f"warning: {warning}", file=sys.stderr, flush=True)
     tcfg = replace(cfg.train, runner=replace(cfg.train.runner, log_dir=str(out)))
     rate = cfg.env.rewards.curriculum_rate
 

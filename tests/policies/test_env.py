@@ -1,6 +1,7 @@
 """Locomotion env and training: smoke over every robot, truncation vs termination, resume."""
 
 import copy
+import dataclasses
 import json
 import os
 
@@ -15,7 +16,14 @@ from policies.artifact import read_policy
 from policies.config import CommandConfig, EnvConfig
 from policies.env import EnvNaNError, LeggedEnv
 from policies.randomization import SysidParams, randomize
-from policies.train import LocomotionConfig, latest_checkpoint, read_run_config, train
+from policies.train import (
+    SOFT_GAINS,
+    LocomotionConfig,
+    latest_checkpoint,
+    read_run_config,
+    soft_gains_warning,
+    train,
+)
 from robot_rl.config import ConfigError, apply_overrides, to_dict
 from robot_rl.robot import ROBOTS, load_robot
 from robot_rl.sim_mujoco import rollout_pool
@@ -35,6 +43,20 @@ def test_smoke_every_robot(robot):
     # standing at the nominal pose under PD does not fall within 10 steps
     assert not term.any()
     env.close()
+
+
+@pytest.mark.parametrize("name", sorted(ROBOTS))
+def test_registered_robots_have_gains_stiff_enough_for_their_weight(name):
+    # a soft robot gets the warning, and only below the stated threshold
+    robot = load_robot(name)
+    assert soft_gains_warning(robot) is None
+    unit = env_module.weight_moment(robot)
+    kp = np.array(robot.kp)
+    soft = dataclasses.replace(robot, kp=tuple(kp * (0.98 * SOFT_GAINS * unit / kp.min())))
+    message = soft_gains_warning(soft)
+    assert message is not None and "sit on the rear legs" in message
+    assert soft_gains_warning(dataclasses.replace(
+        robot, kp=tuple(kp * (1.02 * SOFT_GAINS * unit / kp.min())))) is None
 
 
 def test_the_torque_cost_of_standing_is_alike_on_a_small_and_a_large_robot():
