@@ -124,6 +124,10 @@ def ground_data(log: RobotLog, robot: RobotDescription, joint_values: dict[str, 
     foot_bodies = {int(cmodel.site_bodyid[s]) for s in idx.foot_site}
     foot_geoms = {g for g in range(cmodel.ngeom) if cmodel.geom_bodyid[g] in foot_bodies
                   and cmodel.geom_type[g] == mujoco.mjtGeom.mjGEOM_SPHERE}
+    # a non-foot floor contact within two foot radii of a foot centre is the foot's own
+    # region (a shin mesh ending at the toe, as laikago's does), not the robot touching down
+    cfoot_site = index(cmodel, robot).foot_site
+    foot_zone = 2.0 * radius
 
     d = mujoco.MjData(model)
     jacp = np.zeros((3, model.nv))
@@ -164,9 +168,11 @@ def ground_data(log: RobotLog, robot: RobotDescription, joint_values: dict[str, 
         cdata.qpos[:] = d.qpos
         mujoco.mj_kinematics(cmodel, cdata)
         mujoco.mj_collision(cmodel, cdata)
+        feet = cdata.site_xpos[cfoot_site]
         for c in cdata.contact[:cdata.ncon]:
             other = c.geom1 if c.geom2 == floor else c.geom2 if c.geom1 == floor else None
-            if other is not None and other not in foot_geoms:
+            if other is not None and other not in foot_geoms and \
+                    (np.linalg.norm(feet - c.pos, axis=1) > foot_zone).all():
                 clear[k] = min(clear[k], c.dist)
 
     floor_z = float(np.percentile(fz.min(axis=1), 5))

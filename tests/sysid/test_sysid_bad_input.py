@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from robot_rl.collect import collect
-from robot_rl.logs import RobotLog, write_log
+from robot_rl.logs import RobotLog, read_log, write_log
 from robot_rl.robot import load_robot
 from robot_rl.standin import PyBulletStandIn
 from robot_rl.standin_model import StandInConfig
@@ -111,3 +111,16 @@ def test_ground_log_without_valid_stance_gives_explicit_not_identifiable(collaps
     assert data["ground"]["excluded_fraction"]["non-foot geometry near the floor"] > 0.5
     # the joints were still identified from the suspended log
     assert all(p[f"damping/{j}"]["identifiable"] for j in A1.joint_names)
+
+
+def test_a_shin_that_ends_at_the_toe_does_not_void_the_ground_log(tmp_path):
+    # laikago's lower-leg mesh reaches into its toe sphere: counted as "non-foot geometry
+    # near the floor", it voided 99 % of the ground log and left the trunk unidentified
+    from sysid.config import GroundFitConfig
+    from sysid.ground import ground_data
+
+    laikago = load_robot("laikago")
+    path = collect(laikago, "ground", 3.0, tmp_path / "ground.npz", StandInConfig(seed=0),
+                   progress=False)
+    data = ground_data(read_log(path), laikago, {}, GroundFitConfig())
+    assert data.reasons["non-foot geometry near the floor"] < 0.1, data.reasons
