@@ -9,7 +9,7 @@ The diagnosis of bench/RESULTS.md ("Why the pipeline does not walk on driver_mis
         --pipeline runs/transfer/driver_mismatch --world net --no-pushes      # speed, det. vs sampled
 
 ``--legs`` adds, per leg and joint in deterministic mode, what showed why aliengo did
-not walk forward (RESULTS "aliengo: ... the PD gains"): contact fraction, highest foot,
+not walk forward (RESULTS "aliengo: the cause was the stance"): contact fraction, highest foot,
 mean joint angle and mean PD error (target - q).
 
 ``--world``: ``net`` (the pipeline's identified parameters and actuator network), ``pd`` or

@@ -126,7 +126,6 @@ def ground_data(log: RobotLog, robot: RobotDescription, joint_values: dict[str, 
                   and cmodel.geom_type[g] == mujoco.mjtGeom.mjGEOM_SPHERE}
     # a non-foot floor contact within two foot radii of a foot centre is the foot's own
     # region (a shin mesh ending at the toe, as laikago's does), not the robot touching down
-    cfoot_site = index(cmodel, robot).foot_site
     foot_zone = 2.0 * radius
 
     d = mujoco.MjData(model)
@@ -168,7 +167,7 @@ def ground_data(log: RobotLog, robot: RobotDescription, joint_values: dict[str, 
         cdata.qpos[:] = d.qpos
         mujoco.mj_kinematics(cmodel, cdata)
         mujoco.mj_collision(cmodel, cdata)
-        feet = cdata.site_xpos[cfoot_site]
+        feet = cdata.site_xpos[idx.foot_site]
         for c in cdata.contact[:cdata.ncon]:
             other = c.geom1 if c.geom2 == floor else c.geom2 if c.geom1 == floor else None
             if other is not None and other not in foot_geoms and \

@@ -28,6 +28,7 @@ from robot_rl.config import ConfigError, apply_overrides, to_dict
 from robot_rl.robot import ROBOTS, load_robot
 from robot_rl.sim_mujoco import rollout_pool
 from sysid.apply import apply_params
+from sysid.model import weight_moment
 
 
 @pytest.mark.parametrize("robot", sorted(ROBOTS))
@@ -50,7 +51,7 @@ def test_registered_robots_have_gains_stiff_enough_for_their_weight(name):
     # a soft robot gets the warning, and only below the stated threshold
     robot = load_robot(name)
     assert soft_gains_warning(robot) is None
-    unit = env_module.weight_moment(robot)
+    unit = weight_moment(robot)
     kp = np.array(robot.kp)
     soft = dataclasses.replace(robot, kp=tuple(kp * (0.98 * SOFT_GAINS * unit / kp.min())))
     message = soft_gains_warning(soft)
