@@ -26,6 +26,7 @@ import mujoco
 import numpy as np
 import torch
 
+from policies.config import ACTUATIONS
 from robot_rl.pd import pd_torque
 from robot_rl.robot import RobotDescription
 
@@ -168,6 +169,54 @@ class NetworkActuation:
         return np.clip(tau, -self._tau_max32, self._tau_max32, out=tau)
 
 
+class RandomizedNetwork(NetworkActuation):
+    """The actuator network with the motor differing per env around it, redrawn at every
+    episode start: what the network cannot know about the robot it will drive (a torque
+    constant that drifts with temperature and from unit to unit, a driver that saturates
+    earlier, a bus that adds latency)::
+
+        tau = clip(s_t net(q*(t - d), q, qd), -s_f tau_max, s_f tau_max)
+
+    with per-env scales s_t (torque), s_f (strength) and a delay d (whole physics steps)
+    drawn uniformly from :class:`policies.config.NetworkRandomization`'s ranges.  The
+    network's own history sees the delayed targets.  Evaluated in Python at every physics
+    step (numpy, one evaluator per env group)."""
+
+    def __init__(self, robot: RobotDescription, actuator_dir: str | Path, num_envs: int,
+                 physics_dt: float, ranges, groups: list[slice] | None = None, seed: int = 0):
+        super().__init__(robot, actuator_dir, num_envs, physics_dt, groups, backend="numpy")
+        self.ranges, self.rng = ranges, np.random.default_rng(seed)
+        self.max_delay = int(round(ranges.latency[1] / physics_dt))
+        self.scale = np.ones((num_envs, 2), np.float32)  # s_t, s_f
+        self.delay = np.zeros(num_envs, dtype=int)
+        self.targets = np.zeros((num_envs, self.max_delay + 1, len(self.tau_max)))  # newest first
+        self.fresh = np.ones(num_envs, dtype=bool)
+        self._dt = physics_dt
+
+    def reset(self, env_ids: np.ndarray, q: np.ndarray, qd: np.ndarray) -> None:
+        super().reset(env_ids, q, qd)
+        ids = np.asarray(env_ids).reshape(-1)
+        r = self.ranges
+        lows, highs = zip(r.torque_scale, r.strength_scale)
+        self.scale[ids] = self.rng.uniform(lows, highs, size=(len(ids), 2))
+        lat = self.rng.uniform(*r.latency, size=len(ids))
+        self.delay[ids] = np.minimum(np.round(lat / self._dt).astype(int), self.max_delay)
+        self.fresh[ids] = True
+
+    def __call__(self, q_target: np.ndarray, q: np.ndarray, qd: np.ndarray,
+                 envs: slice = slice(None)) -> np.ndarray:
+        buf, fresh = self.targets[envs], self.fresh[envs]
+        buf[:, 1:] = buf[:, :-1].copy()
+        buf[:, 0] = q_target
+        if fresh.any():  # an episode's first call: the past targets are this one
+            buf[fresh] = q_target[fresh, None]
+            self.fresh[envs] = False
+        delayed = buf[np.arange(len(buf)), self.delay[envs]]
+        tau = super().__call__(delayed, q, qd, envs) * self.scale[envs, 0:1]
+        lim = self.scale[envs, 1:2] * self._tau_max32
+        return np.clip(tau, -lim, lim, out=tau)
+
+
 class TorchActuation:
     """Ideal PD or the actuator network as torch ops on ``device``, at every physics step of
     a simulator whose state lives there (:mod:`robot_rl.sim_warp`).  Same contract as the
@@ -190,7 +239,8 @@ class TorchActuation:
             self.net = ActuatorNetEvaluator(actuator_checkpoint(actuator_dir), num_envs=num_envs, physics_dt=physics_dt,
                                             joint_names=list(robot.joint_names), device=self.device)
         elif kind != "pd":
-            raise ValueError(f"unknown actuation {kind!r}; expected 'pd', 'pd_random' or 'net'")
+            raise ValueError(f"unknown actuation {kind!r}; expected 'pd' or 'net' on a torch "
+                             "device")
 
     def reset(self, env_ids: np.ndarray, q=None, qd=None) -> None:
         """The network's history of ``env_ids`` is filled with the state of the next call."""
@@ -208,14 +258,18 @@ class TorchActuation:
 
 def make_actuation(kind: str, robot: RobotDescription, num_envs: int, physics_dt: float,
                    actuator_dir: str | Path | None = None, groups: list[slice] | None = None,
-                   backend: str = "auto", motor_ranges=None, seed: int = 0):
-    """Build the actuation model named ``kind`` ("pd", "pd_random" or "net") for the env
-    ``groups`` (``backend``: where the network runs, see :class:`NetworkActuation`;
-    ``motor_ranges``: :class:`policies.config.MotorRandomization` for "pd_random")."""
+                   backend: str = "auto", motor_ranges=None, net_ranges=None, seed: int = 0):
+    """Build the actuation model named ``kind`` ("pd", "pd_random", "net" or "net_random")
+    for the env ``groups`` (``backend``: where the network runs, see
+    :class:`NetworkActuation`; ``motor_ranges``: :class:`policies.config.MotorRandomization`
+    for "pd_random"; ``net_ranges``: :class:`policies.config.NetworkRandomization` for
+    "net_random")."""
     if kind == "pd":
         return IdealPD(robot)
     if kind == "pd_random":
         return RandomizedPD(robot, num_envs, physics_dt, motor_ranges, seed)
     if kind == "net":
         return NetworkActuation(robot, actuator_dir, num_envs, physics_dt, groups, backend)
-    raise ValueError(f"unknown actuation {kind!r}; expected 'pd', 'pd_random' or 'net'")
+    if kind == "net_random":
+        return RandomizedNetwork(robot, actuator_dir, num_envs, physics_dt, net_ranges, groups, seed)
+    raise ValueError(f"unknown actuation {kind!r}; expected {', '.join(ACTUATIONS)}")

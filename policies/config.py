@@ -8,6 +8,9 @@ from robot_rl.config import ConfigError
 from robot_rl.robot import FALL_HEIGHT_FRACTION, FALL_UP_Z
 from robot_rl.terrain import KINDS, TerrainConfig, TerrainError
 
+#: the actuation models, by name (``env.actuation``; built by policies.actuation)
+ACTUATIONS = ("pd", "pd_random", "net", "net_random")
+
 
 @dataclass(frozen=True)
 class CommandConfig:
@@ -94,6 +97,26 @@ class MotorRandomization:
 
 
 @dataclass(frozen=True)
+class NetworkRandomization:
+    """Per-env motor ranges around the actuator network ("net_random"): what the network,
+    fitted to one robot's logs, cannot know about the motor it will drive on the day."""
+
+    # network torque, multiple (-): torque constant drift with temperature, unit to unit
+    torque_scale: tuple[float, float] = (0.8, 1.2)
+    # torque limit, multiple of the robot's tau_max (-): a driver that saturates earlier
+    strength_scale: tuple[float, float] = (0.8, 1.1)
+    # extra delay of the joint targets beyond the network's own (s), rounded to physics steps
+    latency: tuple[float, float] = (0.0, 0.01)
+
+    def __post_init__(self) -> None:
+        for f in ("torque_scale", "strength_scale", "latency"):
+            lo, hi = getattr(self, f)
+            if not 0 <= lo <= hi:
+                raise ConfigError(f"env.net_randomization.{f}: need 0 <= low <= high, got "
+                                  f"{(lo, hi)}")
+
+
+@dataclass(frozen=True)
 class TerrainCurriculumConfig:
     """The terrain curriculum: a grid of tiles (``env.terrain``'s size, spacing and
     platform), one column per kind, one row per difficulty level (policies/terrain_curriculum.py).
@@ -152,8 +175,9 @@ class EnvConfig:
     # next to the Python thread after every control step
     pin_threads: bool = True
     # actuation model: "pd" (ideal PD with the robot's gains), "pd_random" (ideal PD with
-    # per-env gains, strength and latency drawn from ``motor_randomization``) or "net"
-    # (actuator network)
+    # per-env gains, strength and latency drawn from ``motor_randomization``), "net"
+    # (actuator network) or "net_random" (the network with per-env torque, strength and
+    # extra latency drawn from ``net_randomization``)
     actuation: str = "pd"
     # where the actuator network runs: "plugin" (inside the MuJoCo step, compiled on first
     # use; a control step is one rollout call), "numpy" (in Python at every physics step),
@@ -203,13 +227,14 @@ class EnvConfig:
     commands: CommandConfig = field(default_factory=CommandConfig)
     rewards: RewardConfig = field(default_factory=RewardConfig)
     motor_randomization: MotorRandomization = field(default_factory=MotorRandomization)
+    net_randomization: NetworkRandomization = field(default_factory=NetworkRandomization)
 
     def __post_init__(self) -> None:
-        if self.actuation not in ("pd", "pd_random", "net"):
-            raise ConfigError("env.actuation must be 'pd', 'pd_random' or 'net', got "
+        if self.actuation not in ACTUATIONS:
+            raise ConfigError(f"env.actuation must be one of {', '.join(ACTUATIONS)}, got "
                               f"{self.actuation!r}")
-        if self.actuation == "pd_random" and self.physics == "warp":
-            raise ConfigError("env.actuation 'pd_random' runs on the CPU physics only")
+        if self.actuation in ("pd_random", "net_random") and self.physics == "warp":
+            raise ConfigError(f"env.actuation {self.actuation!r} runs on the CPU physics only")
         if self.actuator_backend not in ("auto", "plugin", "numpy"):
             raise ConfigError("env.actuator_backend must be 'auto', 'plugin' or 'numpy', got "
                               f"{self.actuator_backend!r}")

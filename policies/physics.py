@@ -176,7 +176,7 @@ def make_actuation(cfg: EnvConfig, robot: RobotDescription, actuator_dir: str | 
     return numpy_actuation(
         cfg.actuation, robot, cfg.num_envs, cfg.physics_dt, actuator_dir,
         groups=thread_groups(cfg.num_envs, cpu_threads(cfg)), backend=cfg.actuator_backend,
-        motor_ranges=cfg.motor_randomization, seed=seed)
+        motor_ranges=cfg.motor_randomization, net_ranges=cfg.net_randomization, seed=seed)
 
 
 def cpu_threads(cfg: EnvConfig) -> int:

@@ -88,3 +88,47 @@ def test_hand_set_ranges_scale_with_the_robot():
     width = lambda t: t["trunk_com/z"]["range"][1] - t["trunk_com/z"]["range"][0]  # noqa: E731
     assert width(big_t) / width(small_t) == pytest.approx(h_b / h_s, rel=1e-9)
     assert mgh_b / mgh_s > 2  # the two robots differ enough for the test to mean something
+
+
+def test_randomized_network_scales_clips_and_delays_the_network(actuator_dir):
+    """net_random = the network on targets delayed d physics steps, its torque times s_t,
+    clipped at s_f tau_max; a network fed the delayed targets by hand is the reference."""
+    from policies.actuation import NetworkActuation, RandomizedNetwork
+    from policies.config import NetworkRandomization
+
+    dt, n = 0.005, 3
+    ranges = NetworkRandomization(torque_scale=(0.5, 0.5), strength_scale=(0.2, 0.2),
+                                  latency=(0.01, 0.01))
+    rn = RandomizedNetwork(A1, actuator_dir, n, dt, ranges, seed=0)
+    ref = NetworkActuation(A1, actuator_dir, n, dt, backend="numpy")
+    q = np.tile(A1.array("nominal_pose"), (n, 1))
+    qd = np.full((n, 12), 0.1)
+    rn.reset(np.arange(n), q, qd)
+    ref.reset(np.arange(n), q, qd)
+    targets = [q + 0.02 * np.sin(k + np.arange(12)) for k in range(6)]
+    lim = 0.2 * A1.array("tau_max")
+    seen = []
+    for k, t in enumerate(targets):
+        want = np.clip(0.5 * ref(targets[max(k - 2, 0)], q, qd), -lim, lim)
+        got = rn(t, q, qd)
+        np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
+        seen.append(got)
+    assert np.ptp(np.stack(seen), axis=0).max() > 1e-3  # the targets reached the torque
+    # per env draws, redrawn at reset of that env only
+    wide = RandomizedNetwork(A1, actuator_dir, 64, dt, NetworkRandomization(), seed=1)
+    wide.reset(np.arange(64), np.zeros((64, 12)), np.zeros((64, 12)))
+    first = wide.scale.copy()
+    assert first.std(axis=0).min() > 0.03 and len(set(wide.delay.tolist())) > 1
+    wide.reset(np.array([5]), np.zeros((1, 12)), np.zeros((1, 12)))
+    assert not np.allclose(wide.scale[5], first[5]) and np.allclose(wide.scale[6], first[6])
+
+
+def test_network_randomization_rejects_bad_ranges():
+    from policies.config import NetworkRandomization
+
+    with pytest.raises(ConfigError, match="net_randomization.torque_scale"):
+        NetworkRandomization(torque_scale=(1.2, 0.8))
+    with pytest.raises(ConfigError, match="net_random"):
+        EnvConfig(actuation="net_random", physics="warp")
+    with pytest.raises(ConfigError, match="env.actuation must be one of"):
+        EnvConfig(actuation="netrandom")
