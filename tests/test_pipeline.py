@@ -99,6 +99,32 @@ def test_select_prefers_a_walking_policy_in_the_identified_simulator(run_dir):
     assert r["scores"]["walking"] < r["scores"]["smoke"]
 
 
+def test_select_on_the_robot_prefers_the_policy_that_walks_there(run_dir, tmp_path):
+    """The robot judge runs the same episodes on the stand-in, records the simulator's verdict
+    beside its own, and its scores decide."""
+    from deploy.select import main as select_main
+
+    walking = REPO / "policies" / "trained" / "a1" / "policy.onnx"
+    out = tmp_path / "select.json"
+    assert select_main(["--run", str(run_dir), "--candidate", f"smoke={run_dir / 'select' / 'identified.onnx'}",
+                        "--candidate", f"walking={walking}", "--judge", "robot", "--episodes", "2",
+                        "--seconds", "3", "--out", str(out), "--quiet"]) == 0
+    r = json.loads(out.read_text())
+    assert r["judge"] == "robot" and r["chosen"] == "walking", r["scores"]
+    assert set(r["sim_scores"]) == set(r["scores"]) == {"smoke", "walking"}
+    assert r["scores"] != r["sim_scores"]  # two judges, two measurements
+    assert "robot score" in out.with_suffix(".md").read_text()
+
+
+def test_select_refuses_an_unknown_standin(run_dir, tmp_path, capsys):
+    from deploy.select import main as select_main
+
+    out = tmp_path / "select.json"
+    rc = select_main(["--run", str(run_dir), "--candidate", f"a={run_dir / 'policy.onnx'}",
+                      "--judge", "robot", "--standin-config", "no_such_reality", "--out", str(out)])
+    assert rc == 2 and "no_such_reality" in capsys.readouterr().err and not out.exists()
+
+
 def test_a_round_continues_the_deployed_candidate(run_dir):
     from policies.artifact import read_policy
     from robot_rl.app.pipeline import BUDGETS, final_iteration

@@ -11,8 +11,9 @@ Each stage reads the files the previous one wrote and writes its own under ``--o
                                           3. the identified parameters and the actuator network:
                                           candidate "identified"
     randomized/policy/policy.pt           phase 2 continued as long as phase 3: candidate "randomized"
-    select/select.json, policy.onnx       stage 4: both exported; the one that tracks best in
-                                          the identified simulator is policy.onnx (deploy/select.py)
+    select/select.json, policy.onnx       stage 4: both exported; the one that tracks best on the
+                                          robot (stand-in) is policy.onnx, the identified
+                                          simulator's verdict beside it (deploy/select.py)
     eval/mujoco/report.json               evaluation in MuJoCo
     eval/pybullet/report.json             evaluation in PyBullet: the stand-in the logs came from
     baseline_pd/policy.pt, .onnx          baseline (a): phase 1's policy (ideal PD, nominal model)
@@ -151,11 +152,12 @@ def _snapshot(out: Path, to: Path, iteration: int) -> None:
 
 
 def _select(out: Path, a: argparse.Namespace) -> None:
-    """Export both candidates; the one that tracks best in the identified simulator becomes
-    ``policy.onnx`` (deploy/select.py says why and how)."""
+    """Export both candidates; the one that tracks best on the robot the logs came from (the
+    stand-in), on commands drawn from the training ranges, becomes ``policy.onnx``; the
+    identified simulator's verdict is recorded beside it (deploy/select.py says why)."""
     argv = ["--run", str(out), "--out", str(out / "select" / "select.json"),
             "--out-policy", str(out / "policy.onnx"), "--seed", str(a.seed), "--quiet",
-            *BUDGETS[a.budget]["select"]]
+            "--judge", "robot", *_reality(a), *BUDGETS[a.budget]["select"]]
     for name, folder in CANDIDATES.items():
         onnx = out / "select" / f"{name}.onnx"
         _call("deploy.export_cli", ["--policy", str(out / folder), "--out", str(onnx)])
@@ -243,7 +245,7 @@ def stages(a: argparse.Namespace) -> list[Stage]:
 
 
 def _reality(a: argparse.Namespace) -> list[str]:
-    """The stand-in the logs came from, for the PyBullet evaluations."""
+    """The stand-in the logs came from, for the PyBullet evaluations and the selection."""
     return ["--standin-config", str(a.standin_config)] if a.standin_config else []
 
 

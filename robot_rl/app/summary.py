@@ -115,7 +115,9 @@ def write_summary(out: Path, budgets: Mapping[str, Mapping]) -> Path:
                   "Both candidates, trained to the same iteration (randomized: phase 2's "
                   "broad hand-set randomization continued, no identification; identified: "
                   "phase 3, fine-tuned with the identified parameters and the actuator "
-                  "network), ran in the identified simulator; "
+                  "network), ran " + ("on the robot and in the identified simulator; the "
+                                      "robot's scores decide; " if r.get("judge") == "robot"
+                                      else "in the identified simulator; ") +
                   f"`{r['chosen']}` is `policy.onnx`.", "",
                   select_markdown(r)]
     pb_path, base_path = out / "eval" / "pybullet" / "report.json", out / "eval" / "baseline_pd" / "report.json"
