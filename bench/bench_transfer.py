@@ -12,8 +12,8 @@ on that reality (``deploy.suite``: 3 hidden seeds x 6 commands with pushes):
 (d) the reality's actuator network, nominal model;
 (e) the full pipeline (``robot-rl pipeline``): phase 1 as (a)'s, phase 2 as (b)'s start,
     phase 3 fine-tuned in the identified world (parameters and actuator network); of that
-    and (b) at the same iteration, the one that tracks best in the identified simulator is
-    deployed (``robot-rl select``).  The bench hands the pipeline phase 1 and (b) instead of
+    and (b) at the same iteration, the one that tracks best on the robot (the reality's
+    stand-in, 24 episodes of its own) is deployed (``robot-rl select --judge robot``).  The bench hands the pipeline phase 1 and (b) instead of
     training them again.
 
 Every policy starts from the same phase-1 checkpoint (ideal PD on the nominal model, the

@@ -32,7 +32,7 @@ STAGES: dict[str, tuple[str, str]] = {
     "export": ("deploy.export_cli", "stage 4: export a trained policy to ONNX"),
     "eval": ("deploy.eval_cli", "evaluate a policy in MuJoCo or PyBullet"),
     "fidelity": ("deploy.fidelity", "how well the identified simulator predicts the robot"),
-    "select": ("deploy.select", "choose among candidate policies in the identified simulator"),
+    "select": ("deploy.select", "choose among candidate policies on the robot or in the identified simulator"),
     "pipeline": ("robot_rl.app.pipeline", "run collect -> sysid -> actuator -> train -> export -> eval"),
 }
 

@@ -309,8 +309,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="robot-rl pipeline",
         description="Run the four stages on one robot: collect logs from the hardware stand-in, "
-                    "identify parameters, learn the actuator network, train a TRPO policy, export "
-                    "it to ONNX and evaluate it in MuJoCo and PyBullet.  Stages whose outputs are "
+                    "identify parameters, learn the actuator network, train TRPO policy candidates, "
+                    "export them to ONNX, deploy the one that tracks best on the robot, and "
+                    "evaluate it in MuJoCo and PyBullet.  Stages whose outputs are "
                     "present and valid are skipped; a killed run resumes.")
     p.add_argument("--robot", default=DEFAULT_ROBOT, choices=sorted(ROBOTS))
     p.add_argument("--out", required=True, help="run folder, e.g. runs/a1-demo")
