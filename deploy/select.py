@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import sys
 from dataclasses import replace
@@ -82,17 +83,34 @@ def _score(rep: dict[str, Any], commands) -> list[dict[str, Any]]:
              **{k: e[k] for k in SUCCESS}} for c, e in zip(commands, rep["episodes"])]
 
 
+def _judge_one(job: tuple) -> tuple[list[dict[str, Any]], list[dict[str, Any]] | None]:
+    """One candidate's episodes in the identified simulator and, with the robot judge, on
+    the robot (a top-level function: it runs in a worker process)."""
+    from deploy.evaluate import evaluate
+    from deploy.fidelity import SimRobot, Variant
+    from robot_rl.robot import load_robot
+
+    run, robot_name, policy, cfg, draw_seed, judge, standin_config, progress = job
+    sim = SimRobot(load_robot(robot_name), run, Variant(True, "net"),
+                   draws=None if draw_seed is None else np.random.default_rng(draw_seed))
+    sim_eps = _score(evaluate(policy, None, cfg, interface=sim, progress=progress), cfg.commands)
+    if judge != "robot":
+        return sim_eps, None
+    rcfg = replace(cfg, sim="pybullet", standin_config=standin_config)
+    return sim_eps, _score(evaluate(policy, None, rcfg, progress=progress), cfg.commands)
+
+
 def select(run: str | Path, candidates: dict[str, Path], episodes: int = 24,
            seconds: float = 8.0, seed: int = 0, progress: bool = True,
-           draws: bool = True, judge: str = "sim", standin_config: str = "") -> dict[str, Any]:
+           draws: bool = True, judge: str = "sim", standin_config: str = "",
+           workers: int = 1) -> dict[str, Any]:
     """Score every candidate in ``run``'s identified simulator and, with ``judge="robot"``,
     on the robot (the stand-in of ``standin_config``); the judge's scores decide.  Returns
-    the report."""
-    from deploy.evaluate import EvalConfig, evaluate
-    from deploy.fidelity import SimRobot, Variant
+    the report.  ``workers`` > 1: candidates in that many processes at once (the same
+    seeded episodes; the progress bars are then off)."""
+    from deploy.evaluate import EvalConfig
     from deploy.suite import SUCCESS
     from policies.config import CommandConfig
-    from robot_rl.robot import load_robot
 
     if judge not in JUDGES:
         raise ValueError(f"judge must be one of {JUDGES}, got {judge!r}")
@@ -102,19 +120,22 @@ def select(run: str | Path, candidates: dict[str, Path], episodes: int = 24,
         if not Path(need).exists():
             raise FileNotFoundError(f"{need}: missing (run the pipeline's earlier stages first)")
     robot_name = _robot_of(run)
-    robot = load_robot(robot_name)
     commands = draw_commands(CommandConfig(), episodes, seed)
     cfg = EvalConfig(sim="mujoco", robot=robot_name, seconds=seconds, commands=commands,
                      push_interval_s=3.0, push_speed=0.4, push_seed=seed, video=False)
-    sim_episodes, robot_episodes = {}, {}
-    for name, policy in candidates.items():
-        sim = SimRobot(robot, run, Variant(True, "net"),
-                       draws=np.random.default_rng(seed) if draws else None)
-        sim_episodes[name] = _score(evaluate(policy, None, cfg, interface=sim, progress=progress),
-                                    commands)
-        if judge == "robot":  # the same episodes on the robot the logs came from
-            rcfg = replace(cfg, sim="pybullet", standin_config=standin_config)
-            robot_episodes[name] = _score(evaluate(policy, None, rcfg, progress=progress), commands)
+    jobs = [(run, robot_name, str(policy), cfg, seed if draws else None, judge, standin_config,
+             progress and workers == 1) for policy in candidates.values()]
+    if workers > 1 and len(jobs) > 1:  # one process per candidate: the episodes are seeded
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(min(workers, len(jobs)),
+                                 mp_context=multiprocessing.get_context("spawn")) as pool:
+            results = list(pool.map(_judge_one, jobs))
+    else:
+        results = [_judge_one(j) for j in jobs]
+    sim_episodes = {name: r[0] for name, r in zip(candidates, results)}
+    robot_episodes = {name: r[1] for name, r in zip(candidates, results) if r[1] is not None}
     sim_scores = {k: float(np.mean([e["score"] for e in v])) for k, v in sim_episodes.items()}
     robot_scores = {k: float(np.mean([e["score"] for e in v])) for k, v in robot_episodes.items()}
     scores, per_episode = (robot_scores, robot_episodes) if judge == "robot" else (sim_scores, sim_episodes)
@@ -195,6 +216,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--standin-config", default="",
                    help="with --judge robot: the stand-in's config file or reality name "
                         "[the default stand-in]")
+    p.add_argument("--workers", type=int, default=0,
+                   help="candidates judged at once, one process each (0: one per CPU core, "
+                        "at most one per candidate) [0]")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     return p
 
@@ -204,6 +228,9 @@ def main(argv: list[str] | None = None) -> int:
     names = [n for n, _ in a.candidate]
     if len(set(names)) != len(names):
         print(f"robot-rl select: error: --candidate: names must differ, got {names}", file=sys.stderr)
+        return 2
+    if a.workers < 0:
+        print(f"robot-rl select: error: --workers must be >= 0, got {a.workers}", file=sys.stderr)
         return 2
     if a.episodes < 1 or a.seconds <= 0:
         print("robot-rl select: error: --episodes must be >= 1 and --seconds > 0", file=sys.stderr)
@@ -221,7 +248,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"robot-rl select: error: --standin-config: {e}", file=sys.stderr)
             return 2
     r = select(a.run, dict(a.candidate), a.episodes, a.seconds, a.seed, progress=not a.quiet,
-               draws=not a.fitted, judge=a.judge, standin_config=a.standin_config)
+               draws=not a.fitted, judge=a.judge, standin_config=a.standin_config,
+               workers=a.workers or os.cpu_count() or 1)
     out = Path(a.out)
     atomic_write_json(out, r)
     atomic_write_bytes(out.with_suffix(".md"), markdown(r).encode())

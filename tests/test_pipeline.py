@@ -116,6 +116,22 @@ def test_select_on_the_robot_prefers_the_policy_that_walks_there(run_dir, tmp_pa
     assert "robot score" in out.with_suffix(".md").read_text()
 
 
+def test_select_in_worker_processes_scores_as_in_one(run_dir):
+    """Candidates judged in parallel processes meet the same seeded episodes."""
+    import numpy as np
+
+    from deploy.select import select
+
+    walking = REPO / "policies" / "trained" / "a1" / "policy.onnx"
+    cands = {"smoke": run_dir / "select" / "identified.onnx", "walking": walking}
+    one, two = (select(run_dir, cands, episodes=2, seconds=3.0, progress=False, workers=w)
+                for w in (1, 2))
+    assert one["chosen"] == two["chosen"]
+    for name in cands:  # float error only (same code, another process)
+        np.testing.assert_allclose([e["score"] for e in two["episodes"][name]],
+                                   [e["score"] for e in one["episodes"][name]], rtol=1e-6, atol=1e-9)
+
+
 def test_select_refuses_an_unknown_standin(run_dir, tmp_path, capsys):
     from deploy.select import main as select_main
 
