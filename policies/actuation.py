@@ -59,6 +59,35 @@ class IdealPD:
         return pd_torque(self.kp, self.kd, q_target - q, qd, self.tau_max)
 
 
+class TargetDelay:
+    """Per-env delay of the joint targets by whole physics steps, redrawn at every episode
+    start from a latency range (s): the bus latency of the randomized actuations.  The first
+    call after a reset fills an env's past targets with that call's."""
+
+    def __init__(self, num_envs: int, num_joints: int, physics_dt: float,
+                 latency: tuple[float, float]):
+        self.latency, self._dt = latency, physics_dt
+        self.max_delay = int(round(latency[1] / physics_dt))
+        self.delay = np.zeros(num_envs, dtype=int)
+        self.targets = np.zeros((num_envs, self.max_delay + 1, num_joints))  # newest first
+        self.fresh = np.ones(num_envs, dtype=bool)  # history filled by the next call
+
+    def reset(self, ids: np.ndarray, rng: np.random.Generator) -> None:
+        lat = rng.uniform(*self.latency, size=len(ids))
+        self.delay[ids] = np.minimum(np.round(lat / self._dt).astype(int), self.max_delay)
+        self.fresh[ids] = True
+
+    def __call__(self, q_target: np.ndarray, envs: slice = slice(None)) -> np.ndarray:
+        """Push this physics step's targets of the env rows ``envs``; their delayed targets."""
+        buf, fresh = self.targets[envs], self.fresh[envs]
+        buf[:, 1:] = buf[:, :-1].copy()
+        buf[:, 0] = q_target
+        if fresh.any():  # an episode's first call: the past targets are this one
+            buf[fresh] = q_target[fresh, None]
+            self.fresh[envs] = False
+        return buf[np.arange(len(buf)), self.delay[envs]]
+
+
 class RandomizedPD(IdealPD):
     """Ideal PD whose motors differ per env, redrawn at every episode start: gains, strength
     and latency, as legged_gym and walk-these-ways randomize them (no identification)::
@@ -74,32 +103,20 @@ class RandomizedPD(IdealPD):
                  ranges, seed: int = 0):
         super().__init__(robot)
         self.ranges, self.rng = ranges, np.random.default_rng(seed)
-        nj = len(self.kp)
-        self.max_delay = int(round(ranges.latency[1] / physics_dt))
         self.scale = np.ones((num_envs, 3))  # s_p, s_d, s_f
-        self.delay = np.zeros(num_envs, dtype=int)
-        self.targets = np.zeros((num_envs, self.max_delay + 1, nj))  # newest first
-        self.fresh = np.ones(num_envs, dtype=bool)  # history filled by the next call
-        self._dt = physics_dt
+        self.lag = TargetDelay(num_envs, len(self.kp), physics_dt, ranges.latency)
+        self.delay = self.lag.delay  # per env, physics steps
 
     def reset(self, env_ids: np.ndarray, q: np.ndarray, qd: np.ndarray) -> None:
         ids = np.asarray(env_ids).reshape(-1)
         r = self.ranges
         lows, highs = zip(r.kp_scale, r.kd_scale, r.strength_scale)
         self.scale[ids] = self.rng.uniform(lows, highs, size=(len(ids), 3))
-        lat = self.rng.uniform(*r.latency, size=len(ids))
-        self.delay[ids] = np.minimum(np.round(lat / self._dt).astype(int), self.max_delay)
-        self.fresh[ids] = True
+        self.lag.reset(ids, self.rng)
 
     def __call__(self, q_target: np.ndarray, q: np.ndarray, qd: np.ndarray,
                  envs: slice = slice(None)) -> np.ndarray:
-        buf, fresh = self.targets[envs], self.fresh[envs]
-        buf[:, 1:] = buf[:, :-1].copy()
-        buf[:, 0] = q_target
-        if fresh.any():  # an episode's first call: the past targets are this one
-            buf[fresh] = q_target[fresh, None]
-            self.fresh[envs] = False
-        delayed = buf[np.arange(len(buf)), self.delay[envs]]
+        delayed = self.lag(q_target, envs)
         s = self.scale[envs]
         lim = s[:, 2:3] * self.tau_max
         return pd_torque(s[:, 0:1] * self.kp, s[:, 1:2] * self.kd, delayed - q, qd, lim)
@@ -186,12 +203,9 @@ class RandomizedNetwork(NetworkActuation):
                  physics_dt: float, ranges, groups: list[slice] | None = None, seed: int = 0):
         super().__init__(robot, actuator_dir, num_envs, physics_dt, groups, backend="numpy")
         self.ranges, self.rng = ranges, np.random.default_rng(seed)
-        self.max_delay = int(round(ranges.latency[1] / physics_dt))
         self.scale = np.ones((num_envs, 2), np.float32)  # s_t, s_f
-        self.delay = np.zeros(num_envs, dtype=int)
-        self.targets = np.zeros((num_envs, self.max_delay + 1, len(self.tau_max)))  # newest first
-        self.fresh = np.ones(num_envs, dtype=bool)
-        self._dt = physics_dt
+        self.lag = TargetDelay(num_envs, len(self.tau_max), physics_dt, ranges.latency)
+        self.delay = self.lag.delay  # per env, physics steps
 
     def reset(self, env_ids: np.ndarray, q: np.ndarray, qd: np.ndarray) -> None:
         super().reset(env_ids, q, qd)
@@ -199,20 +213,11 @@ class RandomizedNetwork(NetworkActuation):
         r = self.ranges
         lows, highs = zip(r.torque_scale, r.strength_scale)
         self.scale[ids] = self.rng.uniform(lows, highs, size=(len(ids), 2))
-        lat = self.rng.uniform(*r.latency, size=len(ids))
-        self.delay[ids] = np.minimum(np.round(lat / self._dt).astype(int), self.max_delay)
-        self.fresh[ids] = True
+        self.lag.reset(ids, self.rng)
 
     def __call__(self, q_target: np.ndarray, q: np.ndarray, qd: np.ndarray,
                  envs: slice = slice(None)) -> np.ndarray:
-        buf, fresh = self.targets[envs], self.fresh[envs]
-        buf[:, 1:] = buf[:, :-1].copy()
-        buf[:, 0] = q_target
-        if fresh.any():  # an episode's first call: the past targets are this one
-            buf[fresh] = q_target[fresh, None]
-            self.fresh[envs] = False
-        delayed = buf[np.arange(len(buf)), self.delay[envs]]
-        tau = super().__call__(delayed, q, qd, envs) * self.scale[envs, 0:1]
+        tau = super().__call__(self.lag(q_target, envs), q, qd, envs) * self.scale[envs, 0:1]
         lim = self.scale[envs, 1:2] * self._tau_max32
         return np.clip(tau, -lim, lim, out=tau)
 
