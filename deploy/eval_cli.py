@@ -43,7 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Evaluate an exported policy.onnx with the onboard runtime (start "
                     "sequence, safety checks, one-thread onnxruntime) against a simulated "
                     "robot: 'pybullet' = the hardware stand-in (hidden physics, reference "
-                    "actuator), 'mujoco' = the training simulator with an ideal PD. One "
+                    "actuator), 'mujoco' = the training simulator (ideal PD, or the actuator "
+                    "network with --actuator). One "
                     "episode per command. Writes report_<sim>.json/.md, report.json/.md "
                     "(headline, with the sim-to-sim gap when both reports exist), "
                     "velocity_<sim>.png and, for pybullet, rollout.gif.")
@@ -60,6 +61,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sysid", default=None,
                    help="<run>/sysid: apply the identified parameters to the MuJoCo model "
                         "(mujoco only)")
+    p.add_argument("--actuator", default=None,
+                   help="<run>/actuator: drive the MuJoCo joints with the actuator network "
+                        "instead of an ideal PD; with --sysid, the identified world phase 3 "
+                        "trains in (mujoco only)")
     p.add_argument("--compare", default=None,
                    help="another report.json for the side-by-side table [default: "
                         "report_mujoco.json / report_pybullet.json in --out if present]")
@@ -123,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
         if terrain is not None:
             cfg = replace(cfg, terrain=terrain)
         report = evaluate(policy, out, cfg, sysid=a.sysid, compare=a.compare,
-                          progress=not a.quiet)
+                          progress=not a.quiet, actuator=a.actuator)
         write_config(out, cfg, f"config_{cfg.sim}.json")
     except TerrainError:
         raise  # robot_rl/app/cli.py's handler: one line naming the field, exit status 2

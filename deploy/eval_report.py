@@ -79,6 +79,9 @@ def report_markdown(report: dict[str, Any]) -> str:
              f"{report['timing']['wall_s']:.1f} s wall; controller step in POLICY mode: p50 "
              f"{_fmt(report['timing']['policy_step_us_p50'])} us, p99 "
              f"{_fmt(report['timing']['policy_step_us_p99'])} us", ""]
+    if report.get("sim") == "mujoco":
+        lines.insert(3, "- joints driven by " + (f"the actuator network `{report['actuator']}`"
+                                                 if report.get("actuator") else "an ideal PD"))
     if report.get("sysid"):
         lines.insert(3, f"- sysid parameters: `{report['sysid']}`")
     if report.get("standin"):
@@ -95,13 +98,15 @@ def report_markdown(report: dict[str, Any]) -> str:
     for key, unit in _metrics(report):
         lines.append(f"| {key} | {_fmt(s.get(key))} | {unit} |")
     lines += ["", "## Episodes", "",
-              "| vx cmd | yaw cmd | vx mean | vx err | yaw err | torque | power | fell | fault |",
-              "|---|---|---|---|---|---|---|---|---|"]
+              "| vx cmd | yaw cmd | vx mean | vx err | yaw err | torque | power | tilt at handover (deg) "
+              "| fell | fault |",
+              "|---|---|---|---|---|---|---|---|---|---|"]
     for e in report["episodes"]:
         c = e["command"]
         lines.append(f"| {c['vx']:+.2f} | {c['yaw_rate']:+.2f} | {_fmt(e['vx_mean'])} | "
                      f"{_fmt(e['vx_abs_err'])} | {_fmt(e['yaw_abs_err'])} | "
-                     f"{_fmt(e['torque_mean'])} | {_fmt(e['power_mean'])} | {_fmt(e['fell'])} | "
+                     f"{_fmt(e['torque_mean'])} | {_fmt(e['power_mean'])} | "
+                     f"{_fmt(e.get('handover_tilt_deg'))} | {_fmt(e['fell'])} | "
                      f"{e['fault'] or '-'} |")
     comp = report.get("compare")
     if comp:

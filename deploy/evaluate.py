@@ -138,9 +138,11 @@ def sysid_hook(robot: RobotDescription, sysid: str | Path):
     return lambda model: apply_params(model, values, robot)
 
 
-def make_interface(cfg: EvalConfig, robot: RobotDescription,
-                   sysid: str | Path | None = None) -> RobotInterface:
-    """The simulated robot for ``cfg.sim`` (on ``cfg.terrain``)."""
+def make_interface(cfg: EvalConfig, robot: RobotDescription, sysid: str | Path | None = None,
+                   actuator: str | Path | None = None) -> RobotInterface:
+    """The simulated robot for ``cfg.sim`` (on ``cfg.terrain``); in MuJoCo with stage 1's
+    parameters from ``sysid`` and, with ``actuator``, stage 2's network driving the joints
+    (the world phase 3 trains in) instead of an ideal PD."""
     terrain = generate(cfg.terrain) if cfg.terrain is not None else None
     if cfg.sim == "pybullet":
         from robot_rl.standin import PyBulletStandIn
@@ -149,6 +151,11 @@ def make_interface(cfg: EvalConfig, robot: RobotDescription,
         seed = {} if cfg.standin_seed is None else {"seed": cfg.standin_seed}
         return PyBulletStandIn(robot, load_standin_config(cfg.standin_config or None, **seed),
                                terrain=terrain)
+    if actuator is not None:
+        from deploy.fidelity import SimRobot
+
+        return SimRobot(robot, None if sysid is None else Path(sysid), Path(actuator),
+                        terrain=terrain)
     from robot_rl.mujoco_robot import MujocoRobot
 
     hook = sysid_hook(robot, sysid) if sysid is not None else None
@@ -196,6 +203,7 @@ def run_episode(ctl: OnboardController, iface: RobotInterface, command, cfg: Eva
     fell_at = None
     fault_steps = 0
     t_policy0 = None
+    handover_tilt: float | None = None  # base tilt (deg) when the policy took over
     k_policy0 = 0
     n_push = int(round(cfg.push_interval_s / dt)) if cfg.push_interval_s > 0 else 0
     if n_push and not hasattr(iface, "push"):
@@ -219,6 +227,8 @@ def run_episode(ctl: OnboardController, iface: RobotInterface, command, cfg: Eva
         rec["vy_est"].append(float(est[1]))
         if step.mode is Mode.POLICY and t_policy0 is None:
             t_policy0, k_policy0 = k * dt, k
+            # how the start sequence hands the robot over: a tilted stand falls on its own
+            handover_tilt = math.degrees(math.acos(max(-1.0, min(1.0, float(up_z)))))
         rec["t"].append(k * dt)
         rec["mode"].append(step.mode.value)
         rec["vx"].append(v_b[0])
@@ -273,6 +283,7 @@ def run_episode(ctl: OnboardController, iface: RobotInterface, command, cfg: Eva
         "pushes": pushes,
         "fell": fell_at is not None,
         "fall_time_s": None if fell_at is None or t_policy0 is None else fell_at - t_policy0,
+        "handover_tilt_deg": handover_tilt,
         "fault": ctl.fault,
     }
     if terrain is not None:
@@ -305,11 +316,13 @@ def summarize(episodes: list[dict[str, Any]]) -> dict[str, Any]:
 # -- the evaluation ----------------------------------------------------------------------------
 def evaluate(policy: str | Path, out: str | Path | None = None, cfg: EvalConfig | None = None,
              sysid: str | Path | None = None, compare: str | Path | None = None,
-             progress: bool = False, interface: RobotInterface | None = None) -> dict[str, Any]:
+             progress: bool = False, interface: RobotInterface | None = None,
+             actuator: str | Path | None = None) -> dict[str, Any]:
     """Run the onboard runtime with ``policy`` (an exported ``.onnx``) in ``cfg.sim``.
 
     Returns the report dict; with ``out``, writes the report files, plot and GIF there.
-    ``sysid`` (MuJoCo only) applies stage 1's fitted parameters to the model; ``compare``
+    ``sysid`` (MuJoCo only) applies stage 1's fitted parameters to the model, ``actuator``
+    (MuJoCo only) drives the joints with stage 2's network instead of an ideal PD; ``compare``
     names another report.json for the sim-to-sim table.  ``interface``: run on this robot
     instead of the one ``cfg.sim`` builds (it is closed afterwards).
     """
@@ -317,11 +330,11 @@ def evaluate(policy: str | Path, out: str | Path | None = None, cfg: EvalConfig 
     policy = Path(policy)
     meta = read_metadata(policy)
     robot = load_robot(cfg.robot or meta.robot)
-    if sysid is not None and cfg.sim != "mujoco":
-        print(f"note: --sysid applies to --sim mujoco only; ignored for {cfg.sim}")
-        sysid = None
+    if (sysid is not None or actuator is not None) and cfg.sim != "mujoco":
+        print(f"note: --sysid and --actuator apply to --sim mujoco only; ignored for {cfg.sim}")
+        sysid = actuator = None
     safety = cfg.safety
-    iface = interface if interface is not None else make_interface(cfg, robot, sysid)
+    iface = interface if interface is not None else make_interface(cfg, robot, sysid, actuator)
     terrain = getattr(iface, "terrain", None)
     if cfg.terrain is not None and terrain is None:
         terrain = generate(cfg.terrain)
@@ -356,6 +369,7 @@ def evaluate(policy: str | Path, out: str | Path | None = None, cfg: EvalConfig 
         "model": {"iteration": meta.iteration, "source_sha256": meta.source_sha256,
                   "control_dt": meta.control_dt, "obs_dim": meta.obs_dim},
         "sysid": None if sysid is None else str(sysid),
+        "actuator": None if actuator is None else str(actuator),
         "standin": _standin_record(cfg, iface),
         "terrain": None if cfg.terrain is None else {
             **to_dict(cfg.terrain), "goal_distance_m": terrain.goal_distance,

@@ -57,42 +57,63 @@ class Variant:
 VARIANTS = (Variant(False, "pd"), Variant(False, "net"), Variant(True, "pd"), Variant(True, "net"))
 
 
-def _model_hook(robot: RobotDescription, run: Path, v: Variant):
-    if not v.identified:
+def _model_hook(robot: RobotDescription, sysid: Path | None):
+    """Stage 1's fitted parameters applied to the model (None: the nominal model)."""
+    if sysid is None:
         return None
     from sysid.apply import apply_params  # stage 1's single definition of the mapping
     from sysid.artifact import read_params
 
-    values = read_params(run / "sysid", robot=robot.name).values
+    values = read_params(sysid, robot=robot.name).values
     return lambda model: apply_params(model, values, robot)
 
 
-def _actuation(robot: RobotDescription, run: Path, v: Variant, physics_dt: float):
+def _actuation(robot: RobotDescription, actuator: Path | None, physics_dt: float):
+    """Stage 2's actuator network (None: ideal PD), as the training env builds it."""
     from policies.actuation import make_actuation  # the training env's actuation seam
 
-    return make_actuation(v.actuation, robot, 1, physics_dt, run / "actuator", backend="numpy")
+    return make_actuation("pd" if actuator is None else "net", robot, 1, physics_dt, actuator,
+                          backend="numpy")
+
+
+def _folders(run: Path, v: Variant) -> tuple[Path | None, Path | None]:
+    """The run's stage-1 and stage-2 folders a variant uses (None where it is nominal / PD)."""
+    return (run / "sysid" if v.identified else None,
+            run / "actuator" if v.actuation == "net" else None)
 
 
 class SimRobot(MujocoRobot):
-    """The training simulator as a robot: MuJoCo with the variant's parameters and actuation.
+    """The training simulator as a robot: MuJoCo with stage 1's fitted parameters
+    (``sysid``, a ``<run>/sysid`` folder; None: nominal) and stage 2's actuator network
+    driving the joints (``actuator``, a ``<run>/actuator`` folder; None: ideal PD).
+    :meth:`of_run` builds one :class:`Variant` of a pipeline run.
 
-    ``draws``: an identified variant whose every :meth:`reset` first draws the parameters
-    from stage 1's randomization ranges (the training's domain randomization) with this
-    generator, so each episode meets one robot the identification allows."""
+    ``draws``: with ``sysid``, every :meth:`reset` first draws the parameters from stage
+    1's randomization ranges (the training's domain randomization) with this generator, so
+    each episode meets one robot the identification allows.  ``terrain`` as
+    :class:`~robot_rl.mujoco_robot.MujocoRobot`'s."""
 
-    def __init__(self, robot: RobotDescription, run: Path, variant: Variant,
-                 physics_dt: float = PHYSICS_DT, draws: np.random.Generator | None = None):
-        self.actuation = _actuation(robot, run, variant, physics_dt)
+    def __init__(self, robot: RobotDescription, sysid: Path | None, actuator: Path | None,
+                 physics_dt: float = PHYSICS_DT, draws: np.random.Generator | None = None,
+                 terrain=None):
+        self.actuation = _actuation(robot, actuator, physics_dt)
         if draws is not None:
-            if not variant.identified:
-                raise ValueError("SimRobot: parameter draws need an identified variant")
+            if sysid is None:
+                raise ValueError("SimRobot: parameter draws need identified parameters (sysid)")
             from sysid.artifact import read_params
 
-            self._ranges = read_params(run / "sysid", robot=robot.name).ranges
+            self._ranges = read_params(sysid, robot=robot.name).ranges
         self._draws = draws
         #: the parameters drawn for the current episode (None: the fitted values)
         self.drawn: dict[str, float] | None = None
-        super().__init__(robot, physics_dt=physics_dt, model_hook=_model_hook(robot, run, variant))
+        super().__init__(robot, physics_dt=physics_dt, model_hook=_model_hook(robot, sysid),
+                         terrain=terrain)
+
+    @classmethod
+    def of_run(cls, robot: RobotDescription, run: Path, variant: Variant,
+               physics_dt: float = PHYSICS_DT, draws: np.random.Generator | None = None) -> SimRobot:
+        """The simulator ``variant`` of the pipeline run in ``run``."""
+        return cls(robot, *_folders(Path(run), variant), physics_dt=physics_dt, draws=draws)
 
     def reset(self):
         if self._draws is not None:
@@ -122,10 +143,11 @@ def replay(log: RobotLog, robot: RobotDescription, run: Path, variant: Variant,
     if log.base_pos is None or log.base_linvel is None or log.base_quat is None:
         raise ValueError(f"{log.path}: open-loop fidelity needs the base state (motion capture)")
     model = build_model(robot, MujocoModelConfig(timestep=physics_dt))
-    hook = _model_hook(robot, run, variant)
+    sysid, actuator = _folders(run, variant)
+    hook = _model_hook(robot, sysid)
     if hook is not None:
         hook(model)
-    act = _actuation(robot, run, variant, physics_dt)
+    act = _actuation(robot, actuator, physics_dt)
     idx, d = index(model, robot), mujoco.MjData(model)
     sub = int(round(log.control_dt / physics_dt))
     if sub < 1 or abs(sub * physics_dt - log.control_dt) > 1e-9:
@@ -180,7 +202,7 @@ def closed_loop(policy: Path, robot: RobotDescription, run: Path, standin_config
     for v in VARIANTS:
         mcfg = EvalConfig(sim="mujoco", robot=robot.name, seconds=seconds, commands=commands,
                           video=False)
-        reports[v.name] = evaluate(policy, None, mcfg, interface=SimRobot(robot, run, v),
+        reports[v.name] = evaluate(policy, None, mcfg, interface=SimRobot.of_run(robot, run, v),
                                    progress=progress)
     real = [e["fell"] for e in reports["robot"]["episodes"]]
     out = {}

@@ -91,7 +91,7 @@ def _judge_one(job: tuple) -> tuple[list[dict[str, Any]], list[dict[str, Any]] |
     from robot_rl.robot import load_robot
 
     run, robot_name, policy, cfg, draw_seed, judge, standin_config, progress = job
-    sim = SimRobot(load_robot(robot_name), run, Variant(True, "net"),
+    sim = SimRobot.of_run(load_robot(robot_name), run, Variant(True, "net"),
                    draws=None if draw_seed is None else np.random.default_rng(draw_seed))
     sim_eps = _score(evaluate(policy, None, cfg, interface=sim, progress=progress), cfg.commands)
     if judge != "robot":

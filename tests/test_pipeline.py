@@ -165,16 +165,35 @@ def test_select_meets_robots_drawn_from_the_identified_ranges(run_dir):
     from sysid.artifact import read_params
 
     robot, ranges = load_robot("a1"), read_params(run_dir / "sysid").ranges
-    sim = SimRobot(robot, run_dir, Variant(True, "net"), draws=np.random.default_rng(5))
+    sim = SimRobot.of_run(robot, run_dir, Variant(True, "net"), draws=np.random.default_rng(5))
     first, mass_first = dict(sim.drawn), sim.model.body_mass.copy()
     assert set(first) == set(ranges)
     for k, v in first.items():
         assert ranges[k][0] <= v <= ranges[k][1], k
     sim.reset()  # a new episode, a new robot
     assert sim.drawn != first and not np.array_equal(sim.model.body_mass, mass_first)
-    again = SimRobot(robot, run_dir, Variant(True, "net"), draws=np.random.default_rng(5))
+    again = SimRobot.of_run(robot, run_dir, Variant(True, "net"), draws=np.random.default_rng(5))
     assert again.drawn == first  # seeded: every candidate meets the same robots
-    fitted = SimRobot(robot, run_dir, Variant(True, "net"))
+    fitted = SimRobot.of_run(robot, run_dir, Variant(True, "net"))
     assert fitted.drawn is None
     with pytest.raises(ValueError, match="identified"):
-        SimRobot(robot, run_dir, Variant(False, "net"), draws=np.random.default_rng(0))
+        SimRobot.of_run(robot, run_dir, Variant(False, "net"), draws=np.random.default_rng(0))
+
+
+def test_mujoco_evaluation_runs_in_the_identified_world(run_dir, tmp_path):
+    """The pipeline's MuJoCo evaluation is the world phase 3 trained in: identified
+    parameters and the actuator network driving the joints; without --actuator the same
+    policy meets an ideal PD, and the joints see other torques."""
+    from deploy.eval_cli import main as eval_main
+
+    rep = json.loads((run_dir / "eval" / "mujoco" / "report.json").read_text())
+    assert Path(rep["sysid"]) == run_dir / "sysid" and Path(rep["actuator"]) == run_dir / "actuator"
+    assert "actuator network" in (run_dir / "eval" / "mujoco" / "report.md").read_text()
+    common = ["--sim", "mujoco", "--policy", str(run_dir / "policy.onnx"), "--sysid",
+              str(run_dir / "sysid"), "--seconds", "1", "--commands", "0.4,0,0", "--no-video", "--quiet"]
+    torques = {}
+    for name, extra in (("net", ["--actuator", str(run_dir / "actuator")]), ("pd", [])):
+        assert eval_main([*common, *extra, "--out", str(tmp_path / name)]) == 0
+        torques[name] = json.loads((tmp_path / name / "report.json").read_text())["metrics"]["torque_mean"]
+    assert abs(torques["net"] - torques["pd"]) > 1e-3 * torques["pd"]
+    assert eval_main([*common, "--actuator", str(tmp_path / "none"), "--out", str(tmp_path / "x")]) == 2

@@ -14,7 +14,8 @@ Each stage reads the files the previous one wrote and writes its own under ``--o
     select/select.json, policy.onnx       stage 4: both exported; the one that tracks best on the
                                           robot (stand-in) is policy.onnx, the identified
                                           simulator's verdict beside it (deploy/select.py)
-    eval/mujoco/report.json               evaluation in MuJoCo
+    eval/mujoco/report.json               evaluation in MuJoCo's identified world (sysid/ parameters,
+                                          actuator/ network driving the joints: phase 3's)
     eval/pybullet/report.json             evaluation in PyBullet: the stand-in the logs came from
     baseline_pd/policy.pt, .onnx          baseline (a): phase 1's policy (ideal PD, nominal model)
     eval/baseline_pd/report.json          the baseline on the same stand-in
@@ -227,6 +228,7 @@ def stages(a: argparse.Namespace) -> list[Stage]:
         Stage("eval-mujoco", lambda o: [o / "eval" / "mujoco" / "report.json"],
               lambda o, a: _call("deploy.eval_cli", ["--sim", "mujoco", "--policy", str(o / "policy.onnx"),
                                                      "--robot", a.robot, "--sysid", str(o / "sysid"),
+                                                     "--actuator", str(o / "actuator"),
                                                      "--out", str(o / "eval" / "mujoco"), *b["eval"]]),
               lambda o: _validate_json("metrics")(o / "eval" / "mujoco" / "report.json")),
         Stage("eval-pybullet", lambda o: [o / "eval" / "pybullet" / "report.json"],

@@ -89,18 +89,21 @@ def write_summary(out: Path, budgets: Mapping[str, Mapping]) -> Path:
         except Exception as e:  # noqa: BLE001
             lines.append(f"(training curve unavailable: {e})")
         lines.append("")
-    rows = {}
+    rows, mujoco_world = {}, "an ideal PD"
     for sim in ("mujoco", "pybullet"):
         p = out / "eval" / sim / "report.json"
         if p.exists():
-            rows[sim] = json.loads(p.read_text()).get("metrics", {})
+            report = json.loads(p.read_text())
+            rows[sim] = report.get("metrics", {})
             images += sorted((out / "eval" / sim).glob("*.png"))
+            if sim == "mujoco" and report.get("actuator"):
+                mujoco_world = "stage 2's actuator network driving the joints (phase 3's world)"
     if rows:
         keys = sorted({k for r in rows.values() for k in r if isinstance(r[k], (int, float))})
         lines += ["## 4. Deployment: evaluation", "",
                   "MuJoCo: the training simulator with stage 1's identified parameters applied "
-                  "(`--sysid`) and an ideal PD; PyBullet: the hardware stand-in the logs came "
-                  "from (its reference actuator and hidden physics).", "",
+                  f"(`--sysid`) and {mujoco_world}; PyBullet: the hardware stand-in the logs "
+                  "came from (its reference actuator and hidden physics).", "",
                   "| metric | " + " | ".join(rows) + " |",
                   "|---|" + "---|" * len(rows)]
         for k in keys:

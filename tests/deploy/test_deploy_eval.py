@@ -239,3 +239,14 @@ def test_eval_cli_no_video_and_compare(onnx_a1, tmp_path, capsys):
     assert eval_main(["--sim", "mujoco", "--robot", "aliengo", "--out", str(tmp_path / "x"),
                       *common]) == 2
     assert "model was exported for robot 'a1', this robot is 'aliengo'" in capsys.readouterr().err
+
+
+def test_run_episode_records_the_tilt_the_start_sequence_hands_over(onnx_a1):
+    """A stand that tilts during HOLD and RAMP falls on its own; the episode says how tilted
+    the robot was when the policy took over (here a base rolled 20 degrees)."""
+    fake = FakeRobot(A1)
+    half = math.radians(20.0) / 2
+    fake.base_quat = np.array([math.cos(half), math.sin(half), 0.0, 0.0])
+    ctl = OnboardController(onnx_a1, A1, fake, SafetyConfig(hold_s=0.1, ramp_s=0.2))
+    metrics, _ = run_episode(ctl, fake, (0.4, 0.0, 0.0), EvalConfig(sim="mujoco", **TINY))
+    assert metrics["handover_tilt_deg"] == pytest.approx(20.0, abs=1e-6)

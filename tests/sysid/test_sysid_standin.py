@@ -126,3 +126,36 @@ def test_identification_other_settings_and_robot(tmp_path, name, seed, ranges):
     assert frac >= 0.8, outside
     assert result.params["summary"]["identifiable"] >= 3 * robot.num_joints
     assert result.params["validation"]["ratio"] <= 1 / 3, result.params["validation"]
+
+
+@pytest.mark.parametrize("name", ["a1", "laikago"])
+def test_the_hidden_truth_applied_in_mujoco_puts_the_com_where_pybullet_has_it(name):
+    """Stage 1's parameterisation of mass and COM means in MuJoCo what the stand-in's hidden
+    payload means in PyBullet: applied through sysid.apply, the robot's total mass and COM
+    (relative to the trunk origin, nominal pose) agree within 1 mm.  A sign or frame slip
+    of the trunk COM moves it by 4-5 mm on laikago."""
+    import mujoco
+    import pybullet as pb
+
+    from robot_rl.mujoco_robot import MujocoRobot
+    from sysid.apply import apply_params
+
+    robot, cfg = load_robot(name), StandInConfig(seed=0)
+    with PyBulletStandIn(robot, cfg) as s:
+        s.reset()
+        client, body = s.pybullet
+        origin = s.ground_truth().base_pos
+        moment, mass = np.zeros(3), 0.0
+        for j in range(-1, pb.getNumJoints(body, physicsClientId=client)):
+            m = pb.getDynamicsInfo(body, j, physicsClientId=client)[0]
+            p = (pb.getBasePositionAndOrientation(body, physicsClientId=client)[0] if j < 0
+                 else pb.getLinkState(body, j, physicsClientId=client)[0])  # link COMs
+            moment, mass = moment + m * np.asarray(p), mass + m
+    true = truth(robot, cfg)
+    sim = MujocoRobot(robot, 0.005, model_hook=lambda model: apply_params(model, true, robot))
+    sim.data.qpos[:3], sim.data.qpos[3:7] = origin, [1.0, 0.0, 0.0, 0.0]
+    sim.data.qpos[sim.idx.qpos] = robot.array("nominal_pose")
+    mujoco.mj_forward(sim.model, sim.data)
+    trunk = sim.model.body(robot.base_link).id
+    assert sim.model.body_subtreemass[trunk] == pytest.approx(mass, rel=1e-3)
+    np.testing.assert_allclose(sim.data.subtree_com[trunk] - origin, moment / mass - origin, atol=1e-3)
