@@ -340,6 +340,35 @@ def print_summary(s: dict[str, Any]) -> None:
             print(f"  {k:15s} {fmt_ci(v)}")
 
 
+#: settings that must match for runs of two results files to be summarized together
+SAME = ("iterations", "num_envs", "eval_every", "eval_seconds", "grade_all", "env_threads",
+        "torch_threads", "hidden", "device")
+
+
+def merged_runs(a: argparse.Namespace) -> list[dict]:
+    """The runs of the ``--merge`` files, checked against this invocation's settings; an
+    (algorithm, seed) may appear once across them and this run."""
+    runs, seen = [], {(algo, seed) for algo in a.algos for seed in a.seeds}
+    for path in map(Path, a.merge):
+        try:
+            data = json.loads(path.read_text())
+            args, results = data["args"], data["results"]
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise ValueError(f"{path}: fields 'args' and 'results' expected: {e}") from None
+        for k in SAME:
+            if args.get(k) != getattr(a, k):
+                raise ValueError(f"{path}: field 'args.{k}' is {args.get(k)!r}, this run's is "
+                                 f"{getattr(a, k)!r}: only runs of the same settings merge")
+        for r in results:
+            key = (r["algo"], r["seed"])
+            if key in seen:
+                raise ValueError(f"{path}: {r['algo']} seed {r['seed']} is already in this run or "
+                                 "an earlier --merge file")
+            seen.add(key)
+            runs.append(r)
+    return runs
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -361,6 +390,9 @@ def main() -> int:
                    help="hidden widths of actor and critic, both sides")
     p.add_argument("--device", default="cpu", help="torch device of both learners")
     p.add_argument("--json", default=None, help="results file [bench/results/rsl_rl_....json]")
+    p.add_argument("--merge", nargs="+", default=[], metavar="JSON",
+                   help="earlier results files of the same settings: their runs join this "
+                        "one's in the summary (more seeds without rerunning the first)")
     p.add_argument("--worker", nargs=2, metavar=("ALGO", "SEED"), help=argparse.SUPPRESS)
     p.add_argument("--gpu", action="store_true", help="run issue 23's GPU measurements")
     p.add_argument("--dry-run", action="store_true", help="with --gpu: print the commands")
@@ -382,6 +414,11 @@ def main() -> int:
     except ImportError:
         if "rsl_ppo" in a.algos:
             raise SystemExit("rsl_rl is not installed: pip install rsl-rl-lib") from None
+    try:
+        earlier = merged_runs(a)
+    except ValueError as e:
+        print(f"bench_rsl_rl: {e}", file=sys.stderr)
+        return 2
     _, total = steps_per_env(a)
     print(f"{a.num_envs} envs x {total} steps per env = {a.num_envs * total} env steps per run; "
           f"seeds {a.seeds}; algos {a.algos}; env threads {a.env_threads}, torch threads "
@@ -398,13 +435,14 @@ def main() -> int:
                   f"{r['update_s']:.1f} + other {r['other_s']:.1f}); {walk}; final vx err "
                   f"{r['final_vx_err']:.3f} yaw err {r['final_yaw_err']:.3f} falls "
                   f"{r['final_falls']}", flush=True)
-    summary = summarize(results, a.algos)
+    summary = summarize(earlier + results, a.algos)
     print_summary(summary)
     path = Path(a.json) if a.json else HERE / "results" / (
         f"rsl_rl_{a.num_envs}envs_{a.iterations}it_seeds{'_'.join(map(str, a.seeds))}.json")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"args": {k: v for k, v in vars(a).items() if k != "worker"},
-                                "cpu_count": os.cpu_count(), "results": results,
+                                "cpu_count": os.cpu_count(), "merged": a.merge,
+                                "results": earlier + results,
                                 "summary": summary}, indent=1, default=_nan_safe))
     print(f"results: {path}")
     return 0

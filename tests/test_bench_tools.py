@@ -1,0 +1,57 @@
+"""The benchmarks' bookkeeping: bench_rsl_rl's --merge refuses runs of other settings or a
+seed twice; bench_seeds refuses a run made on another reality or with its seed missing."""
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+import bench_rsl_rl  # noqa: E402
+import bench_seeds  # noqa: E402
+
+
+def _args(**changes):
+    base = dict(seeds=[3, 4], algos=["trpo", "rsl_ppo"], iterations=600, num_envs=128,
+                eval_every=50, eval_seconds=20.0, grade_all=False, env_threads=0,
+                torch_threads=0, hidden=[128, 128], device="cpu", merge=[])
+    return argparse.Namespace(**{**base, **changes})
+
+
+def _results_file(path: Path, seeds, **arg_changes) -> Path:
+    args = {k: v for k, v in vars(_args(**arg_changes)).items() if k != "merge"}
+    runs = [{"algo": al, "seed": s} for s in seeds for al in ("trpo", "rsl_ppo")]
+    path.write_text(json.dumps({"args": args, "results": runs}))
+    return path
+
+
+def test_merge_joins_runs_of_the_same_settings(tmp_path):
+    f = _results_file(tmp_path / "a.json", [0, 1, 2])
+    runs = bench_rsl_rl.merged_runs(_args(merge=[str(f)]))
+    assert sorted((r["algo"], r["seed"]) for r in runs) == sorted(
+        (al, s) for s in (0, 1, 2) for al in ("trpo", "rsl_ppo"))
+
+
+def test_merge_refuses_other_settings_and_a_seed_twice(tmp_path):
+    other = _results_file(tmp_path / "b.json", [0], num_envs=64)
+    with pytest.raises(ValueError, match="args.num_envs"):
+        bench_rsl_rl.merged_runs(_args(merge=[str(other)]))
+    again = _results_file(tmp_path / "c.json", [4])
+    with pytest.raises(ValueError, match="seed 4 is already"):
+        bench_rsl_rl.merged_runs(_args(merge=[str(again)]))
+    (tmp_path / "d.json").write_text("{}")
+    with pytest.raises(ValueError, match="d.json: fields 'args' and 'results'"):
+        bench_rsl_rl.merged_runs(_args(merge=[str(tmp_path / "d.json")]))
+
+
+def test_seeds_bench_reads_the_seed_and_refuses_another_reality(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "pipeline.json").write_text(json.dumps({"robot": "a1", "seed": 3, "standin_config": None}))
+    assert bench_seeds.run_seed(run, "default") == 3
+    with pytest.raises(ValueError, match="'standin_config' is 'default', expected 'driver_mismatch'"):
+        bench_seeds.run_seed(run, "driver_mismatch")
+    with pytest.raises(ValueError, match="fields 'seed' and 'standin_config'"):
+        bench_seeds.run_seed(tmp_path, "default")
