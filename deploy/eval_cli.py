@@ -99,6 +99,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="comma-separated subset of the shipped realities [all]")
     suite.add_argument("--suite-seeds", default="0,1,2",
                        help="hidden-physics seeds per reality [0,1,2]")
+    suite.add_argument("--terrains", action="store_true",
+                       help="also cross the terrain issue's tiles (+-3 cm rough ground, 15 deg "
+                            "slope, 8 cm stairs up and down) on the default reality, one tile "
+                            "per seed, and report success against the goals (95/95/80/80 %%)")
     p.add_argument("--no-video", action="store_true", help="skip the GIF (pybullet)")
     add_config_arguments(p, "safety.ramp_s=1.5 fall_up_z=0.3 (EvalConfig, deploy/evaluate.py)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -109,6 +113,10 @@ def main(argv: list[str] | None = None) -> int:
     a = build_parser().parse_args(argv)
     policy = Path(a.policy)
     out = Path(a.out) if a.out else policy.parent / "eval"
+    if a.terrains and not a.suite:
+        print("robot-rl eval: --terrains: needs --suite (the terrain part of the transfer suite)",
+              file=sys.stderr)
+        return 2
     if a.suite:
         return _suite(a, policy, out)
     terrain = None  # a bad terrain setting reaches robot_rl/app/cli.py's user-error handler
@@ -155,7 +163,7 @@ def _suite(a: argparse.Namespace, policy: Path, out: Path) -> int:
                           seconds=a.seconds or 8.0, push_interval_s=a.push_interval or 3.0,
                           push_speed=(0.5 if a.push_speed is None else a.push_speed)
                           if a.push_interval else 0.4, robot=a.robot or "",
-                          progress=not a.quiet)
+                          progress=not a.quiet, terrains=a.terrains)
     except (MetadataError, ConfigError, ValueError, FileNotFoundError) as e:
         print(f"robot-rl eval: error: {' '.join(str(e).split())}", file=sys.stderr)
         return 2

@@ -40,6 +40,18 @@ SUITE_COMMANDS: tuple[tuple[str, tuple[float, float, float]], ...] = (
 #: success thresholds on an episode's mean absolute tracking errors
 SUCCESS = {"vx_abs_err": 0.15, "vy_abs_err": 0.15, "yaw_abs_err": 0.2}
 DEFAULT_SEEDS = (0, 1, 2)
+#: the terrain part (``terrains=True``): name -> (kind, relief, goal success rate); relief
+#: as :func:`robot_rl.terrain.difficulty_for` reads it (m; slope in deg); the goals are
+#: the terrain issue's (95 % on +-3 cm rough ground and 15 deg slopes, 80 % on 8 cm stairs)
+TERRAIN_GOALS: dict[str, tuple[str, float, float]] = {
+    "rough 3 cm": ("rough", 0.03, 0.95),
+    "slope 15 deg": ("slope", 15.0, 0.95),
+    "stairs up 8 cm": ("stairs_up", 0.08, 0.80),
+    "stairs down 8 cm": ("stairs_down", 0.08, 0.80),
+}
+#: policy-controlled seconds of a terrain episode (it ends when the tile is crossed):
+#: 3.7 m at 0.4 m/s takes 9.3 s
+TERRAIN_SECONDS = 20.0
 
 
 def episode_success(e: dict[str, Any]) -> bool:
@@ -63,12 +75,56 @@ def summarize_reality(episodes: list[dict[str, Any]]) -> dict[str, Any]:
             "yaw_abs_err": mean("yaw_abs_err"), "torque_mean": mean("torque_mean")}
 
 
+def run_terrains(policy: str | Path, seeds: tuple[int, ...] = DEFAULT_SEEDS, robot: str = "",
+                 progress: bool = True, goals: dict[str, tuple[str, float, float]] | None = None,
+                 seconds: float = TERRAIN_SECONDS) -> dict[str, Any]:
+    """The terrain part of the suite: per :data:`TERRAIN_GOALS` entry and seed (terrain and
+    hidden-physics seed alike, default reality, no pushes), the terrain commands
+    (:data:`deploy.evaluate.TERRAIN_COMMANDS`) from the tile's centre outwards; success =
+    crossed the tile without falling.  ``goals``, ``seconds``: other tiles, episode length."""
+    from deploy.evaluate import TERRAIN_COMMANDS
+    from robot_rl.terrain import TerrainConfig, difficulty_for
+
+    goals = TERRAIN_GOALS if goals is None else goals
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(goals) * len(seeds), desc="terrain suite", unit="tile")
+    out: dict[str, Any] = {}
+    for name, (kind, relief, goal) in goals.items():
+        d = difficulty_for(kind, relief)
+        episodes = []
+        for seed in seeds:
+            cfg = EvalConfig(sim="pybullet", robot=robot, seconds=seconds,
+                             commands=TERRAIN_COMMANDS, standin_config="default",
+                             standin_seed=seed, video=False,
+                             terrain=TerrainConfig(kind=kind, difficulty=d, seed=seed))
+            episodes += [{**e, "seed": seed} for e in evaluate(policy, None, cfg)["episodes"]]
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix_str(name)
+        vx = [e["vx_abs_err"] for e in episodes if e["vx_abs_err"] is not None]
+        out[name] = {"kind": kind, "relief": relief, "difficulty": d, "goal": goal,
+                     "episodes": episodes,
+                     "summary": {"episodes": len(episodes),
+                                 "falls": int(sum(e["fell"] for e in episodes)),
+                                 "success_rate": float(np.mean([e["success"] for e in episodes])),
+                                 "vx_abs_err": float(np.mean(vx)) if vx else None,
+                                 "distance": float(np.mean([e["distance"] for e in episodes]))}}
+    if bar is not None:
+        bar.close()
+    return out
+
+
 def run_suite(policy: str | Path, out: str | Path | None = None,
               names: list[str] | None = None, seeds: tuple[int, ...] = DEFAULT_SEEDS,
               seconds: float = 8.0, push_interval_s: float = 3.0, push_speed: float = 0.4,
-              robot: str = "", progress: bool = True) -> dict[str, Any]:
+              robot: str = "", progress: bool = True, terrains: bool = False) -> dict[str, Any]:
     """Run ``policy`` (an exported ``.onnx``) over ``names`` (default: every shipped
-    reality) x ``seeds``; write ``suite.json``, ``suite.md`` and ``suite.png`` to ``out``."""
+    reality) x ``seeds`` and, with ``terrains``, over the terrain tiles of
+    :data:`TERRAIN_GOALS` (:func:`run_terrains`); write ``suite.json``, ``suite.md`` and
+    ``suite.png`` to ``out``."""
     names = list(names) if names else realities()
     unknown = sorted(set(names) - set(realities()))
     if unknown:
@@ -107,8 +163,10 @@ def run_suite(policy: str | Path, out: str | Path | None = None,
     suite = {"policy": str(policy), "seeds": list(seeds), "seconds": seconds,
              "push_interval_s": push_interval_s, "push_speed": push_speed,
              "commands": {n: list(c) for n, c in SUITE_COMMANDS}, "success": SUCCESS,
-             "realities": per, "overall": summarize_reality(every),
-             "wall_s": time.perf_counter() - t0}
+             "realities": per, "overall": summarize_reality(every)}
+    if terrains:
+        suite["terrains"] = run_terrains(policy, seeds, robot, progress)
+    suite["wall_s"] = time.perf_counter() - t0
     if out is not None:
         out = Path(out)
         atomic_write_json(out / "suite.json", suite)
@@ -135,6 +193,19 @@ def suite_markdown(suite: dict[str, Any], title: str = "Transfer suite") -> str:
         lines.append(f"| {name} | {s['falls']}/{s['episodes']} | {s['success_rate']:.0%} | "
                      f"{_fmt(s['vx_abs_err'])} | {_fmt(s['vy_abs_err'])} | "
                      f"{_fmt(s['yaw_abs_err'])} |")
+    if suite.get("terrains"):
+        lines += ["", "## Terrain (default reality, no pushes)", "",
+                  f"Per tile {len(suite['seeds'])} seeds (terrain and hidden physics) x "
+                  "forward and backward at 0.4 and 0.8 m/s from the tile's centre; success: "
+                  "crossed the tile without falling.", "",
+                  "| terrain | difficulty | falls | success | goal | vx err (m/s) | mean distance (m) |",
+                  "|---|---|---|---|---|---|---|"]
+        for name, t in suite["terrains"].items():
+            s = t["summary"]
+            met = "met" if s["success_rate"] >= t["goal"] else "not met"
+            lines.append(f"| {name} | {t['difficulty']:.3f} | {s['falls']}/{s['episodes']} | "
+                         f"{s['success_rate']:.0%} | {t['goal']:.0%} ({met}) | "
+                         f"{_fmt(s['vx_abs_err'])} | {s['distance']:.2f} |")
     lines += ["", "## Realities", ""]
     for name, e in suite["realities"].items():
         lines.append(f"- **{name}** (`{Path(e['config_file']).name}`): {e['description']}")
@@ -177,4 +248,5 @@ def plot_suite(suite: dict[str, Any]) -> bytes:
     return buf.getvalue()
 
 
-__all__ = ["run_suite", "suite_markdown", "SUITE_COMMANDS", "SUCCESS", "episode_success"]
+__all__ = ["run_suite", "run_terrains", "suite_markdown", "SUITE_COMMANDS", "SUCCESS",
+           "TERRAIN_GOALS", "episode_success"]

@@ -236,6 +236,22 @@ def step_height(difficulty: float) -> float:
     return STEP_HEIGHT[0] + STEP_HEIGHT[1] * difficulty
 
 
+def difficulty_for(kind: str, relief: float) -> float:
+    """The difficulty whose tile has ``relief``: the noise amplitude of ``rough`` (m, +-),
+    the slope angle of ``slope`` (deg), the riser of ``stairs_up`` / ``stairs_down`` (m),
+    the largest block of ``obstacles`` (m).  Raises :class:`TerrainError` outside [0, 1]."""
+    base_gain = {"rough": ROUGH_AMPLITUDE, "slope": (0.0, SLOPE_MAX_DEG), "stairs_up": STEP_HEIGHT,
+                 "stairs_down": STEP_HEIGHT, "obstacles": OBSTACLE_HEIGHT}
+    if kind not in base_gain:
+        raise TerrainError(f"terrain.kind: {kind!r} has no relief; expected one of {sorted(base_gain)}")
+    base, gain = base_gain[kind]
+    d = (relief - base) / gain
+    if not 0.0 <= d <= 1.0 + 1e-12:
+        raise TerrainError(f"terrain.difficulty: a {kind} relief of {relief} needs difficulty {d:.3f}, "
+                           "outside [0, 1]")
+    return min(d, 1.0)
+
+
 def _stairs(cfg, x, y, sign: float):
     # points on a tread's boundary round inwards, so a step edge sits on a grid line
     r = _ring(cfg, x, y)

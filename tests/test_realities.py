@@ -201,3 +201,24 @@ def test_eval_records_the_reality_and_the_pipeline_passes_it(tmp_path):
     assert _reality(a) == ["--standin-config", "x.json"]
     names = [st.name for st in stages(a)]
     assert names[-3:] == ["eval-pybullet", "baseline", "fidelity"]
+
+
+def test_suite_with_terrains_reports_each_tile_against_its_goal(tmp_path, capsys):
+    from deploy.suite import TERRAIN_GOALS, run_terrains, suite_markdown
+
+    goals = {"stairs up 8 cm": TERRAIN_GOALS["stairs up 8 cm"]}
+    tiles = run_terrains(POLICY, seeds=(0, 1), progress=False, goals=goals, seconds=1.0)
+    t = tiles["stairs up 8 cm"]
+    assert t["difficulty"] == pytest.approx(1 / 6) and t["goal"] == 0.8
+    assert len(t["episodes"]) == 2 * 4 and {e["seed"] for e in t["episodes"]} == {0, 1}
+    # 1 s cannot cross a 3.7 m half tile: nothing succeeds, every episode walked a little
+    assert t["summary"]["success_rate"] == 0.0 and 0.0 < t["summary"]["distance"] < 1.5
+    md = suite_markdown({"policy": POLICY, "seeds": [0, 1], "seconds": 1.0, "push_speed": 0.4,
+                         "push_interval_s": 3.0, "commands": {},
+                         "realities": {}, "overall": {"episodes": 0, "falls": 0, "success_rate": 0.0,
+                                                       "vx_abs_err": None, "vy_abs_err": None,
+                                                       "yaw_abs_err": None},
+                         "terrains": tiles})
+    assert "| stairs up 8 cm | 0.167 | " in md and "| 0% | 80% (not met) |" in md
+    assert eval_main(["--policy", POLICY, "--terrains", "--out", str(tmp_path)]) == 2
+    assert "--terrains: needs --suite" in capsys.readouterr().err

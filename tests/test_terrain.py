@@ -181,3 +181,21 @@ def test_robot_spawns_on_the_ground_in_both_simulators():
             assert 0.5 * A1.nominal_base_height < z < A1.base_init_height + 0.01, make.__name__
         finally:
             sim.close()
+
+
+def test_difficulty_for_a_relief_builds_that_relief():
+    """The suite names its tiles by relief; the difficulty it derives gives that relief."""
+    from robot_rl.terrain import difficulty_for
+
+    d = difficulty_for("stairs_up", 0.08)
+    _, _, z = _axis_profile("stairs_up", d)
+    np.testing.assert_allclose(np.abs(np.diff(z)[np.abs(np.diff(z)) > 1e-9]), 0.08, atol=1e-9)
+    t, x, z = _axis_profile("slope", difficulty_for("slope", 15.0))
+    off = x > t.config.platform / 2 + 1e-9
+    np.testing.assert_allclose(np.degrees(np.arctan(np.diff(z[off]) / np.diff(x[off]))), 15.0, atol=1e-9)
+    rough = generate(TerrainConfig(kind="rough", difficulty=difficulty_for("rough", 0.03), seed=3))
+    assert 0.05 < np.ptp(rough.heights) <= 0.06 + 1e-9  # +-3 cm
+    with pytest.raises(TerrainError, match="terrain.difficulty: a slope relief of 25"):
+        difficulty_for("slope", 25.0)
+    with pytest.raises(TerrainError, match="terrain.kind: 'flat' has no relief"):
+        difficulty_for("flat", 0.0)
