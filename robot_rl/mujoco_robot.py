@@ -108,3 +108,28 @@ class MujocoRobot(RobotInterface):
             d.ctrl[idx.actuator] = self._tau
             mujoco.mj_step(m, d)
         return self.read_state()
+
+
+def stance_tilt(robot: RobotDescription, seconds: float = 2.0) -> dict[str, float]:
+    """How the robot stands on its own gains: dropped at its nominal pose on flat ground,
+    the nominal targets held by the ideal PD for ``seconds``; the base's roll, pitch and
+    tilt then (deg) and the largest joint error (rad).  Printed by ``robot-rl robots
+    --check``.  laikago's first stance (every thigh at 0.14 rad, kp 80) settled at 8-12
+    deg pitch and 6-7 deg roll on its rear legs here and on the stand-in, and tipped over
+    in MuJoCo with the identified 1 cm trunk COM offset; the A1 pitches 9.6 deg (no roll)
+    and walks (bench/RESULTS.md, "laikago's identified+PD falls")."""
+    sim = MujocoRobot(robot)
+    try:
+        sim.reset()
+        target = robot.array("nominal_pose")
+        for _ in range(int(round(seconds / sim.control_dt))):
+            sim.send_targets(target)
+            state = sim.step()
+        w, x, y, z = sim.ground_truth().base_quat
+    finally:
+        sim.close()
+    roll = np.degrees(np.arctan2(2 * (w * x + y * z), 1 - 2 * (x * x + y * y)))
+    pitch = np.degrees(np.arcsin(np.clip(2 * (w * y - z * x), -1.0, 1.0)))
+    tilt = np.degrees(np.arccos(np.clip(1 - 2 * (x * x + y * y), -1.0, 1.0)))
+    return {"roll_deg": float(roll), "pitch_deg": float(pitch), "tilt_deg": float(tilt),
+            "max_sag_rad": float(np.max(np.abs(state.q - target)))}

@@ -170,3 +170,17 @@ def test_pd_actuators_apply_the_clipped_pd_law(name):
     torque = data.sensordata[-robot.num_joints:]
     np.testing.assert_allclose(torque, want, rtol=1e-12, atol=1e-12)
     assert want[0] == tau_max[0]
+
+
+def test_laikago_stands_level_on_its_own_gains_and_its_old_stance_did_not():
+    """stance_tilt measures the marginal stand that tipped laikago over (thighs at 0.14
+    rad: 12 deg pitch, 6 deg roll on its rear legs); the shipped stance stands level."""
+    import dataclasses
+
+    from robot_rl.mujoco_robot import stance_tilt
+
+    robot = load_robot("laikago")
+    assert stance_tilt(robot)["tilt_deg"] < 2.5
+    old = dataclasses.replace(robot, nominal_pose=(0.0, 0.14, -0.98) * 4)
+    st = stance_tilt(old)
+    assert st["tilt_deg"] > 8.0 and abs(st["roll_deg"]) > 3.0 and st["max_sag_rad"] > 0.25

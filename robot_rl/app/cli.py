@@ -105,7 +105,9 @@ def _collect(argv: list[str]) -> int:
 def _robots(argv: list[str]) -> int:
     p = argparse.ArgumentParser(prog="robot-rl robots",
                                 description="List registered robots; --check compares what "
-                                            "MuJoCo and PyBullet see of each.")
+                                            "MuJoCo and PyBullet see of each and how each "
+                                            "stands at its nominal pose on its own PD gains "
+                                            "(2 s in MuJoCo).")
     p.add_argument("--check", action="store_true")
     a = p.parse_args(argv)
     from robot_rl.robot import load_robot
@@ -118,9 +120,14 @@ def _robots(argv: list[str]) -> int:
 
             from robot_rl.consistency import mujoco_view, pybullet_view
 
+            from robot_rl.mujoco_robot import stance_tilt
+
             m, b = mujoco_view(r), pybullet_view(r)
+            st = stance_tilt(r)
             line += (f"  mass MuJoCo {m.total_mass:.3f} kg / PyBullet {b.total_mass:.3f} kg,"
-                     f" max foot gap {np.abs(m.foot_pos - b.foot_pos).max():.1e} m")
+                     f" max foot gap {np.abs(m.foot_pos - b.foot_pos).max():.1e} m; on its own"
+                     f" gains it stands at pitch {st['pitch_deg']:+.1f} / roll {st['roll_deg']:+.1f}"
+                     f" deg, joints up to {st['max_sag_rad']:.2f} rad off target")
         print(line)
     return 0
 
