@@ -119,7 +119,6 @@ def _robots(argv: list[str]) -> int:
             import numpy as np
 
             from robot_rl.consistency import mujoco_view, pybullet_view
-
             from robot_rl.mujoco_robot import stance_tilt
 
             m, b = mujoco_view(r), pybullet_view(r)
