@@ -55,3 +55,19 @@ def test_seeds_bench_reads_the_seed_and_refuses_another_reality(tmp_path):
         bench_seeds.run_seed(run, "driver_mismatch")
     with pytest.raises(ValueError, match="fields 'seed' and 'standin_config'"):
         bench_seeds.run_seed(tmp_path, "default")
+
+
+def test_seeds_table_pairs_the_deployed_policy_with_its_own_seeds_baselines(tmp_path):
+    """Per seed the deployed policy is compared with the baselines of the same run."""
+    runs = [tmp_path / f"s{i}" for i in range(3)]
+    results = {}
+    for i, run in enumerate(runs):
+        success = {"a": 0.4, "b": 0.6 + 0.1 * i, "i": 0.9, "e": 0.9}
+        md5 = {"a": f"a{i}", "b": f"b{i}", "i": f"i{i}", "e": f"i{i}"}
+        for k in bench_seeds.POLICIES:
+            results[f"{run}/{k}"] = {"seed": i, "md5": md5[k], "summary": {
+                "success_rate": success[k], "falls": 0, "vx_abs_err": 0.1}}
+    md = bench_seeds.table(results, runs, "default", (0, 1, 2), 8.0)
+    # (e) - (b) per seed: 0.3, 0.2, 0.1 -> IQM over 3 seeds is their mean, 0.2
+    assert "| (e) - (b), paired | 0.20 [" in md and "| (e) - (a), paired | 0.50 [0.50, 0.50] |" in md
+    assert md.count("| (i) |") == 3  # the deployed file is the identified candidate each time
