@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from deploy.evaluate import EvalConfig, _fmt, evaluate
+from deploy.evaluate import EvalConfig, _fmt, evaluate, summarize
 from robot_rl.config import atomic_write_bytes, atomic_write_json
 from robot_rl.standin_model import realities
 
@@ -104,14 +104,8 @@ def run_terrains(policy: str | Path, seeds: tuple[int, ...] = DEFAULT_SEEDS, rob
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix_str(name)
-        vx = [e["vx_abs_err"] for e in episodes if e["vx_abs_err"] is not None]
         out[name] = {"kind": kind, "relief": relief, "difficulty": d, "goal": goal,
-                     "episodes": episodes,
-                     "summary": {"episodes": len(episodes),
-                                 "falls": int(sum(e["fell"] for e in episodes)),
-                                 "success_rate": float(np.mean([e["success"] for e in episodes])),
-                                 "vx_abs_err": float(np.mean(vx)) if vx else None,
-                                 "distance": float(np.mean([e["distance"] for e in episodes]))}}
+                     "episodes": episodes, "summary": summarize(episodes)}
     if bar is not None:
         bar.close()
     return out
@@ -205,7 +199,7 @@ def suite_markdown(suite: dict[str, Any], title: str = "Transfer suite") -> str:
             met = "met" if s["success_rate"] >= t["goal"] else "not met"
             lines.append(f"| {name} | {t['difficulty']:.3f} | {s['falls']}/{s['episodes']} | "
                          f"{s['success_rate']:.0%} | {t['goal']:.0%} ({met}) | "
-                         f"{_fmt(s['vx_abs_err'])} | {s['distance']:.2f} |")
+                         f"{_fmt(s['vx_abs_err'])} | {s['distance_mean']:.2f} |")
     lines += ["", "## Realities", ""]
     for name, e in suite["realities"].items():
         lines.append(f"- **{name}** (`{Path(e['config_file']).name}`): {e['description']}")

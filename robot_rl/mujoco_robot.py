@@ -24,6 +24,7 @@ import numpy as np
 from robot_rl.interface import GroundTruth, RobotInterface, RobotState
 from robot_rl.pd import pd_torque
 from robot_rl.robot import RobotDescription
+from robot_rl.sensors import quat_to_matrix
 from robot_rl.sim_mujoco import MujocoModelConfig, build_model, footprint, index, set_nominal
 from robot_rl.terrain import Terrain
 
@@ -125,11 +126,11 @@ def stance_tilt(robot: RobotDescription, seconds: float = 2.0) -> dict[str, floa
         for _ in range(int(round(seconds / sim.control_dt))):
             sim.send_targets(target)
             state = sim.step()
-        w, x, y, z = sim.ground_truth().base_quat
+        up = quat_to_matrix(sim.ground_truth().base_quat)[2]  # world z in base axes
     finally:
         sim.close()
-    roll = np.degrees(np.arctan2(2 * (w * x + y * z), 1 - 2 * (x * x + y * y)))
-    pitch = np.degrees(np.arcsin(np.clip(2 * (w * y - z * x), -1.0, 1.0)))
-    tilt = np.degrees(np.arccos(np.clip(1 - 2 * (x * x + y * y), -1.0, 1.0)))
+    roll = np.degrees(np.arctan2(up[1], up[2]))
+    pitch = np.degrees(-np.arcsin(np.clip(up[0], -1.0, 1.0)))
+    tilt = np.degrees(np.arccos(np.clip(up[2], -1.0, 1.0)))
     return {"roll_deg": float(roll), "pitch_deg": float(pitch), "tilt_deg": float(tilt),
             "max_sag_rad": float(np.max(np.abs(state.q - target)))}

@@ -212,7 +212,7 @@ def test_suite_with_terrains_reports_each_tile_against_its_goal(tmp_path, capsys
     assert t["difficulty"] == pytest.approx(1 / 6) and t["goal"] == 0.8
     assert len(t["episodes"]) == 2 * 4 and {e["seed"] for e in t["episodes"]} == {0, 1}
     # 1 s cannot cross a 3.7 m half tile: nothing succeeds, every episode walked a little
-    assert t["summary"]["success_rate"] == 0.0 and 0.0 < t["summary"]["distance"] < 1.5
+    assert t["summary"]["success_rate"] == 0.0 and 0.0 < t["summary"]["distance_mean"] < 1.5
     md = suite_markdown({"policy": POLICY, "seeds": [0, 1], "seconds": 1.0, "push_speed": 0.4,
                          "push_interval_s": 3.0, "commands": {},
                          "realities": {}, "overall": {"episodes": 0, "falls": 0, "success_rate": 0.0,
