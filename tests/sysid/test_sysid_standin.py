@@ -18,30 +18,10 @@ from robot_rl.standin import PyBulletStandIn
 from robot_rl.standin_model import PerturbationRanges, StandInConfig
 from sysid.cli import main
 from sysid.config import SysidConfig
+from sysid.grading import truth_values as truth
 from sysid.identify import identify
-from sysid.model import nominal
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def truth(robot, cfg):
-    """The stand-in's hidden parameters in stage 1's parameterisation."""
-    with PyBulletStandIn(robot, cfg, suspended=True) as s:
-        h = s.hidden_truth()
-    nom = nominal(robot)
-    out = {}
-    for i, j in enumerate(robot.joint_names):
-        out[f"armature/{j}"] = h.rotor_inertia[i]
-        out[f"damping/{j}"] = h.joint_damping[i]
-        out[f"coulomb/{j}"] = h.joint_coulomb[i]
-    for i, f in enumerate(robot.foot_links):
-        out[f"leg_mass_scale/{f}"] = h.leg_mass_scale[i]
-    mass = nom.trunk_mass + h.trunk_payload  # MuJoCo's trunk body (URDF trunk + fused links)
-    com = (nom.trunk_mass * nom.trunk_com + h.trunk_payload * h.trunk_payload_offset) / mass
-    out["trunk_mass"] = mass
-    out.update({f"trunk_com/{a}": float(c) for a, c in zip("xyz", com)})
-    out["foot_friction"] = h.foot_friction
-    return out
 
 
 def logs(tmp: Path, robot, seed: int, ranges=PerturbationRanges(), suspended_s=12.0,
