@@ -64,6 +64,36 @@ def test_second_run_skips_valid_stages(run_dir, capsys):
     assert (run_dir / "sysid" / "params.json").stat().st_mtime_ns == before
 
 
+def test_the_last_stages_ran_side_by_side_with_their_output_kept(run_dir):
+    """eval-pybullet, baseline and fidelity ran in worker processes: each wrote its own log
+    with its command line and its report; a stage that fails there fails the pipeline with
+    its exit code."""
+    import pickle
+
+    from robot_rl.app.pipeline import CONCURRENT, StageFailed
+
+    logs = {name: (run_dir / "pipeline_logs" / f"{name}.log").read_text() for name in CONCURRENT}
+    assert "$ robot-rl eval --sim pybullet" in logs["eval-pybullet"]
+    assert "baseline_pd" in logs["baseline"] and "$ robot-rl fidelity" in logs["fidelity"]
+    e = pickle.loads(pickle.dumps(StageFailed("stage eval failed", 2)))
+    assert e.code == 2 and str(e) == "stage eval failed"
+
+
+def test_a_stage_failing_in_a_worker_fails_the_pipeline(run_dir, tmp_path, capsys):
+    import shutil
+
+    out = tmp_path / "run"
+    shutil.copytree(run_dir, out)
+    shutil.rmtree(out / "eval" / "baseline_pd")
+    shutil.rmtree(out / "pipeline_logs")
+    rc = main(["--robot", "a1", "--out", str(out), "--budget", "smoke",
+               "--standin-config", str(tmp_path / "no_such_reality.json")])
+    printed = capsys.readouterr().out
+    assert rc == 2, printed
+    assert "no_such_reality.json" in (out / "pipeline_logs" / "baseline.log").read_text()
+    assert "no_such_reality.json" in printed  # the failing stage's message, shown
+
+
 def test_refuses_other_robot_in_same_folder(run_dir):
     with pytest.raises(SystemExit, match="robot 'a1'"):
         main(["--robot", "aliengo", "--out", str(run_dir), "--budget", "smoke"])

@@ -25,15 +25,22 @@ Each stage reads the files the previous one wrote and writes its own under ``--o
 A stage whose outputs exist and validate is skipped (``--force`` redoes all); training
 resumes from its latest checkpoint, so a killed pipeline picks up where it stopped.
 Stages are called through their own command-line entry points, exactly as a user would.
+The last three (the PyBullet evaluation, the baseline and fidelity) read only what the
+stages before them wrote, so they run side by side, one process per core; their output
+goes to ``pipeline_logs/<stage>.log`` and its last lines are printed when they finish.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
+import os
 import sys
 import time
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -68,6 +75,14 @@ class StageFailed(RuntimeError):
     def __init__(self, message: str, code: int = 1):
         super().__init__(message)
         self.code = code
+
+    def __reduce__(self):  # keeps the exit code across a worker process
+        return StageFailed, (str(self), self.code)
+
+
+#: stages that read only what the stages before them wrote, none another's output: run side
+#: by side in worker processes (one per core)
+CONCURRENT = ("eval-pybullet", "baseline", "fidelity")
 
 
 @dataclass
@@ -283,21 +298,28 @@ def run(a: argparse.Namespace) -> Path:
             raise SystemExit(f"{out} holds a pipeline for robot {prev.get('robot')!r}, not {a.robot!r}")
     atomic_write_bytes(meta, json.dumps({"robot": a.robot, "budget": a.budget, "seed": a.seed,
                                          "standin_config": a.standin_config}).encode())
-    timings = {}
+    timings: dict[str, float] = {}
     all_stages = stages(a)
+    n = len(all_stages)
+    todo = []
     for i, st in enumerate(all_stages, 1):
         if not a.force and stage_done(st, out):
-            print(f"[{i}/{len(all_stages)}] {st.name}: outputs present and valid, skipped", flush=True)
+            print(f"[{i}/{n}] {st.name}: outputs present and valid, skipped", flush=True)
+        else:
+            todo.append((i, st))
+    side_by_side = [(i, st) for i, st in todo if st.name in CONCURRENT]
+    for i, st in todo:
+        if st.name in CONCURRENT:
+            if side_by_side:  # the group runs when its first member is reached
+                timings.update(_run_side_by_side(side_by_side, out, a, n))
+                side_by_side = []
             continue
-        print(f"[{i}/{len(all_stages)}] {st.name} ...", flush=True)
+        print(f"[{i}/{n}] {st.name} ...", flush=True)
         t = time.perf_counter()
         st.run(out, a)
         timings[st.name] = time.perf_counter() - t
-        missing = [str(p) for p in st.outputs(out) if not p.exists()]
-        if missing:
-            raise RuntimeError(f"stage {st.name} finished but did not write {missing}")
-        st.validate(out)
-        print(f"[{i}/{len(all_stages)}] {st.name}: done in {timings[st.name]:.1f} s", flush=True)
+        _check_outputs(st, out)
+        print(f"[{i}/{n}] {st.name}: done in {timings[st.name]:.1f} s", flush=True)
     if a.rounds:
         from robot_rl.app.rounds import run_rounds
 
@@ -305,6 +327,56 @@ def run(a: argparse.Namespace) -> Path:
     path = write_summary(out, BUDGETS)
     print(f"summary: {path}")
     return path
+
+
+def _check_outputs(st: Stage, out: Path) -> None:
+    missing = [str(p) for p in st.outputs(out) if not p.exists()]
+    if missing:
+        raise RuntimeError(f"stage {st.name} finished but did not write {missing}")
+    st.validate(out)
+
+
+def _stage_worker(name: str, out: Path, a: argparse.Namespace, log: Path) -> float:
+    """Run stage ``name`` in this (worker) process, its output into ``log``; seconds taken."""
+    st = next(s for s in stages(a) if s.name == name)
+    log.parent.mkdir(parents=True, exist_ok=True)
+    t = time.perf_counter()
+    with open(log, "w") as f, redirect_stdout(f), redirect_stderr(f):
+        st.run(out, a)
+    return time.perf_counter() - t
+
+
+def _tail(log: Path, lines: int = 12) -> str:
+    """The last lines of a stage's log, progress bars reduced to their final state."""
+    text = log.read_text(errors="replace") if log.exists() else ""
+    rows = [ln.rsplit("\r", 1)[-1] for ln in text.splitlines()]
+    return "\n".join([r for r in rows if r.strip()][-lines:])
+
+
+def _run_side_by_side(group: list[tuple[int, Stage]], out: Path, a: argparse.Namespace,
+                      n: int) -> dict[str, float]:
+    """Run the stages of ``group`` in worker processes, one per core (fresh interpreters:
+    the training's OpenMP threads must not be forked)."""
+    workers = max(1, min(len(group), os.cpu_count() or 1))
+    names = ", ".join(st.name for _, st in group)
+    print(f"[{group[0][0]}-{group[-1][0]}/{n}] {names}: side by side in {workers} processes "
+          f"(output: {out / 'pipeline_logs'}/<stage>.log) ...", flush=True)
+    timings = {}
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = [(i, st, pool.submit(_stage_worker, st.name, out, a,
+                                       out / "pipeline_logs" / f"{st.name}.log"))
+                   for i, st in group]
+        for i, st, fut in futures:
+            log = out / "pipeline_logs" / f"{st.name}.log"
+            try:
+                timings[st.name] = fut.result()
+            except BaseException:
+                print(_tail(log, 30), flush=True)
+                raise
+            print(_tail(log), flush=True)
+            _check_outputs(st, out)
+            print(f"[{i}/{n}] {st.name}: done in {timings[st.name]:.1f} s", flush=True)
+    return timings
 
 
 def build_parser() -> argparse.ArgumentParser:
