@@ -184,3 +184,23 @@ def test_laikago_stands_level_on_its_own_gains_and_its_old_stance_did_not():
     old = dataclasses.replace(robot, nominal_pose=(0.0, 0.14, -0.98) * 4)
     st = stance_tilt(old)
     assert st["tilt_deg"] > 8.0 and abs(st["roll_deg"]) > 3.0 and st["max_sag_rad"] > 0.25
+
+
+@pytest.mark.parametrize("name", sorted(ROBOTS))
+def test_every_robot_stands_level_at_its_nominal_height_on_its_own_gains(name):
+    """A nominal pose is a stance: held by the robot's own PD gains on flat ground, the
+    base stays within 2.5 deg of level and within 15 % of ``nominal_base_height``.  The
+    A1's first pose (every thigh 0.9, knee -1.8 rad) knelt at 9.6 deg pitch and 0.204 m for
+    a nominal 0.27; laikago's (thighs 0.14 rad) at 12 deg pitch, 6 deg roll."""
+    from robot_rl.mujoco_robot import MujocoRobot, stance_tilt
+
+    robot = load_robot(name)
+    assert stance_tilt(robot)["tilt_deg"] < 2.5
+    sim = MujocoRobot(robot)
+    sim.reset()
+    for _ in range(int(round(1.0 / sim.control_dt))):
+        sim.send_targets(robot.array("nominal_pose"))
+        sim.step()
+    height = float(sim.ground_truth().base_pos[2])
+    sim.close()
+    assert abs(height - robot.nominal_base_height) < 0.15 * robot.nominal_base_height, height
