@@ -2,9 +2,9 @@
 
     python bench/bench_pipeline_tail.py --run runs/pipe_judge_s1 [--work /tmp/tail]
 
-Copies the run twice without the outputs of the stages in
-``robot_rl.app.pipeline.CONCURRENT`` (PyBullet evaluation, baseline (a), fidelity with its
-held-out walking log), then reruns them: once one after the other in this process (the
+Copies the run twice without the output folders of the stages the pipeline runs side by
+side (PyBullet evaluation, baseline (a), fidelity with its held-out walking log), then
+reruns them: once one after the other in this process (the
 pipeline before), once side by side in worker processes (the pipeline now).
 Prints both wall times and their ratio.  Run it alone on the machine.
 """
@@ -21,12 +21,14 @@ from pathlib import Path
 from robot_rl.app import pipeline as P
 
 
-def fresh_copy(run: Path, to: Path) -> Path:
+def fresh_copy(run: Path, to: Path, group: list[tuple[int, P.Stage]]) -> Path:
+    """``run`` copied to ``to`` without the folders the stages of ``group`` write."""
     if to.exists():
         shutil.rmtree(to)
     shutil.copytree(run, to, ignore=shutil.ignore_patterns("pipeline_logs"))
-    for sub in ("eval/pybullet", "eval/baseline_pd", "fidelity"):
-        shutil.rmtree(to / sub, ignore_errors=True)
+    for _, st in group:
+        for path in st.outputs(to):
+            shutil.rmtree(path.parent, ignore_errors=True)
     return to
 
 
@@ -41,16 +43,16 @@ def main(argv: list[str] | None = None) -> int:
                                         meta["budget"], "--seed", str(meta["seed"])]
                                        + (["--standin-config", meta["standin_config"]]
                                           if meta.get("standin_config") else []))
-    group = [(i, st) for i, st in enumerate(P.stages(args), 1) if st.name in P.CONCURRENT]
+    group = [(i, st) for i, st in enumerate(P.stages(args), 1) if st.side_by_side]
     times = {}
-    seq = fresh_copy(run, work / "sequential")
+    seq = fresh_copy(run, work / "sequential", group)
     t = time.perf_counter()
     for _, st in group:
         st.run(seq, args)
     times["one after the other"] = time.perf_counter() - t
-    par = fresh_copy(run, work / "side_by_side")
+    par = fresh_copy(run, work / "side_by_side", group)
     t = time.perf_counter()
-    P._run_side_by_side(group, par, args, len(P.stages(args)))
+    P.run_side_by_side(group, par, args, len(P.stages(args)))
     times["side by side"] = time.perf_counter() - t
     print(f"\nrun {run}: stages {', '.join(st.name for _, st in group)}")
     for k, v in times.items():

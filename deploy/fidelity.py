@@ -19,11 +19,12 @@ robot on data from the regime the policy operates in:
 Where the logs come from the hardware stand-in, a fifth row, ``stand-in truth``, replays
 them in the training simulator with the stand-in's hidden physics (its drawn masses, COM,
 joint friction and rotor inertia, :mod:`sysid.grading`) and its own reference actuator
-(:class:`StandInActuation`): the best any identification of parameters and actuator can
-make this simulator, the rest being the engines' difference (MuJoCo's contacts and
-integration against PyBullet's).  ``gap_closed`` says how much of the closable error,
-nominal+pd's minus the truth's, each simulator removes.  Only this report reads the truth;
-no stage does, and a real robot has none.
+equations (:class:`StandInActuation`): the reference for what identifying parameters and
+actuator can give this simulator; what separates it from the log is mostly the engines'
+difference (MuJoCo's contacts and integration against PyBullet's), plus the spring and
+gearbox play the reference leaves out.  ``gap_closed`` says how much of the error between
+nominal+pd and the truth each simulator removes (a learned actuator can exceed 1).  Only
+this report reads the truth; no stage does, and a real robot has none.
 
 Writes ``fidelity.json``, ``fidelity.md`` and ``fidelity.png`` to ``<run>/fidelity``.
 """
@@ -34,6 +35,7 @@ import argparse
 import io
 import json
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,6 +48,7 @@ from robot_rl.logs import RobotLog, read_log
 from robot_rl.mujoco_robot import MujocoRobot
 from robot_rl.robot import RobotDescription, load_robot
 from robot_rl.sim_mujoco import MujocoModelConfig, build_model, index
+from robot_rl.standin_model import HiddenParams, StandInConfig
 
 #: the training simulator's physics step (s), as policies.config.EnvConfig.physics_dt
 PHYSICS_DT = 0.005
@@ -66,12 +69,18 @@ class Variant:
 VARIANTS = (Variant(False, "pd"), Variant(False, "net"), Variant(True, "pd"), Variant(True, "net"))
 #: the open-loop row of the stand-in's hidden physics and actuator in the training simulator
 TRUTH = "stand-in truth"
+#: control steps of log before the first open-loop window: every simulator's windows start
+#: at the same samples, after the longest warm-up an actuation needs
+FIRST_WINDOW = 16
+#: a simulator to replay in: (hook applied to the MuJoCo model or None, actuation)
+World = tuple[Callable[[mujoco.MjModel], None] | None, Callable[..., np.ndarray]]
 
 
 def gap_closed(nominal: float, error: float, truth: float) -> float | None:
-    """The share of the closable error (``nominal - truth``) that a simulator with
-    ``error`` removes: 1 = as good as the truth, 0 = no better than nominal, None when the
-    nominal model is already within 1 % of the truth (nothing to close)."""
+    """The share of the error between the nominal model and the stand-in truth
+    (``nominal - truth``) that a simulator with ``error`` removes: 1 = as good as the truth,
+    0 = no better than nominal, above 1 = better than the truth's equations in this
+    simulator; None when the truth is not at least 1 % better than the nominal model."""
     gap = nominal - truth
     return None if gap <= 0.01 * nominal else (nominal - error) / gap
 
@@ -159,23 +168,33 @@ class StandInActuation:
     """The stand-in's reference actuator (``robot_rl.standin_actuator``) with its hidden
     parameters, in the actuation interface of :func:`policies.actuation.make_actuation`
     (one robot): ``act(target[1, J], q[1, J], qd[1, J]) -> tau[1, J]``, called once per
-    physics step, a new target every ``control_dt``.  It returns the motor's torque (the
-    driver's latency, torque lag, saturation and thermal foldback applied); the MuJoCo model
-    carries the joint's friction and the rotor's inertia (damping, frictionloss, armature).
-    A series spring or gearbox play is not modelled: on the stand-in's ``series_elastic`` and
-    ``friction_backlash`` drivers the motor torque passed straight through predicts a swaying
-    A1's joints to 0.022 and 0.018 rad RMS, as on the rigid drivers (0.019-0.024), and
-    better than the transmitted torque did (0.024, 0.023)."""
+    MuJoCo step of ``physics_dt``.  Inside, the driver runs at the stand-in's own physics
+    step (its latency, jitter and torque lag counted as there, a new target every
+    ``control_dt``) on the joint state at the start of the MuJoCo step, positions carried on
+    at the joint velocity; the mean motor
+    torque over the sub-steps is returned (saturation and thermal foldback applied).  The
+    MuJoCo model carries the joint's friction and the rotor's inertia (damping,
+    frictionloss, armature).  A series spring or gearbox play is not modelled: on the
+    stand-in's ``series_elastic`` and ``friction_backlash`` drivers the motor torque passed
+    straight through predicts a swaying A1's joints as well as on the rigid drivers
+    (tests/deploy/test_fidelity.py)."""
 
-    def __init__(self, robot: RobotDescription, standin, physics_dt: float):
+    def __init__(self, robot: RobotDescription, standin: StandInConfig, hidden: HiddenParams,
+                 physics_dt: float = PHYSICS_DT):
         from robot_rl.standin_actuator import ReferenceActuator
-        from sysid.grading import hidden_params
 
-        self.hidden = hidden_params(robot, standin)
-        self.cfg = standin.actuator
-        self.drive = ReferenceActuator(self.cfg, robot, physics_dt, self.hidden,
+        self.hidden, self.cfg = hidden, standin.actuator
+        self.sub = int(round(physics_dt / standin.physics_dt))
+        self.per_target = int(round(standin.control_dt / standin.physics_dt))
+        if self.sub < 1 or abs(self.sub * standin.physics_dt - physics_dt) > 1e-9:
+            raise ValueError(f"physics step {physics_dt} s is not a multiple of the stand-in's "
+                             f"{standin.physics_dt} s")
+        self.drive = ReferenceActuator(self.cfg, robot, standin.physics_dt, hidden,
                                        rng=np.random.default_rng(0))
-        self.sub = max(1, int(round(standin.control_dt / physics_dt)))
+        #: control steps of log to run before a window starts: the latency and its jitter,
+        #: then three time constants of the torque loop
+        lag = self.cfg.latency + self.cfg.latency_jitter + 3 * self.cfg.torque_time_constant
+        self.warm_steps = 2 + int(np.ceil(lag / standin.control_dt))
         self._n = 0
 
     def reset(self, ids, q, qd) -> None:  # noqa: ARG002 - the interface's signature
@@ -183,29 +202,39 @@ class StandInActuation:
         self._n = 0
 
     def __call__(self, target, q, qd) -> np.ndarray:
-        if self._n % self.sub == 0:
-            self.drive.push_target(np.asarray(target, dtype=np.float64)[0])
-        self._n += 1
+        target = np.asarray(target, dtype=np.float64)[0]
         q, qd = np.asarray(q, dtype=np.float64)[0], np.asarray(qd, dtype=np.float64)[0]
-        self.drive.step(q, qd)
-        return self.drive.tau[None].copy()
+        tau = np.zeros_like(q)
+        for i in range(self.sub):
+            if self._n % self.per_target == 0:
+                self.drive.push_target(target)
+            self._n += 1
+            self.drive.step(q + qd * (i * self.drive.dt), qd)  # q carried on at qd
+            tau += self.drive.tau
+        return (tau / self.sub)[None]
 
 
-def truth_world(robot: RobotDescription, standin, physics_dt: float = PHYSICS_DT):
+def truth_world(robot: RobotDescription, standin: StandInConfig,
+                physics_dt: float = PHYSICS_DT) -> World:
     """(model hook, actuation) of the training simulator with the stand-in's hidden truth."""
     from sysid.apply import apply_params
-    from sysid.grading import truth_values
+    from sysid.grading import hidden_params, truth_values
 
-    values = truth_values(robot, standin)
+    hidden = hidden_params(robot, standin)
+    values = truth_values(robot, standin, hidden)
     return (lambda model: apply_params(model, values, robot),
-            StandInActuation(robot, standin, physics_dt))
+            StandInActuation(robot, standin, hidden, physics_dt))
 
 
 # -- open loop -----------------------------------------------------------------------------
 def replay(log: RobotLog, robot: RobotDescription, run: Path | None, variant: Variant | None,
-           window_s: float = 0.5, physics_dt: float = PHYSICS_DT, world=None) -> dict[str, Any]:
+           window_s: float = 0.5, physics_dt: float = PHYSICS_DT,
+           world: World | None = None) -> dict[str, Any]:
     """Multiple-shooting replay of ``log`` in ``variant`` of ``run`` (or in ``world``, a
-    (model hook, actuation) pair such as :func:`truth_world`'s); errors against the log."""
+    (model hook, actuation) pair such as :func:`truth_world`'s); errors against the log.
+    Windows start ``FIRST_WINDOW`` control steps into the log, whatever the simulator; the
+    actuation runs on the logged states and targets of its ``warm_steps`` (default 4, the
+    network's history) before each window."""
     if log.base_pos is None or log.base_linvel is None or log.base_quat is None:
         raise ValueError(f"{log.path}: open-loop fidelity needs the base state (motion capture)")
     model = build_model(robot, MujocoModelConfig(timestep=physics_dt))
@@ -220,8 +249,11 @@ def replay(log: RobotLog, robot: RobotDescription, run: Path | None, variant: Va
     if sub < 1 or abs(sub * physics_dt - log.control_dt) > 1e-9:
         raise ValueError(f"{log.path}: control_dt {log.control_dt} s is not a multiple of the "
                          f"physics step {physics_dt} s")
-    w, warm = int(round(window_s / log.control_dt)), 4
-    starts = list(range(warm, len(log.time) - w - 1, w))
+    w, warm = int(round(window_s / log.control_dt)), getattr(act, "warm_steps", 4)
+    if warm > FIRST_WINDOW:
+        raise ValueError(f"the actuation needs {warm} control steps of history, the windows "
+                         f"leave {FIRST_WINDOW}")
+    starts = list(range(FIRST_WINDOW, len(log.time) - w - 1, w))
     if not starts:
         raise ValueError(f"{log.path}: shorter than one {window_s} s window")
     err_q, err_v, err_h, end_pos = [], [], [], []
@@ -232,7 +264,7 @@ def replay(log: RobotLog, robot: RobotDescription, run: Path | None, variant: Va
         d.qpos[idx.qpos], d.qvel[idx.qvel] = log.q[s], log.qd[s]
         mujoco.mj_forward(model, d)
         act.reset(np.array([0]), log.q[s - warm][None], log.qd[s - warm][None])
-        for k in range(s - warm, s):  # the network's history, from the log
+        for k in range(s - warm, s):  # the actuation's history (the network's), from the log
             act(log.q_target[k][None], log.q[k][None], log.qd[k][None])
         q_sim, p_sim, v_sim = [], [], []
         for k in range(s, s + w):
@@ -314,7 +346,7 @@ def fidelity(run: str | Path, logs: list[str | Path] | None = None, policy: str 
         per = [replay(read_log(p, robot), robot, run, v, window_s) for p in logs]
         open_loop[v.name] = {k: float(np.mean([r[k] for r in per])) for k in per[0]}
     truth = None
-    if from_standin:  # the reference no identification can beat (grading only)
+    if from_standin:  # the reference for what identification can give (grading only)
         from robot_rl.standin_model import load_standin_config
 
         cfg = load_standin_config(standin)
@@ -353,9 +385,10 @@ def markdown(r: dict[str, Any]) -> str:
                      f"{o['ratio_vs_nominal_pd'].get('joint_rmse_rad', float('nan')):.2f} | "
                      f"{'' if closed is None else f'{closed:.0%}'} |")
     if TRUTH in r["open_loop"]:
-        lines += ["", f"`{TRUTH}`: the stand-in's hidden physics and its own actuator in the "
-                  "training simulator, the best any identification can make it; what is left "
-                  "is MuJoCo's difference from PyBullet. Grading only: no stage reads the truth."]
+        lines += ["", f"`{TRUTH}`: the stand-in's hidden physics and its own actuator equations "
+                  "in the training simulator, the reference for what identification can give "
+                  "it; what is left is mostly MuJoCo's difference from PyBullet. Grading "
+                  "only: no stage reads the truth."]
     if r["closed_loop"]:
         lines += ["", "## Closed loop (the same policy, the suite's commands)", "",
                   "| where | falls | vx err | vy err | yaw err | torque (N m) | falls agree with robot |",

@@ -1,9 +1,9 @@
 """The stand-in's hidden truth in stage 1's parameterisation, for grading only.
 
 Stage 1 never reads this: identification works from logs.  Tests grade the fitted values
-against it, and ``robot-rl fidelity`` runs the training simulator with it (and the
-stand-in's own actuator) as the reference no identification can beat
-(:mod:`deploy.fidelity`).  A real robot has no such truth.
+against it, and ``robot-rl fidelity`` (:mod:`deploy.fidelity`) runs the training
+simulator with it and the stand-in's own actuator equations as the reference for what
+identification can give.  A real robot has no such truth.
 """
 
 from __future__ import annotations
@@ -20,11 +20,13 @@ def hidden_params(robot: RobotDescription, cfg: StandInConfig) -> HiddenParams:
         return s.hidden_truth()
 
 
-def truth_values(robot: RobotDescription, cfg: StandInConfig) -> dict[str, float]:
-    """The stand-in's hidden parameters as stage 1's named values (``params.json``'s keys):
-    joint armature, damping and Coulomb friction, leg mass scales, the trunk's mass and
-    COM (MuJoCo's trunk body with the payload fused in) and the foot friction."""
-    h = hidden_params(robot, cfg)
+def truth_values(robot: RobotDescription, cfg: StandInConfig,
+                 hidden: HiddenParams | None = None) -> dict[str, float]:
+    """The stand-in's hidden parameters (``hidden``, else drawn as the stand-in of ``cfg``
+    draws them) as stage 1's named values (``params.json``'s keys): joint armature, damping
+    and Coulomb friction, leg mass scales, the trunk's mass and COM (MuJoCo's trunk body
+    with the payload fused in) and the foot friction."""
+    h = hidden_params(robot, cfg) if hidden is None else hidden
     nom = nominal(robot)
     out: dict[str, float] = {}
     for i, j in enumerate(robot.joint_names):

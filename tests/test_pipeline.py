@@ -65,18 +65,17 @@ def test_second_run_skips_valid_stages(run_dir, capsys):
 
 
 def test_the_last_stages_ran_side_by_side_with_their_output_kept(run_dir):
-    """eval-pybullet, baseline and fidelity ran in worker processes: each wrote its own log
-    with its command line and its report; a stage that fails there fails the pipeline with
-    its exit code."""
-    import pickle
+    """eval-pybullet, baseline and fidelity ran in worker processes, each stage's output
+    (its command line, its report) in its own log."""
+    from robot_rl.app.pipeline import build_parser, stages
 
-    from robot_rl.app.pipeline import CONCURRENT, StageFailed
-
-    logs = {name: (run_dir / "pipeline_logs" / f"{name}.log").read_text() for name in CONCURRENT}
+    group = [st.name for st in stages(build_parser().parse_args(["--out", str(run_dir)]))
+             if st.side_by_side]
+    assert group == ["eval-pybullet", "baseline", "fidelity"]
+    logs = {name: (run_dir / "pipeline_logs" / f"{name}.log").read_text() for name in group}
     assert "$ robot-rl eval --sim pybullet" in logs["eval-pybullet"]
     assert "baseline_pd" in logs["baseline"] and "$ robot-rl fidelity" in logs["fidelity"]
-    e = pickle.loads(pickle.dumps(StageFailed("stage eval failed", 2)))
-    assert e.code == 2 and str(e) == "stage eval failed"
+    assert "pybullet build time" in logs["eval-pybullet"]  # the C library's output too
 
 
 def test_a_stage_failing_in_a_worker_fails_the_pipeline(run_dir, tmp_path, capsys):

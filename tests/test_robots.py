@@ -197,10 +197,12 @@ def test_every_robot_stands_level_at_its_nominal_height_on_its_own_gains(name):
     robot = load_robot(name)
     assert stance_tilt(robot)["tilt_deg"] < 2.5
     sim = MujocoRobot(robot)
-    sim.reset()
-    for _ in range(int(round(1.0 / sim.control_dt))):
-        sim.send_targets(robot.array("nominal_pose"))
-        sim.step()
-    height = float(sim.ground_truth().base_pos[2])
-    sim.close()
+    try:
+        sim.reset()
+        for _ in range(int(round(1.0 / sim.control_dt))):
+            sim.send_targets(robot.array("nominal_pose"))
+            sim.step()
+        height = float(sim.ground_truth().base_pos[2])
+    finally:
+        sim.close()
     assert abs(height - robot.nominal_base_height) < 0.15 * robot.nominal_base_height, height

@@ -39,7 +39,8 @@ import os
 import sys
 import time
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,14 +77,6 @@ class StageFailed(RuntimeError):
         super().__init__(message)
         self.code = code
 
-    def __reduce__(self):  # keeps the exit code across a worker process
-        return StageFailed, (str(self), self.code)
-
-
-#: stages that read only what the stages before them wrote, none another's output: run side
-#: by side in worker processes (one per core)
-CONCURRENT = ("eval-pybullet", "baseline", "fidelity")
-
 
 @dataclass
 class Stage:
@@ -91,6 +84,9 @@ class Stage:
     outputs: Callable[[Path], list[Path]]
     run: Callable[[Path, argparse.Namespace], None]
     validate: Callable[[Path], None]
+    # reads only what the stages before it wrote and writes nothing another stage of its
+    # group reads: the consecutive stages marked so run side by side in worker processes
+    side_by_side: bool = False
 
 
 def _call(module: str, argv: list[str]) -> None:
@@ -251,13 +247,16 @@ def stages(a: argparse.Namespace) -> list[Stage]:
                                                      "--robot", a.robot, "--out", str(o / "eval" / "pybullet"),
                                                      "--compare", str(o / "eval" / "mujoco" / "report.json"),
                                                      *_reality(a), *b["eval"]]),
-              lambda o: _validate_json("metrics")(o / "eval" / "pybullet" / "report.json")),
+              lambda o: _validate_json("metrics")(o / "eval" / "pybullet" / "report.json"),
+              side_by_side=True),
         Stage("baseline", lambda o: [o / "eval" / "baseline_pd" / "report.json"], _baseline,
-              lambda o: _validate_json("metrics")(o / "eval" / "baseline_pd" / "report.json")),
+              lambda o: _validate_json("metrics")(o / "eval" / "baseline_pd" / "report.json"),
+              side_by_side=True),
         Stage("fidelity", lambda o: [o / "fidelity" / "fidelity.json"],
               lambda o, a: _call("deploy.fidelity", ["--run", str(o), "--seconds",
                                                      str(b["collect_s"]), "--quiet"]),
-              lambda o: _validate_json("open_loop", "closed_loop")(o / "fidelity" / "fidelity.json")),
+              lambda o: _validate_json("open_loop", "closed_loop")(o / "fidelity" / "fidelity.json"),
+              side_by_side=True),
     ]
 
 
@@ -307,12 +306,14 @@ def run(a: argparse.Namespace) -> Path:
             print(f"[{i}/{n}] {st.name}: outputs present and valid, skipped", flush=True)
         else:
             todo.append((i, st))
-    side_by_side = [(i, st) for i, st in todo if st.name in CONCURRENT]
-    for i, st in todo:
-        if st.name in CONCURRENT:
-            if side_by_side:  # the group runs when its first member is reached
-                timings.update(_run_side_by_side(side_by_side, out, a, n))
-                side_by_side = []
+    group: list[tuple[int, Stage]] = []
+    for k, (i, st) in enumerate(todo):
+        if st.side_by_side:  # collected, then run when the group ends
+            group.append((i, st))
+            if k + 1 < len(todo) and todo[k + 1][1].side_by_side:
+                continue
+            timings.update(run_side_by_side(group, out, a, n))
+            group = []
             continue
         print(f"[{i}/{n}] {st.name} ...", flush=True)
         t = time.perf_counter()
@@ -337,12 +338,25 @@ def _check_outputs(st: Stage, out: Path) -> None:
 
 
 def _stage_worker(name: str, out: Path, a: argparse.Namespace, log: Path) -> float:
-    """Run stage ``name`` in this (worker) process, its output into ``log``; seconds taken."""
+    """Run stage ``name`` in this (worker) process, its output into ``log`` (Python's and
+    the C libraries', file descriptors 1 and 2 included); seconds taken."""
     st = next(s for s in stages(a) if s.name == name)
     log.parent.mkdir(parents=True, exist_ok=True)
     t = time.perf_counter()
-    with open(log, "w") as f, redirect_stdout(f), redirect_stderr(f):
-        st.run(out, a)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    try:
+        with open(log, "w") as f, redirect_stdout(f), redirect_stderr(f):
+            os.dup2(f.fileno(), 1)
+            os.dup2(f.fileno(), 2)
+            st.run(out, a)
+            f.flush()
+    finally:
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        os.close(saved[0])
+        os.close(saved[1])
     return time.perf_counter() - t
 
 
@@ -353,29 +367,40 @@ def _tail(log: Path, lines: int = 12) -> str:
     return "\n".join([r for r in rows if r.strip()][-lines:])
 
 
-def _run_side_by_side(group: list[tuple[int, Stage]], out: Path, a: argparse.Namespace,
-                      n: int) -> dict[str, float]:
-    """Run the stages of ``group`` in worker processes, one per core (fresh interpreters:
-    the training's OpenMP threads must not be forked)."""
-    workers = max(1, min(len(group), os.cpu_count() or 1))
-    names = ", ".join(st.name for _, st in group)
-    print(f"[{group[0][0]}-{group[-1][0]}/{n}] {names}: side by side in {workers} processes "
-          f"(output: {out / 'pipeline_logs'}/<stage>.log) ...", flush=True)
-    timings = {}
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = [(i, st, pool.submit(_stage_worker, st.name, out, a,
-                                       out / "pipeline_logs" / f"{st.name}.log"))
-                   for i, st in group]
-        for i, st, fut in futures:
-            log = out / "pipeline_logs" / f"{st.name}.log"
+def run_side_by_side(group: list[tuple[int, Stage]], out: Path, a: argparse.Namespace,
+                     n: int) -> dict[str, float]:
+    """Run the stages of ``group`` (``(number, stage)``) in worker processes, one per
+    available core, a fresh interpreter each (spawned: the training's OpenMP threads must
+    not be forked); seconds per stage.  A failing stage's log tail is printed and its
+    :class:`StageFailed` (or a crashed worker, as one) raised once the others finish."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    workers = max(1, min(len(group), cores or 1))
+    print(f"[{group[0][0]}-{group[-1][0]}/{n}] {', '.join(st.name for _, st in group)}: side by "
+          f"side in {workers} processes (output: {out / 'pipeline_logs'}/<stage>.log) ...",
+          flush=True)
+    timings, failed = {}, None
+    logs = {st.name: out / "pipeline_logs" / f"{st.name}.log" for _, st in group}
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                             max_tasks_per_child=1) as pool:
+        running = {pool.submit(_stage_worker, st.name, out, a, logs[st.name]): (i, st)
+                   for i, st in group}
+        for fut in as_completed(running):
+            i, st = running[fut]
             try:
                 timings[st.name] = fut.result()
-            except BaseException:
-                print(_tail(log, 30), flush=True)
-                raise
-            print(_tail(log), flush=True)
+            except StageFailed as e:
+                print(_tail(logs[st.name], 30), flush=True)
+                failed = failed or e
+                continue
+            except BrokenProcessPool as e:
+                print(_tail(logs[st.name], 30), flush=True)
+                failed = failed or StageFailed(f"stage {st.name}: its worker process died ({e})")
+                continue
+            print(_tail(logs[st.name]), flush=True)
             _check_outputs(st, out)
             print(f"[{i}/{n}] {st.name}: done in {timings[st.name]:.1f} s", flush=True)
+    if failed is not None:
+        raise failed
     return timings
 
 

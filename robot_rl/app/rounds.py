@@ -23,8 +23,6 @@ import json
 import shutil
 from pathlib import Path
 
-from deploy.fidelity import TRUTH  # the reference row, where the logs come from the stand-in
-
 #: relative improvement of the open-loop fidelity a round must bring to continue the loop
 MIN_GAIN = 0.05
 #: the simulator the policy trains in
@@ -110,6 +108,8 @@ def run_rounds(out: Path, a: argparse.Namespace, budget: dict, call) -> list[dic
 
 def rounds_table(out: Path) -> list[str]:
     """Markdown lines: fidelity and transfer per round (for the summary)."""
+    from deploy.fidelity import TRUTH  # fidelity.json's owner names its reference row
+
     rows, r = [], 0
     while round_dir(out, r).is_dir():
         run = round_dir(out, r)
