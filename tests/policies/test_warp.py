@@ -40,8 +40,9 @@ def _assert_same_dynamics(warp, mj, steps=40):
     actions = np.random.default_rng(0).normal(0, 0.5, (steps, warp.num_envs, 12))
     for a in actions:
         out_w, out_m = warp.step(a), mj.step(a)
-        # float32 physics against float64: 1e-5-level differences, through contacts
-        np.testing.assert_allclose(warp.state[:, 1:n], mj.state[:, 1:n], rtol=0, atol=5e-4)
+        # float32 physics against float64: 1e-5-level differences, grown through contacts
+        # over 40 steps; in proportion to the value for fast joints (5.5 rad/s: 5e-4 apart)
+        np.testing.assert_allclose(warp.state[:, 1:n], mj.state[:, 1:n], rtol=2e-4, atol=5e-4)
         np.testing.assert_allclose(out_w[0], out_m[0], rtol=0, atol=1e-3)  # observations
         np.testing.assert_allclose(out_w[1], out_m[1], rtol=0, atol=1e-4)  # rewards
         np.testing.assert_array_equal(out_w[2], out_m[2])  # terminations
