@@ -156,7 +156,7 @@ def test_field_that_does_not_fit_the_spawn_area_is_refused():
     assert 0.4 < fp < 0.8  # the A1's feet stand within about 0.4 m x 0.3 m
     small = generate(TerrainConfig(kind="rough", platform=0.3, size=4.0))
     for make in (MujocoRobot, PyBulletStandIn):
-        with pytest.raises(TerrainError, match="^terrain.platform: .* a1's 0.57 m footprint"):
+        with pytest.raises(TerrainError, match=f"^terrain.platform: .* a1's {fp:.2f} m footprint"):
             make(A1, terrain=small)
     tiny = generate(TerrainConfig(kind="flat", size=0.8, platform=0.5))
     with pytest.raises(TerrainError, match="^terrain.size:"):
