@@ -117,9 +117,10 @@ def stance_tilt(robot: RobotDescription, seconds: float = 2.0) -> dict[str, floa
     tilt then (deg) and the largest joint error (rad).  Printed by ``robot-rl robots
     --check``.  laikago's first stance (every thigh at 0.14 rad, kp 80) settled at 8-12
     deg pitch and 6-7 deg roll on its rear legs here and on the stand-in, and tipped over
-    in MuJoCo with the identified 1 cm trunk COM offset; the A1's first stance (every thigh
-    0.9, knee -1.8 rad) knelt at 9.6 deg nose-up pitch, its base at 0.204 m for a nominal
-    0.27 (bench/RESULTS.md, "laikago's identified+PD falls", "The A1's stance")."""
+    in MuJoCo with the identified 1 cm trunk COM offset; the A1 (every thigh 0.9, knee -1.8
+    rad) kneels at 9.6 deg nose-up pitch, its base at 0.20 m for a nominal 0.27, and is kept
+    so: a level stance made its policies fall under kicks (bench/RESULTS.md, "laikago's
+    identified+PD falls", "The A1's stance")."""
     sim = MujocoRobot(robot)
     try:
         sim.reset()

@@ -186,12 +186,14 @@ def test_laikago_stands_level_on_its_own_gains_and_its_old_stance_did_not():
     assert st["tilt_deg"] > 8.0 and abs(st["roll_deg"]) > 3.0 and st["max_sag_rad"] > 0.25
 
 
-@pytest.mark.parametrize("name", sorted(ROBOTS))
-def test_every_robot_stands_level_at_its_nominal_height_on_its_own_gains(name):
+@pytest.mark.parametrize("name", ["aliengo", "laikago"])
+def test_the_larger_robots_stand_level_at_their_nominal_height_on_their_own_gains(name):
     """A nominal pose is a stance: held by the robot's own PD gains on flat ground, the
-    base stays within 2.5 deg of level and within 15 % of ``nominal_base_height``.  The
-    A1's first pose (every thigh 0.9, knee -1.8 rad) knelt at 9.6 deg pitch and 0.204 m for
-    a nominal 0.27; laikago's (thighs 0.14 rad) at 12 deg pitch, 6 deg roll."""
+    base stays within 2.5 deg of level and within 15 % of ``nominal_base_height``
+    (laikago's first pose, thighs 0.14 rad, settled at 12 deg pitch, 6 deg roll).  Not the
+    A1: its pose (every thigh 0.9, knee -1.8 rad) kneels at 9.6 deg pitch and 0.20 m for a
+    nominal 0.27, and is kept: with legged_gym's level stance its policies fell under the
+    suite's kicks (bench/RESULTS.md, "The A1's stance")."""
     from robot_rl.mujoco_robot import MujocoRobot, stance_tilt
 
     robot = load_robot(name)

@@ -26,8 +26,8 @@ from robot_rl.standin_model import StandInConfig
 
 A1 = load_robot("a1")
 # the synthetic states below hold the base level over fixed feet: every leg at the front legs'
-# nominal angles keeps the four feet in one plane (the A1's rear thighs stand 0.2 rad further
-# back, their feet 8 mm higher in the base frame, which a level base could not touch with)
+# nominal angles keeps the four feet in one plane whatever the robot's stance (with rear thighs
+# 0.2 rad further back, as legged_gym's, the rear feet sit 8 mm higher in the base frame)
 Q0 = np.tile(A1.array("nominal_pose")[:3], 4)
 COMMITTED = "policies/trained/a1/policy.onnx"
 FAST = SafetyConfig(hold_s=0.1, ramp_s=0.2)

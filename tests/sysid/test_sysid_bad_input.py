@@ -84,7 +84,7 @@ def test_bad_config_override_is_rejected(tmp_path, capsys):
 @pytest.fixture(scope="module")
 def collapsed_ground(tmp_path_factory):
     """Weak drivers (a tenth of the commanded gains): the ground experiment leaves A1
-    resting on its thighs (a quarter held it up once its stance was level)."""
+    resting on its thighs (a quarter does too with its kneeling stance, not with a level one)."""
     from robot_rl.standin_actuator import ReferenceActuatorConfig
 
     tmp = tmp_path_factory.mktemp("collapsed")
