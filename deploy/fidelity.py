@@ -341,19 +341,18 @@ def fidelity(run: str | Path, logs: list[str | Path] | None = None, policy: str 
             collect_walking(policy, robot, collect_seconds, held, load_standin_config(standin),
                             seed=1000, progress=progress)
         logs = [held]
-    open_loop: dict[str, Any] = {}
-    for v in VARIANTS:
-        per = [replay(read_log(p, robot), robot, run, v, window_s) for p in logs]
-        open_loop[v.name] = {k: float(np.mean([r[k] for r in per])) for k in per[0]}
+    held = [read_log(p, robot) for p in logs]
+
+    def mean_replay(variant: Variant | None, world: World | None = None) -> dict[str, float]:
+        per = [replay(log, robot, run, variant, window_s, world=world) for log in held]
+        return {k: float(np.mean([r[k] for r in per])) for k in per[0]}
+
+    open_loop: dict[str, Any] = {v.name: mean_replay(v) for v in VARIANTS}
     truth = None
     if from_standin:  # the reference for what identification can give (grading only)
         from robot_rl.standin_model import load_standin_config
 
-        cfg = load_standin_config(standin)
-        per = [replay(read_log(p, robot), robot, None, None, window_s,
-                      world=truth_world(robot, cfg)) for p in logs]
-        truth = {k: float(np.mean([r[k] for r in per])) for k in per[0]}
-        open_loop[TRUTH] = truth
+        truth = open_loop[TRUTH] = mean_replay(None, truth_world(robot, load_standin_config(standin)))
     base = open_loop["nominal+pd"]
     for name, o in open_loop.items():
         o["ratio_vs_nominal_pd"] = {k: o[k] / base[k] for k in ("joint_rmse_rad", "base_vel_rmse_mps",

@@ -114,7 +114,7 @@ class MujocoRobot(RobotInterface):
 def stance_tilt(robot: RobotDescription, seconds: float = 2.0) -> dict[str, float]:
     """How the robot stands on its own gains: dropped at its nominal pose on flat ground,
     the nominal targets held by the ideal PD for ``seconds``; the base's roll, pitch and
-    tilt then (deg) and the largest joint error (rad).  Printed by ``robot-rl robots
+    tilt then (deg), its height (m) and the largest joint error (rad).  Printed by ``robot-rl robots
     --check``.  laikago's first stance (every thigh at 0.14 rad, kp 80) settled at 8-12
     deg pitch and 6-7 deg roll on its rear legs here and on the stand-in, and tipped over
     in MuJoCo with the identified 1 cm trunk COM offset; the A1 (every thigh 0.9, knee -1.8
@@ -128,11 +128,13 @@ def stance_tilt(robot: RobotDescription, seconds: float = 2.0) -> dict[str, floa
         for _ in range(int(round(seconds / sim.control_dt))):
             sim.send_targets(target)
             state = sim.step()
-        up = quat_to_matrix(sim.ground_truth().base_quat)[2]  # world z in base axes
+        truth = sim.ground_truth()
+        up = quat_to_matrix(truth.base_quat)[2]  # world z in base axes
     finally:
         sim.close()
     roll = np.degrees(np.arctan2(up[1], up[2]))
     pitch = np.degrees(-np.arcsin(np.clip(up[0], -1.0, 1.0)))
     tilt = np.degrees(np.arccos(np.clip(up[2], -1.0, 1.0)))
     return {"roll_deg": float(roll), "pitch_deg": float(pitch), "tilt_deg": float(tilt),
+            "base_height_m": float(truth.base_pos[2]),
             "max_sag_rad": float(np.max(np.abs(state.q - target)))}

@@ -134,8 +134,8 @@ def rounds_table(out: Path) -> list[str]:
     return ["## 5. Closing the loop: fidelity and transfer per round", "",
             "Open-loop joint RMSE on held-out walking logs (multiple shooting, 0.5 s windows) of "
             "the simulator the policy trains in, of the nominal model and of the stand-in's hidden "
-            "physics and actuator in the same simulator (the best any identification can reach; "
-            "grading only); closed-loop fall agreement with the robot; the round's policy on the "
+            "physics and actuator in the same simulator (the reference for what identification "
+            "can give; grading only); closed-loop fall agreement with the robot; the round's policy on the "
             "robot (PyBullet stand-in).", "",
             f"| round | {TRAINED} (rad) | nominal+pd (rad) | {TRUTH} (rad) | falls agree | "
             "robot falls | vx err (m/s) | yaw err (rad/s) |", "|---|---|---|---|---|---|---|---|",
