@@ -174,7 +174,9 @@ def test_pd_actuators_apply_the_clipped_pd_law(name):
 
 def test_laikago_stands_level_on_its_own_gains_and_its_old_stance_did_not():
     """stance_tilt measures the marginal stand that tipped laikago over (thighs at 0.14
-    rad: 12 deg pitch, 6 deg roll on its rear legs); the shipped stance stands level."""
+    rad: 12 deg pitch, 6 deg roll on its rear legs on the stand-in; 10 deg in MuJoCo with
+    soft friction, 5 deg since the toes' twisting friction and the harder friction that
+    comes with it); the shipped stance stands level."""
     import dataclasses
 
     from robot_rl.mujoco_robot import stance_tilt
@@ -183,7 +185,7 @@ def test_laikago_stands_level_on_its_own_gains_and_its_old_stance_did_not():
     assert stance_tilt(robot)["tilt_deg"] < 2.5
     old = dataclasses.replace(robot, nominal_pose=(0.0, 0.14, -0.98) * 4)
     st = stance_tilt(old)
-    assert st["tilt_deg"] > 8.0 and abs(st["roll_deg"]) > 3.0 and st["max_sag_rad"] > 0.25
+    assert st["tilt_deg"] > 4.0 and st["max_sag_rad"] > 0.2, st
 
 
 @pytest.mark.parametrize("name", ["aliengo", "laikago"])
@@ -201,3 +203,56 @@ def test_the_larger_robots_stand_level_at_their_nominal_height_on_their_own_gain
     assert stand["tilt_deg"] < 2.5
     height = stand["base_height_m"]
     assert abs(height - robot.nominal_base_height) < 0.15 * robot.nominal_base_height, height
+
+
+def _yaw_under_torque(robot, torque: float, *, twisting: bool | None = None) -> tuple[float, float]:
+    """Yaw (rad) of ``robot`` standing under its PD, 1 s after a yaw torque (N m) on the
+    trunk starts, in MuJoCo (``twisting=False``: the converted model with the URDF's
+    twisting friction stripped) and in PyBullet, which reads the URDF's contact extension."""
+    q0, kp, kd, tmax = (robot.array(f) for f in ("nominal_pose", "kp", "kd", "tau_max"))
+    model = build_model(robot)
+    if twisting is False:
+        model.geom_condim[:] = 3
+        model.opt.cone, model.opt.impratio = mujoco.mjtCone.mjCONE_PYRAMIDAL, 1.0
+    data = mujoco.MjData(model)
+    set_nominal(model, data, robot)
+    idx, base = index(model, robot), model.body(robot.base_link).id
+    for k in range(int(1.5 / model.opt.timestep)):
+        data.ctrl[idx.actuator] = kp * (q0 - data.qpos[idx.qpos]) - kd * data.qvel[idx.qvel]
+        data.xfrc_applied[base, 5] = torque if k * model.opt.timestep >= 0.5 else 0.0
+        mujoco.mj_step(model, data)
+    yaw_mj = 2 * np.arctan2(data.qpos[6], data.qpos[3])
+    client = new_world()
+    try:
+        r = load_pybullet_robot(client, robot)
+        dt = pb.getPhysicsEngineParameters(physicsClientId=client)["fixedTimeStep"]
+        for k in range(int(1.5 / dt)):
+            q, qd = r.joint_state()
+            r.apply_torques(np.clip(kp * (q0 - q) - kd * qd, -tmax, tmax))
+            if k * dt >= 0.5:
+                pb.applyExternalTorque(r.body, -1, [0, 0, torque], pb.WORLD_FRAME,
+                                       physicsClientId=client)
+            pb.stepSimulation(physicsClientId=client)
+        quat = pb.getBasePositionAndOrientation(r.body, physicsClientId=client)[1]
+    finally:
+        pb.disconnect(client)
+    return float(yaw_mj), float(2 * np.arctan2(quat[2], quat[3]))
+
+
+def test_laikago_toes_resist_twisting_in_both_simulators_as_its_urdf_says():
+    """laikago's URDF gives its toes 0.1 m of spinning friction in PyBullet's contact
+    extension; the MuJoCo conversion carries it over, so a 20 N m yaw torque on the trunk
+    leaves the standing robot where it stands in both simulators (without the carry-over,
+    MuJoCo turned it half a radian; its policy turned on the spot in MuJoCo and not on
+    the stand-in).  The A1's URDF has no such extension and its model is unchanged."""
+    from robot_rl.sim_mujoco import urdf_contact_friction
+
+    laikago = load_robot("laikago")
+    assert urdf_contact_friction(laikago) == {f: (0.1, 0.0) for f in laikago.foot_links}
+    yaw_mj, yaw_bt = _yaw_under_torque(laikago, 20.0)
+    assert abs(yaw_bt) < 0.05 and abs(yaw_mj) < 0.1, (yaw_mj, yaw_bt)
+    stripped, _ = _yaw_under_torque(laikago, 20.0, twisting=False)
+    assert abs(stripped) > 0.3, stripped
+    a1 = build_model(load_robot("a1"))
+    assert urdf_contact_friction(load_robot("a1")) == {}
+    assert set(a1.geom_condim.tolist()) == {3} and a1.opt.cone == mujoco.mjtCone.mjCONE_PYRAMIDAL
