@@ -78,6 +78,22 @@ def test_the_last_stages_ran_side_by_side_with_their_output_kept(run_dir):
     assert "pybullet build time" in logs["eval-pybullet"]  # the C library's output too
 
 
+def test_the_candidates_last_iterations_trained_side_by_side(run_dir):
+    """Phase 3 and the randomized fork start from one checkpoint and were trained at once,
+    each in its own process on one physics thread, each to the final iteration."""
+    from policies.artifact import read_policy
+    from robot_rl.app.pipeline import BUDGETS, _cores, final_iteration
+
+    if _cores() < 2:
+        pytest.skip("one core: the candidates train one after the other")
+    logs = {n: (run_dir / "pipeline_logs" / f"train-{n}.log").read_text()
+            for n in ("identified", "randomized")}
+    assert "--actuator" in logs["identified"] and "env.threads=1" in logs["identified"]
+    assert "randomized/policy" in logs["randomized"] and "env.threads=1" in logs["randomized"]
+    for folder in ("policy", "randomized/policy"):
+        assert read_policy(run_dir / folder).meta.iteration == final_iteration(BUDGETS["smoke"])
+
+
 def test_a_stage_failing_in_a_worker_fails_the_pipeline(run_dir, tmp_path, capsys):
     import shutil
 

@@ -28,6 +28,8 @@ Stages are called through their own command-line entry points, exactly as a user
 The last three (the PyBullet evaluation, the baseline and fidelity) read only what the
 stages before them wrote, so they run side by side, one process per core; their output
 goes to ``pipeline_logs/<stage>.log`` and its last lines are printed when they finish.
+So do the two candidates' last iterations (phase 3 and the randomized fork), each on one
+core (``pipeline_logs/train-<candidate>.log``).
 """
 
 from __future__ import annotations
@@ -38,10 +40,10 @@ import multiprocessing
 import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
-from contextlib import redirect_stderr, redirect_stdout
+from contextlib import contextmanager, redirect_stderr, redirect_stdout
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -141,11 +143,59 @@ def _train(out: Path, a: argparse.Namespace) -> None:
     if latest_checkpoint(rand / "policy") is None:  # the fork: phase 2's last checkpoint
         fork = pol / f"model_{b['train']}.pt"
         atomic_write_bytes(rand / "policy" / fork.name, fork.read_bytes())
+    last = {"randomized": [*common, "--out", str(rand / "policy"), *randomized,
+                           "--iterations", str(final_iteration(b))]}
     if done < final_iteration(b):
-        _call("policies.cli", [*common, "--out", str(pol), "--sysid", str(out / "sysid"), "--actuator",
-                               str(out / "actuator"), "--iterations", str(final_iteration(b))])
-    _call("policies.cli", [*common, "--out", str(rand / "policy"), *randomized,
-                           "--iterations", str(final_iteration(b))])
+        last["identified"] = [*common, "--out", str(pol), "--sysid", str(out / "sysid"),
+                              "--actuator", str(out / "actuator"),
+                              "--iterations", str(final_iteration(b))]
+    if len(last) == 2 and _cores() >= 2:
+        _train_side_by_side(out, last)
+    else:
+        for argv in last.values():
+            _call("policies.cli", argv)
+
+
+def _cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def _train_side_by_side(out: Path, runs: dict[str, list[str]]) -> None:
+    """The candidates' last training runs (``name -> policies.cli argv``) at once, each in a
+    spawned process on one core (physics and torch on one thread: two processes of two
+    threads would fight for the cores); output into ``pipeline_logs/train-<name>.log``.
+    Independent runs from one checkpoint."""
+    logs = {name: out / "pipeline_logs" / f"train-{name}.log" for name in runs}
+    print(f"candidates {', '.join(runs)}: trained side by side, one core each (output: "
+          f"{out / 'pipeline_logs'}/train-<candidate>.log) ...", flush=True)
+    failed = None
+    with ProcessPoolExecutor(len(runs), mp_context=multiprocessing.get_context("spawn"),
+                             max_tasks_per_child=1) as pool:
+        running = {pool.submit(_train_worker, argv, logs[name]): name for name, argv in runs.items()}
+        for fut in as_completed(running):
+            name = running[fut]
+            try:
+                seconds = fut.result()
+            except (StageFailed, BrokenProcessPool) as e:
+                print(_tail(logs[name], 30), flush=True)
+                failed = failed or (e if isinstance(e, StageFailed) else StageFailed(
+                    f"training of candidate {name}: its worker process died ({e})"))
+                continue
+            print(_tail(logs[name], 3), flush=True)
+            print(f"candidate {name}: trained in {seconds:.1f} s", flush=True)
+    if failed is not None:
+        raise failed
+
+
+def _train_worker(argv: list[str], log: Path) -> float:
+    """One training run in this (worker) process on one thread, output into ``log``."""
+    import torch
+
+    torch.set_num_threads(1)
+    t = time.perf_counter()
+    with _output_to(log):
+        _call("policies.cli", [*argv, "--set", "env.threads=1"])
+    return time.perf_counter() - t
 
 
 def _snapshot(out: Path, to: Path, iteration: int) -> None:
@@ -341,8 +391,16 @@ def _stage_worker(name: str, out: Path, a: argparse.Namespace, log: Path) -> flo
     """Run stage ``name`` in this (worker) process, its output into ``log`` (Python's and
     the C libraries', file descriptors 1 and 2 included); seconds taken."""
     st = next(s for s in stages(a) if s.name == name)
-    log.parent.mkdir(parents=True, exist_ok=True)
     t = time.perf_counter()
+    with _output_to(log):
+        st.run(out, a)
+    return time.perf_counter() - t
+
+
+@contextmanager
+def _output_to(log: Path) -> Iterator[None]:
+    """Python's output and the C libraries' (file descriptors 1 and 2) into ``log``."""
+    log.parent.mkdir(parents=True, exist_ok=True)
     sys.stdout.flush()
     sys.stderr.flush()
     saved = os.dup(1), os.dup(2)
@@ -350,14 +408,13 @@ def _stage_worker(name: str, out: Path, a: argparse.Namespace, log: Path) -> flo
         with open(log, "w") as f, redirect_stdout(f), redirect_stderr(f):
             os.dup2(f.fileno(), 1)
             os.dup2(f.fileno(), 2)
-            st.run(out, a)
+            yield
             f.flush()
     finally:
         os.dup2(saved[0], 1)
         os.dup2(saved[1], 2)
         os.close(saved[0])
         os.close(saved[1])
-    return time.perf_counter() - t
 
 
 def _tail(log: Path, lines: int = 12) -> str:
@@ -373,8 +430,7 @@ def run_side_by_side(group: list[tuple[int, Stage]], out: Path, a: argparse.Name
     available core, a fresh interpreter each (spawned: the training's OpenMP threads must
     not be forked); seconds per stage.  A failing stage's log tail is printed and its
     :class:`StageFailed` (or a crashed worker, as one) raised once the others finish."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    workers = max(1, min(len(group), cores or 1))
+    workers = max(1, min(len(group), _cores()))
     print(f"[{group[0][0]}-{group[-1][0]}/{n}] {', '.join(st.name for _, st in group)}: side by "
           f"side in {workers} processes (output: {out / 'pipeline_logs'}/<stage>.log) ...",
           flush=True)
