@@ -89,8 +89,10 @@ def urdf_contact_friction(robot: RobotDescription) -> dict[str, tuple[float, flo
     return _urdf_contacts(str(robot.urdf_path))
 
 
-#: impratio of models with twisting friction (see :func:`build_spec`): where the turn rate
-#: has converged (10 and Menagerie's 100 turn laikago alike, 100 costs twice the solver time)
+#: impratio of models with twisting friction (see :func:`build_spec`): chosen on laikago's
+#: held-out walking logs among pyramidal/elliptic cones, impratio 1-100 and noslip (elliptic,
+#: 10: joint RMSE 0.62x -> 0.39x nominal); Menagerie's 100 turns laikago alike at twice the
+#: solver time (bench/RESULTS.md, "laikago's engine floor")
 TWIST_IMPRATIO = 10.0
 
 
