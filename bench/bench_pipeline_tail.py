@@ -54,12 +54,17 @@ def main(argv: list[str] | None = None) -> int:
     t = time.perf_counter()
     P.run_side_by_side(group, par, args, len(P.stages(args)))
     times["side by side"] = time.perf_counter() - t
-    print(f"\nrun {run}: stages {', '.join(st.name for _, st in group)}")
+    report(f"run {run}: stages {', '.join(st.name for _, st in group)}", times)
+    return 0
+
+
+def report(title: str, times: dict[str, float]) -> None:
+    """Print both wall times and the ratio side by side / one after the other."""
+    print(f"\n{title}")
     for k, v in times.items():
         print(f"{k:22s} {v:7.1f} s")
     print(f"ratio side by side / one after the other: "
           f"{times['side by side'] / times['one after the other']:.2f}")
-    return 0
 
 
 if __name__ == "__main__":

@@ -22,6 +22,9 @@ from pathlib import Path
 
 from robot_rl.app import pipeline as P
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_pipeline_tail import report  # noqa: E402
+
 
 def fresh_copy(run: Path, to: Path, fork: int) -> Path:
     """What the last training runs read, with phase 2's last checkpoint in both folders."""
@@ -65,11 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     t = time.perf_counter()
     P._train_side_by_side(par, runs_of(par, meta, end))
     times["side by side"] = time.perf_counter() - t
-    print(f"\nrun {run}: both candidates {fork} -> {end} ({a.iterations} iterations each)")
-    for k, v in times.items():
-        print(f"{k:22s} {v:7.1f} s")
-    print(f"ratio side by side / one after the other: "
-          f"{times['side by side'] / times['one after the other']:.2f}")
+    report(f"run {run}: both candidates {fork} -> {end} ({a.iterations} iterations each)", times)
     return 0
 
 
