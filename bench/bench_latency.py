@@ -54,6 +54,7 @@ from deploy.safety import SafetyConfig
 from deploy.testing import FakeRobot, write_random_policy
 from policies.artifact import read_policy
 from policies.config import EnvConfig
+from policies.env import observation_spec
 from robot_rl.interface import RobotState
 from robot_rl.obs_spec import ObservationSpec
 from robot_rl.robot import load_robot
@@ -98,12 +99,7 @@ def layouts(robot) -> dict[str, ObservationSpec]:
     training configuration's (policies.config.EnvConfig: no base velocity, joint history,
     gait clock with stride; no estimator runs), and ``estimator``, the same with the
     estimated base velocity observed (the estimator runs in the step)."""
-    cfg = EnvConfig(robot=robot.name)
-    default = ObservationSpec(
-        num_joints=robot.num_joints, action_scale=cfg.action_scale, history=cfg.obs_history,
-        base_linvel=cfg.obs_base_linvel, gait_frequency=cfg.gait_frequency,
-        gait_amplitude=cfg.gait_amplitude,
-        gait_leg_length=robot.nominal_base_height if cfg.gait_stride else 0.0)
+    default = observation_spec(EnvConfig(robot=robot.name), robot)
     return {"default": default, "estimator": dataclasses.replace(default, base_linvel=True)}
 
 

@@ -189,6 +189,10 @@ class EnvConfig:
     gait_amplitude: float = 0.25
     # trotting reference: add a stride proportional to the forward command
     gait_stride: bool = True
+    # trotting reference: the stride also follows the lateral and yaw-rate commands (hips
+    # sweep the feet sideways, each leg's thigh its own forward speed; ObservationSpec.
+    # gait_feet); False: forward command only, as policies trained before 2026-12-01
+    gait_stride_turn: bool = True
     # action scale: q_target = nominal + reference + action_scale * action (rad per unit)
     action_scale: float = 0.25
     # action latency (control steps, 0 or more)

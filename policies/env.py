@@ -35,8 +35,8 @@ from policies.randomization import SysidParams, randomize
 from policies.terrain_curriculum import EnvTerrain
 from robot_rl.obs_spec import ObservationSpec, projected_gravity
 from robot_rl.obs_state import ObsActionState
-from robot_rl.robot import load_robot
-from robot_rl.sim_mujoco import MujocoModelConfig, add_base_contact_sensor, build_spec
+from robot_rl.robot import RobotDescription, load_robot
+from robot_rl.sim_mujoco import MujocoModelConfig, add_base_contact_sensor, build_spec, stride_feet
 from sysid.model import weight_moment
 
 FOOT_CONTACT_HEIGHT = 0.035  # m: a foot site lower than this touches the ground
@@ -49,6 +49,17 @@ class EnvNaNError(RuntimeError):
     """The simulation produced NaN/Inf; the message says where."""
 
 
+def observation_spec(cfg: EnvConfig, robot: RobotDescription) -> ObservationSpec:
+    """The observation layout and action convention a training config gives ``robot``."""
+    stride = cfg.gait_stride
+    return ObservationSpec(
+        num_joints=robot.num_joints, action_scale=cfg.action_scale,
+        history=cfg.obs_history, base_linvel=cfg.obs_base_linvel,
+        gait_frequency=cfg.gait_frequency, gait_amplitude=cfg.gait_amplitude,
+        gait_leg_length=robot.nominal_base_height if stride else 0.0,
+        gait_feet=stride_feet(robot) if stride and cfg.gait_stride_turn else ())
+
+
 class LeggedEnv(gym.vector.VectorEnv):
     """Command-following locomotion for one robot, N envs in parallel."""
 
@@ -59,11 +70,7 @@ class LeggedEnv(gym.vector.VectorEnv):
                  seed: int = 0):
         self.cfg = cfg
         self.robot = load_robot(cfg.robot)
-        self.spec = spec or ObservationSpec(
-            num_joints=self.robot.num_joints, action_scale=cfg.action_scale,
-            history=cfg.obs_history, base_linvel=cfg.obs_base_linvel,
-            gait_frequency=cfg.gait_frequency, gait_amplitude=cfg.gait_amplitude,
-            gait_leg_length=self.robot.nominal_base_height if cfg.gait_stride else 0.0)
+        self.spec = spec or observation_spec(cfg, self.robot)
         self.num_envs = cfg.num_envs
         self.sysid = sysid
         self.actuation = make_actuation(cfg, self.robot, actuator_dir, seed)

@@ -61,6 +61,12 @@ class ObservationSpec:
     # trotting reference: leg length used to turn commanded speed into a thigh stride (m);
     # 0 = stepping in place only
     gait_leg_length: float = 0.0
+    # trotting reference: each leg's foot at the nominal pose, (x, y) in the base frame (m),
+    # and the foot's sideways motion per radian of its hip (m/rad, signed); with them the
+    # stride follows all three commands (the stance feet sweep backwards at the leg's own
+    # velocity v + w x r, sideways through the hip); empty = forward command only (layouts
+    # written before these existed)
+    gait_feet: tuple[tuple[float, float, float], ...] = ()
     # per-block multipliers applied when building the observation
     scales: dict[str, float] = field(default_factory=lambda: {
         "gravity": 1.0, "base_linvel": 2.0, "base_angvel": 0.25, "command": 1.0,
@@ -85,6 +91,18 @@ class ObservationSpec:
         need = ["imu_orientation", "imu_angular_velocity", "joint_position", "joint_velocity"]
         return need + (["base_linear_velocity_estimate"] if self.base_linvel else [])
 
+    def __post_init__(self) -> None:
+        if self.gait_feet:
+            legs = self.num_joints // 3
+            if len(self.gait_feet) != legs or any(len(f) != 3 for f in self.gait_feet):
+                raise ValueError(f"gait_feet must hold (x, y, hip_gain) for each of the "
+                                 f"{legs} legs, got {self.gait_feet!r}")
+            if any(abs(f[2]) < 1e-3 for f in self.gait_feet):
+                raise ValueError(f"gait_feet hip_gain must be nonzero (a hip moves its foot "
+                                 f"sideways), got {self.gait_feet!r}")
+            if self.gait_leg_length <= 0:
+                raise ValueError("gait_feet needs gait_leg_length > 0 (a stride)")
+
     def layout(self) -> dict:
         """JSON-ready description (for ONNX metadata and runtime checks)."""
         return {"format_version": FORMAT_VERSION, "num_joints": self.num_joints,
@@ -92,6 +110,7 @@ class ObservationSpec:
                 "action_scale": self.action_scale,
                 "gait_frequency": self.gait_frequency, "gait_amplitude": self.gait_amplitude,
                 "gait_leg_length": self.gait_leg_length,
+                "gait_feet": [list(f) for f in self.gait_feet],
                 "scales": dict(self.scales), "blocks": self.blocks(), "size": self.size}
 
     @classmethod
@@ -107,7 +126,9 @@ class ObservationSpec:
                    action_scale=float(layout["action_scale"]), scales=dict(layout["scales"]),
                    gait_frequency=float(layout.get("gait_frequency", 0.0)),
                    gait_amplitude=float(layout.get("gait_amplitude", 0.0)),
-                   gait_leg_length=float(layout.get("gait_leg_length", 0.0)))
+                   gait_leg_length=float(layout.get("gait_leg_length", 0.0)),
+                   gait_feet=tuple(tuple(float(v) for v in f)
+                                   for f in layout.get("gait_feet", [])))
         if spec.layout()["blocks"] != [tuple(b) for b in layout["blocks"]] and \
                 spec.blocks() != [tuple(b) for b in layout["blocks"]]:
             raise ValueError(f"observation layout blocks {layout['blocks']} do not match "
@@ -261,43 +282,76 @@ def gait_reference(spec: ObservationSpec, phase: np.ndarray, num_joints: int,
 
     With ``gait_leg_length`` L > 0 and a forward command v (``command[:, 0]``, m/s), each
     foot also sweeps a stride: foot x = -A cos(leg phase), A = v / (4 f L) in thigh angle,
-    so the stance feet move backward at about v (a Raibert-style open-loop trot)."""
+    so the stance feet move backward at about v (a Raibert-style open-loop trot).  With
+    ``gait_feet`` the stride follows the leg's own velocity v + w x r (command (vx, vy, w),
+    foot at r = (x, y)): the thigh sweeps vx - w y, the hip sweeps the foot sideways by
+    -(vy + w x) / (4 f) cos(leg phase) through its gain g (m/rad), so the robot steps
+    sideways and turns by stepping rather than by twisting its feet on the ground."""
     out = np.zeros((phase.shape[0], num_joints))
     if spec.gait_frequency <= 0 or spec.gait_amplitude == 0:
         return out
     legs = num_joints // 3
-    thigh, knee = _reference_legs(spec, phase, legs, command)
+    hip, thigh, knee = _reference_legs(spec, phase, legs, command)
+    if hip is not None:
+        out[:, 0:3 * legs:3] = hip
     out[:, 1:3 * legs:3] = thigh
     out[:, 2:3 * legs:3] = knee
     return out
 
 
+@functools.lru_cache(maxsize=8)
+def _feet_arrays(feet: tuple) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(x, y, hip gain) of ``gait_feet`` as read-only (legs,) arrays."""
+    out = tuple(np.array(col, dtype=float) for col in zip(*feet))
+    for a in out:
+        a.flags.writeable = False
+    return out
+
+
 def _reference_legs(spec: ObservationSpec, phase: np.ndarray, legs: int,
-                    command: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-    """The thigh and knee offsets (N, legs) of :func:`gait_reference`."""
+                    command: np.ndarray | None
+                    ) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
+    """The hip (None without ``gait_feet``), thigh and knee offsets (N, legs) of
+    :func:`gait_reference`."""
     leg_phase = phase[:, None] + _leg_offsets(legs)  # (N, legs)
     lift = spec.gait_amplitude * np.maximum(np.sin(leg_phase), 0.0)
-    thigh = lift
-    if spec.gait_leg_length > 0 and command is not None:
+    thigh, hip = lift, None
+    if spec.gait_leg_length > 0 and command is not None and spec.gait_feet:
+        x, y, gain = _feet_arrays(spec.gait_feet)
+        quarter = 4.0 * spec.gait_frequency
+        sweep = np.cos(leg_phase)
+        thigh = lift + (command[:, 0:1] - command[:, 2:3] * y) / (quarter * spec.gait_leg_length) * sweep
+        hip = -((command[:, 1:2] + command[:, 2:3] * x) / (quarter * gain)) * sweep
+    elif spec.gait_leg_length > 0 and command is not None:
         amp = command[:, 0] / (4.0 * spec.gait_frequency * spec.gait_leg_length)
         thigh = lift + amp[:, None] * np.cos(leg_phase)
-    return thigh, -2.0 * lift
+    return hip, thigh, -2.0 * lift
 
 
 def _reference_row(spec: ObservationSpec, phase: float, num_joints: int,
-                   vx: float | None) -> list[float]:
-    """:func:`gait_reference` of one row (gait clock ``phase``, forward command ``vx``) as
+                   command: tuple[float, float, float] | None) -> list[float]:
+    """:func:`gait_reference` of one row (gait clock ``phase``, ``command`` (vx, vy, w)) as
     J Python floats: the expressions of :func:`_reference_legs`, leg by leg, in IEEE
     doubles as numpy's (``max(s, 0.0)`` keeps NaN and -0.0 as ``np.maximum`` does).
     For the robot's one row, where a dozen numpy calls on 4-element arrays cost ~5 us."""
     out = [0.0] * num_joints
     amplitude = spec.gait_amplitude
-    stride = spec.gait_leg_length > 0 and vx is not None
-    amp = vx / (4.0 * spec.gait_frequency * spec.gait_leg_length) if stride else 0.0
+    stride = spec.gait_leg_length > 0 and command is not None
+    feet = spec.gait_feet if stride else ()
+    quarter = 4.0 * spec.gait_frequency
+    amp = command[0] / (quarter * spec.gait_leg_length) if stride and not feet else 0.0
     for leg, offset in enumerate(_leg_offsets(num_joints // 3).tolist()):
         leg_phase = phase + offset
         lift = amplitude * max(math.sin(leg_phase), 0.0)
-        out[3 * leg + 1] = lift + amp * math.cos(leg_phase) if stride else lift
+        thigh = lift
+        if feet:
+            x, y, gain = feet[leg]
+            sweep = math.cos(leg_phase)
+            thigh = lift + (command[0] - command[2] * y) / (quarter * spec.gait_leg_length) * sweep
+            out[3 * leg] = -((command[1] + command[2] * x) / (quarter * gain)) * sweep
+        elif stride:
+            thigh = lift + amp * math.cos(leg_phase)
+        out[3 * leg + 1] = thigh
         out[3 * leg + 2] = -2.0 * lift
     return out
 
@@ -320,11 +374,14 @@ def action_to_target(spec: ObservationSpec, action: np.ndarray, nominal: np.ndar
         if spec.gait_leg_length > 0 and command is None:
             raise ValueError("observation spec has a stride: action_to_target needs command")
         if spec.gait_amplitude != 0 and action.shape[0] == 1:  # the robot: Python floats
-            vx = None if command is None else command.item(0)
-            target += np.array([_reference_row(spec, phase.item(0), action.shape[1], vx)])
-        elif spec.gait_amplitude != 0:  # the reference's other entries are zeros: add none
+            row = None if command is None else tuple(command.reshape(-1)[:3].tolist())
+            target += np.array([_reference_row(spec, phase.item(0), action.shape[1], row)])
+        elif spec.gait_amplitude != 0:  # add the reference's nonzero entries only
             legs = action.shape[1] // 3
-            thigh, knee = _reference_legs(spec, phase, legs, command)
+            hip, thigh, knee = _reference_legs(spec, phase, legs, command)
+            if hip is not None:
+                hips = target[:, 0:3 * legs:3]
+                np.add(hips, hip, out=hips)
             thighs, knees = target[:, 1:3 * legs:3], target[:, 2:3 * legs:3]
             np.add(thighs, thigh, out=thighs)
             np.add(knees, knee, out=knees)

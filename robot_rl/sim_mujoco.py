@@ -303,6 +303,30 @@ def set_nominal(model: mujoco.MjModel, data: mujoco.MjData, robot: RobotDescript
 
 
 @functools.lru_cache(maxsize=16)
+def stride_feet(robot: RobotDescription, eps: float = 1e-6) -> tuple[tuple[float, float, float], ...]:
+    """Each leg's foot at the nominal pose, ``(x, y, hip_gain)``: its position in the base
+    frame (m) and how far it moves sideways per radian of the leg's hip joint (m/rad, signed
+    as the URDF's hip axis makes it): :attr:`robot_rl.obs_spec.ObservationSpec.gait_feet`,
+    for a trotting reference that steps sideways and turns.  Legs in ``foot_links`` order,
+    each leg's hip the first of its three joints."""
+    model = build_model(robot)
+    data = mujoco.MjData(model)
+    set_nominal(model, data, robot)
+    idx = index(model, robot)
+    base = data.qpos[0:3].copy()
+    feet = data.site_xpos[idx.foot_site] - base
+    out = []
+    for leg, site in enumerate(idx.foot_site):
+        data.qpos[idx.qpos[3 * leg]] += eps
+        mujoco.mj_kinematics(model, data)
+        gain = (data.site_xpos[site, 1] - base[1] - feet[leg, 1]) / eps
+        data.qpos[idx.qpos[3 * leg]] -= eps
+        out.append((round(float(feet[leg, 0]), 6), round(float(feet[leg, 1]), 6),
+                    round(float(gain), 6)))
+    mujoco.mj_kinematics(model, data)
+    return tuple(out)
+
+
 def footprint(robot: RobotDescription, margin: float = 0.1) -> float:
     """Side (m) of the square, centred under the base, that holds the feet at the nominal
     pose with ``margin`` around them: the spawn area a terrain must leave flat."""

@@ -1,5 +1,7 @@
 """The observation spec: one definition of layout, rotation and the gait reference."""
 
+import json
+
 import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
@@ -70,12 +72,82 @@ def test_gait_reference_stride_follows_the_forward_command():
     np.testing.assert_allclose(ref[1], np.zeros(12), atol=1e-12)  # no command: no stride
 
 
+FEET = ((0.18, -0.13, 0.25), (0.18, 0.13, 0.25), (-0.18, -0.13, 0.25), (-0.18, 0.13, -0.25))
+
+
+def test_layout_round_trip_with_feet_and_old_layouts_step_forward_only():
+    spec = ObservationSpec(gait_frequency=2.0, gait_amplitude=0.3, gait_leg_length=0.25,
+                           gait_feet=FEET)
+    assert ObservationSpec.from_layout(json.loads(json.dumps(spec.layout()))) == spec
+    old = spec.layout()
+    del old["gait_feet"]  # a layout written before the key existed
+    assert ObservationSpec.from_layout(old).gait_feet == ()
+    phase = np.array([0.3, 2.0, 4.0])
+    ref = gait_reference(ObservationSpec.from_layout(old), phase, 12, np.array([[0.0, 0.3, 0.5]] * 3))
+    still = gait_reference(ObservationSpec.from_layout(old), phase, 12, np.zeros((3, 3)))
+    np.testing.assert_array_equal(ref, still)  # lateral and yaw commands: no stride
+    assert not np.array_equal(gait_reference(spec, phase, 12, np.array([[0.0, 0.3, 0.5]] * 3)),
+                              still)
+    with pytest.raises(ValueError, match="gait_feet"):
+        ObservationSpec(gait_frequency=2.0, gait_amplitude=0.3, gait_leg_length=0.25,
+                        gait_feet=FEET[:3])
+    with pytest.raises(ValueError, match="hip_gain"):
+        ObservationSpec(gait_frequency=2.0, gait_amplitude=0.3, gait_leg_length=0.25,
+                        gait_feet=FEET[:3] + ((0.1, 0.1, 0.0),))
+
+
+@pytest.mark.parametrize("robot_name", ["a1", "laikago"])
+@pytest.mark.parametrize("command", [(0.0, 0.3, 0.0), (0.0, 0.0, 0.6), (0.4, -0.2, -0.5)])
+def test_stance_feet_sweep_back_at_each_legs_own_velocity(robot_name, command):
+    """Over a stance (leg phase pi to 2 pi, both ends on the ground), the reference moves
+    each foot, by the robot's own kinematics, by -(v + w x r) / (2 f) in the base frame:
+    the body moves at the commanded velocity over feet that stay put.  laikago's right
+    hips turn the other way round (negative gain): a sign error would send its feet the
+    wrong way."""
+    import mujoco
+
+    from policies.config import EnvConfig
+    from policies.env import observation_spec
+    from robot_rl.robot import load_robot
+    from robot_rl.sim_mujoco import build_model, index, set_nominal
+
+    robot = load_robot(robot_name)
+    spec = observation_spec(EnvConfig(robot=robot_name), robot)
+    model = build_model(robot)
+    data = mujoco.MjData(model)
+    set_nominal(model, data, robot)
+    idx = index(model, robot)
+    vx, vy, w = command
+    f = spec.gait_frequency
+
+    def feet_at(leg_phase_of_leg0: float) -> np.ndarray:
+        ref = gait_reference(spec, np.array([leg_phase_of_leg0]), robot.num_joints,
+                             np.array([command]))
+        data.qpos[idx.qpos] = robot.nominal_pose + ref[0]
+        mujoco.mj_kinematics(model, data)
+        return data.site_xpos[idx.foot_site, :2] - data.qpos[0:2]
+
+    for stance_start, legs in ((np.pi, (0, 3)), (0.0, (1, 2))):  # FR+RL, then FL+RR
+        start, end = feet_at(stance_start), feet_at(stance_start + np.pi)
+        for leg in legs:
+            x, y = start[leg]
+            expect = -np.array([vx - w * y, vy + w * x]) / (2 * f)
+            np.testing.assert_allclose(end[leg] - start[leg], expect, atol=0.012 * max(
+                1.0, np.abs(expect).max() / 0.05))
+
+
 def test_one_row_targets_and_clock_match_the_batch():
     """The robot's one row takes Python-float paths (gait reference, clock); they are the
     batch's expressions in the same IEEE doubles: equal to the batch's rows (to the bit
     where numpy's sin/cos are the C library's, as here; a few ulps where SIMD kernels
     round apart)."""
-    spec = ObservationSpec(gait_frequency=2.0, gait_amplitude=0.3, gait_leg_length=0.25)
+    for spec in (ObservationSpec(gait_frequency=2.0, gait_amplitude=0.3, gait_leg_length=0.25),
+                 ObservationSpec(gait_frequency=2.0, gait_amplitude=0.3, gait_leg_length=0.25,
+                                 gait_feet=FEET)):
+        _one_row_matches_the_batch(spec)
+
+
+def _one_row_matches_the_batch(spec: ObservationSpec) -> None:
     rng = np.random.default_rng(0)
     n = 64
     phase = np.concatenate([rng.uniform(0, 2 * np.pi, n - 3), [0.0, np.pi, -0.5]])
