@@ -191,8 +191,8 @@ class EnvConfig:
     gait_stride: bool = True
     # trotting reference: the stride also follows the lateral and yaw-rate commands (hips
     # sweep the feet sideways, each leg's thigh its own forward speed; ObservationSpec.
-    # gait_feet); False: forward command only, as policies trained before 2026-12-01
-    gait_stride_turn: bool = True
+    # gait_feet); off by default: on the A1 it did not measurably help (bench/RESULTS.md)
+    gait_stride_turn: bool = False
     # action scale: q_target = nominal + reference + action_scale * action (rad per unit)
     action_scale: float = 0.25
     # action latency (control steps, 0 or more)

@@ -112,7 +112,8 @@ def test_stance_feet_sweep_back_at_each_legs_own_velocity(robot_name, command):
     from robot_rl.sim_mujoco import build_model, index, set_nominal
 
     robot = load_robot(robot_name)
-    spec = observation_spec(EnvConfig(robot=robot_name), robot)
+    spec = observation_spec(EnvConfig(robot=robot_name, gait_stride_turn=True), robot)
+    assert spec.gait_feet and not observation_spec(EnvConfig(robot=robot_name), robot).gait_feet
     model = build_model(robot)
     data = mujoco.MjData(model)
     set_nominal(model, data, robot)
