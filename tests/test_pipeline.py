@@ -242,3 +242,48 @@ def test_mujoco_evaluation_runs_in_the_identified_world(run_dir, tmp_path):
         torques[name] = json.loads((tmp_path / name / "report.json").read_text())["metrics"]["torque_mean"]
     assert abs(torques["net"] - torques["pd"]) > 1e-3 * torques["pd"]
     assert eval_main([*common, "--actuator", str(tmp_path / "none"), "--out", str(tmp_path / "x")]) == 2
+
+
+def test_set_reaches_every_training_run_and_bad_keys_fail_first(tmp_path, monkeypatch, capsys):
+    """``--set`` goes to each training run of the pipeline (phases, the randomized fork);
+    a key the training config lacks fails with the field named, exit 2, nothing written;
+    a run trained without it refuses to continue with it."""
+    import argparse
+
+    from robot_rl.app import pipeline
+
+    calls = []
+    monkeypatch.setattr(pipeline, "_call", lambda module, argv: calls.append((module, argv)))
+    monkeypatch.setattr(pipeline, "_cores", lambda: 1)
+    monkeypatch.setattr(pipeline, "_snapshot", lambda *args: None)
+    out = tmp_path / "fresh"
+    (out / "randomized" / "sysid").mkdir(parents=True)
+    (out / "randomized" / "sysid" / "params.json").write_text("{}")
+    (out / "policy").mkdir()
+    (out / "policy" / "model_1.pt").write_bytes(b"")  # phase 2's end, for the fork
+    monkeypatch.setattr("policies.train.latest_checkpoint", lambda folder: None)
+    monkeypatch.setattr("policies.train.checkpoint_iteration", lambda ckpt: 0)
+    budget = {**pipeline.BUDGETS["smoke"], "pretrain": 1, "train": 1}
+    monkeypatch.setitem(pipeline.BUDGETS, "smoke", budget)
+    a = argparse.Namespace(robot="a1", seed=0, budget="smoke",
+                           set=["env.gait_stride_turn=true", "env.rewards.alive=0.4"])
+    pipeline._train(out, a)
+    trains = [argv for module, argv in calls if module == "policies.cli"]
+    assert len(trains) == 4  # phase 1, phase 2, the randomized fork, phase 3
+    for argv in trains:
+        i = argv.index("--set")
+        assert argv[i + 1:i + 3] == ["env.gait_stride_turn=true", "env.rewards.alive=0.4"]
+
+    bad = tmp_path / "bad"
+    rc = pipeline.main(["--robot", "a1", "--out", str(bad), "--budget", "smoke",
+                        "--set", "env.gait_stride_turns=true"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "gait_stride_turns" in err and "Traceback" not in err
+    assert not bad.exists()
+    old = tmp_path / "old"  # a run trained without --set
+    (old / "policy").mkdir(parents=True)
+    (old / "pipeline.json").write_text(json.dumps({"robot": "a1", "budget": "smoke", "seed": 0}))
+    rc = pipeline.main(["--robot", "a1", "--out", str(old), "--budget", "smoke",
+                        "--set", "env.gait_stride_turn=true"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "train_set" in err and "pipeline.json" in err

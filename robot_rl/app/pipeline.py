@@ -48,7 +48,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from robot_rl.app.summary import write_summary
-from robot_rl.config import atomic_write_bytes
+from robot_rl.config import ConfigError, atomic_write_bytes
 from robot_rl.robot import DEFAULT_ROBOT, ROBOTS
 
 #: per budget: seconds of each collected log; training phases, each to an iteration count:
@@ -129,7 +129,8 @@ def _train(out: Path, a: argparse.Namespace) -> None:
     from policies.train import checkpoint_iteration, latest_checkpoint
 
     b = BUDGETS[a.budget]
-    common = ["--robot", a.robot, "--seed", str(a.seed), "--resume", *b["train_args"]]
+    common = ["--robot", a.robot, "--seed", str(a.seed), "--resume", *b["train_args"],
+              *train_overrides(a)]
     pol, rand = out / "policy", out / "randomized"
     done = checkpoint_iteration(latest_checkpoint(pol)) or 0
     if done < b["pretrain"]:
@@ -154,6 +155,22 @@ def _train(out: Path, a: argparse.Namespace) -> None:
     else:
         for argv in last.values():
             _call("policies.cli", argv)
+
+
+def train_overrides(a: argparse.Namespace) -> list[str]:
+    """The ``--set`` arguments every training run of the pipeline gets (phases, the
+    randomized fork, rounds): the user's training config overrides, or none."""
+    return ["--set", *a.set] if getattr(a, "set", None) else []
+
+
+def check_train_overrides(a: argparse.Namespace) -> None:
+    """Raise :class:`robot_rl.config.ConfigError` naming the field when ``--set`` does not
+    apply to the training config (before anything runs)."""
+    from policies.train import LocomotionConfig
+    from robot_rl.config import override
+
+    if a.set:
+        override(LocomotionConfig(), a.set)
 
 
 def _cores() -> int:
@@ -338,15 +355,21 @@ def stage_done(stage: Stage, out: Path) -> bool:
 
 
 def run(a: argparse.Namespace) -> Path:
+    check_train_overrides(a)
     out = Path(a.out)
-    out.mkdir(parents=True, exist_ok=True)
     meta = out / "pipeline.json"
     if meta.exists():
         prev = json.loads(meta.read_text())
         if prev.get("robot") != a.robot:
             raise SystemExit(f"{out} holds a pipeline for robot {prev.get('robot')!r}, not {a.robot!r}")
+        trained = prev.get("train_set", [])
+        if trained != a.set and (out / "policy").exists():  # checkpoints would mix them
+            raise ConfigError(f"{meta}: field 'train_set': this run was trained with --set "
+                              f"{trained}, not {a.set}: use another --out")
+    out.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(meta, json.dumps({"robot": a.robot, "budget": a.budget, "seed": a.seed,
-                                         "standin_config": a.standin_config}).encode())
+                                         "standin_config": a.standin_config,
+                                         "train_set": a.set}).encode())
     timings: dict[str, float] = {}
     all_stages = stages(a)
     n = len(all_stages)
@@ -483,6 +506,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the robot: a stand-in config JSON or a shipped reality's name "
                         "(robot_rl/standin/*.json); logs are collected from it and the PyBullet "
                         "evaluations run on it [default]")
+    p.add_argument("--set", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
+                   help="training config overrides for every training run of the pipeline "
+                        "(phases 1-3, the randomized candidate, rounds), as robot-rl train "
+                        "--set takes them, e.g. --set env.gait_stride_turn=true; checked before "
+                        "anything runs")
     return p
 
 
@@ -493,4 +521,7 @@ def main(argv: list[str] | None = None) -> int:
     except StageFailed as e:
         print(f"robot-rl pipeline: error: {e}", file=sys.stderr)
         return e.code
+    except ConfigError as e:
+        print(f"robot-rl pipeline: error: {e}", file=sys.stderr)
+        return 2
     return 0

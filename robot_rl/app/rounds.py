@@ -66,7 +66,7 @@ def run_round(out: Path, r: int, a: argparse.Namespace, budget: dict, call) -> P
                                   "--robot", a.robot, "--out", str(here / "actuator")])
     if not (here / "policy.onnx").exists():
         from policies.artifact import read_policy
-        from robot_rl.app.pipeline import chosen_folder
+        from robot_rl.app.pipeline import chosen_folder, train_overrides
 
         deployed = chosen_folder(prev)  # the previous round's deployed policy, continued
         if not (here / "policy").exists():
@@ -77,7 +77,8 @@ def run_round(out: Path, r: int, a: argparse.Namespace, budget: dict, call) -> P
             call("policies.cli", ["--robot", a.robot, "--out", str(here / "policy"), "--seed",
                                   str(a.seed), "--resume", "--iterations", str(target),
                                   "--sysid", str(here / "sysid"), "--actuator",
-                                  str(here / "actuator"), *budget["train_args"]])
+                                  str(here / "actuator"), *budget["train_args"],
+                                  *train_overrides(a)])
         call("deploy.export_cli", ["--policy", str(here / "policy"), "--out",
                                    str(here / "policy.onnx")])
     if not (here / "eval" / "pybullet" / "report.json").exists():

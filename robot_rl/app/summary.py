@@ -35,6 +35,9 @@ def write_summary(out: Path, budgets: Mapping[str, Mapping]) -> Path:
     lines += [f"Robot `{meta['robot']}`, budget `{meta['budget']}`, seed {meta['seed']}; logs "
               f"from and PyBullet evaluation on the stand-in "
               f"`{meta.get('standin_config') or 'robot_rl/standin/default.json'}`.", ""]
+    if meta.get("train_set"):
+        lines += ["Training config overrides (`--set`, every training run): "
+                  + ", ".join(f"`{kv}`" for kv in meta["train_set"]) + ".", ""]
     images: list[Path] = []
     p = out / "sysid" / "params.json"
     if p.exists():
