@@ -323,10 +323,10 @@ def stride_feet(robot: RobotDescription, eps: float = 1e-6) -> tuple[tuple[float
         data.qpos[idx.qpos[3 * leg]] -= eps
         out.append((round(float(feet[leg, 0]), 6), round(float(feet[leg, 1]), 6),
                     round(float(gain), 6)))
-    mujoco.mj_kinematics(model, data)
     return tuple(out)
 
 
+@functools.lru_cache(maxsize=16)
 def footprint(robot: RobotDescription, margin: float = 0.1) -> float:
     """Side (m) of the square, centred under the base, that holds the feet at the nominal
     pose with ``margin`` around them: the spawn area a terrain must leave flat."""

@@ -48,7 +48,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from robot_rl.app.summary import write_summary
-from robot_rl.config import ConfigError, atomic_write_bytes
+from robot_rl.config import ConfigError, atomic_write_bytes, override
 from robot_rl.robot import DEFAULT_ROBOT, ROBOTS
 
 #: per budget: seconds of each collected log; training phases, each to an iteration count:
@@ -167,7 +167,6 @@ def check_train_overrides(a: argparse.Namespace) -> None:
     """Raise :class:`robot_rl.config.ConfigError` naming the field when ``--set`` does not
     apply to the training config (before anything runs)."""
     from policies.train import LocomotionConfig
-    from robot_rl.config import override
 
     if a.set:
         override(LocomotionConfig(), a.set)
