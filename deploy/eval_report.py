@@ -98,13 +98,14 @@ def report_markdown(report: dict[str, Any]) -> str:
     for key, unit in _metrics(report):
         lines.append(f"| {key} | {_fmt(s.get(key))} | {unit} |")
     lines += ["", "## Episodes", "",
-              "| vx cmd | yaw cmd | vx mean | vx err | yaw err | torque | power | tilt at handover (deg) "
-              "| fell | fault |",
-              "|---|---|---|---|---|---|---|---|---|---|"]
+              "| vx cmd | vy cmd | yaw cmd | vx mean | vy mean | yaw mean | vx err | vy err | yaw err "
+              "| torque | power | tilt at handover (deg) | fell | fault |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for e in report["episodes"]:
         c = e["command"]
-        lines.append(f"| {c['vx']:+.2f} | {c['yaw_rate']:+.2f} | {_fmt(e['vx_mean'])} | "
-                     f"{_fmt(e['vx_abs_err'])} | {_fmt(e['yaw_abs_err'])} | "
+        lines.append(f"| {c['vx']:+.2f} | {c['vy']:+.2f} | {c['yaw_rate']:+.2f} | "
+                     f"{_fmt(e['vx_mean'])} | {_fmt(e.get('vy_mean'))} | {_fmt(e.get('yaw_mean'))} | "
+                     f"{_fmt(e['vx_abs_err'])} | {_fmt(e['vy_abs_err'])} | {_fmt(e['yaw_abs_err'])} | "
                      f"{_fmt(e['torque_mean'])} | {_fmt(e['power_mean'])} | "
                      f"{_fmt(e.get('handover_tilt_deg'))} | {_fmt(e['fell'])} | "
                      f"{e['fault'] or '-'} |")

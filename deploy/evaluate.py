@@ -273,6 +273,8 @@ def run_episode(ctl: OnboardController, iface: RobotInterface, command, cfg: Eva
         "tracking_samples": int(use.sum()),
         "settled": bool(settled.any()),
         "vx_mean": mean(data["vx"][use]),
+        "vy_mean": mean(data["vy"][use]),
+        "yaw_mean": mean(data["yaw"][use]),
         "vx_abs_err": mean(np.abs(data["vx"][use] - cmd[0])),
         "vy_abs_err": mean(np.abs(data["vy"][use] - cmd[1])),
         "yaw_abs_err": mean(np.abs(data["yaw"][use] - cmd[2])),

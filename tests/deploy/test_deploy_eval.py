@@ -114,6 +114,11 @@ def test_run_episode_metrics(onnx_a1):
     assert metrics["policy_seconds"] == pytest.approx(0.6) and metrics["tracking_samples"] == 20
     err = np.mean(np.abs(data["vx"][data["mode"] == "POLICY"][10:] - 0.4))
     assert metrics["vx_abs_err"] == pytest.approx(err)
+    tracked = data["mode"] == "POLICY"
+    tracked[np.flatnonzero(tracked)[:10]] = False
+    assert metrics["vy_mean"] == pytest.approx(np.mean(data["vy"][tracked]))
+    assert metrics["yaw_mean"] == pytest.approx(np.mean(data["yaw"][tracked]))
+    assert metrics["vy_abs_err"] == pytest.approx(np.mean(np.abs(data["vy"][tracked])))
     for k in ("vx_abs_err", "yaw_abs_err", "torque_mean", "power_mean"):
         assert math.isfinite(metrics[k]) and metrics[k] >= 0
     assert ctl.mode is Mode.POLICY
@@ -130,6 +135,7 @@ def test_run_episode_takes_metrics_from_ground_truth_not_the_controller_state(on
     np.testing.assert_allclose(data["vx"], 0.5, atol=1e-9)
     np.testing.assert_allclose(data["vy"], 0.0, atol=1e-9)
     assert metrics["vx_abs_err"] == pytest.approx(0.1) and not metrics["fell"]
+    assert metrics["vy_mean"] == pytest.approx(0.0, abs=1e-9)
     # the onboard estimate (no foot loaded, at rest: ~0) is graded against the truth
     assert metrics["estimator_vx_rmse"] == pytest.approx(0.5, abs=0.01)
     robot.base_pos = np.array([0.0, 0.0, 0.05])  # the truth says: on the floor
@@ -191,6 +197,7 @@ def test_evaluate_both_sims_with_sim_to_sim_table(onnx_a1, tmp_path):
     assert len(comp["per_command"]) == 2
     md = (out / "report.md").read_text()
     assert "Sim-to-sim gap (pybullet vs mujoco)" in md and "rollout.gif" in md
+    assert "| vx cmd | vy cmd | yaw cmd | vx mean | vy mean | yaw mean |" in md
     assert not list(out.glob(".*.tmp"))
 
 
