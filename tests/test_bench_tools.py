@@ -1,5 +1,6 @@
 """The benchmarks' bookkeeping: bench_rsl_rl's --merge refuses runs of other settings or a
-seed twice; bench_seeds refuses a run made on another reality or with its seed missing."""
+seed twice; bench_seeds refuses a run made on another reality or with its seed missing;
+bench_command_sweep scores each command kind on its own axis."""
 
 import argparse
 import json
@@ -9,6 +10,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+import bench_command_sweep  # noqa: E402
 import bench_rsl_rl  # noqa: E402
 import bench_seeds  # noqa: E402
 
@@ -71,3 +73,21 @@ def test_seeds_table_pairs_the_deployed_policy_with_its_own_seeds_baselines(tmp_
     # (e) - (b) per seed: 0.3, 0.2, 0.1 -> IQM over 3 seeds is their mean, 0.2
     assert "| (e) - (b), paired | 0.20 [" in md and "| (e) - (a), paired | 0.50 [0.50, 0.50] |" in md
     assert md.count("| (i) |") == 3  # the deployed file is the identified candidate each time
+
+
+def test_command_sweep_scores_each_command_on_its_own_axis():
+    def ep(vx, vy, yaw, **m):
+        return {"command": {"vx": vx, "vy": vy, "yaw_rate": yaw}, **m}
+
+    report = {"metrics": {"falls": 1}, "episodes": [
+        ep(0.0, 0.25, 0.0, vy_abs_err=0.15, vy_mean=0.10, vx_abs_err=9, yaw_abs_err=9),
+        ep(0.0, -0.5, 0.0, vy_abs_err=0.05, vy_mean=-0.45, vx_abs_err=9, yaw_abs_err=9),
+        ep(0.6, 0.0, 0.0, vx_abs_err=0.1, vy_abs_err=9, yaw_abs_err=9, vy_mean=0),
+        ep(0.0, 0.0, 0.5, yaw_abs_err=0.2, vx_abs_err=9, vy_abs_err=9, vy_mean=0),
+        ep(0.4, -0.15, -0.3, yaw_abs_err=0.4, vx_abs_err=9, vy_abs_err=9, vy_mean=0)]}
+    s = bench_command_sweep.score(report)
+    assert s["lateral_err"] == pytest.approx(0.10) and s["forward_err"] == pytest.approx(0.1)
+    assert s["lateral_reached"] == pytest.approx((0.4 + 0.9) / 2)
+    assert s["yaw_err"] == pytest.approx(0.3) and s["falls"] == 1
+    a, b = bench_command_sweep.np.array([0.2] * 5), bench_command_sweep.np.array([0.1] * 5)
+    assert bench_command_sweep.diff_ci(a, b) == pytest.approx((-0.1, -0.1, -0.1))

@@ -1,0 +1,123 @@
+"""Tracking over a command sweep: two sides of policies (e.g. one training change, >= 5 seeds
+each), each policy evaluated on the same commands, compared by interquartile mean.
+
+    python bench/bench_command_sweep.py --side base=runs/a/p.onnx,runs/b/p.onnx \\
+        --side wide_vy=runs/c/p.onnx,runs/d/p.onnx [--sim mujoco|pybullet] \\
+        [--standin-config default] [--push-interval 0] [--out runs/sweep.json]
+
+Every policy runs the onboard runtime (``deploy.evaluate``) for each command of the sweep
+(default: lateral +-0.25 and +-0.45 m/s, forward 0.6, backward -0.5, turning 0.5 rad/s,
+combined (0.4, -0.15, -0.3)), ``--seconds`` of policy control each, errors measured from
+ground truth after the 2 s settle.  Per policy: the lateral error (mean |vy - cmd| over the
+pure lateral commands), the forward error (|vx - cmd| over forward and backward), the yaw
+error (turning and combined), the fraction of the commanded lateral speed reached, falls.
+Per side: interquartile mean with a 95 % percentile-bootstrap interval (bench/stats.py);
+and the difference of the sides' IQMs with an interval from resampling both sides.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from stats import bootstrap_ci, fmt_ci, iqm  # noqa: E402
+
+from deploy.evaluate import EvalConfig, evaluate  # noqa: E402
+
+SWEEP = ((0.0, 0.25, 0.0), (0.0, -0.25, 0.0), (0.0, 0.45, 0.0), (0.0, -0.45, 0.0),
+         (0.6, 0.0, 0.0), (-0.5, 0.0, 0.0), (0.0, 0.0, 0.5), (0.4, -0.15, -0.3))
+METRICS = ("lateral_err", "lateral_reached", "forward_err", "yaw_err", "falls")
+
+
+def score(report: dict) -> dict[str, float]:
+    """The sweep's per-policy figures from one evaluation report."""
+    lat, fwd, yaw, reached = [], [], [], []
+    for e in report["episodes"]:
+        c = e["command"]
+        if c["vx"] == 0 and c["yaw_rate"] == 0 and c["vy"] != 0:
+            lat.append(e["vy_abs_err"])
+            reached.append(e["vy_mean"] / c["vy"])
+        elif c["vy"] == 0 and c["yaw_rate"] == 0 and c["vx"] != 0:
+            fwd.append(e["vx_abs_err"])
+        if c["yaw_rate"] != 0:
+            yaw.append(e["yaw_abs_err"])
+
+    def mean(x: list) -> float:
+        return float(np.mean(x)) if x else float("nan")
+
+    return {"lateral_err": mean(lat), "lateral_reached": mean(reached), "forward_err": mean(fwd),
+            "yaw_err": mean(yaw), "falls": float(report["metrics"]["falls"])}
+
+
+def diff_ci(a: np.ndarray, b: np.ndarray, n: int = 10000, seed: int = 0) -> tuple[float, float, float]:
+    """IQM(b) - IQM(a) with a percentile-bootstrap interval, both sides resampled."""
+    rng = np.random.default_rng(seed)
+    ba = iqm(a[rng.integers(0, a.size, (n, a.size))], axis=-1)
+    bb = iqm(b[rng.integers(0, b.size, (n, b.size))], axis=-1)
+    lo, hi = np.quantile(bb - ba, [0.025, 0.975])
+    return float(iqm(b) - iqm(a)), float(lo), float(hi)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--side", action="append", required=True, metavar="NAME=P1,P2,...",
+                   help="a side: a name and its policy.onnx files (give two --side)")
+    p.add_argument("--sim", default="mujoco", choices=("mujoco", "pybullet"))
+    p.add_argument("--standin-config", default="", help="pybullet: the reality [default]")
+    p.add_argument("--push-interval", type=float, default=0.0, help="pybullet kicks (s) [0]")
+    p.add_argument("--seconds", type=float, default=12.0, help="policy seconds per command [12]")
+    p.add_argument("--out", type=Path, help="write the per-policy figures and summary (JSON)")
+    a = p.parse_args(argv)
+    sides: dict[str, list[str]] = {}
+    for s in a.side:
+        name, _, files = s.partition("=")
+        paths = [f for f in files.split(",") if f]
+        missing = [f for f in paths if not Path(f).is_file()]
+        if not name or not paths or missing:
+            print(f"bench_command_sweep: --side {s!r}: need NAME=file.onnx,...; missing "
+                  f"{missing}", file=sys.stderr)
+            return 2
+        sides[name] = paths
+    cfg = EvalConfig(sim=a.sim, commands=SWEEP, seconds=a.seconds, video=False,
+                     standin_config=a.standin_config, push_interval_s=a.push_interval)
+    per: dict[str, list[dict]] = {}
+    for name, paths in sides.items():
+        per[name] = []
+        for path in paths:
+            row = {"policy": path, **score(evaluate(path, None, cfg))}
+            per[name].append(row)
+            print(f"{name:12s} {path:44s} " + "  ".join(f"{k} {row[k]:.3f}" for k in METRICS),
+                  flush=True)
+    summary = {name: {k: bootstrap_ci([r[k] for r in rows]) for k in METRICS}
+               for name, rows in per.items()}
+    print(f"\n{a.sim} {a.standin_config or ''} sweep {SWEEP}, {a.seconds:g} s each; "
+          "IQM [95 % bootstrap]")
+    print(f"{'side':12s} " + " ".join(f"{k:>24s}" for k in METRICS))
+    for name, s in summary.items():
+        print(f"{name:12s} " + " ".join(f"{fmt_ci(s[k], 3):>24s}" for k in METRICS))
+    names = list(per)
+    diffs = {}
+    for other in names[1:]:
+        diffs[other] = {k: diff_ci(np.array([r[k] for r in per[names[0]]]),
+                                   np.array([r[k] for r in per[other]])) for k in METRICS}
+        print(f"{other + ' - ' + names[0]:12s} " +
+              " ".join(f"{fmt_ci(diffs[other][k], 3):>24s}" for k in METRICS))
+    if a.out:
+        a.out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = a.out.with_name(f".{a.out.name}.tmp")
+        tmp.write_text(json.dumps({"sim": a.sim, "standin_config": a.standin_config,
+                                   "push_interval": a.push_interval, "seconds": a.seconds,
+                                   "sweep": SWEEP, "policies": per, "summary": summary,
+                                   "difference": diffs}, indent=1))
+        tmp.replace(a.out)
+        print(f"wrote {a.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
