@@ -25,12 +25,16 @@ class BoundsConfig:
     coulomb: tuple[float, float] = (0.0, 2.0)
     # scale of all link masses and inertias of one leg (-)
     leg_mass_scale: tuple[float, float] = (0.5, 1.5)
-    # trunk mass (incl. payload) as a multiple of the nominal trunk mass (-)
-    trunk_mass_factor: tuple[float, float] = (0.7, 1.6)
-    # trunk centre of mass, offset from the nominal one along each axis (m)
-    trunk_com_offset: tuple[float, float] = (-0.05, 0.05)
-    # foot-floor Coulomb friction coefficient (-)
-    foot_friction: tuple[float, float] = (0.3, 1.5)
+    # trunk mass (incl. payload) as a multiple of the nominal trunk mass (-): up to a payload
+    # of 1.5x the trunk (quadrupeds are rated for about their trunk's mass: A1 5 kg on a
+    # 4.7 kg trunk); a tighter bound marked heavier robots not identifiable
+    trunk_mass_factor: tuple[float, float] = (0.6, 2.5)
+    # trunk centre of mass, offset from the nominal one along each axis (m): a payload as
+    # heavy as the trunk 16 cm off its centre moves it 8 cm
+    trunk_com_offset: tuple[float, float] = (-0.08, 0.08)
+    # foot-floor Coulomb friction coefficient (-): from ice-like 0.1 (wet tiles ~0.2) to
+    # rubber on rough concrete
+    foot_friction: tuple[float, float] = (0.1, 1.5)
 
     def __post_init__(self) -> None:
         for f in self.__dataclass_fields__:
