@@ -57,10 +57,11 @@ from robot_rl.robot import FALL_HEIGHT_FRACTION, FALL_UP_Z, RobotDescription, lo
 from robot_rl.terrain import Terrain, TerrainConfig, generate
 
 SIMS = ("pybullet", "mujoco")
-#: (vx m/s, vy m/s, yaw rate rad/s), one episode each: forward sweep, then turning on the spot
+#: (vx m/s, vy m/s, yaw rate rad/s), one episode each: forward sweep, turning on the spot,
+#: stepping sideways (the lateral error then grades lateral commands, not only drift)
 DEFAULT_COMMANDS: tuple[tuple[float, float, float], ...] = (
     (-0.8, 0.0, 0.0), (-0.4, 0.0, 0.0), (0.0, 0.0, 0.0), (0.4, 0.0, 0.0), (0.8, 0.0, 0.0),
-    (0.0, 0.0, -0.5), (0.0, 0.0, 0.5))
+    (0.0, 0.0, -0.5), (0.0, 0.0, 0.5), (0.0, 0.25, 0.0), (0.0, -0.25, 0.0))
 #: commands on a terrain tile: each must cross it, forwards or backwards
 TERRAIN_COMMANDS: tuple[tuple[float, float, float], ...] = (
     (0.4, 0.0, 0.0), (0.8, 0.0, 0.0), (-0.4, 0.0, 0.0), (-0.8, 0.0, 0.0))
