@@ -20,9 +20,10 @@ class BoundsConfig:
     # reflected rotor inertia (kg m^2)
     armature: tuple[float, float] = (0.0, 0.02)
     # viscous joint damping (N m s/rad)
-    damping: tuple[float, float] = (0.0, 1.0)
-    # Coulomb joint friction (N m)
-    coulomb: tuple[float, float] = (0.0, 2.0)
+    damping: tuple[float, float] = (0.0, 2.0)
+    # Coulomb joint friction (N m): a worn or cold gearbox holds several N m (15 % of the
+    # A1's 33.5 N m is 5)
+    coulomb: tuple[float, float] = (0.0, 5.0)
     # scale of all link masses and inertias of one leg (-)
     leg_mass_scale: tuple[float, float] = (0.5, 1.5)
     # trunk mass (incl. payload) as a multiple of the nominal trunk mass (-): up to a payload
