@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from stats import bootstrap_ci, fmt_ci, iqm  # noqa: E402
+from stats import bootstrap_ci, difference_ci, fmt_ci  # noqa: E402
 
 from deploy.evaluate import EvalConfig, evaluate  # noqa: E402
 
@@ -52,15 +52,6 @@ def score(report: dict) -> dict[str, float]:
 
     return {"lateral_err": mean(lat), "lateral_reached": mean(reached), "forward_err": mean(fwd),
             "yaw_err": mean(yaw), "falls": float(report["metrics"]["falls"])}
-
-
-def diff_ci(a: np.ndarray, b: np.ndarray, n: int = 10000, seed: int = 0) -> tuple[float, float, float]:
-    """IQM(b) - IQM(a) with a percentile-bootstrap interval, both sides resampled."""
-    rng = np.random.default_rng(seed)
-    ba = iqm(a[rng.integers(0, a.size, (n, a.size))], axis=-1)
-    bb = iqm(b[rng.integers(0, b.size, (n, b.size))], axis=-1)
-    lo, hi = np.quantile(bb - ba, [0.025, 0.975])
-    return float(iqm(b) - iqm(a)), float(lo), float(hi)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -103,8 +94,8 @@ def main(argv: list[str] | None = None) -> int:
     names = list(per)
     diffs = {}
     for other in names[1:]:
-        diffs[other] = {k: diff_ci(np.array([r[k] for r in per[names[0]]]),
-                                   np.array([r[k] for r in per[other]])) for k in METRICS}
+        diffs[other] = {k: difference_ci([r[k] for r in per[names[0]]],
+                                         [r[k] for r in per[other]]) for k in METRICS}
         print(f"{other + ' - ' + names[0]:12s} " +
               " ".join(f"{fmt_ci(diffs[other][k], 3):>24s}" for k in METRICS))
     if a.out:

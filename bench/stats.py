@@ -89,6 +89,25 @@ def ratio_ci(
     return point, float(lo), float(hi)
 
 
+def difference_ci(
+    base,
+    other,
+    stat=iqm,
+    n_resamples: int = N_RESAMPLES,
+    confidence: float = 0.95,
+    seed: int = SEED,
+) -> tuple[float, float, float]:
+    """``(point, low, high)`` for ``stat(other) - stat(base)``, both samples resampled
+    independently (one RNG, ``base`` drawn first)."""
+    base, other = _as_sample(base), _as_sample(other)
+    rng = np.random.default_rng(seed)
+    bb = stat(_resample(base, rng, n_resamples), axis=-1)
+    bo = stat(_resample(other, rng, n_resamples), axis=-1)
+    a = (1.0 - confidence) / 2.0
+    lo, hi = np.quantile(bo - bb, [a, 1.0 - a])
+    return float(stat(other) - stat(base)), float(lo), float(hi)
+
+
 def fmt_ci(t: tuple[float, float, float], digits: int = 2) -> str:
     """``(point, low, high)`` as ``"point [low, high]"`` with ``digits`` decimals."""
     p, lo, hi = t

@@ -13,6 +13,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 import bench_command_sweep  # noqa: E402
 import bench_rsl_rl  # noqa: E402
 import bench_seeds  # noqa: E402
+import stats  # noqa: E402
 
 
 def _args(**changes):
@@ -89,5 +90,4 @@ def test_command_sweep_scores_each_command_on_its_own_axis():
     assert s["lateral_err"] == pytest.approx(0.10) and s["forward_err"] == pytest.approx(0.1)
     assert s["lateral_reached"] == pytest.approx((0.4 + 0.9) / 2)
     assert s["yaw_err"] == pytest.approx(0.3) and s["falls"] == 1
-    a, b = bench_command_sweep.np.array([0.2] * 5), bench_command_sweep.np.array([0.1] * 5)
-    assert bench_command_sweep.diff_ci(a, b) == pytest.approx((-0.1, -0.1, -0.1))
+    assert stats.difference_ci([0.2] * 5, [0.1] * 5) == pytest.approx((-0.1, -0.1, -0.1))
