@@ -99,9 +99,11 @@ def add_terrain(client: int, terrain: Terrain, friction: float = 1.0) -> int:
     return body
 
 
-def new_world(timestep: float = 0.005, gui: bool = False, terrain: Terrain | None = None) -> int:
+def new_world(timestep: float = 0.005, gui: bool = False, terrain: Terrain | None = None,
+              floor_stiffness: float = 0.0, floor_damping: float = 0.0) -> int:
     """A PyBullet client with gravity, a floor plane (and ``terrain``'s height field on it,
-    when it has relief) and the given time step (s)."""
+    when it has relief) and the given time step (s).  ``floor_stiffness`` > 0 (N/m, with
+    ``floor_damping``, N s/m) makes the ground's contact compliant, as grass or a mat."""
     import pybullet_data
 
     client = pb.connect(pb.GUI if gui else pb.DIRECT)
@@ -111,6 +113,11 @@ def new_world(timestep: float = 0.005, gui: bool = False, terrain: Terrain | Non
     pb.setPhysicsEngineParameter(numSubSteps=0, physicsClientId=client)
     plane = pb.loadURDF("plane.urdf", physicsClientId=client)
     pb.changeDynamics(plane, -1, lateralFriction=1.0, physicsClientId=client)
+    grounds = [plane]
     if terrain is not None and not terrain.is_flat:
-        add_terrain(client, terrain)
+        grounds.append(add_terrain(client, terrain))
+    if floor_stiffness > 0:
+        for body in grounds:
+            pb.changeDynamics(body, -1, contactStiffness=floor_stiffness,
+                              contactDamping=floor_damping, physicsClientId=client)
     return client

@@ -57,7 +57,9 @@ class PyBulletStandIn(RobotInterface):
 
             terrain.check_spawn_area(footprint(robot), robot.name)
         self.terrain = terrain
-        self._client = new_world(self.cfg.physics_dt, gui=gui, terrain=terrain)
+        self._client = new_world(self.cfg.physics_dt, gui=gui, terrain=terrain,
+                                 floor_stiffness=self.cfg.floor_stiffness,
+                                 floor_damping=self.cfg.floor_damping)
         urdf = perturbed_urdf(robot, self._hidden, self._tmp)
         desc = _with_urdf(robot, urdf)
         height = self.cfg.rig_height if suspended else robot.base_init_height
@@ -124,7 +126,8 @@ class PyBulletStandIn(RobotInterface):
                                             specific_force)
         return RobotState(
             stamp=self._time,
-            q=quantize(q + n(0, self.cfg.noise_q, nj), self.cfg.sensors.encoder_resolution),
+            q=quantize(q + self._hidden.encoder_offset + n(0, self.cfg.noise_q, nj),
+                       self.cfg.sensors.encoder_resolution),
             qd=qd + n(0, self.cfg.noise_qd, nj),
             tau=self._tau_meas + n(0, self.cfg.noise_tau, nj),
             base_quat=quat, base_angvel=gyro, base_acc=acc,

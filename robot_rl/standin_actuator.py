@@ -7,7 +7,9 @@ damping, friction and rotor inertia are the stand-in's drawn
 Reference actuator (per joint, evaluated at every physics step of length ``dt``)::
 
     q*_k     = target sent at time t_k - latency - jitter   (commands arrive late, in order)
-    u_k      = kp_a (q*_k - q_k) - kd_a qd_k                  driver PD on the encoder
+    u_k      = kp_a (q*_k - q_k - o) - kd_a qd_k              driver PD on the encoder, whose
+                                                               zero is off by o (hidden, per joint;
+                                                               the state reads q_k + o too)
     T_k      = T_max (c + (1 - c) clip(1 - E_k / E_max, 0, 1))   I2t foldback to the
                E_k = max(0, E_{k-1} + ((tau_{k-1} / T_max)^2 - c^2) dt)   continuous torque c T_max,
                E_max = (1 - c^2) i2t_seconds                   as motor drivers protect windings
@@ -177,7 +179,8 @@ class ReferenceActuator:
             c2 = self.cfg.continuous_torque_fraction ** 2
             self.heat = np.maximum(0.0, self.heat + ((self.tau / self.t_max) ** 2 - c2) * self.dt)
         t_lim = self.torque_limit()
-        u = pd_torque(self.kp, self.kd, self.target - q, qd)
+        # the driver's PD reads the joint's encoder, zero offset included
+        u = pd_torque(self.kp, self.kd, self.target - (q + h.encoder_offset), qd)
         motoring = u * qd > 0
         limit = np.where(motoring, t_lim * np.clip(1.0 - np.abs(qd) / self.w0, 0.0, 1.0), t_lim)
         u = np.clip(u, -limit, limit)

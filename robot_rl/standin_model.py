@@ -45,6 +45,10 @@ class PerturbationRanges:
     rotor_inertia: tuple[float, float] = (0.0005, 0.002)
     # foot-floor friction coefficient (-)
     foot_friction: tuple[float, float] = (0.5, 1.1)
+    # joint encoder zero offset, per joint (rad): the joint's absolute encoder reads
+    # q_true + offset, for the driver's PD and for the state alike (a calibration error,
+    # e.g. after a motor swap); none by default
+    encoder_offset: tuple[float, float] = (0.0, 0.0)
 
     def __post_init__(self) -> None:
         for f in self.__dataclass_fields__:
@@ -79,11 +83,16 @@ class StandInConfig:
     noise_tau: float = 0.02
     # height of the base on the suspended rig (m)
     rig_height: float = 0.7
+    # a compliant floor (grass, a gym mat, foam): contact stiffness of the ground, normal
+    # direction (N/m; 0 = PyBullet's rigid contact, as on concrete)
+    floor_stiffness: float = 0.0
+    # a compliant floor: contact damping of the ground (N s/m; used with floor_stiffness)
+    floor_damping: float = 0.0
 
     def __post_init__(self) -> None:
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise ConfigError(f"seed must be a non-negative integer, got {self.seed!r}")
-        for f in ("noise_q", "noise_qd", "noise_tau"):
+        for f in ("noise_q", "noise_qd", "noise_tau", "floor_stiffness", "floor_damping"):
             if not getattr(self, f) >= 0:
                 raise ConfigError(f"{f} must be >= 0, got {getattr(self, f)!r}")
         if self.physics_dt <= 0 or self.control_dt <= 0:
@@ -144,6 +153,7 @@ class HiddenParams:
     joint_coulomb: np.ndarray  # (J,) N m
     rotor_inertia: np.ndarray  # (J,) kg m^2
     foot_friction: float
+    encoder_offset: np.ndarray | float = 0.0  # (J,) rad: encoders read q_true + this
 
     def as_dict(self) -> dict[str, float | list[float]]:
         return {k: (v.tolist() if isinstance(v, np.ndarray) else float(v)) for k, v in vars(self).items()}
@@ -151,10 +161,12 @@ class HiddenParams:
 
 def draw_hidden(cfg: StandInConfig, robot: RobotDescription, trunk_mass: float,
                 rng: np.random.Generator) -> HiddenParams:
-    """Draw the hidden parameters from ``cfg.ranges``."""
+    """Draw the hidden parameters from ``cfg.ranges``.  The encoder offsets are drawn
+    last, and only where their range is not a single value, so configs without them draw
+    the same physics as before they existed."""
     r, nj, nl = cfg.ranges, robot.num_joints, len(robot.foot_links)
     u = rng.uniform
-    return HiddenParams(
+    hidden = HiddenParams(
         trunk_payload=float(u(*r.trunk_payload_fraction)) * trunk_mass,
         trunk_payload_offset=u(*r.trunk_payload_offset, size=3),
         leg_mass_scale=u(*r.leg_mass_scale, size=nl),
@@ -162,7 +174,11 @@ def draw_hidden(cfg: StandInConfig, robot: RobotDescription, trunk_mass: float,
         joint_coulomb=u(*r.joint_coulomb, size=nj),
         rotor_inertia=u(*r.rotor_inertia, size=nj),
         foot_friction=float(u(*r.foot_friction)),
+        encoder_offset=np.full(nj, float(r.encoder_offset[0])),
     )
+    if r.encoder_offset[1] > r.encoder_offset[0]:
+        hidden.encoder_offset = u(*r.encoder_offset, size=nj)
+    return hidden
 
 
 def _vec(text: str | None) -> np.ndarray:

@@ -8,7 +8,7 @@ from robot_rl.config import ConfigError
 from robot_rl.robot import load_robot
 from robot_rl.standin import PyBulletStandIn
 from robot_rl.standin_actuator import ReferenceActuator, ReferenceActuatorConfig
-from robot_rl.standin_model import StandInConfig, load_standin_config
+from robot_rl.standin_model import PerturbationRanges, StandInConfig, load_standin_config
 
 
 def total_mass(standin):
@@ -88,3 +88,55 @@ def test_stand_in_rejects_bad_targets():
             s.send_targets(np.full(12, np.nan))
         with pytest.raises(ValueError):
             s.send_targets(np.zeros(3))
+
+
+def test_encoder_zero_offsets_shift_the_held_pose_and_the_reading_alike():
+    """A miscalibrated encoder: the driver holds its target in the encoder's frame, so the
+    joint settles at target - offset, and the state reads that joint as target again.  The
+    offsets are drawn last: the rest of the hidden physics is the same as without them."""
+    robot = load_robot("a1")
+    off = StandInConfig(seed=5, ranges=PerturbationRanges(encoder_offset=(-0.08, 0.08)))
+    with PyBulletStandIn(robot, StandInConfig(seed=5), suspended=True) as plain, \
+            PyBulletStandIn(robot, off, suspended=True) as shifted:
+        o = shifted.hidden_truth().encoder_offset
+        assert np.all(np.abs(o) <= 0.08) and np.ptp(o) > 0.05 and np.all(
+            plain.hidden_truth().encoder_offset == 0.0)
+        np.testing.assert_array_equal(plain.hidden_truth().joint_coulomb,
+                                      shifted.hidden_truth().joint_coulomb)
+        target = robot.array("nominal_pose")
+        for s in (plain, shifted):
+            s.reset()
+            for _ in range(200):  # 1 s on the rig: the legs settle under the PD
+                s.send_targets(target)
+                s.step()
+        read_plain, read_shifted = plain.read_state().q, shifted.read_state().q
+        true_plain = plain._body.joint_state()[0]
+        true_shifted = shifted._body.joint_state()[0]
+    # the encoders read the same settled pose (the PD's error is the same), 5 mrad for
+    # the joints' friction and sag ...
+    np.testing.assert_allclose(read_shifted, read_plain, atol=5e-3)
+    # ... where the joints really are offset by the calibration error
+    np.testing.assert_allclose(true_shifted - true_plain, -o, atol=5e-3)
+    np.testing.assert_allclose(read_shifted - true_shifted, o, atol=1e-3)
+
+
+def test_a_compliant_floor_lets_the_standing_robot_sink_by_weight_over_stiffness():
+    """floor_stiffness makes the ground's contact a spring: the robot standing on four feet
+    sinks by about its weight / (4 k) more than on the rigid floor."""
+    robot = load_robot("a1")
+    k = 5000.0
+    z = {}
+    for name, cfg in (("rigid", StandInConfig(seed=2)),
+                      ("soft", StandInConfig(seed=2, floor_stiffness=k, floor_damping=300.0))):
+        with PyBulletStandIn(robot, cfg) as s:
+            s.reset()
+            for _ in range(300):
+                s.send_targets(robot.array("nominal_pose"))
+                s.step()
+            z[name] = s.ground_truth().base_pos[2]
+            mass = total_mass(s)
+    sink = z["rigid"] - z["soft"]
+    expected = mass * 9.81 / (4 * k)
+    assert 0.6 * expected < sink < 1.5 * expected, (sink, expected)
+    with pytest.raises(ConfigError, match="floor_stiffness"):
+        StandInConfig(floor_stiffness=-1.0)
