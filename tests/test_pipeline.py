@@ -287,3 +287,35 @@ def test_set_reaches_every_training_run_and_bad_keys_fail_first(tmp_path, monkey
                         "--set", "env.gait_stride_turn=true"])
     err = capsys.readouterr().err
     assert rc == 2 and "train_set" in err and "pipeline.json" in err
+
+
+def test_a_candidate_trained_to_the_end_is_not_trained_again(run_dir, tmp_path, monkeypatch):
+    """Resuming with the randomized candidate finished and phase 3 not: phase 3 alone, in
+    this process with every thread, and nothing side by side."""
+    import shutil
+
+    from policies.train import checkpoint_iteration, latest_checkpoint
+    from robot_rl.app import pipeline as pl
+
+    out = tmp_path / "run"
+    shutil.copytree(run_dir, out)
+    b = pl.BUDGETS["smoke"]
+    for ckpt in (out / "policy").glob("model_*.pt"):  # phase 3 undone: back to phase 2's end
+        if checkpoint_iteration(ckpt) > b["train"]:
+            ckpt.unlink()
+    assert checkpoint_iteration(latest_checkpoint(out / "policy")) == b["train"]
+    calls, side = [], []
+    monkeypatch.setattr(pl, "_call", lambda module, argv: calls.append(argv))
+    monkeypatch.setattr(pl, "_train_side_by_side", lambda o, runs: side.append(runs))
+    a = pl.build_parser().parse_args(["--robot", "a1", "--out", str(out), "--budget", "smoke"])
+    pl._train(out, a)
+    assert side == [] and len(calls) == 1
+    assert "--actuator" in calls[0] and str(out / "policy") in calls[0]
+    # and with neither finished, both train side by side (on two cores)
+    for ckpt in (out / "randomized" / "policy").glob("model_*.pt"):
+        if checkpoint_iteration(ckpt) > b["train"]:
+            ckpt.unlink()
+    calls.clear()
+    monkeypatch.setattr(pl, "_cores", lambda: 2)
+    pl._train(out, a)
+    assert calls == [] and len(side) == 1 and set(side[0]) == {"identified", "randomized"}

@@ -144,8 +144,12 @@ def _train(out: Path, a: argparse.Namespace) -> None:
     if latest_checkpoint(rand / "policy") is None:  # the fork: phase 2's last checkpoint
         fork = pol / f"model_{b['train']}.pt"
         atomic_write_bytes(rand / "policy" / fork.name, fork.read_bytes())
-    last = {"randomized": [*common, "--out", str(rand / "policy"), *randomized,
-                           "--iterations", str(final_iteration(b))]}
+    # a candidate already trained to the end (a resumed run) is left out, so the other one
+    # trains alone on every core instead of on one beside a worker with nothing to do
+    last = {}
+    if (checkpoint_iteration(latest_checkpoint(rand / "policy")) or 0) < final_iteration(b):
+        last["randomized"] = [*common, "--out", str(rand / "policy"), *randomized,
+                              "--iterations", str(final_iteration(b))]
     if done < final_iteration(b):
         last["identified"] = [*common, "--out", str(pol), "--sysid", str(out / "sysid"),
                               "--actuator", str(out / "actuator"),
