@@ -3,7 +3,8 @@
 No real robot is attached to these machines, so stages 1 and 2 read logs produced here.
 The stand-in draws hidden perturbations of the robot's physics (link masses, a trunk
 payload with an offset centre of mass, joint damping and Coulomb friction, rotor inertia,
-foot friction) from its config's seed, and drives the joints through a reference actuator
+foot friction, optionally the joint encoders' zero offsets) from its config's seed, stands
+on a rigid or (``floor_stiffness``) compliant floor, and drives the joints through a reference actuator
 richer than an ideal PD (latency, torque-speed saturation, first-order torque response);
 see :mod:`robot_rl.standin_actuator` for the equations.  Real users replace this class with a
 bridge to their robot; everything downstream sees only the logs.
