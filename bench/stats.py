@@ -77,16 +77,12 @@ def ratio_ci(
     The ratio is only meaningful when ``stat(den)`` stays positive; if any resample of the
     denominator is <= 0 the interval is returned as ``(nan, nan)``."""
     num, den = _as_sample(num), _as_sample(den)
-    rng = np.random.default_rng(seed)
-    bn = stat(_resample(num, rng, n_resamples), axis=-1)
-    bd = stat(_resample(den, rng, n_resamples), axis=-1)
+    bn, bd = _two_sample_boot(num, den, stat, n_resamples, seed)
     d = stat(den)
     point = float(stat(num) / d) if d > 0 else float("nan")
     if np.any(bd <= 0):
         return point, float("nan"), float("nan")
-    a = (1.0 - confidence) / 2.0
-    lo, hi = np.quantile(bn / bd, [a, 1.0 - a])
-    return point, float(lo), float(hi)
+    return (point, *_percentiles(bn / bd, confidence))
 
 
 def difference_ci(
@@ -100,12 +96,24 @@ def difference_ci(
     """``(point, low, high)`` for ``stat(other) - stat(base)``, both samples resampled
     independently (one RNG, ``base`` drawn first)."""
     base, other = _as_sample(base), _as_sample(other)
+    bb, bo = _two_sample_boot(base, other, stat, n_resamples, seed)
+    return (float(stat(other) - stat(base)), *_percentiles(bo - bb, confidence))
+
+
+def _two_sample_boot(first: np.ndarray, second: np.ndarray, stat, n_resamples: int,
+                     seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """``stat`` of ``n_resamples`` bootstrap resamples of each sample, drawn independently
+    from one RNG, ``first`` drawn first."""
     rng = np.random.default_rng(seed)
-    bb = stat(_resample(base, rng, n_resamples), axis=-1)
-    bo = stat(_resample(other, rng, n_resamples), axis=-1)
+    return (stat(_resample(first, rng, n_resamples), axis=-1),
+            stat(_resample(second, rng, n_resamples), axis=-1))
+
+
+def _percentiles(boot: np.ndarray, confidence: float) -> tuple[float, float]:
+    """The central ``confidence`` percentile interval of bootstrap draws ``boot``."""
     a = (1.0 - confidence) / 2.0
-    lo, hi = np.quantile(bo - bb, [a, 1.0 - a])
-    return float(stat(other) - stat(base)), float(lo), float(hi)
+    lo, hi = np.quantile(boot, [a, 1.0 - a])
+    return float(lo), float(hi)
 
 
 def fmt_ci(t: tuple[float, float, float], digits: int = 2) -> str:
