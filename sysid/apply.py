@@ -13,6 +13,11 @@ parameter                   fields set
 ``armature/<joint>``        ``dof_armature[dof]``  (kg m^2; rotor inertia on the joint's diagonal)
 ``damping/<joint>``         ``dof_damping[dof]``   (N m s/rad)
 ``coulomb/<joint>``         ``dof_frictionloss[dof]`` (N m; MuJoCo's dry friction)
+``encoder_offset/<joint>``  no model field: the robot's encoder reads q_true + value, and its
+                            driver's PD acts on that reading.  :func:`encoder_offsets` gives
+                            the per-joint array; a simulated robot adds it to the measured
+                            angles and subtracts it from the joint targets it tracks
+                            (kp (q* - (q + o)) = kp ((q* - o) - q))
 ``leg_mass_scale/<foot>``   ``body_mass`` and ``body_inertia`` of every body of that leg
                             (subtree of the leg's first joint) = URDF value x scale
 ``trunk_mass``              ``body_mass[trunk]``; ``body_inertia[trunk]`` = URDF inertia x
@@ -42,6 +47,8 @@ MAPPING = {
     "armature": "model.dof_armature[dof of <joint>] = value",
     "damping": "model.dof_damping[dof of <joint>] = value",
     "coulomb": "model.dof_frictionloss[dof of <joint>] = value",
+    "encoder_offset": "no model field: measured angle = q + value, tracked target = target - "
+                      "value (sysid.apply.encoder_offsets)",
     "leg_mass_scale": "model.body_mass[b], model.body_inertia[b] = URDF value * value, for every "
                       "body b in the subtree of the leg's first joint",
     "trunk_mass": "model.body_mass[trunk] = value; model.body_inertia[trunk] = URDF inertia * "
@@ -50,6 +57,10 @@ MAPPING = {
     "foot_friction": "model.geom_friction[g, 0] = value for every geom with contype or "
                      "conaffinity (robot and floor)",
 }
+
+
+#: kinds that may be negative
+SIGNED = ("trunk_com", "encoder_offset")
 
 
 def _values(params: Mapping) -> dict[str, float]:
@@ -116,7 +127,7 @@ def apply_params(model: mujoco.MjModel, params: Mapping, robot: RobotDescription
     for k, v in values.items():
         if not np.isfinite(v):
             raise ValueError(f"apply_params: {k} = {v} is not finite")
-        if v < 0 and kind_of(k) != "trunk_com":
+        if v < 0 and kind_of(k) not in SIGNED:
             raise ValueError(f"apply_params: {k} = {v} must be >= 0")
     nom = plan.nominal
     fields = {"armature": model.dof_armature, "damping": model.dof_damping,
@@ -142,3 +153,15 @@ def apply_params(model: mujoco.MjModel, params: Mapping, robot: RobotDescription
         model.geom_friction[plan.collide, 0] = values["foot_friction"]
     mujoco.mj_setConst(model, mujoco.MjData(model) if data is None else data)
     return model
+
+
+def encoder_offsets(params: Mapping, robot: RobotDescription) -> np.ndarray:
+    """(J,) rad: each joint's ``encoder_offset/<joint>`` in ``params`` (flat or a loaded
+    params.json), 0 where absent (a params.json written before the kind existed).  A
+    simulated robot reports ``q + offsets`` and drives its joints towards ``target - offsets``,
+    as the robot's driver does on its own encoder."""
+    values = _values(params)
+    out = np.array([values.get(f"encoder_offset/{j}", 0.0) for j in robot.joint_names])
+    if not np.all(np.isfinite(out)):
+        raise ValueError(f"encoder_offsets: non-finite offsets {out.tolist()}")
+    return out

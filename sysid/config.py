@@ -24,6 +24,9 @@ class BoundsConfig:
     # Coulomb joint friction (N m): a worn or cold gearbox holds several N m (15 % of the
     # A1's 33.5 N m is 5)
     coulomb: tuple[float, float] = (0.0, 5.0)
+    # encoder zero offset (rad): a joint calibrated by eye against a jig is off by a degree
+    # or two; 0.2 rad (11 degrees) is a motor mounted one spline tooth off
+    encoder_offset: tuple[float, float] = (-0.2, 0.2)
     # scale of all link masses and inertias of one leg (-)
     leg_mass_scale: tuple[float, float] = (0.5, 1.5)
     # trunk mass (incl. payload) as a multiple of the nominal trunk mass (-): up to a payload
@@ -57,6 +60,8 @@ class StdFloorConfig:
     damping: tuple[float, float] = (0.02, 2e-3)
     # Coulomb friction: (-, N m)
     coulomb: tuple[float, float] = (0.02, 2e-3)
+    # encoder offset: (-, rad)
+    encoder_offset: tuple[float, float] = (0.0, 3e-3)
     # leg mass scale: (-, -)
     leg_mass_scale: tuple[float, float] = (0.002, 0.0)
     # trunk mass: (-, kg)

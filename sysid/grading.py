@@ -8,6 +8,8 @@ identification can give.  A real robot has no such truth.
 
 from __future__ import annotations
 
+import numpy as np
+
 from robot_rl.robot import RobotDescription
 from robot_rl.standin import PyBulletStandIn
 from robot_rl.standin_model import HiddenParams, StandInConfig
@@ -24,7 +26,7 @@ def truth_values(robot: RobotDescription, cfg: StandInConfig,
                  hidden: HiddenParams | None = None) -> dict[str, float]:
     """The stand-in's hidden parameters (``hidden``, else drawn as the stand-in of ``cfg``
     draws them) as stage 1's named values (``params.json``'s keys): joint armature, damping
-    and Coulomb friction, leg mass scales, the trunk's mass and COM (MuJoCo's trunk body
+    and Coulomb friction, encoder offsets, leg mass scales, the trunk's mass and COM (MuJoCo's trunk body
     with the payload fused in) and the foot friction."""
     h = hidden_params(robot, cfg) if hidden is None else hidden
     nom = nominal(robot)
@@ -33,6 +35,7 @@ def truth_values(robot: RobotDescription, cfg: StandInConfig,
         out[f"armature/{j}"] = float(h.rotor_inertia[i])
         out[f"damping/{j}"] = float(h.joint_damping[i])
         out[f"coulomb/{j}"] = float(h.joint_coulomb[i])
+        out[f"encoder_offset/{j}"] = float(np.broadcast_to(h.encoder_offset, (len(robot.joint_names),))[i])
     for i, f in enumerate(robot.foot_links):
         out[f"leg_mass_scale/{f}"] = float(h.leg_mass_scale[i])
     mass = nom.trunk_mass + h.trunk_payload

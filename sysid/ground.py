@@ -33,6 +33,8 @@ as not identifiable with range [lower bound, upper physical bound].
 
 from __future__ import annotations
 
+import dataclasses
+
 from dataclasses import dataclass, field
 
 import mujoco
@@ -261,7 +263,9 @@ def fit_ground(logs: list[RobotLog], robot: RobotDescription, joint_values: dict
 
     ``joint_std`` (std of the leg parameters) propagates the legs' uncertainty: the fits
     are repeated with every leg mass scale moved by +-1 std together (the trunk mass is
-    what the legs do not weigh) and the RMS change joins the systematic std.
+    what the legs do not weigh), and every encoder offset too (the legs' kinematics), and
+    the RMS change joins the systematic std.  ``logs`` carry the true joint angles (the
+    caller has taken the fitted encoder offsets off).
     """
     data = [ground_data(log, robot, joint_values, cfg, None, coulomb_velocity) for log in logs]
     nom = nominal(robot)
@@ -274,15 +278,19 @@ def fit_ground(logs: list[RobotLog], robot: RobotDescription, joint_values: dict
     trunk_names = ["trunk_mass"] + [f"trunk_com/{a}" for a in AXES]
     edge = int(round(1.0 / (cfg.filter_hz * dt)))  # filter transient at stretch ends
 
-    # the same valid samples, with the leg mass scales moved by +-1 std
+    # the same valid samples, with the leg mass scales and the encoder offsets (the legs'
+    # kinematics) moved by +-1 std
     legs = [k for k in joint_values if k.startswith("leg_mass_scale/")]
     leg_variants: list[list[GroundData]] = []
     if joint_std and legs and valid_s > 0:
+        off_std = np.array([joint_std.get(f"encoder_offset/{j}", 0.0) for j in robot.joint_names])
+        off_std = np.where(np.isfinite(off_std), off_std, 0.0)
         for sign in (1.0, -1.0):
             jv = dict(joint_values)
             for k in legs:
                 jv[k] = joint_values[k] + sign * joint_std.get(k, 0.0)
-            dv = [ground_data(log, robot, jv, cfg, g.clearance, coulomb_velocity)
+            dv = [ground_data(dataclasses.replace(log, q=log.q - sign * off_std), robot, jv, cfg,
+                              g.clearance, coulomb_velocity)
                   for log, g in zip(logs, data)]
             for gv, g in zip(dv, data):
                 gv.valid, gv.loaded = g.valid, g.loaded

@@ -9,6 +9,7 @@ step: a run that fails on the way writes no params.json.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import subprocess
 import time
@@ -21,7 +22,7 @@ import numpy as np
 from robot_rl.config import to_dict
 from robot_rl.logs import RobotLog, read_log
 from robot_rl.robot import RobotDescription, load_robot
-from sysid.apply import apply_params
+from sysid.apply import apply_params, encoder_offsets
 from sysid.artifact import write_params
 from sysid.config import SysidConfig
 from sysid.ground import fit_ground
@@ -36,7 +37,7 @@ SCHEMA_VERSION = 1
 METHOD = {
     "joints": "suspended logs: linear least squares on the inverse-dynamics regressor "
               "(MuJoCo mj_inverse of the nominal model on logged q, qd, qdd), per leg: "
-              "tau = s_leg ID + armature qdd + damping qd + coulomb tanh(qd/v) + time offset; "
+              "tau = s_leg ID(q - encoder offset) + armature qdd + damping qd + coulomb tanh(qd/v) + time offset; "
               "torque and regressors low-passed alike",
     "trunk": "ground logs: contact forces eliminated through each leg's joint equations, "
              "payload mass and first moment by linear least squares on the 6 floating-base "
@@ -138,6 +139,9 @@ def identify(log_paths: list[str | Path], robot: RobotDescription | str, cfg: Sy
         joint_values = {k: (float(np.clip(x, *table[k]["bounds"])) if kind_of(k) != "leg_mass_scale"
                             else table[k]["fitted"]) for k, x in joint_values.items()}
         joint_std = {k: e.std for k, e in joint_fit.estimates.items()}
+        # the legs' kinematics from the true angles: the encoders read q_true + offset
+        offsets = encoder_offsets(joint_values, robot)
+        ground = [dataclasses.replace(log, q=log.q - offsets) for log in ground]
         try:
             gfit = fit_ground(ground, robot, joint_values, cfg.ground, cfg.bootstrap,
                               cfg.block_s, rng, joint_std, cfg.joints.coulomb_velocity)
@@ -164,12 +168,13 @@ def identify(log_paths: list[str | Path], robot: RobotDescription | str, cfg: Sy
         shift[joints] = joint_fit.time_shift.get(robot.foot_links[leg], 0.0)
     nom_model = fixed_base_model(robot, v.timestep)
     id_model = apply_params(fixed_base_model(robot, v.timestep), fitted, robot)
+    offsets = encoder_offsets(fitted, robot)
     reps = []
     for log, mask in zip(held_logs, held_masks):
         if mask.sum() * log.control_dt < v.window_s + log.control_dt:
             continue
         reps.append((log, replay(nom_model, robot, log, mask, v.window_s, shift),
-                     replay(id_model, robot, log, mask, v.window_s, shift)))
+                     replay(id_model, robot, log, mask, v.window_s, shift, offsets)))
     if not reps:
         raise SysidError("no held-out suspended data long enough for one replay window "
                          f"({v.window_s} s): give a longer log or --holdout")

@@ -2,14 +2,17 @@
 
 With the base on a rig the legs are independent chains, and for the joints of leg l::
 
-    tau_meas,j(t + d_l) = s_l * ID_j(q, qd, qdd)  +  J_j qdd_j  +  b_j qd_j  +  f_j tanh(qd_j / v)
+    tau_meas,j(t + d_l) = s_l * ID_j(q - o, qd, qdd)  +  J_j qdd_j  +  b_j qd_j  +  f_j tanh(qd_j / v)
 
 ``ID`` is MuJoCo's inverse dynamics (``mj_inverse``) of the nominal URDF model on the logged
 q, qd and qdd (central difference of qd); since a leg's inverse dynamics is linear in its
 inertial parameters, scaling every mass and inertia of leg l by s_l scales ID by s_l
 exactly.  Rotor inertia J_j (MuJoCo armature), viscous damping b_j and Coulomb friction f_j
-enter linearly, so everything is one linear least-squares problem per leg (3 joints x T
-equations, 11 unknowns).  ``d_l`` is a nuisance time offset between the torque and encoder
+enter linearly.  ``o`` are the encoders' zero offsets (the encoder reads q_true + o_k):
+to first order s_l ID(q - o) = s_l ID(q) - sum_k dID/dq_k (s_l o_k), linear in c_k = s_l o_k
+(``dID/dq_k`` by central differences of ``mj_inverse``; o_k = c_k / s_l, the neglected term
+is second order, 1e-3 of the gravity torque at 0.05 rad).  So everything is one linear
+least-squares problem per leg (3 joints x T equations, 14 unknowns).  ``d_l`` is a nuisance time offset between the torque and encoder
 samples (a 0.5 ms offset looks like 0.01 N m s/rad of damping with kp = 20 N m/rad); it
 enters linearly through tau(t + d) ~ tau(t) + d dtau/dt.
 
@@ -40,8 +43,12 @@ from robot_rl.logs import RobotLog
 from robot_rl.robot import RobotDescription
 from robot_rl.sim_mujoco import index
 from sysid.config import JointFitConfig
-from sysid.model import fixed_base_model, inverse_dynamics, leg_joints
+from sysid.model import JOINT_KINDS, fixed_base_model, inverse_dynamics, leg_joints
 from sysid.signals import block_bootstrap, block_normal_equations, lowpass, solve, trimmed
+
+
+#: central-difference step of dID/dq (rad)
+ENCODER_EPS = 1e-4
 
 
 @dataclass
@@ -76,6 +83,7 @@ class _Raw:
     qd: np.ndarray
     qdd: np.ndarray
     id: np.ndarray
+    did: np.ndarray  # (T, J, per leg): dID_j / dq_k for the joints k of j's leg
     train: np.ndarray
     near_limit: np.ndarray  # (T, J) joint at (or filtered from) its position limit
 
@@ -100,23 +108,37 @@ def _raw(log: RobotLog, robot: RobotDescription, train: np.ndarray, cfg: JointFi
     qvel, qacc = np.zeros((n, model.nv)), np.zeros((n, model.nv))
     qpos[:, idx.qpos], qvel[:, idx.qvel], qacc[:, idx.qvel] = log.q, log.qd, qdd
     ident = inverse_dynamics(model, qpos, qvel, qacc)[:, idx.qvel]
+    legs = leg_joints(robot)
+    did = np.zeros((n, robot.num_joints, len(legs[0])))
+    for joints in legs:
+        for m, k in enumerate(joints):
+            col = idx.qpos[k]
+            qpos[:, col] = log.q[:, k] + ENCODER_EPS
+            up = inverse_dynamics(model, qpos, qvel, qacc)[:, idx.qvel[joints]]
+            qpos[:, col] = log.q[:, k] - ENCODER_EPS
+            down = inverse_dynamics(model, qpos, qvel, qacc)[:, idx.qvel[joints]]
+            qpos[:, col] = log.q[:, k]
+            did[:, joints, m] = (up - down) / (2 * ENCODER_EPS)
     near = _near_limit(log, robot, cfg.limit_margin, int(round(1.0 / (cfg.filter_hz * dt))))
-    return _Raw(dt, log.tau, log.qd, qdd, ident, train, near)
+    return _Raw(dt, log.tau, log.qd, qdd, ident, did, train, near)
 
 
 def _columns(raw: _Raw, cutoff: float, vel: float) -> dict[str, np.ndarray]:
     f = lambda x: lowpass(x, cutoff, raw.dt)  # noqa: E731
     tau = f(raw.tau)
     return {"tau": tau, "dtau": np.gradient(tau, raw.dt, axis=0), "id": f(raw.id),
+            "did": f(raw.did.reshape(len(raw.did), -1)).reshape(raw.did.shape),
             "qdd": f(raw.qdd), "qd": f(raw.qd), "fric": f(np.tanh(raw.qd / vel))}
 
 
 def _design(cols: list[dict], rows: list[np.ndarray], joints: list[int], shift: bool,
             raws: list[_Raw]):
     """Rows (n, |joints|, p) and targets (n, |joints|) of one leg's regression; equations of
-    a joint near its position limit are zeroed (they drop out of the least squares)."""
+    a joint near its position limit are zeroed (they drop out of the least squares).
+    Unknowns: the leg's mass scale, (armature, damping, Coulomb) per joint, s_l x the
+    encoder offset per joint, the time offset (with ``shift``)."""
     nj = len(joints)
-    p = 1 + 3 * nj + int(shift)
+    p = 1 + 4 * nj + int(shift)
     a_all, y_all = [], []
     for c, r, raw in zip(cols, rows, raws):
         n = int(r.sum())
@@ -126,6 +148,8 @@ def _design(cols: list[dict], rows: list[np.ndarray], joints: list[int], shift: 
             a[:, k, 1 + 3 * k] = c["qdd"][r, j]
             a[:, k, 2 + 3 * k] = c["qd"][r, j]
             a[:, k, 3 + 3 * k] = c["fric"][r, j]
+            for m, jm in enumerate(joints):  # legs own consecutive joints
+                a[:, k, 1 + 3 * nj + m] = -c["did"][r, j, jm % c["did"].shape[2]]
             if shift:
                 a[:, k, -1] = -c["dtau"][r, j]
         y = np.stack([c["tau"][r, j] for j in joints], axis=1)
@@ -175,7 +199,7 @@ def fit_joints(logs: list[RobotLog], train: list[np.ndarray], robot: RobotDescri
             if int(j) not in excited:
                 why = (f"joint not excited (filtered speed RMS {speed_rms[j]:.3g} rad/s < "
                        f"{cfg.min_speed_rms})")
-                for kind in ("armature", "damping", "coulomb"):
+                for kind in JOINT_KINDS:
                     est[f"{kind}/{robot.joint_names[j]}"] = Estimate(np.nan, np.inf, np.inf, False, why)
         if not excited:
             est[f"leg_mass_scale/{foot}"] = Estimate(np.nan, np.inf, np.inf, False,
@@ -195,6 +219,12 @@ def fit_joints(logs: list[RobotLog], train: list[np.ndarray], robot: RobotDescri
             var_x.append(xv)
         sys_std = np.sqrt(np.mean((np.array(var_x) - x) ** 2, axis=0)) if var_x else 0 * x
         est[f"leg_mass_scale/{foot}"] = Estimate(float(x[0]), float(stat[0]), float(sys_std[0]))
+        # encoder offsets: o_k = c_k / s_l, per bootstrap replicate and per variant
+        io = slice(1 + 3 * len(excited), 1 + 4 * len(excited))
+        off = x[io] / x[0]
+        off_stat = (boot[:, io] / boot[:, :1]).std(axis=0)
+        off_sys = (np.sqrt(np.mean([(xv[io] / xv[0] - off) ** 2 for xv in var_x], axis=0))
+                   if var_x else 0 * off)
         delay = abs(x[-1]) if cfg.time_shift else 0.0
         for k, j in enumerate(excited):
             name = robot.joint_names[j]
@@ -205,6 +235,8 @@ def fit_joints(logs: list[RobotLog], train: list[np.ndarray], robot: RobotDescri
             for o, kind in enumerate(("armature", "damping", "coulomb")):
                 i = 1 + 3 * k + o
                 est[f"{kind}/{name}"] = Estimate(float(x[i]), float(stat[i]), float(sys_std[i]))
+            est[f"encoder_offset/{name}"] = Estimate(float(off[k]), float(off_stat[k]),
+                                                     float(off_sys[k]))
             resid[name] = float(w[k])
         if cfg.time_shift:
             shifts[foot] = float(x[-1])

@@ -5,6 +5,9 @@ Parameter names (one place, used by every other module of the stage)::
     armature/<joint>        reflected rotor inertia           kg m^2   dof_armature
     damping/<joint>         viscous joint damping             N m s/rad dof_damping
     coulomb/<joint>         Coulomb joint friction            N m      dof_frictionloss
+    encoder_offset/<joint>  encoder zero offset: the encoder  rad      (no model field: the
+                            reads q_true + value                        measured angle and
+                                                                        the driver's PD)
     leg_mass_scale/<foot>   scale of a leg's masses/inertias  -        body_mass, body_inertia
     trunk_mass              trunk + payload mass              kg       body_mass, body_inertia
     trunk_com/x|y|z         trunk + payload COM, trunk frame  m        body_ipos
@@ -27,12 +30,15 @@ UNITS = {
     "armature": "kg m^2",
     "damping": "N m s/rad",
     "coulomb": "N m",
+    "encoder_offset": "rad",
     "leg_mass_scale": "-",
     "trunk_mass": "kg",
     "trunk_com": "m",
     "foot_friction": "-",
 }
 AXES = ("x", "y", "z")
+#: the per-joint kinds, in the order of the joint fit's unknowns
+JOINT_KINDS = ("armature", "damping", "coulomb", "encoder_offset")
 
 
 def kind_of(name: str) -> str:
@@ -68,7 +74,7 @@ def leg_bodies(model: mujoco.MjModel, robot: RobotDescription) -> list[list[int]
 
 def parameter_names(robot: RobotDescription) -> list[str]:
     """Every parameter stage 1 identifies, in params.json order."""
-    names = [f"{k}/{j}" for k in ("armature", "damping", "coulomb") for j in robot.joint_names]
+    names = [f"{k}/{j}" for k in JOINT_KINDS for j in robot.joint_names]
     names += [f"leg_mass_scale/{f}" for f in robot.foot_links]
     names += ["trunk_mass"] + [f"trunk_com/{a}" for a in AXES] + ["foot_friction"]
     return names

@@ -27,7 +27,8 @@ from sysid.joints import Estimate
 from sysid.model import UNITS, kind_of, nominal, parameter_names, weight_moment
 
 #: size at which a parameter of each kind matters (identifiability threshold reference)
-SCALES = {"armature": 5e-4, "damping": 0.05, "coulomb": 0.05, "leg_mass_scale": 1.0,
+SCALES = {"armature": 5e-4, "damping": 0.05, "coulomb": 0.05, "encoder_offset": 0.02,
+          "leg_mass_scale": 1.0,
           "trunk_mass": None, "trunk_com": 0.01, "foot_friction": 1.0}
 
 
@@ -37,7 +38,7 @@ def nominal_values(robot: RobotDescription) -> dict[str, float]:
     out: dict[str, float] = {}
     for name in parameter_names(robot):
         kind = kind_of(name)
-        if kind in ("armature", "damping", "coulomb"):
+        if kind in ("armature", "damping", "coulomb", "encoder_offset"):
             out[name] = 0.0
         elif kind == "leg_mass_scale":
             out[name] = 1.0
@@ -122,8 +123,9 @@ def parameter_table(estimates: dict[str, Estimate], robot: RobotDescription, cfg
 #: mass, g: gravity, h: nominal base height; for the A1, m g h = 33 N m and m h^2 = 0.91
 #: kg m^2): armature in m h^2, damping in m g h per rad/s, Coulomb friction in m g h, the leg
 #: masses and the trunk mass as multiples of the URDF's, the trunk COM as an offset in h,
-#: foot friction as it is
+#: foot friction as it is; encoder offsets none (those stacks take the encoders as calibrated)
 HAND_SET = {"armature": (0.0, 0.0045), "damping": (0.0, 0.015), "coulomb": (0.0, 0.03),
+            "encoder_offset": (0.0, 0.0),
             "leg_mass_scale": (0.8, 1.2), "trunk_mass": (0.8, 1.6), "trunk_com": (-0.18, 0.18),
             "foot_friction": (0.3, 1.25)}
 
@@ -131,7 +133,7 @@ HAND_SET = {"armature": (0.0, 0.0045), "damping": (0.0, 0.015), "coulomb": (0.0,
 def hand_set_units(robot: RobotDescription) -> dict[str, float]:
     """The unit of each :data:`HAND_SET` kind for ``robot`` (SI per unit of the table)."""
     nom, h, mgh = nominal(robot), robot.nominal_base_height, weight_moment(robot)
-    return {"armature": mgh * h / GRAVITY, "damping": mgh, "coulomb": mgh,
+    return {"armature": mgh * h / GRAVITY, "damping": mgh, "coulomb": mgh, "encoder_offset": 1.0,
             "leg_mass_scale": 1.0, "trunk_mass": nom.trunk_mass, "trunk_com": h,
             "foot_friction": 1.0}
 

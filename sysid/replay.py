@@ -55,8 +55,11 @@ def window_starts(mask: np.ndarray, n: int) -> list[int]:
 
 
 def replay(model: mujoco.MjModel, robot: RobotDescription, log: RobotLog, mask: np.ndarray,
-           window_s: float, time_shift: np.ndarray | None = None) -> Replay:
-    """Drive ``model`` (fixed base) with ``log.tau`` over windows inside ``mask``."""
+           window_s: float, time_shift: np.ndarray | None = None,
+           encoder_offset: np.ndarray | None = None) -> Replay:
+    """Drive ``model`` (fixed base) with ``log.tau`` over windows inside ``mask``; with
+    ``encoder_offset`` (J,) the model's joints start at, and are compared as, the logged
+    angle minus the offset (the encoders read q_true + offset)."""
     idx = index(model, robot)
     if idx.floating:
         raise ValueError("replay needs the fixed-base (suspended) model")
@@ -66,6 +69,7 @@ def replay(model: mujoco.MjModel, robot: RobotDescription, log: RobotLog, mask: 
     n = max(int(round(window_s / dt)), 1)
     sub = max(int(round(dt / h)), 1)
     shift = np.zeros(robot.num_joints) if time_shift is None else np.asarray(time_shift)
+    offset = np.zeros(robot.num_joints) if encoder_offset is None else np.asarray(encoder_offset)
     starts = window_starts(mask, n)
     if not starts:
         raise ValueError(f"{log.path}: no held-out stretch of {window_s} s to replay")
@@ -75,14 +79,14 @@ def replay(model: mujoco.MjModel, robot: RobotDescription, log: RobotLog, mask: 
         u = np.stack([np.interp(t + shift[j], log.time, log.tau[:, j])
                       for j in range(robot.num_joints)], axis=1)
         mujoco.mj_resetData(model, d)
-        d.qpos[idx.qpos] = log.q[s]
+        d.qpos[idx.qpos] = log.q[s] - offset
         d.qvel[idx.qvel] = log.qd[s]
         mujoco.mj_forward(model, d)
         for k in range(n):
             for i in range(sub):
                 d.ctrl[idx.actuator] = u[k * sub + i]
                 mujoco.mj_step(model, d)
-            sims[w, k] = d.qpos[idx.qpos]
+            sims[w, k] = d.qpos[idx.qpos] + offset
     meas = np.stack([log.q[s + 1:s + n + 1] for s in starts])
     err = sims - meas
     if not np.all(np.isfinite(err)):

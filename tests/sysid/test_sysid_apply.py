@@ -109,7 +109,7 @@ def test_apply_accepts_params_json_content_and_rejects_bad_values():
 def test_parameter_names_cover_every_joint_leg_and_trunk(name):
     robot = load_robot(name)
     names = parameter_names(robot)
-    assert len(names) == 3 * robot.num_joints + len(robot.foot_links) + 5
+    assert len(names) == 4 * robot.num_joints + len(robot.foot_links) + 5
     m = build_model(robot)
     apply_params(m, sample_values(robot), robot)
     d = mujoco.MjData(m)
