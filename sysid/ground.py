@@ -34,7 +34,6 @@ as not identifiable with range [lower bound, upper physical bound].
 from __future__ import annotations
 
 import dataclasses
-
 from dataclasses import dataclass, field
 
 import mujoco

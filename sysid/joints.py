@@ -46,7 +46,6 @@ from sysid.config import JointFitConfig
 from sysid.model import JOINT_KINDS, fixed_base_model, inverse_dynamics, leg_joints
 from sysid.signals import block_bootstrap, block_normal_equations, lowpass, solve, trimmed
 
-
 #: central-difference step of dID/dq (rad)
 ENCODER_EPS = 1e-4
 
