@@ -87,11 +87,15 @@ class LeggedEnv(gym.vector.VectorEnv):
         # the robot's weight moment m g h (N m), nominal (before any identified payload):
         # the unit of the torque cost, so reward scales carry across robots
         self.torque_unit = weight_moment(self.robot)
+        # the encoders' zero offsets (rad, per env): the robot measures q + o and its driver's
+        # PD tracks the target on that reading (stage 1 identifies them; 0 without it)
+        self.encoder_offset = np.zeros((cfg.num_envs, self.robot.num_joints))
         if sysid is not None:
-            from sysid.apply import apply_params  # stage 1's single definition of the mapping
+            from sysid.apply import apply_params, encoder_offsets  # stage 1's mapping
 
-            self._apply = apply_params
+            self._apply, self._offsets = apply_params, encoder_offsets
             self._apply(self.base_model, sysid.values, self.robot)
+            self.encoder_offset[:] = encoder_offsets(sysid.values, self.robot)
         self._scratch = mujoco.MjData(self.base_model)  # for apply_params' mj_setConst
         self.physics = make_physics(
             cfg, self.base_model, self.robot, self.actuation,
@@ -149,7 +153,12 @@ class LeggedEnv(gym.vector.VectorEnv):
         return self.physics.qvel
 
     def joint_q(self) -> np.ndarray:
+        """The true joint angles (N, J)."""
         return self.physics.joint_q()
+
+    def measured_q(self) -> np.ndarray:
+        """The joint angles as the robot's encoders read them: true angle + zero offset."""
+        return self.physics.joint_q() + self.encoder_offset
 
     def joint_qd(self) -> np.ndarray:
         return self.physics.joint_qd()
@@ -179,6 +188,7 @@ class LeggedEnv(gym.vector.VectorEnv):
                 # field it touches from the URDF values)
                 values = randomize(self.sysid.ranges, self.rng)
                 self._apply(self.physics.env_model(i), values, self.robot, self._scratch)
+                self.encoder_offset[i] = self._offsets(values, self.robot)
                 self.randomized[i] = values
             self.physics.models_changed(ids)
         qpos = np.tile(self.physics.init_qpos, (len(ids), 1))
@@ -199,20 +209,21 @@ class LeggedEnv(gym.vector.VectorEnv):
         # a roll/pitch error (d_r, d_p) tilts the measured gravity by about (d_p, -d_r, 0)
         self.gyro_bias[ids] = self._imu_rng.normal(0.0, self.cfg.imu_gyro_bias, (len(ids), 3))
         self.gravity_bias[ids, :2] = self._imu_rng.normal(0.0, self.cfg.imu_tilt_bias, (len(ids), 2))
-        self.obs_state.reset(ids, self.joint_q()[ids], self.joint_qd()[ids], phase)
+        self.obs_state.reset(ids, self.measured_q()[ids], self.joint_qd()[ids], phase)
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         if seed is not None:
             self.rng = np.random.default_rng(seed)
             self._imu_rng = np.random.default_rng([seed, 1])
         self._reset_envs(np.arange(self.num_envs))
-        self.physics.step(np.tile(self.q0, (self.num_envs, 1)), 1)  # fills the sensors
+        self.physics.step(self.q0 - self.encoder_offset, 1)  # fills the sensors
         return self._observe(), {}
 
     def _observe(self, ids: np.ndarray | None = None, noise: bool = True,
                  gravity: np.ndarray | None = None) -> np.ndarray:
         """Observations of all envs, or of the envs ``ids`` only, with the configured noise:
-        uniform, zero mean, standard deviation ``obs_noise`` (uniform noise as in legged_gym;
+        The joint angles are the encoders' (``measured_q``: with stage 1's zero offsets).
+        Noise: uniform, zero mean, standard deviation ``obs_noise`` (uniform noise as in legged_gym;
         float32 uniforms cost a fifth of Gaussians, 30 us against 150 us per step at 128 envs),
         and each env's IMU bias on the gravity and angular velocity blocks.  The base
         velocity block (``spec.base_linvel``) is the simulator's, as a perfect estimate."""
@@ -221,7 +232,7 @@ class LeggedEnv(gym.vector.VectorEnv):
         if gravity is None:
             gravity = projected_gravity(sensor(QUAT)[r])
         obs = self.obs_state.observe(
-            q=self.joint_q()[r], qd=self.joint_qd()[r], gravity=gravity + self.gravity_bias[r],
+            q=self.measured_q()[r], qd=self.joint_qd()[r], gravity=gravity + self.gravity_bias[r],
             base_linvel_b=sensor(LINVEL)[r], base_angvel_b=sensor(GYRO)[r] + self.gyro_bias[r],
             command=self.command[r], ids=ids)
         if noise and self.cfg.obs_noise > 0:
@@ -243,7 +254,8 @@ class LeggedEnv(gym.vector.VectorEnv):
             self._pending.append(actions)
             applied = self._pending.pop(0)
         q_target = self.obs_state.act(actions, self.command, applied)
-        out = self.physics.step(q_target, self.cfg.decimation)
+        # the driver's PD on the encoder: kp (q* - (q + o)) = kp ((q* - o) - q)
+        out = self.physics.step(q_target - self.encoder_offset, self.cfg.decimation)
         self.base_contact = out.any_step.get(BASE_CONTACT, self.base_contact)
         self._maybe_push()
         self.steps += 1

@@ -198,6 +198,40 @@ def test_each_episode_sets_its_env_model_from_its_drawn_values():
         np.testing.assert_array_equal(getattr(env.base_model, f), getattr(base, f), err_msg=f)
 
 
+def test_encoder_offsets_shift_what_the_env_measures_and_where_the_driver_holds_the_joint():
+    """Stage 1's encoder offsets o: the observation reads q_true + o, and the driver's PD
+    (acting on the encoder) holds a joint at target - o; drawn offsets follow each env."""
+    robot = load_robot("a1")
+    o = np.linspace(-0.06, 0.06, robot.num_joints)
+    values = {f"encoder_offset/{j}": float(x) for j, x in zip(robot.joint_names, o)}
+    cfg = EnvConfig(num_envs=2, obs_noise=0.0, imu_gyro_bias=0.0, imu_tilt_bias=0.0,
+                    randomize=False, push_interval=0.0)
+    env = LeggedEnv(cfg, sysid=SysidParams(robot="a1", values=values, ranges={}), seed=0)
+    obs, _ = env.reset(seed=0)
+    start = sum(n for name, n in env.spec.blocks()[:[b[0] for b in env.spec.blocks()].index("joint_pos")])
+    joint_pos = lambda ob: ob[:, start:start + robot.num_joints] / env.spec.scales["joint_pos"]  # noqa: E731
+    np.testing.assert_allclose(joint_pos(obs), env.joint_q() + o - env.q0, atol=1e-5)
+    for _ in range(150):  # zero actions: the target is the nominal pose, 3 s of standing
+        obs, *_ = env.step(np.zeros((2, robot.num_joints)))
+    np.testing.assert_allclose(joint_pos(obs), env.joint_q() + o - env.q0, atol=1e-5)
+    # the driver's PD acts on the encoder, kp (q* - (q + o)) = kp ((q* - o) - q): the
+    # physics is handed the targets minus the offsets
+    handed = []
+    step = env.physics.step
+    env.physics.step = lambda target, n: handed.append(np.array(target)) or step(target, n)
+    env.step(np.full((2, robot.num_joints), 0.1))
+    np.testing.assert_allclose(handed[-1], env.obs_state.target - o, atol=1e-12)
+    # randomized: each env draws its own offsets from stage 1's ranges
+    ranges = {k: (v - 0.01, v + 0.01) for k, v in values.items()}
+    env = LeggedEnv(dataclasses.replace(cfg, randomize=True), seed=1,
+                    sysid=SysidParams(robot="a1", values=values, ranges=ranges))
+    env.reset(seed=3)
+    for i in range(2):
+        drawn = [env.randomized[i][f"encoder_offset/{j}"] for j in robot.joint_names]
+        np.testing.assert_array_equal(env.encoder_offset[i], drawn)
+    assert np.all(np.abs(env.encoder_offset - o) <= 0.01) and not np.allclose(env.encoder_offset, o)
+
+
 @pytest.mark.skipif(not hasattr(os, "sched_getaffinity") or len(os.sched_getaffinity(0)) < 2,
                     reason="needs Linux and 2 CPUs")
 def test_rollout_pool_pins_each_worker_to_its_own_cpu():
