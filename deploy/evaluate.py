@@ -159,8 +159,14 @@ def make_interface(cfg: EvalConfig, robot: RobotDescription, sysid: str | Path |
                         terrain=terrain)
     from robot_rl.mujoco_robot import MujocoRobot
 
-    hook = sysid_hook(robot, sysid) if sysid is not None else None
-    return MujocoRobot(robot, physics_dt=0.005, model_hook=hook, terrain=terrain)
+    if sysid is None:
+        return MujocoRobot(robot, physics_dt=0.005, terrain=terrain)
+    from sysid.apply import encoder_offsets
+    from sysid.artifact import read_params
+
+    return MujocoRobot(robot, physics_dt=0.005, model_hook=sysid_hook(robot, sysid), terrain=terrain,
+                       encoder_offset=encoder_offsets(read_params(sysid, robot=robot.name).values,
+                                                      robot))
 
 
 # -- one episode ------------------------------------------------------------------------------

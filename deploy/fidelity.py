@@ -32,6 +32,7 @@ Writes ``fidelity.json``, ``fidelity.md`` and ``fidelity.png`` to ``<run>/fideli
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import io
 import json
 import sys
@@ -72,8 +73,10 @@ TRUTH = "stand-in truth"
 #: control steps of log before the first open-loop window: every simulator's windows start
 #: at the same samples, after the longest warm-up an actuation needs
 FIRST_WINDOW = 16
-#: a simulator to replay in: (hook applied to the MuJoCo model or None, actuation)
-World = tuple[Callable[[mujoco.MjModel], None] | None, Callable[..., np.ndarray]]
+#: a simulator to replay in: (hook applied to the MuJoCo model or None, actuation, the
+#: encoders' zero offsets (J,) rad: the simulated robot measures q + offset and its drivers
+#: track the target on that reading)
+World = tuple[Callable[[mujoco.MjModel], None] | None, Callable[..., np.ndarray], np.ndarray]
 
 
 def gap_closed(nominal: float, error: float, truth: float) -> float | None:
@@ -94,6 +97,16 @@ def _model_hook(robot: RobotDescription, sysid: Path | None):
 
     values = read_params(sysid, robot=robot.name).values
     return lambda model: apply_params(model, values, robot)
+
+
+def _offsets(robot: RobotDescription, sysid: Path | None) -> np.ndarray:
+    """Stage 1's encoder zero offsets (zeros for the nominal model)."""
+    if sysid is None:
+        return np.zeros(robot.num_joints)
+    from sysid.apply import encoder_offsets
+    from sysid.artifact import read_params
+
+    return encoder_offsets(read_params(sysid, robot=robot.name).values, robot)
 
 
 def _actuation(robot: RobotDescription, actuator: Path | None, physics_dt: float):
@@ -135,7 +148,7 @@ class SimRobot(MujocoRobot):
         #: the parameters drawn for the current episode (None: the fitted values)
         self.drawn: dict[str, float] | None = None
         super().__init__(robot, physics_dt=physics_dt, model_hook=_model_hook(robot, sysid),
-                         terrain=terrain)
+                         terrain=terrain, encoder_offset=_offsets(robot, sysid))
 
     @classmethod
     def of_run(cls, robot: RobotDescription, run: Path, variant: Variant,
@@ -146,18 +159,20 @@ class SimRobot(MujocoRobot):
     def reset(self):
         if self._draws is not None:
             from policies.randomization import randomize
-            from sysid.apply import apply_params
+            from sysid.apply import apply_params, encoder_offsets
 
             self.drawn = randomize(self._ranges, self._draws)
             apply_params(self.model, self.drawn, self.robot, data=self.data)
+            self.encoder_offset = encoder_offsets(self.drawn, self.robot)
         st = super().reset()
-        self.actuation.reset(np.array([0]), st.q[None], st.qd[None])
+        self.actuation.reset(np.array([0]), (st.q - self.encoder_offset)[None], st.qd[None])
         return st
 
     def step(self):
         m, d, idx = self.model, self.data, self.idx
+        target = self._target - self.encoder_offset  # the driver's PD reads the encoder
         for _ in range(self.decimation):
-            self._tau = np.asarray(self.actuation(self._target[None], d.qpos[idx.qpos][None],
+            self._tau = np.asarray(self.actuation(target[None], d.qpos[idx.qpos][None],
                                                   d.qvel[idx.qvel][None])[0], dtype=np.float64)
             d.ctrl[idx.actuator] = self._tau
             mujoco.mj_step(m, d)
@@ -216,14 +231,18 @@ class StandInActuation:
 
 def truth_world(robot: RobotDescription, standin: StandInConfig,
                 physics_dt: float = PHYSICS_DT) -> World:
-    """(model hook, actuation) of the training simulator with the stand-in's hidden truth."""
-    from sysid.apply import apply_params
+    """(model hook, actuation, encoder offsets) of the training simulator with the
+    stand-in's hidden truth."""
+    from sysid.apply import apply_params, encoder_offsets
     from sysid.grading import hidden_params, truth_values
 
     hidden = hidden_params(robot, standin)
     values = truth_values(robot, standin, hidden)
+    # the world carries the encoder offsets (the replay shifts targets and angles by them),
+    # so the driver's own copy of them is taken out
+    driver = dataclasses.replace(hidden, encoder_offset=0.0)
     return (lambda model: apply_params(model, values, robot),
-            StandInActuation(robot, standin, hidden, physics_dt))
+            StandInActuation(robot, standin, driver, physics_dt), encoder_offsets(values, robot))
 
 
 # -- open loop -----------------------------------------------------------------------------
@@ -231,7 +250,7 @@ def replay(log: RobotLog, robot: RobotDescription, run: Path | None, variant: Va
            window_s: float = 0.5, physics_dt: float = PHYSICS_DT,
            world: World | None = None) -> dict[str, Any]:
     """Multiple-shooting replay of ``log`` in ``variant`` of ``run`` (or in ``world``, a
-    (model hook, actuation) pair such as :func:`truth_world`'s); errors against the log.
+    (model hook, actuation, encoder offsets) triple such as :func:`truth_world`'s); errors against the log.
     Windows start ``FIRST_WINDOW`` control steps into the log, whatever the simulator; the
     actuation runs on the logged states and targets of its ``warm_steps`` (default 4, the
     network's history) before each window."""
@@ -240,8 +259,9 @@ def replay(log: RobotLog, robot: RobotDescription, run: Path | None, variant: Va
     model = build_model(robot, MujocoModelConfig(timestep=physics_dt))
     if world is None:
         sysid, actuator = _folders(run, variant)
-        world = _model_hook(robot, sysid), _actuation(robot, actuator, physics_dt)
-    hook, act = world
+        world = (_model_hook(robot, sysid), _actuation(robot, actuator, physics_dt),
+                 _offsets(robot, sysid))
+    hook, act, o = world
     if hook is not None:
         hook(model)
     idx, d = index(model, robot), mujoco.MjData(model)
@@ -261,18 +281,21 @@ def replay(log: RobotLog, robot: RobotDescription, run: Path | None, variant: Va
         mujoco.mj_resetData(model, d)
         d.qpos[0:3], d.qpos[3:7] = log.base_pos[s], log.base_quat[s]
         d.qvel[0:3], d.qvel[3:6] = log.base_linvel[s], log.base_angvel[s]
-        d.qpos[idx.qpos], d.qvel[idx.qvel] = log.q[s], log.qd[s]
+        # the model's joints at the true angles: the encoders read q + o, the drivers
+        # track the target on that reading
+        d.qpos[idx.qpos], d.qvel[idx.qvel] = log.q[s] - o, log.qd[s]
         mujoco.mj_forward(model, d)
-        act.reset(np.array([0]), log.q[s - warm][None], log.qd[s - warm][None])
+        act.reset(np.array([0]), (log.q[s - warm] - o)[None], log.qd[s - warm][None])
         for k in range(s - warm, s):  # the actuation's history (the network's), from the log
-            act(log.q_target[k][None], log.q[k][None], log.qd[k][None])
+            act((log.q_target[k] - o)[None], (log.q[k] - o)[None], log.qd[k][None])
         q_sim, p_sim, v_sim = [], [], []
         for k in range(s, s + w):
             for _ in range(sub):
-                tau = act(log.q_target[k][None], d.qpos[idx.qpos][None], d.qvel[idx.qvel][None])[0]
+                tau = act((log.q_target[k] - o)[None], d.qpos[idx.qpos][None],
+                          d.qvel[idx.qvel][None])[0]
                 d.ctrl[idx.actuator] = tau
                 mujoco.mj_step(model, d)
-            q_sim.append(d.qpos[idx.qpos].copy())
+            q_sim.append(d.qpos[idx.qpos] + o)
             p_sim.append(d.qpos[0:3].copy())
             v_sim.append(d.qvel[0:3].copy())
         q_sim, p_sim, v_sim = map(np.array, (q_sim, p_sim, v_sim))

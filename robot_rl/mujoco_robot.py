@@ -9,7 +9,9 @@ frame from ``qvel[3:6]``, the accelerometer sensor's specific force), but no bas
 or linear velocity; those come from :meth:`MujocoRobot.ground_truth` (the free joint:
 position from ``qpos``, world-frame linear velocity from ``qvel[0:3]``), for metrics.
 ``model_hook(model)`` may edit the compiled model first (e.g. to apply identified
-parameters).  On a ``terrain`` (:mod:`robot_rl.terrain`) the robot spawns at the tile's
+parameters); ``encoder_offset`` (J,) rad are the encoders' zero offsets: the robot reports
+q + offset and its PD acts on that reading, as on a robot whose encoders are miscalibrated
+(stage 1 identifies them).  On a ``terrain`` (:mod:`robot_rl.terrain`) the robot spawns at the tile's
 spawn point, its base ``base_init_height`` above the ground there.  A controller, the
 evaluation, or a test drives it like a real robot.
 """
@@ -34,7 +36,8 @@ class MujocoRobot(RobotInterface):
 
     def __init__(self, robot: RobotDescription, physics_dt: float = 0.005, decimation: int = 1,
                  model_hook: Callable[[mujoco.MjModel], None] | None = None,
-                 model_config: MujocoModelConfig | None = None, terrain: Terrain | None = None):
+                 model_config: MujocoModelConfig | None = None, terrain: Terrain | None = None,
+                 encoder_offset: np.ndarray | None = None):
         if decimation < 1:
             raise ValueError(f"decimation must be >= 1, got {decimation}")
         self.robot = robot
@@ -58,6 +61,11 @@ class MujocoRobot(RobotInterface):
         self.tau_max = robot.array("tau_max")
         self._target = robot.array("nominal_pose")
         self._tau = np.zeros(robot.num_joints)
+        self.encoder_offset = (np.zeros(robot.num_joints) if encoder_offset is None
+                               else np.asarray(encoder_offset, dtype=np.float64).copy())
+        if self.encoder_offset.shape != (robot.num_joints,):
+            raise ValueError(f"encoder_offset: expected {robot.num_joints} values (rad), got "
+                             f"shape {self.encoder_offset.shape}")
         acc = self.model.sensor("base_acc")
         self._acc = slice(int(acc.adr[0]), int(acc.adr[0]) + 3)
         self.reset()
@@ -79,7 +87,7 @@ class MujocoRobot(RobotInterface):
         or linear velocity, as on a robot."""
         d, idx = self.data, self.idx
         return RobotState(
-            stamp=float(d.time), q=d.qpos[idx.qpos].copy(), qd=d.qvel[idx.qvel].copy(),
+            stamp=float(d.time), q=d.qpos[idx.qpos] + self.encoder_offset, qd=d.qvel[idx.qvel].copy(),
             tau=self._tau.copy(), base_quat=d.qpos[3:7].copy(), base_angvel=d.qvel[3:6].copy(),
             base_acc=d.sensordata[self._acc].copy())
 
@@ -105,7 +113,8 @@ class MujocoRobot(RobotInterface):
         m, d, idx = self.model, self.data, self.idx
         for _ in range(self.decimation):
             q, qd = d.qpos[idx.qpos], d.qvel[idx.qvel]
-            self._tau = pd_torque(self.kp, self.kd, self._target - q, qd, self.tau_max)
+            self._tau = pd_torque(self.kp, self.kd, self._target - (q + self.encoder_offset), qd,
+                                  self.tau_max)
             d.ctrl[idx.actuator] = self._tau
             mujoco.mj_step(m, d)
         return self.read_state()

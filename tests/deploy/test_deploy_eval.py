@@ -50,6 +50,22 @@ def test_mujoco_robot_push_adds_to_the_base_velocity_only():
     np.testing.assert_array_equal(sim.read_state().q, q)
 
 
+def test_mujoco_robot_with_encoder_offsets_reports_and_tracks_through_them():
+    """A miscalibrated encoder reads q + o, and the joint's PD acts on that reading."""
+    o = np.linspace(-0.05, 0.05, A1.num_joints)
+    sim = MujocoRobot(A1, encoder_offset=o)
+    s = sim.reset()
+    q_true = sim.data.qpos[sim.idx.qpos].copy()
+    np.testing.assert_allclose(s.q, q_true + o, atol=1e-12)
+    target = A1.array("nominal_pose") + 0.01
+    sim.send_targets(target)
+    sim.step()
+    want = np.clip(A1.array("kp") * (target - (q_true + o)), -A1.array("tau_max"), A1.array("tau_max"))
+    np.testing.assert_allclose(sim.read_state().tau, want, atol=1e-9)  # at rest before the step
+    with pytest.raises(ValueError, match="encoder_offset"):
+        MujocoRobot(A1, encoder_offset=np.zeros(3))
+
+
 def test_mujoco_robot_interface_frames_and_pd():
     sim = MujocoRobot(A1)
     s = sim.reset()
