@@ -16,7 +16,10 @@ Method, and why:
   Coulomb friction enter the joint torque linearly, and with the base fixed a leg's inverse
   dynamics scales exactly with a common scale of its masses and inertias, so MuJoCo's
   ``mj_inverse`` on the logged motion gives a linear regressor: one least-squares problem per
-  leg, no simulation, no local minima, and a covariance to go with it.
+  leg, no simulation, no local minima, and a covariance to go with it.  Each joint's encoder
+  zero offset joins it to first order (the gravity torque's slope dID/dq times the offset).
+* The encoder offsets are taken off every other log's angles before it is used: the
+  ground fit works on the legs' true kinematics.
 * Trunk mass/COM and foot friction (:mod:`sysid.ground`), ground logs: contact forces are
   eliminated through each leg's joint equations (3 joints, 3 force components), leaving the
   6 floating-base equations, linear in the payload's mass and first moment; foot friction is
