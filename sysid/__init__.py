@@ -17,7 +17,8 @@ Method, and why:
   dynamics scales exactly with a common scale of its masses and inertias, so MuJoCo's
   ``mj_inverse`` on the logged motion gives a linear regressor: one least-squares problem per
   leg, no simulation, no local minima, and a covariance to go with it.  Each joint's encoder
-  zero offset joins it to first order (the gravity torque's slope dID/dq times the offset).
+  zero offset joins it to first order (the gravity torque's slope dID/dq times the offset);
+  offsets above 0.02 rad are refined by a second fit about the corrected angles.
 * The encoder offsets are taken off every other log's angles before it is used: the
   ground fit works on the legs' true kinematics.
 * Trunk mass/COM and foot friction (:mod:`sysid.ground`), ground logs: contact forces are

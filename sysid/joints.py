@@ -35,6 +35,7 @@ Equations of a joint at its position limit (the limit's torque is not measured) 
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -48,6 +49,8 @@ from sysid.signals import block_bootstrap, block_normal_equations, lowpass, solv
 
 #: central-difference step of dID/dq (rad)
 ENCODER_EPS = 1e-4
+#: an encoder offset above this (rad) is refined by a second fit about the corrected angles
+REFIT_OFFSET = 0.02
 
 
 @dataclass
@@ -174,7 +177,25 @@ def _weighted_ls(a: np.ndarray, y: np.ndarray, iterations: int = 2):
 def fit_joints(logs: list[RobotLog], train: list[np.ndarray], robot: RobotDescription,
                cfg: JointFitConfig, bootstrap: int, block_s: float,
                rng: np.random.Generator) -> JointFit:
-    """Identify armature, damping, Coulomb friction per joint and mass scale per leg."""
+    """Identify armature, damping, Coulomb friction, encoder offset per joint and mass
+    scale per leg.  The offsets enter linearized about the logged angles; where one comes
+    out larger than ``REFIT_OFFSET`` the fit is repeated once about the corrected angles
+    (a Gauss-Newton step: the second-order error, 5 % of a 0.1 rad offset, drops out)."""
+    fit = _fit_joints(logs, train, robot, cfg, bootstrap, block_s, rng)
+    o = np.array([fit.estimates[f"encoder_offset/{j}"].value for j in robot.joint_names])
+    o = np.where(np.isfinite(o), o, 0.0)
+    if np.abs(o).max() <= REFIT_OFFSET:
+        return fit
+    fit = _fit_joints([dataclasses.replace(log, q=log.q - o) for log in logs], train, robot, cfg,
+                      bootstrap, block_s, rng)
+    for j, x in zip(robot.joint_names, o):
+        fit.estimates[f"encoder_offset/{j}"].value += float(x)
+    return fit
+
+
+def _fit_joints(logs: list[RobotLog], train: list[np.ndarray], robot: RobotDescription,
+                cfg: JointFitConfig, bootstrap: int, block_s: float,
+                rng: np.random.Generator) -> JointFit:
     raws = [_raw(log, robot, m, cfg) for log, m in zip(logs, train)]
     variants = [(cfg.filter_hz, cfg.coulomb_velocity, cfg.time_shift)]
     variants += [(f, cfg.coulomb_velocity, cfg.time_shift) for f in cfg.variant_filter_hz]
