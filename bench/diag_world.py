@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
                 if t >= 50:
                     vx.append(env.physics.sensor("base_linvel_local")[:, 0].mean())
                     feet.append(env.foot_height.copy())
-                    q.append(env.joint_q().copy())
+                    q.append(env.measured_q().copy())  # the encoders', as the targets
                     err.append(env.obs_state.target - q[-1])
             fell = np.sort(first_fall[first_fall >= 0])
             print(f"{a.world} {mode}: forward speed {np.mean(vx):.3f} m/s for {a.vx} m/s; "

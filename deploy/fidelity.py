@@ -143,7 +143,8 @@ class SimRobot(MujocoRobot):
                 raise ValueError("SimRobot: parameter draws need identified parameters (sysid)")
             from sysid.artifact import read_params
 
-            self._ranges = read_params(sysid, robot=robot.name).ranges
+            fitted = read_params(sysid, robot=robot.name)
+            self._ranges, self._fitted = fitted.ranges, fitted.values
         self._draws = draws
         #: the parameters drawn for the current episode (None: the fitted values)
         self.drawn: dict[str, float] | None = None
@@ -163,7 +164,7 @@ class SimRobot(MujocoRobot):
 
             self.drawn = randomize(self._ranges, self._draws)
             apply_params(self.model, self.drawn, self.robot, data=self.data)
-            self.encoder_offset = encoder_offsets(self.drawn, self.robot)
+            self.encoder_offset = encoder_offsets({**self._fitted, **self.drawn}, self.robot)
         st = super().reset()
         self.actuation.reset(np.array([0]), (st.q - self.encoder_offset)[None], st.qd[None])
         return st

@@ -188,7 +188,8 @@ class LeggedEnv(gym.vector.VectorEnv):
                 # field it touches from the URDF values)
                 values = randomize(self.sysid.ranges, self.rng)
                 self._apply(self.physics.env_model(i), values, self.robot, self._scratch)
-                self.encoder_offset[i] = self._offsets(values, self.robot)
+                # offsets without a range keep their fitted value, as model fields do
+                self.encoder_offset[i] = self._offsets({**self.sysid.values, **values}, self.robot)
                 self.randomized[i] = values
             self.physics.models_changed(ids)
         qpos = np.tile(self.physics.init_qpos, (len(ids), 1))

@@ -16,8 +16,8 @@ from sysid.config import SysidConfig
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="robot-rl sysid",
-        description="Fit the MuJoCo model's physical parameters (rotor inertia, damping and "
-                    "Coulomb friction per joint, mass scale per leg, trunk mass and centre of "
+        description="Fit the MuJoCo model's physical parameters (rotor inertia, damping, "
+                    "Coulomb friction and encoder zero offset per joint, mass scale per leg, trunk mass and centre of "
                     "mass, foot friction) to logs, with standard deviations, identifiability and "
                     "randomization ranges.  Writes <out>/params.json (atomically, last: a failed "
                     "run writes none), the resolved config.json and plots of held-out replays.  Suspended logs identify the "

@@ -118,7 +118,8 @@ def identify(log_paths: list[str | Path], robot: RobotDescription | str, cfg: Sy
         train = [~m for m in held_masks]
         held_logs = susp
 
-    joint_fit = fit_joints(susp, train, robot, cfg.joints, cfg.bootstrap, cfg.block_s, rng)
+    joint_fit = fit_joints(susp, train, robot, cfg.joints, cfg.bootstrap, cfg.block_s, rng,
+                           cfg.bounds.encoder_offset)
     estimates: dict[str, Estimate] = dict(joint_fit.estimates)
     table = parameter_table(estimates, robot, cfg)
     artifacts: dict[str, Any] = {"joint_fit": joint_fit}
@@ -138,7 +139,10 @@ def identify(log_paths: list[str | Path], robot: RobotDescription | str, cfg: Sy
                         for k, e in joint_fit.estimates.items()}
         joint_values = {k: (float(np.clip(x, *table[k]["bounds"])) if kind_of(k) != "leg_mass_scale"
                             else table[k]["fitted"]) for k, x in joint_values.items()}
-        joint_std = {k: e.std for k, e in joint_fit.estimates.items()}
+        # the legs' total std (with the model floor, e.g. the encoder offsets' 3 mrad) where
+        # identified: the ground fit's +-1 std variants propagate it to the trunk
+        joint_std = {k: (table[k]["std"] if table[k]["identifiable"] else e.std)
+                     for k, e in joint_fit.estimates.items()}
         # the legs' kinematics from the true angles: the encoders read q_true + offset
         offsets = encoder_offsets(joint_values, robot)
         ground = [dataclasses.replace(log, q=log.q - offsets) for log in ground]

@@ -110,17 +110,19 @@ def _raw(log: RobotLog, robot: RobotDescription, train: np.ndarray, cfg: JointFi
     qvel, qacc = np.zeros((n, model.nv)), np.zeros((n, model.nv))
     qpos[:, idx.qpos], qvel[:, idx.qvel], qacc[:, idx.qvel] = log.q, log.qd, qdd
     ident = inverse_dynamics(model, qpos, qvel, qacc)[:, idx.qvel]
+    # dID/dq within each leg; on the rig the legs are independent chains, so the m-th joint
+    # of every leg is moved at once (2 x 3 passes instead of 2 x 12)
     legs = leg_joints(robot)
     did = np.zeros((n, robot.num_joints, len(legs[0])))
-    for joints in legs:
-        for m, k in enumerate(joints):
-            col = idx.qpos[k]
-            qpos[:, col] = log.q[:, k] + ENCODER_EPS
-            up = inverse_dynamics(model, qpos, qvel, qacc)[:, idx.qvel[joints]]
-            qpos[:, col] = log.q[:, k] - ENCODER_EPS
-            down = inverse_dynamics(model, qpos, qvel, qacc)[:, idx.qvel[joints]]
-            qpos[:, col] = log.q[:, k]
-            did[:, joints, m] = (up - down) / (2 * ENCODER_EPS)
+    for m in range(len(legs[0])):
+        moved = idx.qpos[[int(joints[m]) for joints in legs]]
+        base = qpos[:, moved].copy()
+        qpos[:, moved] = base + ENCODER_EPS
+        up = inverse_dynamics(model, qpos, qvel, qacc)[:, idx.qvel]
+        qpos[:, moved] = base - ENCODER_EPS
+        down = inverse_dynamics(model, qpos, qvel, qacc)[:, idx.qvel]
+        qpos[:, moved] = base
+        did[:, :, m] = (up - down) / (2 * ENCODER_EPS)
     near = _near_limit(log, robot, cfg.limit_margin, int(round(1.0 / (cfg.filter_hz * dt))))
     return _Raw(dt, log.tau, log.qd, qdd, ident, did, train, near)
 
@@ -176,14 +178,20 @@ def _weighted_ls(a: np.ndarray, y: np.ndarray, iterations: int = 2):
 
 def fit_joints(logs: list[RobotLog], train: list[np.ndarray], robot: RobotDescription,
                cfg: JointFitConfig, bootstrap: int, block_s: float,
-               rng: np.random.Generator) -> JointFit:
+               rng: np.random.Generator,
+               offset_bounds: tuple[float, float] = (-0.2, 0.2)) -> JointFit:
     """Identify armature, damping, Coulomb friction, encoder offset per joint and mass
-    scale per leg.  The offsets enter linearized about the logged angles; where one comes
-    out larger than ``REFIT_OFFSET`` the fit is repeated once about the corrected angles
-    (a Gauss-Newton step: the second-order error, 5 % of a 0.1 rad offset, drops out)."""
+    scale per leg.  The offsets enter linearized about the logged angles; where one the data
+    determine comes out larger than ``REFIT_OFFSET`` the fit is repeated once about the
+    corrected angles (a Gauss-Newton step: the second-order error, 5 % of a 0.1 rad offset,
+    drops out); ``offset_bounds`` (rad) clip the offsets that move the angles."""
     fit = _fit_joints(logs, train, robot, cfg, bootstrap, block_s, rng)
-    o = np.array([fit.estimates[f"encoder_offset/{j}"].value for j in robot.joint_names])
-    o = np.where(np.isfinite(o), o, 0.0)
+    est = [fit.estimates[f"encoder_offset/{j}"] for j in robot.joint_names]
+    o = np.array([e.value for e in est])
+    # only offsets the first fit determines move the angles, within their physical bounds
+    sure = np.isfinite(o) & (np.array([e.std for e in est]) <= 0.5 * np.maximum(np.abs(np.nan_to_num(o)),
+                                                                                 REFIT_OFFSET))
+    o = np.where(sure, np.clip(np.nan_to_num(o), *offset_bounds), 0.0)
     if np.abs(o).max() <= REFIT_OFFSET:
         return fit
     fit = _fit_joints([dataclasses.replace(log, q=log.q - o) for log in logs], train, robot, cfg,
@@ -234,7 +242,7 @@ def _fit_joints(logs: list[RobotLog], train: list[np.ndarray], robot: RobotDescr
         for f, v, shift in variants[1:]:
             av, yv = _design(cols[(f, v)], rows, excited, shift, raws)
             xv = _weighted_ls(av, yv)[0]
-            if not shift:  # the time offset itself has no variant here
+            if cfg.time_shift and not shift:  # the time offset itself has no variant here
                 xv = np.r_[xv, x[-1]]
             var_x.append(xv)
         sys_std = np.sqrt(np.mean((np.array(var_x) - x) ** 2, axis=0)) if var_x else 0 * x
