@@ -8,7 +8,7 @@ import pytest
 
 from robot_rl.robot import load_robot
 from robot_rl.sim_mujoco import MujocoModelConfig, build_model
-from sysid.apply import apply_params
+from sysid.apply import apply_params, encoder_offsets
 from sysid.model import leg_bodies, parameter_names
 from sysid.params import nominal_values
 
@@ -115,3 +115,20 @@ def test_parameter_names_cover_every_joint_leg_and_trunk(name):
     d = mujoco.MjData(m)
     mujoco.mj_step(m, d)
     assert np.all(np.isfinite(d.qpos))
+
+
+def test_encoder_offsets_are_no_model_field_and_read_in_joint_order():
+    """An encoder offset changes what the robot measures, not its physics: apply_params
+    leaves the model as it is, encoder_offsets gives them in joint order (0 where absent,
+    as in a params.json from before the kind existed)."""
+    base = build_model(A1)
+    model = apply_params(build_model(A1), {"encoder_offset/FL_upper_joint": -0.04}, A1)
+    for f in ("qpos0", "dof_armature", "dof_damping", "body_mass", "body_ipos", "jnt_range"):
+        np.testing.assert_array_equal(getattr(model, f), getattr(base, f), err_msg=f)
+    o = encoder_offsets({"parameters": {"encoder_offset/FL_upper_joint": {"fitted": -0.04},
+                                        "damping/FR_hip_joint": {"fitted": 0.1}}}, A1)
+    want = np.zeros(A1.num_joints)
+    want[list(A1.joint_names).index("FL_upper_joint")] = -0.04
+    np.testing.assert_array_equal(o, want)
+    with pytest.raises(ValueError, match="non-finite"):
+        encoder_offsets({"encoder_offset/FR_hip_joint": float("nan")}, A1)
