@@ -139,6 +139,17 @@ def sysid_hook(robot: RobotDescription, sysid: str | Path):
     return lambda model: apply_params(model, values, robot)
 
 
+def sysid_offsets(robot: RobotDescription, sysid: str | Path | None) -> np.ndarray:
+    """Stage 1's encoder zero offsets (J,) rad from ``<run>/sysid/params.json`` (zeros for
+    the nominal model, ``sysid`` None): a simulated robot measures q + offset."""
+    from sysid.apply import encoder_offsets
+    from sysid.artifact import read_params
+
+    if sysid is None:
+        return np.zeros(robot.num_joints)
+    return encoder_offsets(read_params(sysid, robot=robot.name).values, robot)
+
+
 def make_interface(cfg: EvalConfig, robot: RobotDescription, sysid: str | Path | None = None,
                    actuator: str | Path | None = None) -> RobotInterface:
     """The simulated robot for ``cfg.sim`` (on ``cfg.terrain``); in MuJoCo with stage 1's
@@ -159,14 +170,9 @@ def make_interface(cfg: EvalConfig, robot: RobotDescription, sysid: str | Path |
                         terrain=terrain)
     from robot_rl.mujoco_robot import MujocoRobot
 
-    if sysid is None:
-        return MujocoRobot(robot, physics_dt=0.005, terrain=terrain)
-    from sysid.apply import encoder_offsets
-    from sysid.artifact import read_params
-
-    return MujocoRobot(robot, physics_dt=0.005, model_hook=sysid_hook(robot, sysid), terrain=terrain,
-                       encoder_offset=encoder_offsets(read_params(sysid, robot=robot.name).values,
-                                                      robot))
+    hook = sysid_hook(robot, sysid) if sysid is not None else None
+    return MujocoRobot(robot, physics_dt=0.005, model_hook=hook, terrain=terrain,
+                       encoder_offset=sysid_offsets(robot, sysid))
 
 
 # -- one episode ------------------------------------------------------------------------------

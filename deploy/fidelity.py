@@ -90,23 +90,16 @@ def gap_closed(nominal: float, error: float, truth: float) -> float | None:
 
 def _model_hook(robot: RobotDescription, sysid: Path | None):
     """Stage 1's fitted parameters applied to the model (None: the nominal model)."""
-    if sysid is None:
-        return None
-    from sysid.apply import apply_params  # stage 1's single definition of the mapping
-    from sysid.artifact import read_params
+    from deploy.evaluate import sysid_hook  # the evaluation's identified MuJoCo robot
 
-    values = read_params(sysid, robot=robot.name).values
-    return lambda model: apply_params(model, values, robot)
+    return None if sysid is None else sysid_hook(robot, sysid)
 
 
 def _offsets(robot: RobotDescription, sysid: Path | None) -> np.ndarray:
     """Stage 1's encoder zero offsets (zeros for the nominal model)."""
-    if sysid is None:
-        return np.zeros(robot.num_joints)
-    from sysid.apply import encoder_offsets
-    from sysid.artifact import read_params
+    from deploy.evaluate import sysid_offsets
 
-    return encoder_offsets(read_params(sysid, robot=robot.name).values, robot)
+    return sysid_offsets(robot, sysid)
 
 
 def _actuation(robot: RobotDescription, actuator: Path | None, physics_dt: float):

@@ -111,10 +111,10 @@ class MujocoRobot(RobotInterface):
 
     def step(self) -> RobotState:
         m, d, idx = self.model, self.data, self.idx
+        target = self._target - self.encoder_offset  # the PD acts on the encoder's reading
         for _ in range(self.decimation):
             q, qd = d.qpos[idx.qpos], d.qvel[idx.qvel]
-            self._tau = pd_torque(self.kp, self.kd, self._target - (q + self.encoder_offset), qd,
-                                  self.tau_max)
+            self._tau = pd_torque(self.kp, self.kd, target - q, qd, self.tau_max)
             d.ctrl[idx.actuator] = self._tau
             mujoco.mj_step(m, d)
         return self.read_state()

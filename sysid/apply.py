@@ -34,12 +34,14 @@ weights) so the constraint solver sees the new inertias.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 import mujoco
 import numpy as np
 
+from robot_rl.logs import RobotLog
 from robot_rl.robot import RobotDescription
 from sysid.model import AXES, Nominal, kind_of, nominal, parameter_names
 
@@ -165,3 +167,8 @@ def encoder_offsets(params: Mapping, robot: RobotDescription) -> np.ndarray:
     if not np.all(np.isfinite(out)):
         raise ValueError(f"encoder_offsets: non-finite offsets {out.tolist()}")
     return out
+
+
+def true_angles(log: RobotLog, offsets: np.ndarray) -> RobotLog:
+    """``log`` with the encoder offsets taken off its joint angles (q_true = q - offset)."""
+    return dataclasses.replace(log, q=log.q - offsets)

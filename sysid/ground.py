@@ -33,7 +33,6 @@ as not identifiable with range [lower bound, upper physical bound].
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 
 import mujoco
@@ -42,7 +41,7 @@ import numpy as np
 from robot_rl.logs import RobotLog
 from robot_rl.robot import RobotDescription
 from robot_rl.sim_mujoco import build_model, index
-from sysid.apply import apply_params
+from sysid.apply import apply_params, true_angles
 from sysid.config import GroundFitConfig
 from sysid.joints import Estimate
 from sysid.model import AXES, foot_radius, leg_joints, nominal
@@ -288,8 +287,8 @@ def fit_ground(logs: list[RobotLog], robot: RobotDescription, joint_values: dict
             jv = dict(joint_values)
             for k in legs:
                 jv[k] = joint_values[k] + sign * joint_std.get(k, 0.0)
-            dv = [ground_data(dataclasses.replace(log, q=log.q - sign * off_std), robot, jv, cfg,
-                              g.clearance, coulomb_velocity)
+            dv = [ground_data(true_angles(log, sign * off_std), robot, jv, cfg, g.clearance,
+                              coulomb_velocity)
                   for log, g in zip(logs, data)]
             for gv, g in zip(dv, data):
                 gv.valid, gv.loaded = g.valid, g.loaded

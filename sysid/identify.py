@@ -9,7 +9,6 @@ step: a run that fails on the way writes no params.json.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime
 import subprocess
 import time
@@ -22,7 +21,7 @@ import numpy as np
 from robot_rl.config import to_dict
 from robot_rl.logs import RobotLog, read_log
 from robot_rl.robot import RobotDescription, load_robot
-from sysid.apply import apply_params, encoder_offsets
+from sysid.apply import apply_params, encoder_offsets, true_angles
 from sysid.artifact import write_params
 from sysid.config import SysidConfig
 from sysid.ground import fit_ground
@@ -145,7 +144,7 @@ def identify(log_paths: list[str | Path], robot: RobotDescription | str, cfg: Sy
                      for k, e in joint_fit.estimates.items()}
         # the legs' kinematics from the true angles: the encoders read q_true + offset
         offsets = encoder_offsets(joint_values, robot)
-        ground = [dataclasses.replace(log, q=log.q - offsets) for log in ground]
+        ground = [true_angles(log, offsets) for log in ground]
         try:
             gfit = fit_ground(ground, robot, joint_values, cfg.ground, cfg.bootstrap,
                               cfg.block_s, rng, joint_std, cfg.joints.coulomb_velocity)

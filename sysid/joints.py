@@ -35,7 +35,6 @@ Equations of a joint at its position limit (the limit's torque is not measured) 
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -43,6 +42,7 @@ import numpy as np
 from robot_rl.logs import RobotLog
 from robot_rl.robot import RobotDescription
 from robot_rl.sim_mujoco import index
+from sysid.apply import true_angles
 from sysid.config import JointFitConfig
 from sysid.model import JOINT_KINDS, fixed_base_model, inverse_dynamics, leg_joints
 from sysid.signals import block_bootstrap, block_normal_equations, lowpass, solve, trimmed
@@ -187,15 +187,14 @@ def fit_joints(logs: list[RobotLog], train: list[np.ndarray], robot: RobotDescri
     drops out); ``offset_bounds`` (rad) clip the offsets that move the angles."""
     fit = _fit_joints(logs, train, robot, cfg, bootstrap, block_s, rng)
     est = [fit.estimates[f"encoder_offset/{j}"] for j in robot.joint_names]
-    o = np.array([e.value for e in est])
+    o = np.nan_to_num(np.array([e.value for e in est]))  # not excited: nan -> 0
+    std = np.array([e.std for e in est])
     # only offsets the first fit determines move the angles, within their physical bounds
-    sure = np.isfinite(o) & (np.array([e.std for e in est]) <= 0.5 * np.maximum(np.abs(np.nan_to_num(o)),
-                                                                                 REFIT_OFFSET))
-    o = np.where(sure, np.clip(np.nan_to_num(o), *offset_bounds), 0.0)
+    o = np.where(std <= 0.5 * np.maximum(np.abs(o), REFIT_OFFSET), np.clip(o, *offset_bounds), 0.0)
     if np.abs(o).max() <= REFIT_OFFSET:
         return fit
-    fit = _fit_joints([dataclasses.replace(log, q=log.q - o) for log in logs], train, robot, cfg,
-                      bootstrap, block_s, rng)
+    fit = _fit_joints([true_angles(log, o) for log in logs], train, robot, cfg, bootstrap,
+                      block_s, rng)
     for j, x in zip(robot.joint_names, o):
         fit.estimates[f"encoder_offset/{j}"].value += float(x)
     return fit
