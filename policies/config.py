@@ -25,6 +25,15 @@ class CommandConfig:
     # fraction of episodes commanded to stand still (-)
     zero_fraction: float = 0.1
 
+    def __post_init__(self) -> None:
+        for f in ("vx", "vy", "yaw"):
+            lo, hi = getattr(self, f)
+            if not lo <= hi:
+                raise ConfigError(f"env.commands.{f}: need low <= high, got {(lo, hi)}")
+        if not 0 <= self.zero_fraction <= 1:
+            raise ConfigError("env.commands.zero_fraction: need a fraction in [0, 1], got "
+                              f"{self.zero_fraction!r}")
+
 
 @dataclass(frozen=True)
 class RewardConfig:
@@ -73,6 +82,15 @@ class RewardConfig:
     curriculum_start: float = 0.3
     # curriculum exponent per training iteration (-)
     curriculum_rate: float = 0.997
+
+    def __post_init__(self) -> None:
+        for f in ("kernel_width", "air_time_target"):
+            if not getattr(self, f) > 0:
+                raise ConfigError(f"env.rewards.{f}: need > 0, got {getattr(self, f)!r}")
+        if not 0 < self.curriculum_start <= 1 or not 0 < self.curriculum_rate <= 1:
+            raise ConfigError("env.rewards.curriculum_start and curriculum_rate: need values "
+                              f"in (0, 1], got {self.curriculum_start!r} and "
+                              f"{self.curriculum_rate!r}")
 
 
 @dataclass(frozen=True)

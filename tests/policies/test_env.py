@@ -265,6 +265,17 @@ def test_unknown_override_fails():
         apply_overrides(LocomotionConfig(), {"env.num_envz": 3})
 
 
+@pytest.mark.parametrize("key, value, field", [
+    ("env.commands.vy", (0.3, -0.3), "env.commands.vy: need low <= high"),
+    ("env.commands.zero_fraction", 1.5, "env.commands.zero_fraction"),
+    ("env.rewards.kernel_width", -1.0, "env.rewards.kernel_width: need > 0"),
+    ("env.rewards.curriculum_rate", 1.2, "env.rewards.curriculum_start and curriculum_rate"),
+])
+def test_bad_command_and_reward_settings_name_the_field(key, value, field):
+    with pytest.raises(ConfigError, match=field):
+        apply_overrides(LocomotionConfig(), {key: value})
+
+
 def _smoke_cfg(iterations=2):
     return apply_overrides(LocomotionConfig(), {
         "env.num_envs": 4, "train.runner.num_steps_per_env": 8,
