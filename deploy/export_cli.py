@@ -35,7 +35,10 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(a.out) if a.out else policy_path(src).parent / "policy.onnx"
     try:
         r = export_policy(src, out, tolerance=a.tolerance)
-    except (PolicyFileError, MetadataError, ExportError) as e:
+    except (PolicyFileError, MetadataError) as e:  # the user's input
+        print(f"robot-rl export: error: {e}", file=sys.stderr)
+        return 2
+    except ExportError as e:  # the graph does not reproduce torch: not the user's input
         print(f"robot-rl export: {e}", file=sys.stderr)
         return 1
     m = r.meta

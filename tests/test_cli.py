@@ -74,6 +74,12 @@ CASES = {
     "train negative num_envs": (None, lambda i, o: ["train", "--out", o, "--budget", "smoke",
                                                      "--set", "env.num_envs=-3"],
                                 ["env.num_envs", ">= 1", "-3"]),
+    "train reversed command range": (None, lambda i, o: ["train", "--out", o, "--budget",
+                                                          "smoke", "--set", "env.commands.vy=[0.3,-0.3]"],
+                                     ["env.commands.vy", "low <= high"]),
+    "export missing policy": (lambda t: t / "no_policy", lambda i, o: ["export", "--policy", i,
+                                                                      "--out", o],
+                              ["no_policy", "no such policy file"]),
     "sysid string column": (_string_column_log, lambda i, o: ["sysid", "--logs", i, "--out", o,
                                                               "--no-plots"],
                             ["strings.npz", "field 'q'", "expected real numbers", "<U"]),
@@ -101,3 +107,13 @@ def test_user_error_is_one_line_and_exit_2(case, tmp_path, capsys):
     for name in names:
         assert name in lines[0], (name, lines[0])
     assert not out.exists() and sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+def test_pipeline_rounds_must_be_a_whole_number_of_at_least_0(tmp_path, capsys):
+    from robot_rl.app.cli import main
+
+    with pytest.raises(SystemExit) as e:
+        main(["pipeline", "--out", str(tmp_path / "run"), "--rounds", "-1"])
+    assert e.value.code == 2 and "--rounds: expected a whole number >= 0, got '-1'" in \
+        capsys.readouterr().err
+    assert not (tmp_path / "run").exists()

@@ -486,6 +486,17 @@ def run_side_by_side(group: list[tuple[int, Stage]], out: Path, a: argparse.Name
     return timings
 
 
+def _rounds(text: str) -> int:
+    """``--rounds``: a whole number >= 0."""
+    try:
+        n = int(text)
+    except ValueError:
+        n = -1
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}")
+    return n
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="robot-rl pipeline",
@@ -500,7 +511,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="smoke: minutes, to check the machinery; default: a walking policy")
     p.add_argument("--force", action="store_true", help="redo every stage")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--rounds", type=int, default=0,
+    p.add_argument("--rounds", type=_rounds, default=0,
                    help="after round 0, this many rounds of: deploy the policy on the robot and "
                         "log it walking, re-identify and re-learn the actuator with those logs, "
                         "retrain, evaluate, measure fidelity; stops early when fidelity no "

@@ -191,6 +191,6 @@ def test_export_cli(tmp_path, capsys):
     assert export_main(["--policy", str(tmp_path / "run" / "policy")]) == 0  # default location
     assert (tmp_path / "run" / "policy" / "policy.onnx").exists()
     write_random_policy(tmp_path / "bad", edit=_corrupt("version", 7))
-    assert export_main(["--policy", str(tmp_path / "bad"), "--out", str(tmp_path / "b.onnx")]) == 1
+    assert export_main(["--policy", str(tmp_path / "bad"), "--out", str(tmp_path / "b.onnx")]) == 2  # the user's file: exit 2
     err = capsys.readouterr().err
     assert "'version'" in err and "policy.pt" in err and not (tmp_path / "b.onnx").exists()
