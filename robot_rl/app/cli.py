@@ -83,6 +83,10 @@ def _collect(argv: list[str]) -> int:
     p.add_argument("--seed", type=int, default=0, help="seed of the excitation signals [0]")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     a = p.parse_args(argv)
+    if not a.seconds > 0:
+        print(f"robot-rl collect: error: --seconds: expected a duration > 0 s, got {a.seconds:g}",
+              file=sys.stderr)
+        return 2
     overrides = {} if a.standin_seed is None else {"seed": a.standin_seed}
     cfg = load_standin_config(a.standin_config, **overrides)
     if a.experiment == "walking":
