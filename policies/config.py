@@ -50,6 +50,13 @@ class RewardConfig:
     ang_vel: float = 1.0
     # kernel width for velocity tracking (m/s, rad/s)
     kernel_width: float = 0.15
+    # the same tracking through a narrower kernel, added (per second; 0 = off): the wide
+    # kernel pays 0.9 of its peak for a 0.1 m/s shortfall, so the costs of moving win
+    # against the last tenth of a command; the narrow one pays for closing it
+    lin_vel_fine: float = 0.0
+    ang_vel_fine: float = 0.0
+    # kernel width of the *_fine terms (m/s, rad/s)
+    fine_kernel_width: float = 0.05
     # torque cost, sum of squares of the joint torques in units of the robot's weight
     # moment m g h (total mass, gravity, nominal base height; per s): the same share of the
     # reward on a small robot and a large one, where a cost per N^2 m^2 weighs a twice as
@@ -84,7 +91,7 @@ class RewardConfig:
     curriculum_rate: float = 0.997
 
     def __post_init__(self) -> None:
-        for f in ("kernel_width", "air_time_target"):
+        for f in ("kernel_width", "fine_kernel_width", "air_time_target"):
             if not getattr(self, f) > 0:
                 raise ConfigError(f"env.rewards.{f}: need > 0, got {getattr(self, f)!r}")
         if not 0 < self.curriculum_start <= 1 or not 0 < self.curriculum_rate <= 1:

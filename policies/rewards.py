@@ -52,6 +52,15 @@ def ang_vel(s: StepState, c: RewardConfig) -> np.ndarray:
     return logistic_kernel(np.abs(s.command[:, 2] - s.base_angvel_b[:, 2]), c.kernel_width)
 
 
+def lin_vel_fine(s: StepState, c: RewardConfig) -> np.ndarray:
+    return logistic_kernel(_norm(s.command[:, :2] - s.base_linvel_b[:, :2], axis=1),
+                           c.fine_kernel_width)
+
+
+def ang_vel_fine(s: StepState, c: RewardConfig) -> np.ndarray:
+    return logistic_kernel(np.abs(s.command[:, 2] - s.base_angvel_b[:, 2]), c.fine_kernel_width)
+
+
 def torque(s: StepState, c: RewardConfig) -> np.ndarray:
     return np.sum(s.tau ** 2, axis=1) * (1.0 / s.torque_unit ** 2)
 
@@ -96,7 +105,8 @@ def alive(s: StepState, c: RewardConfig) -> np.ndarray:
     return np.ones(s.command.shape[0])
 
 
-TRACKING = {"lin_vel": lin_vel, "ang_vel": ang_vel, "alive": alive, "feet_air_time": feet_air_time}
+TRACKING = {"lin_vel": lin_vel, "ang_vel": ang_vel, "lin_vel_fine": lin_vel_fine,
+            "ang_vel_fine": ang_vel_fine, "alive": alive, "feet_air_time": feet_air_time}
 COSTS = {"torque": torque, "joint_speed": joint_speed, "foot_slip": foot_slip,
          "foot_clearance": foot_clearance, "orientation": orientation, "smoothness": smoothness,
          "base_vertical": base_vertical, "base_roll_pitch": base_roll_pitch}
