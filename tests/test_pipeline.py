@@ -319,3 +319,26 @@ def test_a_candidate_trained_to_the_end_is_not_trained_again(run_dir, tmp_path, 
     monkeypatch.setattr(pl, "_cores", lambda: 2)
     pl._train(out, a)
     assert calls == [] and len(side) == 1 and set(side[0]) == {"identified", "randomized"}
+
+
+def test_summary_and_rounds_table_of_a_robot_that_fell_at_once(tmp_path):
+    """A reality the policy cannot stand on (every episode fell, no open-loop window): the
+    summary is still written, with "-" where nothing was measured."""
+    from robot_rl.app.pipeline import BUDGETS
+    from robot_rl.app.rounds import rounds_table
+    from robot_rl.app.summary import write_summary
+
+    (tmp_path / "pipeline.json").write_text(json.dumps(
+        {"robot": "a1", "budget": "smoke", "seed": 0, "standin_config": None, "train_set": []}))
+    fell = {"episodes": 2, "falls": 2, "vx_abs_err": None, "yaw_abs_err": None}
+    for sim in ("mujoco", "pybullet"):
+        (tmp_path / "eval" / sim).mkdir(parents=True)
+        (tmp_path / "eval" / sim / "report.json").write_text(json.dumps(
+            {"metrics": fell, "timing": {"policy_step_us_p50": None, "policy_step_us_p99": None}}))
+    (tmp_path / "fidelity").mkdir()
+    (tmp_path / "fidelity" / "fidelity.json").write_text(json.dumps(
+        {"open_loop": {}, "open_loop_skipped": ["walking_heldout.npz: 0.24 s"],
+         "closed_loop": {"identified+net": {"fall_agreement": 1.0}}}))
+    assert "| 0 | - | - | - | 100% | 2 | - | - |" in rounds_table(tmp_path)
+    text = write_summary(tmp_path, BUDGETS).read_text()
+    assert "| falls | 2 | 2 |" in text and "Onboard control step" not in text

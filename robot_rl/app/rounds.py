@@ -35,11 +35,13 @@ def round_dir(out: Path, r: int) -> Path:
 
 
 def fidelity_error(run: Path) -> float | None:
-    """Open-loop joint RMSE of the trained-in simulator, from ``<run>/fidelity``."""
+    """Open-loop joint RMSE of the trained-in simulator, from ``<run>/fidelity`` (None before
+    it is measured; NaN when its held-out log was too short for one window)."""
     p = run / "fidelity" / "fidelity.json"
     if not p.exists():
         return None
-    return float(json.loads(p.read_text())["open_loop"][TRAINED]["joint_rmse_rad"])
+    ol = json.loads(p.read_text())["open_loop"]
+    return float(ol[TRAINED]["joint_rmse_rad"]) if TRAINED in ol else float("nan")
 
 
 def run_round(out: Path, r: int, a: argparse.Namespace, budget: dict, call) -> Path:
@@ -122,13 +124,16 @@ def rounds_table(out: Path) -> list[str]:
         m = json.loads(ev.read_text())["metrics"] if ev.exists() else {}
         ol = f["open_loop"] if f else {}
         cl = (f or {}).get("closed_loop") or {}
+        def num(x, spec: str) -> str:  # "-" where not measured (a skipped window, all fell)
+            return "-" if x is None else format(x, spec)
+
         rows.append(
-            f"| {r} | {ol.get(TRAINED, {}).get('joint_rmse_rad', float('nan')):.4f} | "
-            f"{ol.get('nominal+pd', {}).get('joint_rmse_rad', float('nan')):.4f} | "
-            f"{ol.get(TRUTH, {}).get('joint_rmse_rad', float('nan')):.4f} | "
-            f"{cl.get(TRAINED, {}).get('fall_agreement', float('nan')):.0%} | "
-            f"{m.get('falls', '-')} | {m.get('vx_abs_err', float('nan')):.3f} | "
-            f"{m.get('yaw_abs_err', float('nan')):.3f} |")
+            f"| {r} | {num(ol.get(TRAINED, {}).get('joint_rmse_rad'), '.4f')} | "
+            f"{num(ol.get('nominal+pd', {}).get('joint_rmse_rad'), '.4f')} | "
+            f"{num(ol.get(TRUTH, {}).get('joint_rmse_rad'), '.4f')} | "
+            f"{num(cl.get(TRAINED, {}).get('fall_agreement'), '.0%')} | "
+            f"{m.get('falls', '-')} | {num(m.get('vx_abs_err'), '.3f')} | "
+            f"{num(m.get('yaw_abs_err'), '.3f')} |")
         r += 1
     if len(rows) < 1:
         return []

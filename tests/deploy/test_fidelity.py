@@ -75,6 +75,29 @@ def test_fidelity_cli_writes_the_report(run, capsys):
     assert main(["--run", str(run), "--window", "9", "--quiet"]) == 2
 
 
+def test_a_log_too_short_for_one_window_is_skipped_and_said(run, capsys):
+    """A robot that fell at once leaves a held-out log shorter than one window: the report
+    names it and has no open-loop rows instead of failing the pipeline's last stage."""
+    from deploy.fidelity import markdown
+
+    write_log(run / "short.npz", sim_log(seconds=0.3))
+    assert main(["--run", str(run), "--logs", str(run / "short.npz"), str(run / "walk.npz"),
+                 "--open-loop-only", "--window", "0.25", "--quiet"]) == 0
+    data = json.loads((run / "fidelity" / "fidelity.json").read_text())
+    assert len(data["open_loop_skipped"]) == 1 and "short.npz" in data["open_loop_skipped"][0]
+    assert data["open_loop"]["nominal+pd"]["windows"] >= 5  # from walk.npz alone
+    assert main(["--run", str(run), "--logs", str(run / "short.npz"), "--open-loop-only",
+                 "--window", "0.25", "--quiet"]) == 0
+    data = json.loads((run / "fidelity" / "fidelity.json").read_text())
+    assert data["open_loop"] == {} and "shorter than one 0.25 s window" in (
+        run / "fidelity" / "fidelity.md").read_text()
+    # every episode fell: no tracking errors (None), the table says "-"
+    fell = {"falls": 6, "vx_abs_err": None, "vy_abs_err": None, "yaw_abs_err": None,
+            "torque_mean": None, "fall_agreement": 1.0}
+    md = markdown({**data, "closed_loop": {"robot": fell}})
+    assert "| robot | 6 | - | - | - | - | 100% |" in md
+
+
 def standin_log(reality: str, seconds: float = 1.5) -> tuple[RobotLog, object]:
     """The A1 standing on the PyBullet stand-in of ``reality`` under swaying targets, logged
     as a walking log is (encoders, motion capture)."""
