@@ -96,7 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
         "and writes suite.json, suite.md and suite.png to --out")
     suite.add_argument("--suite", action="store_true", help="run the transfer suite")
     suite.add_argument("--realities", default="",
-                       help="comma-separated subset of the shipped realities [all]")
+                       help="comma-separated shipped realities and/or paths of stand-in "
+                            "config JSON files (a robot of one's own) [all shipped]")
     suite.add_argument("--suite-seeds", default="0,1,2",
                        help="hidden-physics seeds per reality [0,1,2]")
     suite.add_argument("--terrains", action="store_true",

@@ -120,9 +120,11 @@ def run_suite(policy: str | Path, out: str | Path | None = None,
     :data:`TERRAIN_GOALS` (:func:`run_terrains`); write ``suite.json``, ``suite.md`` and
     ``suite.png`` to ``out``."""
     names = list(names) if names else realities()
-    unknown = sorted(set(names) - set(realities()))
+    # a shipped reality's name, or the path of a stand-in config of one's own
+    unknown = sorted(n for n in set(names) if n not in realities() and not Path(n).is_file())
     if unknown:
-        raise ValueError(f"realities: unknown {unknown}; shipped: {realities()}")
+        raise ValueError(f"realities: unknown {unknown}; shipped: {realities()}, or the path "
+                         "of a stand-in config JSON")
     commands = tuple(c for _, c in SUITE_COMMANDS)
     labels = {c: n for n, c in SUITE_COMMANDS}
     jobs = [(n, s) for n in names for s in seeds]

@@ -189,6 +189,18 @@ def test_suite_runs_each_reality_and_seed(tmp_path):
     assert "| series_elastic |" in md and "60 N m/rad" in md
 
 
+def test_suite_takes_a_stand_in_config_of_ones_own_and_names_unknown_ones(tmp_path):
+    own = tmp_path / "late_bus.json"
+    own.write_text(json.dumps({"description": "a 40 ms bus", "actuator": {"latency": 0.04}}))
+    suite = run_suite(POLICY, None, names=[str(own)], seeds=(0,), seconds=0.5,
+                      push_interval_s=0.0, progress=False)
+    entry = suite["realities"][str(own)]
+    assert entry["config_file"].endswith("late_bus.json") and entry["description"] == "a 40 ms bus"
+    assert len(entry["episodes"]) == 6
+    with pytest.raises(ValueError, match=r"unknown \['no_such_reality'\].*path of a stand-in"):
+        run_suite(POLICY, None, names=["no_such_reality"], progress=False)
+
+
 def test_eval_records_the_reality_and_the_pipeline_passes_it(tmp_path):
     out = tmp_path / "e"
     assert eval_main(["--policy", POLICY, "--standin-config", "driver_mismatch",
