@@ -368,8 +368,9 @@ def fidelity(run: str | Path, logs: list[str | Path] | None = None, policy: str 
     held = [read_log(p, robot) for p in logs]
     # a robot that fell at once leaves a log shorter than one window: no open-loop figure
     # from it (said in the report), the closed loop still runs
-    short = [log for log in held if not windows(log, window_s)]
-    held = [log for log in held if windows(log, window_s)]
+    usable = [bool(windows(log, window_s)) for log in held]
+    short = [log for log, ok in zip(held, usable) if not ok]
+    held = [log for log, ok in zip(held, usable) if ok]
     skipped = [f"{log.path}: {log.time[-1] - log.time[0]:.2f} s, shorter than one {window_s} s "
                f"window{' (the robot fell)' if log.extra.get('fell') else ''}" for log in short]
     for line in skipped:

@@ -113,6 +113,9 @@ def rounds_table(out: Path) -> list[str]:
     """Markdown lines: fidelity and transfer per round (for the summary)."""
     from deploy.fidelity import TRUTH  # fidelity.json's owner names its reference row
 
+    def num(x, spec: str) -> str:  # "-" where not measured (a skipped window, all fell)
+        return "-" if x is None else format(x, spec)
+
     rows, r = [], 0
     while round_dir(out, r).is_dir():
         run = round_dir(out, r)
@@ -124,9 +127,6 @@ def rounds_table(out: Path) -> list[str]:
         m = json.loads(ev.read_text())["metrics"] if ev.exists() else {}
         ol = f["open_loop"] if f else {}
         cl = (f or {}).get("closed_loop") or {}
-        def num(x, spec: str) -> str:  # "-" where not measured (a skipped window, all fell)
-            return "-" if x is None else format(x, spec)
-
         rows.append(
             f"| {r} | {num(ol.get(TRAINED, {}).get('joint_rmse_rad'), '.4f')} | "
             f"{num(ol.get('nominal+pd', {}).get('joint_rmse_rad'), '.4f')} | "
