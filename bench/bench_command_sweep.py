@@ -13,6 +13,14 @@ pure lateral commands), the forward error (|vx - cmd| over forward and backward)
 error (turning and combined), the fraction of the commanded lateral speed reached, falls.
 Per side: interquartile mean with a 95 % percentile-bootstrap interval (bench/stats.py);
 and the difference of the sides' IQMs with an interval from resampling both sides.
+
+A side may instead name transfer-suite results (``robot-rl eval --suite ... --out D``:
+``D/suite.json``), all files of one kind: then nothing runs, the same figures are read
+from the suite's episodes on ``--reality`` (its commands, hidden seeds and kicks) and the
+falls are counted from them:
+
+    python bench/bench_command_sweep.py --side base=runs/s0/suite_default/suite.json,... \
+        --side fine=runs/kw/pfine_s0/suite_default/suite.json,... [--reality default]
 """
 
 from __future__ import annotations
@@ -41,7 +49,8 @@ def score(report: dict) -> dict[str, float]:
         c = e["command"]
         if c["vx"] == 0 and c["yaw_rate"] == 0 and c["vy"] != 0:
             lat.append(e["vy_abs_err"])
-            reached.append(e["vy_mean"] / c["vy"])
+            if "vy_mean" in e:  # suites written before it was recorded lack it
+                reached.append(e["vy_mean"] / c["vy"])
         elif c["vy"] == 0 and c["yaw_rate"] == 0 and c["vx"] != 0:
             fwd.append(e["vx_abs_err"])
         if c["yaw_rate"] != 0:
@@ -50,8 +59,19 @@ def score(report: dict) -> dict[str, float]:
     def mean(x: list) -> float:
         return float(np.mean(x)) if x else float("nan")
 
+    falls = (report["metrics"]["falls"] if "metrics" in report
+             else sum(bool(e["fell"]) for e in report["episodes"]))
     return {"lateral_err": mean(lat), "lateral_reached": mean(reached), "forward_err": mean(fwd),
-            "yaw_err": mean(yaw), "falls": float(report["metrics"]["falls"])}
+            "yaw_err": mean(yaw), "falls": float(falls)}
+
+
+def suite_report(path: str, reality: str) -> dict:
+    """The episodes of ``reality`` in a transfer-suite result (``suite.json``)."""
+    data = json.loads(Path(path).read_text())
+    realities = data.get("realities", {})
+    if reality not in realities:
+        raise KeyError(f"{path}: field 'realities' has no {reality!r} (has {sorted(realities)})")
+    return {"episodes": realities[reality]["episodes"]}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -62,6 +82,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--standin-config", default="", help="pybullet: the reality [default]")
     p.add_argument("--push-interval", type=float, default=0.0, help="pybullet kicks (s) [0]")
     p.add_argument("--seconds", type=float, default=12.0, help="policy seconds per command [12]")
+    p.add_argument("--reality", default="default",
+                   help="suite.json sides: the reality whose episodes are read [default]")
     p.add_argument("--out", type=Path, help="write the per-policy figures and summary (JSON)")
     a = p.parse_args(argv)
     sides: dict[str, list[str]] = {}
@@ -74,20 +96,34 @@ def main(argv: list[str] | None = None) -> int:
                   f"{missing}", file=sys.stderr)
             return 2
         sides[name] = paths
+    kinds = {Path(f).suffix for paths in sides.values() for f in paths}
+    if len(kinds) != 1 or not kinds <= {".onnx", ".json"}:
+        print(f"bench_command_sweep: --side files must be all policy .onnx or all suite .json, "
+              f"got {sorted(kinds)}", file=sys.stderr)
+        return 2
+    from_suite = kinds == {".json"}
     cfg = EvalConfig(sim=a.sim, commands=SWEEP, seconds=a.seconds, video=False,
                      standin_config=a.standin_config, push_interval_s=a.push_interval)
     per: dict[str, list[dict]] = {}
     for name, paths in sides.items():
         per[name] = []
         for path in paths:
-            row = {"policy": path, **score(evaluate(path, None, cfg))}
+            try:
+                report = suite_report(path, a.reality) if from_suite else evaluate(path, None, cfg)
+            except (KeyError, ValueError) as e:
+                if not from_suite:
+                    raise
+                print(f"bench_command_sweep: {e.args[0]}", file=sys.stderr)
+                return 2
+            row = {"policy": path, **score(report)}
             per[name].append(row)
             print(f"{name:12s} {path:44s} " + "  ".join(f"{k} {row[k]:.3f}" for k in METRICS),
                   flush=True)
     summary = {name: {k: bootstrap_ci([r[k] for r in rows]) for k in METRICS}
                for name, rows in per.items()}
-    print(f"\n{a.sim} {a.standin_config or ''} sweep {SWEEP}, {a.seconds:g} s each; "
-          "IQM [95 % bootstrap]")
+    what = (f"transfer suite on {a.reality!r}" if from_suite else
+            f"{a.sim} {a.standin_config or ''} sweep {SWEEP}, {a.seconds:g} s each")
+    print(f"\n{what}; IQM [95 % bootstrap]")
     print(f"{'side':12s} " + " ".join(f"{k:>24s}" for k in METRICS))
     for name, s in summary.items():
         print(f"{name:12s} " + " ".join(f"{fmt_ci(s[k], 3):>24s}" for k in METRICS))
@@ -101,7 +137,8 @@ def main(argv: list[str] | None = None) -> int:
     if a.out:
         a.out.parent.mkdir(parents=True, exist_ok=True)
         tmp = a.out.with_name(f".{a.out.name}.tmp")
-        tmp.write_text(json.dumps({"sim": a.sim, "standin_config": a.standin_config,
+        tmp.write_text(json.dumps({"source": "suite" if from_suite else "sweep",
+                                   "reality": a.reality if from_suite else None, "sim": a.sim, "standin_config": a.standin_config,
                                    "push_interval": a.push_interval, "seconds": a.seconds,
                                    "sweep": SWEEP, "policies": per, "summary": summary,
                                    "difference": diffs}, indent=1))
