@@ -1,6 +1,6 @@
 """The benchmarks' bookkeeping: bench_rsl_rl's --merge refuses runs of other settings or a
 seed twice; bench_seeds refuses a run made on another reality or with its seed missing;
-bench_command_sweep scores each command kind on its own axis."""
+bench_command_sweep scores each command kind on its own axis and reads transfer-suite results."""
 
 import argparse
 import json
@@ -91,3 +91,31 @@ def test_command_sweep_scores_each_command_on_its_own_axis():
     assert s["lateral_reached"] == pytest.approx((0.4 + 0.9) / 2)
     assert s["yaw_err"] == pytest.approx(0.3) and s["falls"] == 1
     assert stats.difference_ci([0.2] * 5, [0.1] * 5) == pytest.approx((-0.1, -0.1, -0.1))
+
+
+def test_command_sweep_reads_suite_results_and_counts_their_falls(tmp_path, capsys):
+    def ep(vx, vy, yaw, fell, err):
+        return {"command": {"vx": vx, "vy": vy, "yaw_rate": yaw}, "fell": fell,
+                "vx_abs_err": err, "vy_abs_err": err, "yaw_abs_err": err, "vy_mean": vy / 2}
+
+    def suite(path, err, falls):
+        eps = [ep(0.7, 0.0, 0.0, i < falls, err) for i in range(3)] + [ep(0.0, 0.25, 0.0, False, err)]
+        path.write_text(json.dumps({"realities": {"default": {"episodes": eps}}}))
+        return str(path)
+
+    a = [suite(tmp_path / f"a{i}.json", 0.1, 0) for i in range(2)]
+    b = [suite(tmp_path / f"b{i}.json", 0.3, 2) for i in range(2)]
+    out = tmp_path / "cmp.json"
+    assert bench_command_sweep.main(["--side", "a=" + ",".join(a), "--side", "b=" + ",".join(b),
+                                     "--out", str(out)]) == 0
+    res = json.loads(out.read_text())
+    assert res["source"] == "suite" and res["reality"] == "default"
+    assert [r["falls"] for r in res["policies"]["b"]] == [2.0, 2.0]
+    assert res["difference"]["b"]["forward_err"][0] == pytest.approx(0.2)
+    assert res["summary"]["a"]["lateral_reached"][0] == pytest.approx(0.5)
+    # another reality, or suite and policy files mixed: one line, exit 2
+    assert bench_command_sweep.main(["--side", "a=" + a[0], "--reality", "ice"]) == 2
+    assert "has no 'ice'" in capsys.readouterr().err
+    (tmp_path / "p.onnx").write_bytes(b"")
+    assert bench_command_sweep.main(["--side", f"a={a[0]},{tmp_path / 'p.onnx'}"]) == 2
+    assert "all policy .onnx or all suite .json" in capsys.readouterr().err
