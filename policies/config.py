@@ -52,9 +52,11 @@ class RewardConfig:
     kernel_width: float = 0.15
     # the same tracking through a narrower kernel, added (per second; 0 = off): the wide
     # kernel pays 0.9 of its peak for a 0.1 m/s shortfall, so the costs of moving win
-    # against the last tenth of a command; the narrow one pays for closing it
-    lin_vel_fine: float = 0.0
-    ang_vel_fine: float = 0.0
+    # against the last tenth of a command; the narrow one pays for closing it (on since
+    # five full-pipeline pairs on the A1: sideways error 0.151 -> 0.092 m/s IQM, forward
+    # and yaw indistinguishable; bench/RESULTS.md, "Narrow-kernel tracking terms")
+    lin_vel_fine: float = 1.0
+    ang_vel_fine: float = 0.5
     # kernel width of the *_fine terms (m/s, rad/s)
     fine_kernel_width: float = 0.05
     # torque cost, sum of squares of the joint torques in units of the robot's weight

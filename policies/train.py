@@ -51,15 +51,37 @@ BUDGETS = {
 }
 
 
+#: fields added with one default and later given another: a resolved config written before
+#: the field existed (the key absent) was trained with the value it had then
+FORMER_DEFAULTS = {("env", "rewards", "lin_vel_fine"): 0.0,
+                   ("env", "rewards", "ang_vel_fine"): 0.0}
+
+
 def read_run_config(out: str | Path) -> LocomotionConfig:
     """The resolved config of a training run folder: ``config.json`` (env + training); a run
-    written before it held both reads ``locomotion_config.json``."""
+    written before it held both reads ``locomotion_config.json``.  Fields the file predates
+    read as they were then (:data:`FORMER_DEFAULTS`), not as today's defaults."""
     out = Path(out)
-    old = out / "locomotion_config.json"
-    data = json.loads((out / "config.json").read_text()) if (out / "config.json").exists() else {}
-    if "env" not in data and old.exists():
-        return merge_file(LocomotionConfig(), old)
-    return merge_file(LocomotionConfig(), out / "config.json")
+    path = out / "config.json"
+    data = json.loads(path.read_text()) if path.exists() else {}
+    if "env" not in data and (out / "locomotion_config.json").exists():
+        path = out / "locomotion_config.json"
+        data = json.loads(path.read_text())
+    base = LocomotionConfig()
+    for keys, value in FORMER_DEFAULTS.items():
+        node = data
+        for k in keys[:-1]:
+            node = node.get(k, {}) if isinstance(node, dict) else {}
+        if keys[-1] not in node:
+            base = _replace_path(base, keys, value)
+    return merge_file(base, path)
+
+
+def _replace_path(cfg: Any, keys: tuple[str, ...], value: Any) -> Any:
+    """``cfg`` (nested frozen dataclasses) with the field at ``keys`` set to ``value``."""
+    if len(keys) == 1:
+        return replace(cfg, **{keys[0]: value})
+    return replace(cfg, **{keys[0]: _replace_path(getattr(cfg, keys[0]), keys[1:], value)})
 
 
 def policy_meta(env: LeggedEnv, iteration: int) -> PolicyMeta:

@@ -330,6 +330,22 @@ def test_read_run_config_of_an_old_run(tmp_path):
     assert read_run_config(tmp_path).env.num_envs == 5
 
 
+def test_read_run_config_reads_fields_a_run_predates_as_they_were_then(tmp_path):
+    # the narrow-kernel tracking terms were added off (0) and later turned on: a run whose
+    # config.json predates them trained without them; one that names them keeps its values
+    full = to_dict(LocomotionConfig())
+    assert full["env"]["rewards"]["lin_vel_fine"] > 0  # on by default now
+    (tmp_path / "new").mkdir()
+    (tmp_path / "new" / "config.json").write_text(json.dumps(full))
+    del full["env"]["rewards"]["lin_vel_fine"], full["env"]["rewards"]["ang_vel_fine"]
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / "config.json").write_text(json.dumps(full))
+    old, new = (read_run_config(tmp_path / d).env.rewards for d in ("old", "new"))
+    assert (old.lin_vel_fine, old.ang_vel_fine) == (0.0, 0.0)
+    assert (new.lin_vel_fine, new.ang_vel_fine) == (1.0, 0.5)
+    assert old.kernel_width == new.kernel_width == 0.15
+
+
 def test_network_env_groups_in_threads_match_one_group(actuator_dir):
     # with a Python actuation the envs are stepped in one group per thread; the split
     # must not change the physics: 2 threads (2 groups) = 1 thread (1 group), env by env,

@@ -33,7 +33,9 @@ def test_terms_are_scaled_by_dt_costs_by_the_curriculum_and_zero_scales_skipped(
     cfg = RewardConfig()
     s = _state(vx=0.4, yaw=0.2)  # 0.1 m/s and 0.1 rad/s short of the command
     out = compute(s, cfg, dt=0.02, curriculum=0.5)
-    assert "lin_vel_fine" not in out and "ang_vel_fine" not in out  # off by default
+    np.testing.assert_allclose(out["lin_vel_fine"], 1.0 * 0.02 * logistic_kernel(np.array([0.1]), 0.05))
+    off = compute(s, dataclasses.replace(cfg, lin_vel_fine=0.0, ang_vel_fine=0.0), 0.02, 0.5)
+    assert "lin_vel_fine" not in off and "ang_vel_fine" not in off  # a zero scale skips it
     np.testing.assert_allclose(out["lin_vel"], 2.0 * 0.02 * logistic_kernel(np.array([0.1]), 0.15))
     np.testing.assert_allclose(out["torque"], 0.5 * -0.22 * 0.02 * 12 * 4.0)  # tau 2 N m, unit 1
 
