@@ -21,7 +21,7 @@ from policies.artifact import PolicyMeta, write_policy
 from policies.config import EnvConfig
 from policies.env import LeggedEnv
 from policies.randomization import SysidParams
-from robot_rl.config import merge_file, write_config
+from robot_rl.config import apply_overrides, merge_file, write_config
 from robot_rl.rl.config import AlgoConfig, PolicyConfig, RunnerConfig, TrainConfig
 from robot_rl.rl.runner import OnPolicyRunner
 from robot_rl.robot import RobotDescription
@@ -53,8 +53,7 @@ BUDGETS = {
 
 #: fields added with one default and later given another: a resolved config written before
 #: the field existed (the key absent) was trained with the value it had then
-FORMER_DEFAULTS = {("env", "rewards", "lin_vel_fine"): 0.0,
-                   ("env", "rewards", "ang_vel_fine"): 0.0}
+FORMER_DEFAULTS = {"env.rewards.lin_vel_fine": 0.0, "env.rewards.ang_vel_fine": 0.0}
 
 
 def read_run_config(out: str | Path) -> LocomotionConfig:
@@ -67,21 +66,16 @@ def read_run_config(out: str | Path) -> LocomotionConfig:
     if "env" not in data and (out / "locomotion_config.json").exists():
         path = out / "locomotion_config.json"
         data = json.loads(path.read_text())
-    base = LocomotionConfig()
-    for keys, value in FORMER_DEFAULTS.items():
+    def given(key: str) -> bool:
         node = data
-        for k in keys[:-1]:
-            node = node.get(k, {}) if isinstance(node, dict) else {}
-        if keys[-1] not in node:
-            base = _replace_path(base, keys, value)
-    return merge_file(base, path)
+        for k in key.split("."):
+            if not isinstance(node, dict) or k not in node:
+                return False
+            node = node[k]
+        return True
 
-
-def _replace_path(cfg: Any, keys: tuple[str, ...], value: Any) -> Any:
-    """``cfg`` (nested frozen dataclasses) with the field at ``keys`` set to ``value``."""
-    if len(keys) == 1:
-        return replace(cfg, **{keys[0]: value})
-    return replace(cfg, **{keys[0]: _replace_path(getattr(cfg, keys[0]), keys[1:], value)})
+    former = {k: v for k, v in FORMER_DEFAULTS.items() if not given(k)}
+    return merge_file(apply_overrides(LocomotionConfig(), former, str(path)), path)
 
 
 def policy_meta(env: LeggedEnv, iteration: int) -> PolicyMeta:
