@@ -159,12 +159,19 @@ def _suite(a: argparse.Namespace, policy: Path, out: Path) -> int:
         print(f"robot-rl eval: --suite-seeds: {e}", file=sys.stderr)
         return 2
     names = [x.strip() for x in a.realities.split(",") if x.strip()] or None
+    other = [kv for kv in a.set if not kv.startswith("safety.")]
+    if other or a.config:
+        print(f"robot-rl eval: --suite: {'--config' if a.config else '--set ' + other[0]}: the "
+              "suite sets its own evaluation; only --set safety.<field> applies to it",
+              file=sys.stderr)
+        return 2
     try:
+        safety = config_from_args(EvalConfig(), a).safety
         suite = run_suite(policy, out, names=names, seeds=seeds or (0,),
                           seconds=a.seconds or 8.0, push_interval_s=a.push_interval or 3.0,
                           push_speed=(0.5 if a.push_speed is None else a.push_speed)
                           if a.push_interval else 0.4, robot=a.robot or "",
-                          progress=not a.quiet, terrains=a.terrains)
+                          progress=not a.quiet, terrains=a.terrains, safety=safety)
     except (MetadataError, ConfigError, ValueError, FileNotFoundError) as e:
         print(f"robot-rl eval: error: {' '.join(str(e).split())}", file=sys.stderr)
         return 2

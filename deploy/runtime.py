@@ -18,7 +18,9 @@ Modes, in order::
     POLICY   q_target = nominal + reference(phase) + action_scale * policy(obs)
              (:meth:`robot_rl.obs_state.ObsActionState.act`; the gait clock ``phase``
              starts at 0 at the handover, where the trotting reference is zero, and
-             advances by one control period per step, as in training)
+             advances by one control period per step, as in training); under
+             ``SafetyConfig.command_accel`` the command the policy sees starts at zero
+             at the handover and moves toward the set command at that rate
     DAMPING  entered on any fault and latched until start() is called again;
              targets = the measured joint positions, so the joint PD only damps
 
@@ -150,7 +152,13 @@ class OnboardController:
         self._hold_steps = int(round(self.safety.hold_s / self.control_dt))
         self._ramp_steps = int(round(self.safety.ramp_s / self.control_dt))
         self._infer: Callable[[np.ndarray], np.ndarray] = self.policy
+        # the command's largest change per policy period (forward, lateral, yaw); 0: none
+        step = np.array([self.safety.command_accel] * 2 + [self.safety.command_yaw_accel])
+        self._command_step = np.where(step > 0, step * self.control_dt, np.inf)
+        self._rate_limited = bool(np.any(step > 0))
         self.command = np.zeros(3)
+        # the command the policy is given (1, 3): self.command, or on its way there
+        self._applied = np.zeros((1, 3))
         self.set_command(*command)
         self.interface: RobotInterface | None = None
         self.decimation = 1
@@ -187,7 +195,14 @@ class OnboardController:
         if not np.all(np.isfinite(cmd)):
             raise ValueError(f"command must be finite, got {cmd}")
         self.command = cmd
-        self._command_row = cmd[None]  # (1, 3), as the state machine takes it
+        if not self._rate_limited:
+            self._applied = cmd[None]  # (1, 3), as the state machine takes it
+
+    @property
+    def applied_command(self) -> np.ndarray:
+        """The command the policy is given now: :attr:`command`, or, under
+        ``SafetyConfig.command_accel``, the rate-limited way there."""
+        return self._applied[0].copy()
 
     @property
     def time(self) -> float:
@@ -275,6 +290,8 @@ class OnboardController:
             self._obs_state.reset(_ROW, np.asarray(state.q, dtype=np.float64)[None],
                                   np.asarray(state.qd, dtype=np.float64)[None],
                                   target=self._target[None])
+            if self._rate_limited:  # the first command is approached from standing
+                self._applied = np.zeros((1, 3))
         if self.mode is Mode.HOLD:
             target = self._q_start
         elif self.mode is Mode.RAMP:
@@ -298,18 +315,21 @@ class OnboardController:
                               self.control_dt, self.safety.action_clip)
 
     def _policy_target(self, state: RobotState):
+        if self._rate_limited:
+            self._applied = self._applied + np.clip(
+                self.command - self._applied, -self._command_step, self._command_step)
         q = np.asarray(state.q, dtype=np.float64)[None]
         linvel_b = self.estimator.velocity[None] if self.estimator is not None else None
         obs = self._obs_state.observe(
             q=q, qd=np.asarray(state.qd, dtype=np.float64)[None],
             base_quat=np.asarray(state.base_quat, dtype=np.float64)[None],
             base_angvel_b=np.asarray(state.base_angvel, dtype=np.float64)[None],
-            base_linvel_b=linvel_b, command=self._command_row)
+            base_linvel_b=linvel_b, command=self._applied)
         action = np.asarray(self._infer(obs), dtype=np.float64)
         if np.count_nonzero(np.isfinite(action)) != action.size:
             self.enter_damping(f"policy output is not finite: {action[0]}")
             return self._target, None, obs
-        target = self._obs_state.act(action, self._command_row)
+        target = self._obs_state.act(action, self._applied)
         return target[0], self._obs_state.action[0].copy(), obs
 
     @property

@@ -41,9 +41,16 @@ class SafetyConfig:
     # policy actions are clipped to +-action_clip before use (-; training clips to
     # robot_rl.obs_state.ACTION_CLIP)
     action_clip: float = ACTION_CLIP
+    # largest change per second of the velocity command the policy is given: forward and
+    # lateral (m/s^2), yaw rate (rad/s^2). The command set by set_command() is approached at
+    # this rate, from zero at the handover to the policy, as a joystick's rate filter does;
+    # 0 applies every command at once
+    command_accel: float = 0.0
+    command_yaw_accel: float = 0.0
 
     def __post_init__(self) -> None:
-        for name in ("hold_s", "ramp_s", "joint_limit_margin"):
+        for name in ("hold_s", "ramp_s", "joint_limit_margin", "command_accel",
+                     "command_yaw_accel"):
             if not getattr(self, name) >= 0:
                 raise ValueError(f"SafetyConfig.{name} must be >= 0, got {getattr(self, name)}")
         for name in ("qd_limit_factor", "max_tilt", "state_timeout", "action_clip"):

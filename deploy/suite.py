@@ -19,12 +19,14 @@ from __future__ import annotations
 
 import io
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from deploy.evaluate import EvalConfig, _fmt, evaluate, summarize
+from deploy.safety import SafetyConfig
 from robot_rl.config import atomic_write_bytes, atomic_write_json
 from robot_rl.standin_model import realities
 
@@ -77,11 +79,14 @@ def summarize_reality(episodes: list[dict[str, Any]]) -> dict[str, Any]:
 
 def run_terrains(policy: str | Path, seeds: tuple[int, ...] = DEFAULT_SEEDS, robot: str = "",
                  progress: bool = True, goals: dict[str, tuple[str, float, float]] | None = None,
-                 seconds: float = TERRAIN_SECONDS) -> dict[str, Any]:
+                 seconds: float = TERRAIN_SECONDS,
+                 safety: SafetyConfig | None = None) -> dict[str, Any]:
     """The terrain part of the suite: per :data:`TERRAIN_GOALS` entry and seed (terrain and
     hidden-physics seed alike, default reality, no pushes), the terrain commands
     (:data:`deploy.evaluate.TERRAIN_COMMANDS`) from the tile's centre outwards; success =
-    crossed the tile without falling.  ``goals``, ``seconds``: other tiles, episode length."""
+    crossed the tile without falling.  ``goals``, ``seconds``: other tiles, episode length;
+    ``safety``: as :func:`run_suite`'s."""
+    safety = safety or EvalConfig().safety
     from deploy.evaluate import TERRAIN_COMMANDS
     from robot_rl.terrain import TerrainConfig, difficulty_for
 
@@ -98,7 +103,7 @@ def run_terrains(policy: str | Path, seeds: tuple[int, ...] = DEFAULT_SEEDS, rob
         for seed in seeds:
             cfg = EvalConfig(sim="pybullet", robot=robot, seconds=seconds,
                              commands=TERRAIN_COMMANDS, standin_config="default",
-                             standin_seed=seed, video=False,
+                             standin_seed=seed, video=False, safety=safety,
                              terrain=TerrainConfig(kind=kind, difficulty=d, seed=seed))
             episodes += [{**e, "seed": seed} for e in evaluate(policy, None, cfg)["episodes"]]
             if bar is not None:
@@ -114,11 +119,14 @@ def run_terrains(policy: str | Path, seeds: tuple[int, ...] = DEFAULT_SEEDS, rob
 def run_suite(policy: str | Path, out: str | Path | None = None,
               names: list[str] | None = None, seeds: tuple[int, ...] = DEFAULT_SEEDS,
               seconds: float = 8.0, push_interval_s: float = 3.0, push_speed: float = 0.4,
-              robot: str = "", progress: bool = True, terrains: bool = False) -> dict[str, Any]:
+              robot: str = "", progress: bool = True, terrains: bool = False,
+              safety: SafetyConfig | None = None) -> dict[str, Any]:
     """Run ``policy`` (an exported ``.onnx``) over ``names`` (default: every shipped
     reality) x ``seeds`` and, with ``terrains``, over the terrain tiles of
     :data:`TERRAIN_GOALS` (:func:`run_terrains`); write ``suite.json``, ``suite.md`` and
-    ``suite.png`` to ``out``."""
+    ``suite.png`` to ``out``.  ``safety``: the onboard controller's start sequence and
+    limits (default: evaluation's, :class:`~deploy.evaluate.EvalConfig`)."""
+    safety = safety or EvalConfig().safety
     names = list(names) if names else realities()
     # a shipped reality's name, or the path of a stand-in config of one's own
     unknown = sorted(n for n in set(names) if n not in realities() and not Path(n).is_file())
@@ -138,7 +146,7 @@ def run_suite(policy: str | Path, out: str | Path | None = None,
     for name, seed in jobs:
         cfg = EvalConfig(sim="pybullet", robot=robot, seconds=seconds, commands=commands,
                          standin_config=name, standin_seed=seed, push_interval_s=push_interval_s,
-                         push_speed=push_speed, push_seed=seed, video=False)
+                         push_speed=push_speed, push_seed=seed, video=False, safety=safety)
         rep = evaluate(policy, None, cfg)
         entry = per.setdefault(name, {"config_file": rep["standin"]["config_file"],
                                       "description": rep["standin"]["config"]["description"],
@@ -158,10 +166,10 @@ def run_suite(policy: str | Path, out: str | Path | None = None,
     every = [e for entry in per.values() for e in entry["episodes"]]
     suite = {"policy": str(policy), "seeds": list(seeds), "seconds": seconds,
              "push_interval_s": push_interval_s, "push_speed": push_speed,
-             "commands": {n: list(c) for n, c in SUITE_COMMANDS}, "success": SUCCESS,
+             "safety": asdict(safety), "commands": {n: list(c) for n, c in SUITE_COMMANDS}, "success": SUCCESS,
              "realities": per, "overall": summarize_reality(every)}
     if terrains:
-        suite["terrains"] = run_terrains(policy, seeds, robot, progress)
+        suite["terrains"] = run_terrains(policy, seeds, robot, progress, safety=safety)
     suite["wall_s"] = time.perf_counter() - t0
     if out is not None:
         out = Path(out)

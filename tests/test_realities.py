@@ -201,6 +201,24 @@ def test_suite_takes_a_stand_in_config_of_ones_own_and_names_unknown_ones(tmp_pa
         run_suite(POLICY, None, names=["no_such_reality"], progress=False)
 
 
+def test_suite_cli_takes_the_controllers_safety_settings_only(tmp_path, capsys):
+    out = tmp_path / "s"
+    assert eval_main(["--policy", POLICY, "--suite", "--realities", "default", "--suite-seeds",
+                      "0", "--seconds", "0.5", "--out", str(out), "--quiet",
+                      "--set", "safety.command_accel=1.5", "safety.command_yaw_accel=3"]) == 0
+    safety = json.loads((out / "suite.json").read_text())["safety"]
+    assert safety["command_accel"] == 1.5 and safety["command_yaw_accel"] == 3
+    assert safety["ramp_s"] == 1.0  # evaluation's start ramp kept
+    capsys.readouterr()
+    assert eval_main(["--policy", POLICY, "--suite", "--out", str(tmp_path / "x"),
+                      "--set", "seconds=3"]) == 2
+    assert "--set seconds=3: the suite sets its own" in capsys.readouterr().err
+    assert eval_main(["--policy", POLICY, "--suite", "--out", str(tmp_path / "x"),
+                      "--set", "safety.command_accel=-1"]) == 2
+    assert "command_accel must be >= 0" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
+
+
 def test_eval_records_the_reality_and_the_pipeline_passes_it(tmp_path):
     out = tmp_path / "e"
     assert eval_main(["--policy", POLICY, "--standin-config", "driver_mismatch",

@@ -116,6 +116,24 @@ def test_observation_is_built_with_the_shared_spec(onnx_a1):
     assert np.allclose(ctl.step().obs[0, 9:12], [0.0, 0.0, -0.4])
 
 
+def test_command_rate_limit_from_the_handover(onnx_a1):
+    safety = dataclasses.replace(FAST, command_accel=1.0, command_yaw_accel=2.0)
+    ctl, _ = controller(onnx_a1, safety=safety, command=(0.5, -0.1, -0.3))
+    steps = run(ctl, 15 + 30)
+    seen = np.array([s.obs[0, 9:12] for s in steps[15:]])  # the policy's command block
+    k = np.arange(1, 31)[:, None]  # policy periods since the handover
+    expect = np.clip(k * 0.02 * np.array([1.0, 1.0, 2.0]), 0, [0.5, 0.1, 0.3]) * [1, -1, -1]
+    np.testing.assert_allclose(seen, expect, atol=1e-6)  # float32 observation
+    np.testing.assert_allclose(ctl.applied_command, [0.5, -0.1, -0.3])
+    ctl.set_command(0.0, 0.0, 0.3)  # a new command is approached at the same rate
+    np.testing.assert_allclose(ctl.step().obs[0, 9:12], [0.48, -0.08, -0.26], atol=1e-6)
+    # without the limit the first policy period already sees the whole command
+    ctl, _ = controller(onnx_a1, command=(0.5, -0.1, -0.3))
+    np.testing.assert_allclose(run(ctl, 16)[15].obs[0, 9:12], [0.5, -0.1, -0.3], atol=1e-6)
+    with pytest.raises(ValueError, match="command_accel"):
+        SafetyConfig(command_accel=-1.0)
+
+
 GAIT = ObservationSpec(num_joints=12, gait_frequency=2.0, gait_amplitude=0.25)
 
 
