@@ -166,8 +166,8 @@ def run_suite(policy: str | Path, out: str | Path | None = None,
     every = [e for entry in per.values() for e in entry["episodes"]]
     suite = {"policy": str(policy), "seeds": list(seeds), "seconds": seconds,
              "push_interval_s": push_interval_s, "push_speed": push_speed,
-             "safety": asdict(safety), "commands": {n: list(c) for n, c in SUITE_COMMANDS}, "success": SUCCESS,
-             "realities": per, "overall": summarize_reality(every)}
+             "safety": asdict(safety), "commands": {n: list(c) for n, c in SUITE_COMMANDS},
+             "success": SUCCESS, "realities": per, "overall": summarize_reality(every)}
     if terrains:
         suite["terrains"] = run_terrains(policy, seeds, robot, progress, safety=safety)
     suite["wall_s"] = time.perf_counter() - t0
