@@ -25,6 +25,10 @@ Method, and why:
   eliminated through each leg's joint equations (3 joints, 3 force components), leaving the
   6 floating-base equations, linear in the payload's mass and first moment; foot friction is
   the force ratio of slipping feet.  Both need the legs from the first step.
+* The floor's compliance (:func:`sysid.ground.fit_floor`), ground logs: a loaded foot's
+  height against its normal force and vertical speed gives a spring and damper per foot, or
+  "rigid" when the feet do not sink with their load.  Reported in ``params.json``
+  (``ground.floor``); the simulators do not model it yet.
 * Standard deviations: moving-block bootstrap (statistical) + spread over analysis variants
   (systematic) + a type-B model-adequacy floor, in quadrature; see :mod:`sysid.params`.
 * Validation (:mod:`sysid.replay`): open-loop replay of held-out logged torques in MuJoCo

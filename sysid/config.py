@@ -132,6 +132,10 @@ class GroundFitConfig:
     stick_speed: float = 0.01
     # foot friction needs at least this many slipping samples (-)
     min_slip_samples: int = 20
+    # the floor's compliance needs at least this many loaded foot samples (-)
+    min_floor_samples: int = 200
+    # a floor whose feet sink less than this under their median load is rigid (m)
+    rigid_sink: float = 0.001
 
     def __post_init__(self) -> None:
         if self.filter_hz <= 0 or self.clearance < 0:

@@ -34,6 +34,7 @@ as not identifiable with range [lower bound, upper physical bound].
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import mujoco
 import numpy as np
@@ -64,6 +65,7 @@ class GroundData:
     omega: np.ndarray  # (T, 3) trunk angular velocity, trunk frame
     force: np.ndarray  # (T, F, 3) contact force on each foot, world
     foot_vel: np.ndarray  # (T, F, 3) contact-point velocity, world
+    foot_z: np.ndarray  # (T, F) lowest point of each foot sphere, world z (m)
     loaded: np.ndarray  # (T, F) foot carries load
     clearance: np.ndarray  # (T,) lowest non-foot geometry above z = 0 (m)
     reasons: dict[str, float] = field(default_factory=dict)  # invalid fraction per reason
@@ -79,6 +81,7 @@ class GroundFit:
     slip_samples: int = 0
     friction_lower_bound: float | None = None
     friction_samples: dict[str, np.ndarray] = field(default_factory=dict)  # for plots
+    floor: dict[str, Any] = field(default_factory=dict)  # see :func:`fit_floor`
 
 
 def _leg_model(robot: RobotDescription, joint_values: dict[str, float]) -> mujoco.MjModel:
@@ -195,6 +198,7 @@ def ground_data(log: RobotLog, robot: RobotDescription, joint_values: dict[str, 
     return GroundData(
         dt=dt, time=t, valid=valid, clearance=clear, wrench=np.nan_to_num(wrench), rot=rot, acc=acc,
         alpha=alpha, omega=log.base_angvel.copy(), force=np.nan_to_num(force), foot_vel=fvel,
+        foot_z=fz,
         loaded=loaded & valid[:, None],
         reasons={k: float(v.mean()) for k, v in reasons.items()},
     )
@@ -325,9 +329,11 @@ def fit_ground(logs: list[RobotLog], robot: RobotDescription, joint_values: dict
 
     r, v, slip, stick = _friction(data, cfg.slip_speed, cfg.stick_speed)
     lower = float(np.percentile(r[stick], 99)) if stick.sum() >= 20 else None
+    # the floor's bootstrap draws from a child generator: the friction's stay as they were
     fit = GroundFit(estimates=est, valid_seconds=valid_s, invalid_reasons=reasons,
                     slip_samples=int(slip.sum()), friction_lower_bound=lower,
-                    friction_samples={"ratio": r[np.isfinite(r)], "speed": v[np.isfinite(r)]})
+                    friction_samples={"ratio": r[np.isfinite(r)], "speed": v[np.isfinite(r)]},
+                    floor=fit_floor(data, cfg, block, bootstrap, rng.spawn(1)[0]))
     if slip.sum() < cfg.min_slip_samples:
         why = (f"feet did not slip ({int(slip.sum())} slipping samples, need "
                f"{cfg.min_slip_samples}): friction only bounded below"
@@ -351,3 +357,62 @@ def fit_ground(logs: list[RobotLog], robot: RobotDescription, joint_values: dict
     sys_std = float(np.sqrt(np.mean(np.array(dev) ** 2))) if dev else 0.0
     est["foot_friction"] = Estimate(mu, float(np.std(boot)), sys_std)
     return fit
+
+
+def fit_floor(data: list[GroundData], cfg: GroundFitConfig, block: int, bootstrap: int,
+              rng: np.random.Generator) -> dict[str, Any]:
+    """The floor's compliance under the loaded feet: a spring and damper per foot.
+
+    A foot pressed into a compliant floor (a mat, turf, soft soil) sits below the unloaded
+    contact height by (F + B v) / K, F its normal force, v its vertical speed; on a rigid
+    floor its height does not depend on the load.  Loaded feet of the valid samples give
+    ``z = z0 - C F - E v`` (least squares; z from the logged base pose and the legs'
+    kinematics, F from the inverse dynamics above), so K = 1 / C and B = E / C: the local
+    stiffness and damping about the loads the log holds (a floor that stiffens as it is
+    pressed shows as ``contact_height_mm`` below zero: the line's zero-load height); the std
+    of C and E is a block bootstrap.  ``sink_mm`` is C times the median foot load (the part
+    of the foot's height that follows its load), ``depth_mm`` the foot's height below z = 0
+    (the log's floor plane) at that load.  A floor whose sink is below ``cfg.rigid_sink``
+    with 2 std is reported rigid, with the stiffness it exceeds.
+
+    Reported in ``params.json`` (``ground.floor``); the simulators do not model floor
+    compliance yet (MuJoCo's contact stays as built).
+    """
+    rows, ys = [], []
+    for g in data:
+        m = g.loaded & g.valid[:, None]  # (T, F)
+        a = np.stack([np.ones_like(g.foot_z), -g.force[:, :, 2], -g.foot_vel[:, :, 2]], axis=-1)
+        rows.append(a * m[:, :, None])
+        ys.append(g.foot_z * m)
+    a, y = np.concatenate(rows), np.concatenate(ys)
+    n = int(np.count_nonzero(a[:, :, 0]))
+    if n < cfg.min_floor_samples:
+        return {"identifiable": False, "samples": n,
+                "reason": f"{n} loaded foot samples (need {cfg.min_floor_samples})"}
+    keep = a[:, :, 0].any(axis=1)  # time samples with a loaded foot, in time order
+    a, y = a[keep], y[keep]
+    grams, rhss = block_normal_equations(a, y, block)
+    x = np.linalg.solve(grams.sum(0), rhss.sum(0))
+    boot = block_bootstrap(grams, rhss, bootstrap, rng)
+    z0, c, e = x
+    c_std = float(boot[:, 1].std())
+    load = float(np.median(a[:, :, 1][a[:, :, 0] > 0]) * -1.0)  # median normal force (N)
+    resid = (y - np.einsum("trp,p->tr", a, x))[a[:, :, 0] > 0]
+    sink, sink_std = float(c * load), float(c_std * load)
+    out = {"identifiable": True, "samples": n, "median_load_N": load,
+           "sink_mm": 1e3 * sink, "sink_std_mm": 1e3 * sink_std,
+           "depth_mm": 1e3 * (sink - float(z0)), "contact_height_mm": 1e3 * float(z0),
+           "residual_mm": 1e3 * float(resid.std())}
+    if sink + 2.0 * sink_std < cfg.rigid_sink:
+        out.update(rigid=True, stiffness_above_N_per_m=load / max(sink + 2.0 * sink_std, 1e-9),
+                   reason=f"sink under the median foot load {1e3 * sink:.2f} +- "
+                          f"{1e3 * sink_std:.2f} mm, below {1e3 * cfg.rigid_sink:g} mm")
+        return out
+    k = 1.0 / c
+    # std of K = 1/C and B = E/C by the bootstrap replicates where C stays positive
+    ok = boot[:, 1] > 0
+    ks, bs = 1.0 / boot[ok, 1], boot[ok, 2] / boot[ok, 1]
+    out.update(rigid=False, stiffness_N_per_m=float(k), stiffness_std=float(ks.std()),
+               damping_N_s_per_m=float(e / c), damping_std=float(bs.std()),
+               reason="compliant: the feet sink with their load")
+    return out

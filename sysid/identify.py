@@ -156,7 +156,9 @@ def identify(log_paths: list[str | Path], robot: RobotDescription | str, cfg: Sy
         ground_info.update(valid_seconds=gfit.valid_seconds,
                            excluded_fraction={k: round(x, 4) for k, x in gfit.invalid_reasons.items()},
                            slip_samples=gfit.slip_samples,
-                           friction_lower_bound=gfit.friction_lower_bound)
+                           friction_lower_bound=gfit.friction_lower_bound,
+                           floor={k: (round(x, 6) if isinstance(x, float) else x)
+                                  for k, x in gfit.floor.items()})
         artifacts["ground_fit"] = gfit
     table = parameter_table(estimates, robot, cfg, lower)
     n_ok = sum(e["identifiable"] for e in table.values())

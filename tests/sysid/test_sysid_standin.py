@@ -186,3 +186,36 @@ def test_encoder_zero_offsets_are_identified_and_the_trunk_with_them(tmp_path, a
         e = p[k]
         assert e["identifiable"], (k, e["reason"])
         assert abs(e["fitted"] - true[k]) <= 3 * e["std"], (k, e["fitted"], true[k], e["std"])
+
+
+def test_a_rigid_floor_is_reported_rigid(a1_run):
+    """The default stand-in's floor is PyBullet's rigid ground: the feet's height does not
+    follow their load, so stage 1 reports the floor rigid (and no stiffness)."""
+    out, _ = a1_run
+    floor = json.loads((out / "params.json").read_text())["ground"]["floor"]
+    assert floor["identifiable"] and floor["rigid"], floor
+    assert floor["sink_mm"] < 0.5 and floor["stiffness_above_N_per_m"] > 3e4, floor
+    assert abs(floor["depth_mm"]) < 2.0, floor
+    assert "stiffness_N_per_m" not in floor
+
+
+def test_a_compliant_floor_is_identified_from_the_ground_log(tmp_path):
+    """A foam-mat floor (3000 N/m, 200 N s/m per foot contact in PyBullet): the feet sink
+    with their load, and stage 1 measures the floor from the ground log.  PyBullet's contact
+    spring is not exactly one linear spring per foot (the stand-in's own test sees a standing
+    sink of 0.6-1.5x weight / (4 k); here the local stiffness about the standing load comes
+    out ~1.8x k and the zero-load line ~5 mm deep), so the check is the foot's depth under
+    its median load against that band and the stiffness and damping within 2x of the
+    configured values."""
+    robot = load_robot("a1")
+    cfg = StandInConfig(seed=2, floor_stiffness=3000.0, floor_damping=200.0)
+    susp = collect(robot, "suspended", 12.0, tmp_path / "suspended.npz", cfg, seed=0, progress=False)
+    ground = collect(robot, "ground", 10.0, tmp_path / "ground.npz", cfg, seed=0, progress=False)
+    floor = identify([susp, ground], robot, SysidConfig(bootstrap=50)).params["ground"]["floor"]
+    print(f"\nfloor: {floor}")
+    assert floor["identifiable"] and not floor["rigid"], floor
+    nominal_sink_mm = 1e3 * floor["median_load_N"] / 3000.0
+    assert 0.6 * nominal_sink_mm <= floor["depth_mm"] <= 1.5 * nominal_sink_mm, floor
+    assert 1500.0 <= floor["stiffness_N_per_m"] <= 6000.0, floor
+    assert 100.0 <= floor["damping_N_s_per_m"] <= 400.0, floor
+    assert floor["stiffness_std"] < 0.2 * floor["stiffness_N_per_m"], floor
