@@ -13,6 +13,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 import bench_command_sweep  # noqa: E402
 import bench_rsl_rl  # noqa: E402
 import bench_seeds  # noqa: E402
+import diag_floor  # noqa: E402
 import stats  # noqa: E402
 
 
@@ -119,3 +120,20 @@ def test_command_sweep_reads_suite_results_and_counts_their_falls(tmp_path, caps
     (tmp_path / "p.onnx").write_bytes(b"")
     assert bench_command_sweep.main(["--side", f"a={a[0]},{tmp_path / 'p.onnx'}"]) == 2
     assert "all policy .onnx or all suite .json" in capsys.readouterr().err
+
+
+def test_floor_diagnosis_parses_contacts_and_refuses_bad_ones(tmp_path, capsys):
+    """``--sim-contacts``: default, a time constant, or impedance:stiffness:damping; anything
+    else, or a run without the judge's record, is one line and exit 2."""
+    assert diag_floor.contact("default") == ()
+    assert diag_floor.contact("0.06") == (0.06,)
+    assert diag_floor.contact("0.5:430:46") == (0.5, 430.0, 46.0)
+    for bad in ("0", "0.5:430", "a", "0.5:-1:2"):
+        with pytest.raises(ValueError, match="--sim-contacts"):
+            diag_floor.contact(bad)
+    (tmp_path / "select").mkdir()
+    (tmp_path / "select" / "select.json").write_text("{}")
+    assert diag_floor.main(["--run", str(tmp_path), "--sim-contacts", "0.5:430"]) == 2
+    assert "--sim-contacts" in capsys.readouterr().err
+    assert diag_floor.main(["--run", str(tmp_path / "nothing")]) == 2
+    assert "select.json: missing" in capsys.readouterr().err
