@@ -16,6 +16,14 @@ Episodes are those of ``<run>/select/select.json`` (commands drawn from its seed
 first config given as ``--robot-configs`` reproduces the judge's falls.  Prints, per
 candidate and setting, the episodes that fell and the mean judge score.
 
+``--pad K:B:A``: a prototype of the floor's compliance in the identified simulator, MuJoCo's
+contact left stiff: under each foot an isotropic spring-damper pad (three slide joints in
+the foot body, stiffness K N/m, damping B N s/m, armature A kg for a stable 5 ms step), e.g.
+stage 1's ``ground.floor`` of the run (RESULTS, "The floor").  Applies to the simulator
+settings and to ``--stand``, whose depth is then the rigid foot's (the pad's attachment point)::
+
+    python bench/diag_floor.py --run runs/fc/s4 --pad 5020:266:0.1 --sim-contacts default
+
 ``--stand``: instead, the run's identified A1 (fitted parameters, actuator network) holding
 its nominal pose for 2 s in MuJoCo with each ``--sim-contacts`` setting: the feet's depth
 below the floor (mean of the last 0.5 s) and with 49 N more pushing the trunk down, i.e. the
@@ -57,6 +65,41 @@ def set_contact(model, vals: tuple[float, ...]) -> None:
         model.geom_solref[:] = [-vals[1], -vals[2]]
 
 
+def use_pad(k: float, b: float, armature: float) -> None:
+    """Every MuJoCo robot built from here on stands on pads (see ``--pad``)."""
+    import mujoco
+
+    import robot_rl.mujoco_robot as mujoco_robot
+    from robot_rl import sim_mujoco
+
+    def build_model(robot, cfg=None, terrain=None):
+        spec = sim_mujoco.build_spec(robot, cfg, terrain)
+        for foot in robot.foot_links:
+            for i, axis in enumerate(np.eye(3)):
+                j = spec.body(foot).add_joint(name=f"{foot}_pad{i}", axis=axis,
+                                              type=mujoco.mjtJoint.mjJNT_SLIDE)
+                j.stiffness, j.damping, j.armature = [k, 0.0, 0.0], [b, 0.0, 0.0], armature
+        return spec.compile()
+
+    mujoco_robot.build_model = build_model
+
+
+def foot_depth(sim, robot, radius) -> float:
+    """Mean depth (m) of the rigid feet below z = 0: the foot site, or with pads the point of
+    the leg they hang from."""
+    m, d = sim.model, sim.data
+    z = []
+    for i, foot in enumerate(robot.foot_links):
+        try:
+            body = m.body(foot).id  # a body of its own only with pads (else fused in the leg)
+        except KeyError:
+            z.append(d.site_xpos[sim.idx.foot_site[i]][2] - radius[i])
+            continue
+        parent = m.body_parentid[body]
+        z.append((d.xpos[parent] + d.xmat[parent].reshape(3, 3) @ m.body_pos[body])[2] - radius[i])
+    return -float(np.mean(z))
+
+
 def stand(run: Path, contacts: list[tuple[float, ...]]) -> int:
     """Standing depth of the feet and the stiffness per foot, per contact setting."""
     from deploy.fidelity import SimRobot, Variant
@@ -80,7 +123,7 @@ def stand(run: Path, contacts: list[tuple[float, ...]]) -> int:
             sim.send_targets(robot.array("nominal_pose"))
             sim.step()
             if k * sim.control_dt >= 1.5:
-                out.append(-(sim.data.site_xpos[sim.idx.foot_site][:, 2] - radius).mean())
+                out.append(foot_depth(sim, robot, radius))
         return float(np.mean(out))
 
     feet = len(robot.foot_links)
@@ -100,6 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sim-contacts", default="",
                    help="identified-simulator contact settings: default, T (solref time "
                         "constant, s) or D:K:B (solimp impedance, direct solref stiffness, damping)")
+    p.add_argument("--pad", default="", help="K:B:A, a spring-damper pad under each foot (prototype)")
     p.add_argument("--stand", action="store_true",
                    help="measure the standing depth and stiffness per --sim-contacts setting")
     a = p.parse_args(argv)
@@ -113,6 +157,15 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as e:
         print(f"diag_floor: error: {e}", file=sys.stderr)
         return 2
+    if a.pad:
+        try:
+            k, b, arm = (float(x) for x in a.pad.split(":"))
+            assert k > 0 and b >= 0 and arm >= 0
+        except (ValueError, AssertionError):
+            print(f"diag_floor: error: --pad: {a.pad!r} is not K:B:A (stiffness > 0, damping "
+                  "and armature >= 0)", file=sys.stderr)
+            return 2
+        use_pad(k, b, arm)
     from deploy.evaluate import EvalConfig, evaluate
     from deploy.fidelity import SimRobot, Variant
     from deploy.select import _robot_of, _score, draw_commands

@@ -137,3 +137,5 @@ def test_floor_diagnosis_parses_contacts_and_refuses_bad_ones(tmp_path, capsys):
     assert "--sim-contacts" in capsys.readouterr().err
     assert diag_floor.main(["--run", str(tmp_path / "nothing")]) == 2
     assert "select.json: missing" in capsys.readouterr().err
+    assert diag_floor.main(["--run", str(tmp_path), "--pad", "5000:-1:0.1"]) == 2
+    assert "--pad" in capsys.readouterr().err
