@@ -11,8 +11,9 @@ simulator did not")::
     # constant 0.06 s, and solimp d 0.5 with direct solref (-430, -46)
     python bench/diag_floor.py --run runs/fc/s4 --candidates identified --sim-contacts default,0.06,0.5:430:46
 
-Episodes are those of ``<run>/select/select.json`` (commands drawn from its seed, kicks of
-0.4 m/s every 3 s, 8 s each, the judge's hidden stand-in seed and simulator draws), so the
+Episodes are those of ``<run>/select/select.json`` (its commands, kicks of 0.4 m/s every
+3 s from its seed, its episode length, the judge's hidden stand-in seed and its simulator's
+parameter draws), so the
 first config given as ``--robot-configs`` reproduces the judge's falls.  Prints, per
 candidate and setting, the episodes that fell and the mean judge score.
 
@@ -50,9 +51,10 @@ def contact(text: str) -> tuple[float, ...]:
         vals = tuple(float(x) for x in text.split(":"))
     except ValueError:
         vals = ()
-    if len(vals) not in (1, 3) or any(not v > 0 for v in vals):
+    if len(vals) not in (1, 3) or any(not 0 < v < np.inf for v in vals) \
+            or (len(vals) == 3 and not vals[0] < 1):
         raise ValueError(f"--sim-contacts: {text!r} is not 'default', a time constant T > 0 "
-                         "or D:K:B (impedance, direct stiffness, direct damping, all > 0)")
+                         "or D:K:B (impedance 0 < D < 1, direct stiffness and damping > 0)")
     return vals
 
 
@@ -66,7 +68,8 @@ def set_contact(model, vals: tuple[float, ...]) -> None:
 
 
 def use_pad(k: float, b: float, armature: float) -> None:
-    """Every MuJoCo robot built from here on stands on pads (see ``--pad``)."""
+    """Every :class:`~robot_rl.mujoco_robot.MujocoRobot` (the simulators the judge's episodes
+    and ``--stand`` use) built from here on in this process stands on pads (see ``--pad``)."""
     import mujoco
 
     import robot_rl.mujoco_robot as mujoco_robot
@@ -75,6 +78,10 @@ def use_pad(k: float, b: float, armature: float) -> None:
     def build_model(robot, cfg=None, terrain=None):
         spec = sim_mujoco.build_spec(robot, cfg, terrain)
         for foot in robot.foot_links:
+            # stage 1's leg mass scales set the lower leg's mass with the foot fused in, so the
+            # foot, a body of its own here, keeps no mass (the pad's armature moves it)
+            body = spec.body(foot)
+            body.mass, body.fullinertia = 1e-6, [1e-10, 1e-10, 1e-10, 0.0, 0.0, 0.0]
             for i, axis in enumerate(np.eye(3)):
                 j = spec.body(foot).add_joint(name=f"{foot}_pad{i}", axis=axis,
                                               type=mujoco.mjtJoint.mjJNT_SLIDE)
@@ -130,8 +137,9 @@ def stand(run: Path, contacts: list[tuple[float, ...]]) -> int:
     for vals in contacts:
         d0, d1 = depth(vals, 0.0), depth(vals, extra)
         label = "default" if not vals else ":".join(f"{v:g}" for v in vals)
+        k = f"{extra / feet / (d1 - d0):.0f} N/m per foot" if d1 > d0 else "n/a (no deeper)"
         print(f"contact {label:<16} feet {1e3 * d0:.2f} mm deep, {1e3 * d1:.2f} mm with {extra:g} N "
-              f"more: {extra / feet / max(d1 - d0, 1e-9):.0f} N/m per foot", flush=True)
+              f"more: {k}", flush=True)
     return 0
 
 
@@ -149,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     run = Path(a.run)
     path = run / "select" / "select.json"
-    if not path.exists():
+    if not a.stand and not path.exists():
         print(f"diag_floor: error: {path}: missing (run the pipeline's select stage first)", file=sys.stderr)
         return 2
     try:
@@ -160,26 +168,38 @@ def main(argv: list[str] | None = None) -> int:
     if a.pad:
         try:
             k, b, arm = (float(x) for x in a.pad.split(":"))
-            assert k > 0 and b >= 0 and arm >= 0
-        except (ValueError, AssertionError):
+        except ValueError:
+            k = b = arm = -1.0
+        if not (0 < k < np.inf and 0 <= b < np.inf and 0 <= arm < np.inf):
             print(f"diag_floor: error: --pad: {a.pad!r} is not K:B:A (stiffness > 0, damping "
                   "and armature >= 0)", file=sys.stderr)
             return 2
         use_pad(k, b, arm)
     from deploy.evaluate import EvalConfig, evaluate
     from deploy.fidelity import SimRobot, Variant
-    from deploy.select import _robot_of, _score, draw_commands
-    from policies.config import CommandConfig
+    from deploy.select import _robot_of, _score
     from robot_rl.robot import load_robot
 
     if a.stand:
         return stand(run, contacts or [()])
-    s = json.loads(path.read_text())
-    names = [c for c in a.candidates.split(",") if c] or list(s["candidates"])
+    try:
+        s = json.loads(path.read_text())
+        seed, seconds, candidates = int(s["seed"]), float(s["seconds"]), dict(s["candidates"])
+        commands = tuple(tuple(float(x) for x in c) for c in s["commands"])  # the judge's own
+    except (ValueError, KeyError, TypeError) as e:
+        print(f"diag_floor: error: {path}: not a robot judge's record ({e!r}: needs seed, "
+              "seconds, candidates, commands)", file=sys.stderr)
+        return 2
+    names = [c for c in a.candidates.split(",") if c] or list(candidates)
+    unknown = sorted(set(names) - set(candidates))
+    if unknown:
+        print(f"diag_floor: error: --candidates: {unknown} not in {path} (has "
+              f"{sorted(candidates)})", file=sys.stderr)
+        return 2
+    draws = s.get("parameters") == "drawn"  # the judge's simulator drew from stage 1's ranges
     robot = load_robot(_robot_of(run))
-    commands = draw_commands(CommandConfig(), len(s["commands"]), s["seed"])
-    cfg = EvalConfig(sim="mujoco", robot=robot.name, seconds=s["seconds"], commands=commands,
-                     push_interval_s=3.0, push_speed=0.4, push_seed=s["seed"], video=False)
+    cfg = EvalConfig(sim="mujoco", robot=robot.name, seconds=seconds, commands=commands,
+                     push_interval_s=3.0, push_speed=0.4, push_seed=seed, video=False)
 
     def report(where: str, name: str, episodes) -> None:
         eps = _score(episodes, commands)
@@ -187,13 +207,13 @@ def main(argv: list[str] | None = None) -> int:
               f"score {np.mean([e['score'] for e in eps]):.3f}", flush=True)
 
     for name in names:
-        policy = s["candidates"][name]
+        policy = candidates[name]
         for config in (c for c in a.robot_configs.split(",") if c):
             rcfg = replace(cfg, sim="pybullet", standin_config=config)
             report(f"robot {config}", name, evaluate(policy, None, rcfg, progress=False))
         for vals in contacts:
             sim = SimRobot.of_run(robot, run, Variant(True, "net"),
-                                  draws=np.random.default_rng(s["seed"]))
+                                  draws=np.random.default_rng(seed) if draws else None)
             set_contact(sim.model, vals)
             label = "default" if not vals else ":".join(f"{v:g}" for v in vals)
             report(f"identified simulator, contact {label}", name,

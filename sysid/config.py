@@ -134,12 +134,17 @@ class GroundFitConfig:
     min_slip_samples: int = 20
     # the floor's compliance needs at least this many loaded foot samples (-)
     min_floor_samples: int = 200
-    # a floor whose feet sink less than this under their median load is rigid (m)
+    # and at least this many bootstrap blocks (block_s each) holding them (-)
+    min_floor_blocks: int = 10
+    # a floor whose feet sink less than this under their median load, with 2 std, is rigid (m)
     rigid_sink: float = 0.001
 
     def __post_init__(self) -> None:
         if self.filter_hz <= 0 or self.clearance < 0:
             raise ConfigError("ground.filter_hz must be > 0 and ground.clearance >= 0")
+        if self.min_floor_samples < 1 or self.min_floor_blocks < 2 or not self.rigid_sink > 0:
+            raise ConfigError("ground.min_floor_samples must be >= 1, ground.min_floor_blocks "
+                              ">= 2 and ground.rigid_sink > 0")
 
 
 @dataclass(frozen=True)

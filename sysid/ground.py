@@ -46,7 +46,7 @@ from sysid.apply import apply_params, true_angles
 from sysid.config import GroundFitConfig
 from sysid.joints import Estimate
 from sysid.model import AXES, foot_radius, leg_joints, nominal
-from sysid.signals import block_bootstrap, block_normal_equations, lowpass, segments, trimmed
+from sysid.signals import block_bootstrap, block_normal_equations, lowpass, segments, solve, trimmed
 
 GRAVITY = np.array([0.0, 0.0, -9.81])
 
@@ -368,12 +368,15 @@ def fit_floor(data: list[GroundData], cfg: GroundFitConfig, block: int, bootstra
     floor its height does not depend on the load.  Loaded feet of the valid samples give
     ``z = z0 - C F - E v`` (least squares; z from the logged base pose and the legs'
     kinematics, F from the inverse dynamics above), so K = 1 / C and B = E / C: the local
-    stiffness and damping about the loads the log holds (a floor that stiffens as it is
-    pressed shows as ``contact_height_mm`` below zero: the line's zero-load height); the std
-    of C and E is a block bootstrap.  ``sink_mm`` is C times the median foot load (the part
+    stiffness and damping about the loads the log holds (``contact_height_mm``, the line's
+    zero-load height, below zero: a floor that stiffens as it is pressed, or lightly loaded
+    feet the valid samples leave out); the std
+    of C and E is a block bootstrap over at least ``cfg.min_floor_blocks`` time blocks.
+    ``sink_mm`` is C times the median foot load (the part
     of the foot's height that follows its load), ``depth_mm`` the foot's height below z = 0
     (the log's floor plane) at that load.  A floor whose sink is below ``cfg.rigid_sink``
-    with 2 std is reported rigid, with the stiffness it exceeds.
+    with 2 std is reported rigid, with the stiffness it exceeds; one whose sink is not
+    above zero by 2 std either is not identifiable from the log.
 
     Reported in ``params.json`` (``ground.floor``); the simulators do not model floor
     compliance yet (MuJoCo's contact stays as built).
@@ -392,7 +395,11 @@ def fit_floor(data: list[GroundData], cfg: GroundFitConfig, block: int, bootstra
     keep = a[:, :, 0].any(axis=1)  # time samples with a loaded foot, in time order
     a, y = a[keep], y[keep]
     grams, rhss = block_normal_equations(a, y, block)
-    x = np.linalg.solve(grams.sum(0), rhss.sum(0))
+    if len(grams) < cfg.min_floor_blocks:
+        return {"identifiable": False, "samples": n,
+                "reason": f"{len(grams)} time blocks with a loaded foot (need "
+                          f"{cfg.min_floor_blocks} for the bootstrap)"}
+    x = solve(grams.sum(0), rhss.sum(0))
     boot = block_bootstrap(grams, rhss, bootstrap, rng)
     z0, c, e = x
     c_std = float(boot[:, 1].std())
@@ -403,10 +410,16 @@ def fit_floor(data: list[GroundData], cfg: GroundFitConfig, block: int, bootstra
            "sink_mm": 1e3 * sink, "sink_std_mm": 1e3 * sink_std,
            "depth_mm": 1e3 * (sink - float(z0)), "contact_height_mm": 1e3 * float(z0),
            "residual_mm": 1e3 * float(resid.std())}
-    if sink + 2.0 * sink_std < cfg.rigid_sink:
-        out.update(rigid=True, stiffness_above_N_per_m=load / max(sink + 2.0 * sink_std, 1e-9),
+    if sink + 2.0 * sink_std < cfg.rigid_sink:  # the bound from the resolution, not a negative C
+        bound = load / max(max(sink, 0.0) + 2.0 * sink_std, 1e-6)
+        out.update(rigid=True, stiffness_above_N_per_m=bound,
                    reason=f"sink under the median foot load {1e3 * sink:.2f} +- "
                           f"{1e3 * sink_std:.2f} mm, below {1e3 * cfg.rigid_sink:g} mm")
+        return out
+    if sink - 2.0 * sink_std <= 0.0:
+        out.update(identifiable=False, rigid=False,
+                   reason=f"sink under the median foot load {1e3 * sink:.2f} +- "
+                          f"{1e3 * sink_std:.2f} mm: neither rigid nor clearly compliant")
         return out
     k = 1.0 / c
     # std of K = 1/C and B = E/C by the bootstrap replicates where C stays positive
