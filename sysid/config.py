@@ -135,7 +135,7 @@ class GroundFitConfig:
     # the floor's compliance needs at least this many loaded foot samples (-)
     min_floor_samples: int = 200
     # and at least this many bootstrap blocks (block_s each) holding them (-)
-    min_floor_blocks: int = 10
+    min_floor_blocks: int = 5
     # a floor whose feet sink less than this under their median load, with 2 std, is rigid (m)
     rigid_sink: float = 0.001
 
