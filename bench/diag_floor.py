@@ -58,6 +58,11 @@ def contact(text: str) -> tuple[float, ...]:
     return vals
 
 
+def label(vals: tuple[float, ...]) -> str:
+    """A contact setting as ``--sim-contacts`` writes it."""
+    return "default" if not vals else ":".join(f"{v:g}" for v in vals)
+
+
 def set_contact(model, vals: tuple[float, ...]) -> None:
     """Every geom's contact settings (MuJoCo mixes a pair's alike values to the same)."""
     if len(vals) == 1:
@@ -83,8 +88,7 @@ def use_pad(k: float, b: float, armature: float) -> None:
             body = spec.body(foot)
             body.mass, body.fullinertia = 1e-6, [1e-10, 1e-10, 1e-10, 0.0, 0.0, 0.0]
             for i, axis in enumerate(np.eye(3)):
-                j = spec.body(foot).add_joint(name=f"{foot}_pad{i}", axis=axis,
-                                              type=mujoco.mjtJoint.mjJNT_SLIDE)
+                j = body.add_joint(name=f"{foot}_pad{i}", axis=axis, type=mujoco.mjtJoint.mjJNT_SLIDE)
                 j.stiffness, j.damping, j.armature = [k, 0.0, 0.0], [b, 0.0, 0.0], armature
         return spec.compile()
 
@@ -136,9 +140,8 @@ def stand(run: Path, contacts: list[tuple[float, ...]]) -> int:
     feet = len(robot.foot_links)
     for vals in contacts:
         d0, d1 = depth(vals, 0.0), depth(vals, extra)
-        label = "default" if not vals else ":".join(f"{v:g}" for v in vals)
         k = f"{extra / feet / (d1 - d0):.0f} N/m per foot" if d1 > d0 else "n/a (no deeper)"
-        print(f"contact {label:<16} feet {1e3 * d0:.2f} mm deep, {1e3 * d1:.2f} mm with {extra:g} N "
+        print(f"contact {label(vals):<16} feet {1e3 * d0:.2f} mm deep, {1e3 * d1:.2f} mm with {extra:g} N "
               f"more: {k}", flush=True)
     return 0
 
@@ -215,8 +218,7 @@ def main(argv: list[str] | None = None) -> int:
             sim = SimRobot.of_run(robot, run, Variant(True, "net"),
                                   draws=np.random.default_rng(seed) if draws else None)
             set_contact(sim.model, vals)
-            label = "default" if not vals else ":".join(f"{v:g}" for v in vals)
-            report(f"identified simulator, contact {label}", name,
+            report(f"identified simulator, contact {label(vals)}", name,
                    evaluate(policy, None, cfg, interface=sim, progress=False))
     return 0
 

@@ -370,11 +370,10 @@ def fit_floor(data: list[GroundData], cfg: GroundFitConfig, block: int, bootstra
     kinematics, F from the inverse dynamics above), so K = 1 / C and B = E / C: the local
     stiffness and damping about the loads the log holds (``contact_height_mm``, the line's
     zero-load height, below zero: a floor that stiffens as it is pressed, or lightly loaded
-    feet the valid samples leave out); the std
-    of C and E is a block bootstrap over at least ``cfg.min_floor_blocks`` time blocks.
-    ``sink_mm`` is C times the median foot load (the part
-    of the foot's height that follows its load), ``depth_mm`` the foot's height below z = 0
-    (the log's floor plane) at that load.  A floor whose sink is below ``cfg.rigid_sink``
+    feet the valid samples leave out); the std of C and E is a block bootstrap over at least
+    ``cfg.min_floor_blocks`` time blocks.  ``sink_mm`` is C times the median foot load (the
+    part of the foot's height that follows its load), ``depth_mm`` the foot's height below
+    z = 0 (the log's floor plane) at that load.  A floor whose sink is below ``cfg.rigid_sink``
     with 2 std is reported rigid, with the stiffness it exceeds; one whose sink is not
     above zero by 2 std either is not identifiable from the log.
 
@@ -394,6 +393,7 @@ def fit_floor(data: list[GroundData], cfg: GroundFitConfig, block: int, bootstra
                 "reason": f"{n} loaded foot samples (need {cfg.min_floor_samples})"}
     keep = a[:, :, 0].any(axis=1)  # time samples with a loaded foot, in time order
     a, y = a[keep], y[keep]
+    loaded = a[:, :, 0] > 0
     grams, rhss = block_normal_equations(a, y, block)
     if len(grams) < cfg.min_floor_blocks:
         return {"identifiable": False, "samples": n,
@@ -403,8 +403,8 @@ def fit_floor(data: list[GroundData], cfg: GroundFitConfig, block: int, bootstra
     boot = block_bootstrap(grams, rhss, bootstrap, rng)
     z0, c, e = x
     c_std = float(boot[:, 1].std())
-    load = float(np.median(a[:, :, 1][a[:, :, 0] > 0]) * -1.0)  # median normal force (N)
-    resid = (y - np.einsum("trp,p->tr", a, x))[a[:, :, 0] > 0]
+    load = -float(np.median(a[:, :, 1][loaded]))  # median normal force (N)
+    resid = (y - np.einsum("trp,p->tr", a, x))[loaded]
     sink, sink_std = float(c * load), float(c_std * load)
     out = {"identifiable": True, "samples": n, "median_load_N": load,
            "sink_mm": 1e3 * sink, "sink_std_mm": 1e3 * sink_std,
