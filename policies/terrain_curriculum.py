@@ -81,6 +81,15 @@ class EnvTerrain:
         """Mean curriculum level over the envs (0 without a curriculum)."""
         return float(self.level.mean())
 
+    @property
+    def level_by_kind(self) -> dict[str, float]:
+        """Mean curriculum level of the envs on each terrain kind (empty without a
+        curriculum): which column the robot climbs and which it is held down on."""
+        if not self.cfg.enabled:
+            return {}
+        return {k: float(self.level[self.column == c].mean())
+                for c, k in enumerate(self.cfg.kinds) if np.any(self.column == c)}
+
     def ground(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         """Ground height (m) under world points (x, y)."""
         if self.terrain is None:

@@ -162,9 +162,12 @@ def train(cfg: LocomotionConfig, out: str | Path, sysid: SysidParams | None = No
             runner.env.call("set_curriculum", env.curriculum)
         log["train/curriculum"] = env.curriculum
         if cfg.env.terrain_curriculum.enabled and not workers:
-            log["terrain/mean_level"] = env.ground.mean_level
+            levels = {"terrain/mean_level": env.ground.mean_level}
+            levels.update({f"terrain/level/{k}": v for k, v in env.ground.level_by_kind.items()})
+            log.update(levels)
             if getattr(runner, "writer", None) is not None:  # it wrote its scalars already
-                runner.writer.add_scalar("terrain/mean_level", env.ground.mean_level, iteration)
+                for name, value in levels.items():
+                    runner.writer.add_scalar(name, value, iteration)
         if tcfg.runner.save_interval and iteration % tcfg.runner.save_interval == 0:
             save_policy(out / "policy.pt", runner, env)
 

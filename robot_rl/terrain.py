@@ -35,7 +35,11 @@ from robot_rl.config import ConfigError
 KINDS = ("flat", "rough", "slope", "stairs_up", "stairs_down", "obstacles")
 SLOPE_MAX_DEG = 20.0  # slope angle at difficulty 1 (deg)
 STEP_DEPTH = 0.31  # stair tread depth (m)
-STEP_HEIGHT = (0.05, 0.18)  # stair riser: base + difficulty x gain (m)
+# stair riser: base + difficulty x gain (m).  The easiest stairs (2 cm) are ones a
+# small robot's flat gait already steps onto, so a curriculum's first level is reachable;
+# with legged_gym's 5 cm base the A1 (0.2 m leg links) never climbed its first level and
+# stayed on the bottom row (bench/RESULTS.md, "Stairs: a first rung the robot can climb")
+STEP_HEIGHT = (0.02, 0.20)
 ROUGH_AMPLITUDE = (0.01, 0.07)  # rough: noise amplitude, base + difficulty x gain (m)
 ROUGH_STEP = 0.005  # rough: heights are multiples of this (m)
 ROUGH_CELL = 0.2  # rough: spacing of the noise samples before interpolation (m)

@@ -239,7 +239,7 @@ def test_suite_with_terrains_reports_each_tile_against_its_goal(tmp_path, capsys
     goals = {"stairs up 8 cm": TERRAIN_GOALS["stairs up 8 cm"]}
     tiles = run_terrains(POLICY, seeds=(0, 1), progress=False, goals=goals, seconds=1.0)
     t = tiles["stairs up 8 cm"]
-    assert t["difficulty"] == pytest.approx(1 / 6) and t["goal"] == 0.8
+    assert t["difficulty"] == pytest.approx(0.3) and t["goal"] == 0.8
     assert len(t["episodes"]) == 2 * 4 and {e["seed"] for e in t["episodes"]} == {0, 1}
     # 1 s cannot cross a 3.7 m half tile: nothing succeeds, every episode walked a little
     assert t["summary"]["success_rate"] == 0.0 and 0.0 < t["summary"]["distance_mean"] < 1.5
@@ -249,6 +249,6 @@ def test_suite_with_terrains_reports_each_tile_against_its_goal(tmp_path, capsys
                                                        "vx_abs_err": None, "vy_abs_err": None,
                                                        "yaw_abs_err": None},
                          "terrains": tiles})
-    assert "| stairs up 8 cm | 0.167 | " in md and "| 0% | 80% (not met) |" in md
+    assert "| stairs up 8 cm | 0.300 | " in md and "| 0% | 80% (not met) |" in md
     assert eval_main(["--policy", POLICY, "--terrains", "--out", str(tmp_path)]) == 2
     assert "--terrains: needs --suite" in capsys.readouterr().err

@@ -71,6 +71,8 @@ def test_curriculum_grid_and_levels():
     ground.episode_end(ids, xy, cmd, np.full(6, 10.0), fell)
     np.testing.assert_array_equal(ground.level, [3, 1, 1, 3, 2, 2])
     assert ground.mean_level == pytest.approx(12 / 6)
+    # columns flat, slope, stairs_up, flat, slope, stairs_up
+    assert ground.level_by_kind == pytest.approx({"flat": 3.0, "slope": 1.5, "stairs_up": 1.5})
     assert ground.spawn[0, 1] == pytest.approx(3.5 * 4.0)  # the new row's tile centre
     z = grid.height_at(ground.spawn[:, 0], ground.spawn[:, 1])
     np.testing.assert_allclose(ground.spawn[:, 2], z)
