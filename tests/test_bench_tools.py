@@ -13,6 +13,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 import bench_command_sweep  # noqa: E402
 import bench_rsl_rl  # noqa: E402
 import bench_seeds  # noqa: E402
+import bench_terrain_curve  # noqa: E402
 import diag_floor  # noqa: E402
 import stats  # noqa: E402
 
@@ -141,3 +142,37 @@ def test_floor_diagnosis_parses_contacts_and_refuses_bad_ones(tmp_path, capsys):
     assert "--pad" in capsys.readouterr().err
     assert diag_floor.main(["--run", str(tmp_path)]) == 2  # "{}" is no judge's record
     assert "not a robot judge's record" in capsys.readouterr().err
+
+
+def test_terrain_curve_wall_clock_closes_restarts_up():
+    """A restart (a jump back in time or a long pause between event files) counts as one
+    typical iteration, not as its gap; the first iteration counts one interval."""
+    steps = [10, 11, 12, 13, 14, 15]
+    times = [100.0, 102.0, 104.0, 5000.0, 5002.0, 5004.0]  # paused 4996 s after 12
+    m = bench_terrain_curve.closed_up_minutes(steps, times)
+    assert m == pytest.approx({10: 2 / 60, 11: 4 / 60, 12: 6 / 60, 13: 8 / 60, 14: 10 / 60,
+                               15: 12 / 60})
+    # unsorted; the clock went back at a restart (another machine's event file)
+    back = bench_terrain_curve.closed_up_minutes([3, 1, 5, 2, 4], [16.0, 10.0, 2.0, 13.0, 19.0])
+    assert back == pytest.approx({1: 3 / 60, 2: 6 / 60, 3: 9 / 60, 4: 12 / 60, 5: 15 / 60})
+    with pytest.raises(ValueError, match="fewer than two"):
+        bench_terrain_curve.closed_up_minutes([1], [0.0])
+
+
+def test_terrain_curve_time_to_goal_and_checkpoints(tmp_path, capsys):
+    def row(it, rough, stairs):
+        return {"iteration": it, "minutes": it / 10, "terrains": {
+            "rough 3 cm": {"success": rough, "goal": 0.95},
+            "stairs up 8 cm": {"success": stairs, "goal": 0.8}}}
+
+    rows = [row(100, 0.5, 0.0), row(200, 1.0, 0.0), row(300, 0.9, 0.5), row(400, 1.0, 0.0)]
+    hit = bench_terrain_curve.time_to_goal(rows, ["rough 3 cm", "stairs up 8 cm"])
+    assert hit["rough 3 cm"]["iteration"] == 200 and hit["stairs up 8 cm"] is None
+    for it in (1250, 1260, 1280, 1500, 1740):
+        (tmp_path / f"model_{it}.pt").write_bytes(b"")
+    picked = [p.name for p in bench_terrain_curve.checkpoints(tmp_path, 250)]
+    assert picked == ["model_1250.pt", "model_1500.pt", "model_1740.pt"]  # and the last
+    assert bench_terrain_curve.main(["--run", str(tmp_path), "--terrains", "rough,ice"]) == 2
+    assert "--terrains: unknown ['ice']" in capsys.readouterr().err
+    assert bench_terrain_curve.main(["--run", str(tmp_path)]) == 2
+    assert "no policy.pt" in capsys.readouterr().err
