@@ -34,16 +34,33 @@ PROMOTE_TRACKED = 0.8
 def tile_grid(tile: TerrainConfig, kinds: tuple[str, ...], levels: int) -> Terrain:
     """The tiles of ``kinds`` (columns, along x) x ``levels`` (rows, along y) in one field
     with its first point at the world origin; every tile has ``tile``'s size, spacing and
-    platform, and its own seed (``tile.seed`` + tile index)."""
+    platform, and its own seed (``tile.seed`` + tile index).
+
+    The tiles meet at one height: each is shifted so that the mean of its edge is the
+    grid's rim level, the deepest pit's depth (stairs up and slopes rise from a pit at the
+    spawn, stairs down descend from a mound, as legged_gym's pyramids do).  A tile as
+    :func:`robot_rl.terrain.generate` makes it (lowest point at 0) would stand its stairs'
+    and slope's top edge above its neighbours: an env that climbed out walked off a cliff
+    into the next tile, fell and was sent down a level for having climbed.  A flat border
+    one tile wide at the rim's height surrounds the grid (tiles keep their world
+    coordinates: the first tile's corner at the origin); the simulators' plane stays at 0,
+    under everything."""
     n, h = tile.points, tile.horizontal_scale
     step = n - 1
-    heights = np.zeros((levels * step + 1, len(kinds) * step + 1))
+    tiles = {}
     for r in range(levels):
         for c, kind in enumerate(kinds):
             cfg = dataclasses.replace(tile, kind=kind, difficulty=r / max(levels - 1, 1),
                                       seed=tile.seed + r * len(kinds) + c)
-            heights[r * step:r * step + n, c * step:c * step + n] = generate(cfg).heights
-    return Terrain(heights=heights, horizontal_scale=h, origin=(0.0, 0.0),
+            z = generate(cfg).heights
+            edge = np.concatenate((z[0], z[-1], z[1:-1, 0], z[1:-1, -1]))
+            tiles[r, c] = z - float(edge.mean())  # edge at 0, a pit below it
+    rim = max(0.0, -min(float(z.min()) for z in tiles.values()))
+    b = step  # a flat border one tile wide at the rim's height, all round
+    heights = np.full((levels * step + 1 + 2 * b, len(kinds) * step + 1 + 2 * b), rim)
+    for (r, c), z in tiles.items():
+        heights[b + r * step:b + r * step + n, b + c * step:b + c * step + n] = z + rim
+    return Terrain(heights=heights, horizontal_scale=h, origin=(-b * h, -b * h),
                    spawn=(step * h / 2, step * h / 2), config=tile)
 
 

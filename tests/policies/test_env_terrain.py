@@ -11,7 +11,7 @@ from policies.config import EnvConfig, TerrainCurriculumConfig
 from policies.env import LeggedEnv
 from policies.terrain_curriculum import EnvTerrain, tile_grid
 from robot_rl.config import ConfigError, from_dict
-from robot_rl.terrain import TerrainConfig, TerrainError, generate
+from robot_rl.terrain import TerrainConfig, TerrainError, generate, step_height
 
 TILE = TerrainConfig(kind="stairs_down", difficulty=0.5, size=4.0, horizontal_scale=0.1)
 
@@ -50,11 +50,25 @@ def test_curriculum_grid_and_levels():
     cfg = EnvConfig(num_envs=6, threads=1, terrain=TILE, terrain_curriculum=TerrainCurriculumConfig(
         enabled=True, kinds=("flat", "slope", "stairs_up"), levels=4, max_init_level=1))
     grid = tile_grid(cfg.terrain, cfg.terrain_curriculum.kinds, 4)
-    assert grid.extent == pytest.approx((12.0, 16.0))
+    # 3 x 4 tiles of 4 m and a 4 m border all round; the first tile's corner at the origin
+    assert grid.extent == pytest.approx((20.0, 24.0)) and grid.origin == pytest.approx((-4.0, -4.0))
+    H, b = grid.heights, 40
+    rim = H[0, 0]
     # the tile at level 3 (difficulty 1) of the slope column is the slope generator's tile
-    # (but its last column, shared with the next tile)
+    # (but its last column, shared with the next tile), lowered so that its edge is the rim
     slope = generate(TerrainConfig(kind="slope", difficulty=1.0, size=4.0, horizontal_scale=0.1))
-    np.testing.assert_allclose(grid.heights[120:161, 40:80], slope.heights[:, :40])
+    tile = H[b + 120:b + 161, b + 40:b + 80]
+    np.testing.assert_allclose(tile - slope.heights[:, :40], tile[0, 0] - slope.heights[0, 0], atol=1e-12)
+    # every tile meets its neighbours and the border at the rim: no cliff to walk off
+    # after climbing out of the stairs' or the slope's pit; the pit stays above the plane
+    lines = H[b:-b:40, b:-b]  # tile edges along x, every row of tiles
+    np.testing.assert_allclose(lines[:, 40:], rim, atol=1e-12)  # slope and stairs columns
+    np.testing.assert_allclose(H[b:-b, b + 80:-b:40], rim, atol=1e-12)  # edges along y
+    np.testing.assert_allclose(H[:b], rim)
+    np.testing.assert_allclose(H[:, -b:], rim)
+    assert rim > 0 and H.min() == pytest.approx(0.0, abs=1e-12)  # the deepest pit at the plane
+    stairs_up = H[b + 120 + 20, b + 80 + 20]  # level 3's stairs centre: the pit's floor
+    assert stairs_up == pytest.approx(rim - 5 * step_height(1.0), abs=1e-9)  # (2 - 0.5) / 0.31 -> 5 risers
     ground = EnvTerrain(cfg, np.random.default_rng(0))
     assert set(ground.column) == {0, 1, 2} and ground.level.max() <= 1
     ground.level[:] = 2
