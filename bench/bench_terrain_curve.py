@@ -71,12 +71,18 @@ def time_to_goal(rows: list[dict[str, Any]], names: list[str]) -> dict[str, dict
 
 
 def checkpoints(run: Path, every: int) -> list[Path]:
-    """``model_<it>.pt`` at multiples of ``every`` (counted from the first), and the last."""
+    """The first ``model_<it>.pt``, then the first at or after every ``every`` iterations
+    from it (checkpoints are saved every few iterations, not at every multiple), and the
+    last."""
     ck = sorted(run.glob("model_*.pt"), key=lambda p: int(p.stem.split("_")[1]))
     if not ck:
         raise ValueError(f"{run}: no model_<iteration>.pt checkpoints")
-    first = int(ck[0].stem.split("_")[1])
-    pick = [p for p in ck if (int(p.stem.split("_")[1]) - first) % every == 0]
+    its = [int(p.stem.split("_")[1]) for p in ck]
+    pick: list[Path] = []
+    for target in range(its[0], its[-1] + 1, every):
+        p = next(p for p, it in zip(ck, its) if it >= target)
+        if p not in pick:
+            pick.append(p)
     return pick if pick[-1] == ck[-1] else pick + [ck[-1]]
 
 
