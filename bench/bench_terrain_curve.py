@@ -102,7 +102,9 @@ def grade(run: Path, ckpts: list[Path], seeds: tuple[int, ...], kinds: list[str]
             pol = checkpoint_policy(run, ck, Path(tmp) / "policy.pt")
             onnx = export_policy(pol, Path(tmp) / "policy.onnx").path
             tiles = run_terrains(onnx, seeds=seeds, progress=False, goals=goals)
-            row = {"iteration": it, "minutes": minutes.get(it, float("nan")), "terrains": {
+            # the run's start checkpoint (copied in to resume from) comes before its first log
+            start = 0.0 if it < min(minutes) else float("nan")
+            row = {"iteration": it, "minutes": minutes.get(it, start), "terrains": {
                 n: {"success": t["summary"]["success_rate"], "goal": t["goal"],
                     "falls": t["summary"]["falls"], "episodes": t["summary"]["episodes"],
                     "vx_abs_err": t["summary"]["vx_abs_err"]} for n, t in tiles.items()}}
