@@ -73,6 +73,10 @@ class RewardConfig:
     foot_clearance: float = -5.0
     # target swing-foot height above the ground (m)
     clearance_height: float = 0.06
+    # on terrain, the clearance counts from the highest ground under the foot or up to this
+    # far ahead of it along its horizontal motion (m; 0 = under it only): a foot about to
+    # meet a riser is too low before it stubs, not after; no effect on flat ground
+    clearance_lookahead: float = 0.08
     # orientation: squared xy of gravity in the base frame (per s)
     orientation: float = -2.0
     # action smoothness: squared change of action (per s)
@@ -93,6 +97,9 @@ class RewardConfig:
     curriculum_rate: float = 0.997
 
     def __post_init__(self) -> None:
+        if not self.clearance_lookahead >= 0:
+            raise ConfigError(f"env.rewards.clearance_lookahead: need >= 0 m, got "
+                              f"{self.clearance_lookahead!r}")
         for f in ("kernel_width", "fine_kernel_width", "air_time_target"):
             if not getattr(self, f) > 0:
                 raise ConfigError(f"env.rewards.{f}: need > 0, got {getattr(self, f)!r}")

@@ -272,6 +272,7 @@ class LeggedEnv(gym.vector.VectorEnv):
         foot_vel = sensor(self._foot_vel).reshape(self.num_envs, self._nf, 3)
         foot_height = foot_pos[..., 2] - self.ground.ground(foot_pos[..., 0], foot_pos[..., 1])
         contact = foot_height < FOOT_CONTACT_HEIGHT
+        clearance = self._clearance_height(foot_pos, foot_vel, foot_height)
         self.foot_height = foot_height
         self.air_time += self.cfg.control_dt
         touchdown_air = np.where(contact, self.air_time, 0.0) * (self.air_time > self.cfg.control_dt)
@@ -280,7 +281,8 @@ class LeggedEnv(gym.vector.VectorEnv):
             command=self.command, base_linvel_b=sensor(LINVEL), base_angvel_b=sensor(GYRO),
             gravity_b=gravity, tau=out.tau, qd=qd, action=self.obs_state.action, prev_action=self.prev_action,
             foot_height=foot_height, foot_vel=foot_vel,
-            foot_contact=contact, foot_air_time=touchdown_air, torque_unit=self.torque_unit)
+            foot_contact=contact, foot_air_time=touchdown_air, torque_unit=self.torque_unit,
+            foot_clearance_height=clearance)
         terms = rewards.compute(st, self.cfg.rewards, self.cfg.control_dt, self.curriculum)
         reward = sum(terms.values())
         height = self.qpos[:, 2] - self.ground.ground(self.qpos[:, 0], self.qpos[:, 1])
@@ -300,6 +302,24 @@ class LeggedEnv(gym.vector.VectorEnv):
             self._reset_envs(ids)
             obs[ids] = self._observe(ids)
         return obs, reward.astype(np.float32), terminated, truncated, info
+
+    def _clearance_height(self, foot_pos: np.ndarray, foot_vel: np.ndarray,
+                          foot_height: np.ndarray) -> np.ndarray | None:
+        """Feet's height (N, F) above the highest ground under them or at half and all of
+        ``rewards.clearance_lookahead`` ahead along their horizontal motion; None on flat
+        ground (the foot clearance then reads ``foot_height``)."""
+        look = self.cfg.rewards.clearance_lookahead
+        if self.ground.field is None or look <= 0:
+            return None
+        v = foot_vel[..., :2]
+        speed = np.sqrt(np.sum(v * v, axis=-1, keepdims=True))
+        step = look * v / np.maximum(speed, 1e-6)  # 0 for a foot at rest
+        out = foot_height
+        for f in (0.5, 1.0):
+            ahead = self.ground.ground(foot_pos[..., 0] + f * step[..., 0],
+                                       foot_pos[..., 1] + f * step[..., 1])
+            out = np.minimum(out, foot_pos[..., 2] - ahead)
+        return out
 
     def _maybe_push(self) -> None:
         c = self.cfg

@@ -30,6 +30,9 @@ class StepState:
     foot_vel: np.ndarray  # (N, F, 3) m/s world
     foot_contact: np.ndarray  # (N, F) bool
     foot_air_time: np.ndarray  # (N, F) s in the air before this step's touchdown (0 if none)
+    # (N, F) m above the highest ground under or just ahead of each foot (on terrain;
+    # None: foot_height)
+    foot_clearance_height: np.ndarray | None = None
     torque_unit: float = 1.0  # N m: the torque cost counts tau / torque_unit (the weight moment)
 
 
@@ -75,7 +78,8 @@ def foot_slip(s: StepState, c: RewardConfig) -> np.ndarray:
 
 def foot_clearance(s: StepState, c: RewardConfig) -> np.ndarray:
     swing = ~s.foot_contact & (_norm(s.foot_vel[..., :2], axis=2) > 0.1)
-    return np.sum(swing * np.clip(c.clearance_height - s.foot_height, 0.0, None), axis=1)
+    height = s.foot_height if s.foot_clearance_height is None else s.foot_clearance_height
+    return np.sum(swing * np.clip(c.clearance_height - height, 0.0, None), axis=1)
 
 
 def orientation(s: StepState, c: RewardConfig) -> np.ndarray:

@@ -163,3 +163,41 @@ def test_tracking_the_command_over_a_quarter_tile_promotes_unless_the_env_fell()
     xy[2, 1] -= 1.0  # 1.5 m of 3 m: between half and the tracked fraction -> stays
     ground.episode_end(np.arange(3), xy, cmd, np.full(3, 20.0), fell)
     np.testing.assert_array_equal(ground.level, [2, 0, 1])
+
+
+def test_foot_clearance_counts_from_the_riser_ahead():
+    """On stairs a swing foot heading for a riser is measured against the step it is about
+    to meet (so it is too low before it stubs); heading away or at rest, against the ground
+    under it; on flat ground the term reads the plain foot height."""
+    from policies import rewards
+    from policies.config import RewardConfig
+
+    up = TerrainConfig(kind="stairs_up", difficulty=0.3, size=4.0, horizontal_scale=0.1)
+    rise = step_height(0.3)  # 8 cm: first riser between x = 0.5 and 0.6 (platform 1 m)
+    cfg = EnvConfig(num_envs=1, threads=1, terrain=up,
+                    rewards=RewardConfig(clearance_lookahead=0.3))
+    env = LeggedEnv(cfg)
+    try:
+        pos = np.array([[[0.3, 0.0, 0.05]] * 3 + [[-0.3, 0.0, 0.05]]])  # 5 cm above the tread
+        vel = np.array([[[1.0, 0, 0], [-1.0, 0, 0], [0, 0, 0], [-1.0, 0, 0]]])
+        h = env._clearance_height(pos, vel, np.full((1, 4), 0.05))
+        # towards the riser (ahead 0.45: tread, 0.6: the step); away; at rest; towards the
+        # riser on the other side
+        np.testing.assert_allclose(h, [[0.05 - rise, 0.05, 0.05, 0.05 - rise]], atol=1e-12)
+        st = rewards.StepState(
+            command=np.zeros((1, 3)), base_linvel_b=np.zeros((1, 3)), base_angvel_b=np.zeros((1, 3)),
+            gravity_b=np.array([[0, 0, -1.0]]), tau=np.zeros((1, 12)), qd=np.zeros((1, 12)),
+            action=np.zeros((1, 12)), prev_action=np.zeros((1, 12)), foot_height=np.full((1, 4), 0.05),
+            foot_vel=vel, foot_contact=np.zeros((1, 4), bool), foot_air_time=np.zeros((1, 4)),
+            foot_clearance_height=h)
+        c = RewardConfig()
+        # the two moving feet heading for the riser owe (0.06 - (0.05 - rise)) each, the one
+        # heading away 0.01; the one at rest is not swinging
+        assert rewards.foot_clearance(st, c)[0] == pytest.approx(2 * (0.01 + rise) + 0.01)
+    finally:
+        env.close()
+    flat = LeggedEnv(EnvConfig(num_envs=1, threads=1))
+    try:
+        assert flat._clearance_height(pos, vel, np.full((1, 4), 0.05)) is None
+    finally:
+        flat.close()
