@@ -64,8 +64,9 @@ def time_to_goal(rows: list[dict[str, Any]], names: list[str]) -> dict[str, dict
     """Per terrain name, the first row whose success rate reaches that terrain's goal (or
     None)."""
     out: dict[str, dict[str, Any] | None] = {}
+    timed = [r for r in rows if r["minutes"] is not None]
     for n in names:
-        hit = [r for r in rows if r["terrains"][n]["success"] >= r["terrains"][n]["goal"]]
+        hit = [r for r in timed if r["terrains"][n]["success"] >= r["terrains"][n]["goal"]]
         out[n] = min(hit, key=lambda r: r["iteration"]) if hit else None
     return out
 
@@ -73,11 +74,14 @@ def time_to_goal(rows: list[dict[str, Any]], names: list[str]) -> dict[str, dict
 def checkpoints(run: Path, every: int) -> list[Path]:
     """The first ``model_<it>.pt``, then the first at or after every ``every`` iterations
     from it (checkpoints are saved every few iterations, not at every multiple), and the
-    last."""
-    ck = sorted(run.glob("model_*.pt"), key=lambda p: int(p.stem.split("_")[1]))
-    if not ck:
+    last; other files named model_* are not checkpoints."""
+    from policies.train import checkpoint_iteration
+
+    found = sorted((it, p) for p in run.glob("model_*.pt")
+                   if (it := checkpoint_iteration(p)) is not None)
+    if not found:
         raise ValueError(f"{run}: no model_<iteration>.pt checkpoints")
-    its = [int(p.stem.split("_")[1]) for p in ck]
+    its, ck = [it for it, _ in found], [p for _, p in found]
     pick: list[Path] = []
     for target in range(its[0], its[-1] + 1, every):
         p = next(p for p, it in zip(ck, its) if it >= target)
@@ -99,17 +103,22 @@ def grade(run: Path, ckpts: list[Path], seeds: tuple[int, ...], kinds: list[str]
     with tempfile.TemporaryDirectory(prefix="terrain_curve_") as tmp:
         for ck in tqdm(ckpts, desc="checkpoints", unit="ckpt"):
             it = int(ck.stem.split("_")[1])
-            pol = checkpoint_policy(run, ck, Path(tmp) / "policy.pt")
-            onnx = export_policy(pol, Path(tmp) / "policy.onnx").path
+            try:
+                pol = checkpoint_policy(run, ck, Path(tmp) / "policy.pt")
+                onnx = export_policy(pol, Path(tmp) / "policy.onnx").path
+            except (ValueError, RuntimeError, OSError) as e:
+                raise ValueError(f"{ck}: cannot be read and exported ({e})") from e
             tiles = run_terrains(onnx, seeds=seeds, progress=False, goals=goals)
-            # the run's start checkpoint (copied in to resume from) comes before its first log
-            start = 0.0 if it < min(minutes) else float("nan")
+            # the run's start checkpoint (copied in to resume from) comes before its first
+            # log; a checkpoint without a logged time (events not flushed) has none
+            start = 0.0 if it < min(minutes) else None
             row = {"iteration": it, "minutes": minutes.get(it, start), "terrains": {
                 n: {"success": t["summary"]["success_rate"], "goal": t["goal"],
                     "falls": t["summary"]["falls"], "episodes": t["summary"]["episodes"],
                     "vx_abs_err": t["summary"]["vx_abs_err"]} for n, t in tiles.items()}}
             rows.append(row)
-            tqdm.write(f"iteration {it:5d}  {row['minutes']:6.1f} min  " + "  ".join(
+            when = "     ? min" if row["minutes"] is None else f"{row['minutes']:6.1f} min"
+            tqdm.write(f"iteration {it:5d}  {when}  " + "  ".join(
                 f"{n} {100 * v['success']:3.0f}% ({v['falls']} falls)"
                 for n, v in row["terrains"].items()))
     return rows
@@ -122,8 +131,9 @@ def plot(rows: list[dict[str, Any]], path: Path, title: str) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4))
+    rows = [r for r in rows if r["minutes"] is not None]
     x = [r["minutes"] for r in rows]
-    for n in rows[0]["terrains"]:
+    for n in (rows[0]["terrains"] if rows else ()):
         line, = ax.plot(x, [100 * r["terrains"][n]["success"] for r in rows], "o-", label=n)
         ax.axhline(100 * rows[0]["terrains"][n]["goal"], color=line.get_color(), ls=":", lw=1)
     ax.axvline(GOAL_MIN, color="k", ls="--", lw=1, label=f"{GOAL_MIN:.0f} min budget")
@@ -161,6 +171,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if not (run / "policy.pt").is_file():
             raise ValueError(f"{run}: no policy.pt (expected a training run folder)")
+        from policies.artifact import read_policy
+
+        try:
+            read_policy(run)
+        except Exception as e:  # the artifact reader's own errors name the file and field
+            raise ValueError(f"{run}/policy.pt: {e}") from e
         ckpts = checkpoints(run, a.every)
         minutes = run_minutes(run)
     except ValueError as e:
@@ -169,7 +185,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{run}: {len(ckpts)} checkpoints, iterations {ckpts[0].stem[6:]}..{ckpts[-1].stem[6:]}; "
           f"minutes count this run's training from its first logged iteration (a run resumed "
           f"from a flat-ground policy: the curriculum's time only)")
-    rows = grade(run, ckpts, tuple(a.seeds), kinds, minutes)
+    try:
+        rows = grade(run, ckpts, tuple(a.seeds), kinds, minutes)
+    except ValueError as e:
+        print(e, file=sys.stderr)
+        return 2
     hits = time_to_goal(rows, list(rows[0]["terrains"]))
     for n, r in hits.items():
         if r is None:

@@ -33,7 +33,7 @@ PROMOTE_TRACKED = 0.8
 
 def tile_grid(tile: TerrainConfig, kinds: tuple[str, ...], levels: int) -> Terrain:
     """The tiles of ``kinds`` (columns, along x) x ``levels`` (rows, along y) in one field
-    with its first point at the world origin; every tile has ``tile``'s size, spacing and
+    with the first tile's corner at the world origin; every tile has ``tile``'s size, spacing and
     platform, and its own seed (``tile.seed`` + tile index).
 
     The tiles meet at one height: each is shifted so that the mean of its edge is the
@@ -104,8 +104,9 @@ class EnvTerrain:
         curriculum): which column the robot climbs and which it is held down on."""
         if not self.cfg.enabled:
             return {}
-        return {k: float(self.level[self.column == c].mean())
-                for c, k in enumerate(self.cfg.kinds) if np.any(self.column == c)}
+        kinds = np.asarray(self.cfg.kinds)[self.column]  # each env's kind (a kind may repeat)
+        return {k: float(self.level[kinds == k].mean()) for k in dict.fromkeys(self.cfg.kinds)
+                if np.any(kinds == k)}
 
     def ground(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         """Ground height (m) under world points (x, y)."""

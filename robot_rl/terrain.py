@@ -13,7 +13,7 @@ Kinds (numbers from legged_gym's terrain generator, difficulty ``d`` in [0, 1]):
 * ``rough``: uniform noise of amplitude 0.01 + 0.07 d m, quantized in 5 mm steps, drawn on
   a 0.2 m grid and interpolated linearly;
 * ``slope``: a pyramid rising outwards from the platform at 20 d degrees;
-* ``stairs_up`` / ``stairs_down``: pyramid stairs, 0.31 m deep, 0.05 + 0.18 d m high,
+* ``stairs_up`` / ``stairs_down``: pyramid stairs, 0.31 m deep, 0.02 + 0.20 d m high,
   rising (up) or falling (down) outwards from the platform;
 * ``obstacles``: 20 random boxes 1-2 m wide, heights +-(0.05 + 0.2 d) m (and halves).
 

@@ -168,8 +168,11 @@ def test_terrain_curve_time_to_goal_and_checkpoints(tmp_path, capsys):
     rows = [row(100, 0.5, 0.0), row(200, 1.0, 0.0), row(300, 0.9, 0.5), row(400, 1.0, 0.0)]
     hit = bench_terrain_curve.time_to_goal(rows, ["rough 3 cm", "stairs up 8 cm"])
     assert hit["rough 3 cm"]["iteration"] == 200 and hit["stairs up 8 cm"] is None
+    rows[1]["minutes"] = None  # no logged time: not a time to report
+    assert bench_terrain_curve.time_to_goal(rows, ["rough 3 cm"])["rough 3 cm"]["iteration"] == 400
     for it in (1250, 1260, 1280, 1500, 1760, 1780, 2040, 2100):
         (tmp_path / f"model_{it}.pt").write_bytes(b"")
+    (tmp_path / "model_best.pt").write_bytes(b"")  # not a checkpoint of an iteration
     picked = [p.name for p in bench_terrain_curve.checkpoints(tmp_path, 250)]
     # the first at or after 1250, 1500, 1750, 2000; and the last
     assert picked == ["model_1250.pt", "model_1500.pt", "model_1760.pt", "model_2040.pt",

@@ -87,6 +87,11 @@ def test_curriculum_grid_and_levels():
     assert ground.mean_level == pytest.approx(12 / 6)
     # columns flat, slope, stairs_up, flat, slope, stairs_up
     assert ground.level_by_kind == pytest.approx({"flat": 3.0, "slope": 1.5, "stairs_up": 1.5})
+    twice = EnvTerrain(replace(cfg, terrain_curriculum=replace(cfg.terrain_curriculum,
+                                                               kinds=("flat", "slope", "flat"))),
+                       np.random.default_rng(0))
+    twice.level[:] = [0, 1, 2, 3, 4, 5]  # columns flat, slope, flat, flat, slope, flat
+    assert twice.level_by_kind == pytest.approx({"flat": 10 / 4, "slope": 2.5})
     assert ground.spawn[0, 1] == pytest.approx(3.5 * 4.0)  # the new row's tile centre
     z = grid.height_at(ground.spawn[:, 0], ground.spawn[:, 1])
     np.testing.assert_allclose(ground.spawn[:, 2], z)
