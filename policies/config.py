@@ -221,6 +221,9 @@ class EnvConfig:
     gait_frequency: float = 2.0
     # trotting reference: thigh lift at the top of a swing (rad)
     gait_amplitude: float = 0.25
+    # trotting reference: lift plateau k >= 1 (lift = amplitude min(1, k max(sin, 0)); 1 = a
+    # sine; robot_rl.obs_spec.ObservationSpec.gait_lift_plateau)
+    gait_lift_plateau: float = 1.0
     # trotting reference: add a stride proportional to the forward command
     gait_stride: bool = True
     # trotting reference: the stride also follows the lateral and yaw-rate commands (hips

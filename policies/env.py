@@ -56,6 +56,7 @@ def observation_spec(cfg: EnvConfig, robot: RobotDescription) -> ObservationSpec
         num_joints=robot.num_joints, action_scale=cfg.action_scale,
         history=cfg.obs_history, base_linvel=cfg.obs_base_linvel,
         gait_frequency=cfg.gait_frequency, gait_amplitude=cfg.gait_amplitude,
+        gait_lift_plateau=cfg.gait_lift_plateau,
         gait_leg_length=robot.nominal_base_height if stride else 0.0,
         gait_feet=stride_feet(robot) if stride and cfg.gait_stride_turn else ())
 

@@ -58,6 +58,11 @@ class ObservationSpec:
     gait_frequency: float = 0.0
     # trotting reference: thigh lift at the top of a swing (rad; the knee folds twice as much)
     gait_amplitude: float = 0.0
+    # trotting reference: the lift's plateau k >= 1, lift = amplitude min(1, k max(sin, 0)):
+    # the foot reaches full height at 1/k of the sine and holds it while the stride carries
+    # it forward, then comes down near the front of its step (1 = a sine: the foot travels
+    # the front half of its swing on the way down, and meets a step's riser low)
+    gait_lift_plateau: float = 1.0
     # trotting reference: leg length used to turn commanded speed into a thigh stride (m);
     # 0 = stepping in place only
     gait_leg_length: float = 0.0
@@ -92,6 +97,9 @@ class ObservationSpec:
         return need + (["base_linear_velocity_estimate"] if self.base_linvel else [])
 
     def __post_init__(self) -> None:
+        if not self.gait_lift_plateau >= 1.0:
+            raise ValueError(f"gait_lift_plateau must be >= 1 (1 = a sine lift), got "
+                             f"{self.gait_lift_plateau!r}")
         if self.gait_feet:
             legs = self.num_joints // 3
             if len(self.gait_feet) != legs or any(len(f) != 3 for f in self.gait_feet):
@@ -111,6 +119,9 @@ class ObservationSpec:
                 "gait_frequency": self.gait_frequency, "gait_amplitude": self.gait_amplitude,
                 "gait_leg_length": self.gait_leg_length,
                 "gait_feet": [list(f) for f in self.gait_feet],
+                # written only when not a sine: a default policy's layout stays as it was
+                **({"gait_lift_plateau": self.gait_lift_plateau}
+                   if self.gait_lift_plateau != 1.0 else {}),
                 "scales": dict(self.scales), "blocks": self.blocks(), "size": self.size}
 
     @classmethod
@@ -126,6 +137,7 @@ class ObservationSpec:
                    action_scale=float(layout["action_scale"]), scales=dict(layout["scales"]),
                    gait_frequency=float(layout.get("gait_frequency", 0.0)),
                    gait_amplitude=float(layout.get("gait_amplitude", 0.0)),
+                   gait_lift_plateau=float(layout.get("gait_lift_plateau", 1.0)),
                    gait_leg_length=float(layout.get("gait_leg_length", 0.0)),
                    gait_feet=tuple(tuple(float(v) for v in f)
                                    for f in layout.get("gait_feet", [])))
@@ -314,7 +326,10 @@ def _reference_legs(spec: ObservationSpec, phase: np.ndarray, legs: int,
     """The hip (None without ``gait_feet``), thigh and knee offsets (N, legs) of
     :func:`gait_reference`."""
     leg_phase = phase[:, None] + _leg_offsets(legs)  # (N, legs)
-    lift = spec.gait_amplitude * np.maximum(np.sin(leg_phase), 0.0)
+    up = np.maximum(np.sin(leg_phase), 0.0)
+    if spec.gait_lift_plateau != 1.0:
+        up = np.minimum(spec.gait_lift_plateau * up, 1.0)
+    lift = spec.gait_amplitude * up
     thigh, hip = lift, None
     if spec.gait_leg_length > 0 and command is not None and spec.gait_feet:
         x, y, gain = _feet_arrays(spec.gait_feet)
@@ -335,14 +350,17 @@ def _reference_row(spec: ObservationSpec, phase: float, num_joints: int,
     doubles as numpy's (``max(s, 0.0)`` keeps NaN and -0.0 as ``np.maximum`` does).
     For the robot's one row, where a dozen numpy calls on 4-element arrays cost ~5 us."""
     out = [0.0] * num_joints
-    amplitude = spec.gait_amplitude
+    amplitude, plateau = spec.gait_amplitude, spec.gait_lift_plateau
     stride = spec.gait_leg_length > 0 and command is not None
     feet = spec.gait_feet if stride else ()
     quarter = 4.0 * spec.gait_frequency
     amp = command[0] / (quarter * spec.gait_leg_length) if stride and not feet else 0.0
     for leg, offset in enumerate(_leg_offsets(num_joints // 3).tolist()):
         leg_phase = phase + offset
-        lift = amplitude * max(math.sin(leg_phase), 0.0)
+        up = max(math.sin(leg_phase), 0.0)
+        if plateau != 1.0:
+            up = min(plateau * up, 1.0)
+        lift = amplitude * up
         thigh = lift
         if feet:
             x, y, gain = feet[leg]

@@ -144,8 +144,35 @@ def test_one_row_targets_and_clock_match_the_batch():
     round apart)."""
     for spec in (ObservationSpec(gait_frequency=2.0, gait_amplitude=0.3, gait_leg_length=0.25),
                  ObservationSpec(gait_frequency=2.0, gait_amplitude=0.3, gait_leg_length=0.25,
-                                 gait_feet=FEET)):
+                                 gait_feet=FEET),
+                 ObservationSpec(gait_frequency=2.0, gait_amplitude=0.3, gait_leg_length=0.25,
+                                 gait_lift_plateau=1.5)):
         _one_row_matches_the_batch(spec)
+
+
+def test_lift_plateau_holds_the_foot_up_while_it_strides_forward():
+    """With a plateau k the lift is amplitude min(1, k sin): full height from sin = 1/k to
+    the same point on the way down, zero at lift-off and touchdown; k = 1 is the sine, and
+    a layout without the key (every policy before it) reads as k = 1."""
+    sine = ObservationSpec(gait_frequency=2.0, gait_amplitude=0.3, gait_leg_length=0.25)
+    held = ObservationSpec(gait_frequency=2.0, gait_amplitude=0.3, gait_leg_length=0.25,
+                           gait_lift_plateau=1.5)
+    phase = np.array([0.0, np.arcsin(1 / 1.5), np.pi / 2, 3 * np.pi / 4, np.pi - 0.2, np.pi])
+    cmd = np.tile([[0.5, 0.0, 0.0]], (len(phase), 1))
+    knee_s = gait_reference(sine, phase, 12, cmd)[:, 2]  # leg FR: knee = -2 lift
+    knee_h = gait_reference(held, phase, 12, cmd)[:, 2]
+    np.testing.assert_allclose(knee_s, -0.6 * np.maximum(np.sin(phase), 0.0), atol=1e-12)
+    np.testing.assert_allclose(knee_h, -0.6 * np.minimum(1.5 * np.maximum(np.sin(phase), 0.0), 1.0),
+                               atol=1e-12)
+    assert knee_h[3] == pytest.approx(-0.6) and knee_s[3] == pytest.approx(-0.6 * np.sqrt(0.5))
+    assert knee_h[0] == pytest.approx(0.0, abs=1e-12) and knee_h[-1] == pytest.approx(0.0, abs=1e-12)
+    # the stride (thigh minus lift) is the sine reference's
+    np.testing.assert_allclose(gait_reference(held, phase, 12, cmd)[:, 1] + knee_h / 2,
+                               gait_reference(sine, phase, 12, cmd)[:, 1] + knee_s / 2, atol=1e-12)
+    assert "gait_lift_plateau" not in sine.layout()
+    assert ObservationSpec.from_layout(json.loads(json.dumps(held.layout()))) == held
+    with pytest.raises(ValueError, match="gait_lift_plateau"):
+        ObservationSpec(gait_frequency=2.0, gait_amplitude=0.3, gait_lift_plateau=0.5)
 
 
 def _one_row_matches_the_batch(spec: ObservationSpec) -> None:
