@@ -36,9 +36,9 @@ KINDS = ("flat", "rough", "slope", "stairs_up", "stairs_down", "obstacles")
 SLOPE_MAX_DEG = 20.0  # slope angle at difficulty 1 (deg)
 STEP_DEPTH = 0.31  # stair tread depth (m)
 # stair riser: base + difficulty x gain (m).  The easiest stairs (2 cm) are ones a
-# small robot's flat gait already steps onto, so a curriculum's first level is reachable;
-# with legged_gym's 5 cm base the A1 (0.2 m leg links) never climbed its first level and
-# stayed on the bottom row (bench/RESULTS.md, "Stairs: a first rung the robot can climb")
+# small robot's flat gait already steps onto (the A1's flat policy crosses 2 cm in MuJoCo,
+# 4 cm only backwards), so a curriculum's first level is reachable; legged_gym's base is
+# 5 cm (bench/RESULTS.md, "The curriculum grid had a cliff")
 STEP_HEIGHT = (0.02, 0.20)
 ROUGH_AMPLITUDE = (0.01, 0.07)  # rough: noise amplitude, base + difficulty x gain (m)
 ROUGH_STEP = 0.005  # rough: heights are multiples of this (m)
