@@ -14,7 +14,7 @@ ACTUATIONS = ("pd", "pd_random", "net", "net_random")
 
 @dataclass(frozen=True)
 class CommandConfig:
-    """Velocity commands, resampled at every episode start."""
+    """Velocity commands, drawn at every episode start (policies/commands.py)."""
 
     # forward velocity range (m/s)
     vx: tuple[float, float] = (-0.8, 0.8)
@@ -24,6 +24,15 @@ class CommandConfig:
     yaw: tuple[float, float] = (-0.6, 0.6)
     # fraction of episodes commanded to stand still (-)
     zero_fraction: float = 0.1
+    # fraction of episodes whose command is drawn where the policy tracks worst: from a
+    # cell of the command grid chosen in proportion to its measured tracking shortfall
+    # (policies/commands.py); 0 = every command uniform
+    adaptive: float = 0.0
+    # the adaptive draw's grid: cells along forward, lateral, yaw rate
+    adaptive_cells: tuple[int, int, int] = (8, 3, 3)
+    # the adaptive draw: weight of a cell's remembered shortfall against a new episode's
+    # (exponential average per episode in the cell, in [0, 1))
+    adaptive_memory: float = 0.8
 
     def __post_init__(self) -> None:
         for f in ("vx", "vy", "yaw"):
@@ -33,6 +42,15 @@ class CommandConfig:
         if not 0 <= self.zero_fraction <= 1:
             raise ConfigError("env.commands.zero_fraction: need a fraction in [0, 1], got "
                               f"{self.zero_fraction!r}")
+        if not 0 <= self.adaptive <= 1:
+            raise ConfigError("env.commands.adaptive: need a fraction in [0, 1], got "
+                              f"{self.adaptive!r}")
+        if len(self.adaptive_cells) != 3 or any(int(k) != k or k < 1 for k in self.adaptive_cells):
+            raise ConfigError("env.commands.adaptive_cells: need three whole numbers >= 1 "
+                              f"(forward, lateral, yaw), got {self.adaptive_cells!r}")
+        if not 0 <= self.adaptive_memory < 1:
+            raise ConfigError("env.commands.adaptive_memory: need a weight in [0, 1), got "
+                              f"{self.adaptive_memory!r}")
 
 
 @dataclass(frozen=True)

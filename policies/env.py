@@ -29,6 +29,7 @@ import numpy as np
 
 from policies import rewards
 from policies.actuation import IdealPD
+from policies.commands import CommandSampler
 from policies.config import EnvConfig
 from policies.physics import make_actuation, make_physics
 from policies.randomization import SysidParams, randomize
@@ -110,6 +111,10 @@ class LeggedEnv(gym.vector.VectorEnv):
         self.obs_state = ObsActionState(self.spec, self.num_envs, self.q0, self.q_lo, self.q_hi,
                                         cfg.control_dt)
         self.command = np.zeros((self.num_envs, 3))
+        # the commands' draw (uniform, or where tracking falls short) and each episode's
+        # summed tracking shortfall so far (the adaptive draw's feedback)
+        self.commands = CommandSampler(cfg.commands)
+        self._shortfall = np.zeros(self.num_envs)
         # the action before the last one (for the action-rate cost)
         self.prev_action = np.zeros((self.num_envs, nj))
         self._pending = [np.zeros((self.num_envs, nj)) for _ in range(cfg.action_latency)]
@@ -173,12 +178,23 @@ class LeggedEnv(gym.vector.VectorEnv):
 
     # -- episode management -----------------------------------------------------------------
     def _sample_commands(self, ids: np.ndarray) -> None:
-        c = self.cfg.commands
-        n = len(ids)
-        cmd = np.stack([self.rng.uniform(*c.vx, n), self.rng.uniform(*c.vy, n),
-                        self.rng.uniform(*c.yaw, n)], axis=1)
-        cmd[self.rng.random(n) < c.zero_fraction] = 0.0
-        self.command[ids] = cmd
+        self.command[ids] = self.commands.sample(len(ids), self.rng)
+        self._shortfall[ids] = 0.0
+
+    def _track_shortfall(self, st: rewards.StepState) -> None:
+        """Add this step's tracking shortfall, 1 - the tracking kernels' mean (weighted as
+        the reward weighs them), to each env's episode sum (adaptive commands only)."""
+        r = self.cfg.rewards
+        lin, ang = rewards.tracking_kernels(st, r.kernel_width)
+        wl, wa = (abs(r.lin_vel), abs(r.ang_vel)) if (r.lin_vel or r.ang_vel) else (1.0, 1.0)
+        self._shortfall += 1.0 - (wl * lin + wa * ang) / (wl + wa)
+
+    def _episodes_ended(self, ids: np.ndarray, terminated: np.ndarray) -> None:
+        """Feed the adaptive command draw the ended episodes' shortfall: the mean over the
+        episode's full length, a fall counting every step it did not live as untracked."""
+        lost = np.where(terminated, self.cfg.max_episode_steps - self.steps[ids], 0)
+        shortfall = (self._shortfall[ids] + lost) / self.cfg.max_episode_steps
+        self.commands.update(self.command[ids], np.clip(shortfall, 0.0, 1.0))
 
     def _reset_envs(self, ids: np.ndarray) -> None:
         if len(ids) == 0:
@@ -286,6 +302,8 @@ class LeggedEnv(gym.vector.VectorEnv):
             foot_clearance_height=clearance)
         terms = rewards.compute(st, self.cfg.rewards, self.cfg.control_dt, self.curriculum)
         reward = sum(terms.values())
+        if self.cfg.commands.adaptive > 0:
+            self._track_shortfall(st)
         height = self.qpos[:, 2] - self.ground.ground(self.qpos[:, 0], self.qpos[:, 1])
         terminated = (height < self.cfg.fall_height_fraction * self.robot.nominal_base_height) | \
                      (-gravity[:, 2] < self.cfg.fall_up_z) | self.base_contact
@@ -300,6 +318,8 @@ class LeggedEnv(gym.vector.VectorEnv):
             info["final_obs"], info["_final_obs"] = final, done.copy()
             self.ground.episode_end(ids, self.qpos[ids, 0:2], self.command[ids],
                                     self.steps[ids] * self.cfg.control_dt, terminated[ids])
+            if self.cfg.commands.adaptive > 0:
+                self._episodes_ended(ids, terminated[ids])
             self._reset_envs(ids)
             obs[ids] = self._observe(ids)
         return obs, reward.astype(np.float32), terminated, truncated, info

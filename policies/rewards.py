@@ -51,6 +51,13 @@ def lin_vel(s: StepState, c: RewardConfig) -> np.ndarray:
     return logistic_kernel(_norm(s.command[:, :2] - s.base_linvel_b[:, :2], axis=1), c.kernel_width)
 
 
+def tracking_kernels(s: StepState, width: float) -> tuple[np.ndarray, np.ndarray]:
+    """The planar-velocity and yaw-rate tracking kernels (N,), (N,) at ``width``: the
+    ``lin_vel`` and ``ang_vel`` terms before their scales."""
+    lin = logistic_kernel(_norm(s.command[:, :2] - s.base_linvel_b[:, :2], axis=1), width)
+    return lin, logistic_kernel(np.abs(s.command[:, 2] - s.base_angvel_b[:, 2]), width)
+
+
 def ang_vel(s: StepState, c: RewardConfig) -> np.ndarray:
     return logistic_kernel(np.abs(s.command[:, 2] - s.base_angvel_b[:, 2]), c.kernel_width)
 

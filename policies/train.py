@@ -161,13 +161,16 @@ def train(cfg: LocomotionConfig, out: str | Path, sysid: SysidParams | None = No
         if workers:
             runner.env.call("set_curriculum", env.curriculum)
         log["train/curriculum"] = env.curriculum
+        extra: dict[str, float] = {}
         if cfg.env.terrain_curriculum.enabled and not workers:
-            levels = {"terrain/mean_level": env.ground.mean_level}
-            levels.update({f"terrain/level/{k}": v for k, v in env.ground.level_by_kind.items()})
-            log.update(levels)
-            if getattr(runner, "writer", None) is not None:  # it wrote its scalars already
-                for name, value in levels.items():
-                    runner.writer.add_scalar(name, value, iteration)
+            extra["terrain/mean_level"] = env.ground.mean_level
+            extra.update({f"terrain/level/{k}": v for k, v in env.ground.level_by_kind.items()})
+        if cfg.env.commands.adaptive > 0 and not workers:
+            extra.update(env.commands.summary())
+        log.update(extra)
+        if getattr(runner, "writer", None) is not None:  # it wrote its scalars already
+            for name, value in extra.items():
+                runner.writer.add_scalar(name, value, iteration)
         if tcfg.runner.save_interval and iteration % tcfg.runner.save_interval == 0:
             save_policy(out / "policy.pt", runner, env)
 
