@@ -60,15 +60,27 @@ from robot_rl.obs_spec import ObservationSpec
 from robot_rl.robot import load_robot
 
 
-def timed(fn, n: int) -> np.ndarray:
-    """Per-call wall times (ns) of ``n`` calls."""
+def timed(fn, n: int, between: int = 0) -> np.ndarray:
+    """Per-call wall times (ns) of ``n`` calls; with ``between`` > 0, a pure-Python loop of
+    that many additions runs between calls, untimed (see ``--between``)."""
     out = np.empty(n)
     clock = time.perf_counter_ns
     for i in range(n):
         t0 = clock()
         fn()
         out[i] = clock() - t0
+        if between:
+            other_work(between)
     return out
+
+
+def other_work(n: int) -> int:
+    """Stand-in for the rest of a control loop between two steps (robot I/O, logging): a
+    Python loop that runs the interpreter through other code and data."""
+    x = 0
+    for i in range(n):
+        x += i
+    return x
 
 
 def pct(ts: np.ndarray) -> tuple[float, float]:
@@ -80,6 +92,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--calls", type=int, default=20000, help="calls per variant [20000]")
     p.add_argument("--rounds", type=int, default=10, help="interleaved rounds [10]")
     p.add_argument("--robot", default="a1")
+    p.add_argument("--between", type=int, default=0,
+                   help="untimed pure-Python additions between two calls [0]: a tight loop "
+                        "keeps the caches and branch predictors warm for the step, a robot's "
+                        "loop runs other code in between (1200 take ~45 us here)")
     a = p.parse_args(argv)
     torch.set_num_threads(1)
     torch.set_num_interop_threads(1)
@@ -170,7 +186,7 @@ def run(a: argparse.Namespace, robot, onnx_paths: dict[str, Path], model: torch.
             if use is not None and use[1] is not None:
                 use[0]._infer = use[1]
             fn()  # warm
-            samples[name].append(timed(fn, per_round))
+            samples[name].append(timed(fn, per_round, a.between))
     ctl._infer = ort_infer
     assert ctl.mode is Mode.POLICY and ectl.mode is Mode.POLICY, (ctl.fault, ectl.fault)
 
@@ -181,7 +197,8 @@ def run(a: argparse.Namespace, robot, onnx_paths: dict[str, Path], model: torch.
     print(f"onboard latency, {a.robot}, default layout {ctl.meta.obs_dim}->"
           f"{'->'.join(str(h) for h in ctl.meta.policy_config.get('actor_hidden', []))}->"
           f"{ctl.meta.action_dim} (estimator layout {ectl.meta.obs_dim} inputs), one thread "
-          f"each, {per_round * a.rounds} calls per variant in {a.rounds} interleaved rounds")
+          f"each, {per_round * a.rounds} calls per variant in {a.rounds} interleaved rounds"
+          + (f", {a.between} Python additions between calls" if a.between else ""))
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"machine: {os.cpu_count()} CPU cores ({cpu}), load average {load:.1f}, python "
           f"{platform.python_version()}, torch {torch.__version__}, onnxruntime "
