@@ -34,6 +34,8 @@ class CommandSampler:
         self.lo = np.array([cfg.vx[0], cfg.vy[0], cfg.yaw[0]], dtype=float)
         self.hi = np.array([cfg.vx[1], cfg.vy[1], cfg.yaw[1]], dtype=float)
         self.cells = np.array(cfg.adaptive_cells, dtype=int)
+        # a cell's extent per axis (0 along an axis whose range is one value)
+        self.width = (self.hi - self.lo) / self.cells
         #: tracking shortfall per cell in [0, 1] (cells never commanded start at 1: worst
         #: until measured, so each is tried)
         self.shortfall = np.ones(tuple(self.cells))
@@ -56,15 +58,13 @@ class CommandSampler:
                 p = w / total if total > 0 else np.full(w.size, 1.0 / w.size)
                 flat = rng.choice(w.size, size=k, p=p)
                 cell = np.stack(np.unravel_index(flat, tuple(self.cells)), axis=1)
-                width = (self.hi - self.lo) / self.cells
-                cmd[pick] = self.lo + (cell + rng.random((k, 3))) * width
+                cmd[pick] = self.lo + (cell + rng.random((k, 3))) * self.width
         cmd[rng.random(n) < c.zero_fraction] = 0.0
         return cmd
 
     def cell_of(self, cmd: np.ndarray) -> tuple[np.ndarray, ...]:
         """Grid indices of commands (n, 3), clipped into the grid."""
-        width = (self.hi - self.lo) / self.cells
-        idx = np.floor((cmd - self.lo) / np.where(width > 0, width, 1.0)).astype(int)
+        idx = np.floor((cmd - self.lo) / np.where(self.width > 0, self.width, 1.0)).astype(int)
         idx = np.clip(idx, 0, self.cells - 1)
         return tuple(idx.T)
 
@@ -89,10 +89,9 @@ class CommandSampler:
             return {}
         out = {"commands/shortfall/mean": float(self.shortfall[seen].mean()),
                "commands/shortfall/worst": float(self.shortfall[seen].max())}
-        width = (self.hi[0] - self.lo[0]) / self.cells[0]
         for i in range(self.cells[0]):
             col = seen[i]
             if col.any():
-                centre = self.lo[0] + (i + 0.5) * width
+                centre = self.lo[0] + (i + 0.5) * self.width[0]
                 out[f"commands/shortfall/vx{centre:+.2f}"] = float(self.shortfall[i][col].mean())
         return out

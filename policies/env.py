@@ -179,7 +179,7 @@ class LeggedEnv(gym.vector.VectorEnv):
     # -- episode management -----------------------------------------------------------------
     def _sample_commands(self, ids: np.ndarray) -> None:
         self.command[ids] = self.commands.sample(len(ids), self.rng)
-        self._shortfall[ids] = 0.0
+        self._shortfall[ids] = 0.0  # the new episode's tracking so far
 
     def _track_shortfall(self, st: rewards.StepState) -> None:
         """Add this step's tracking shortfall, 1 - the tracking kernels' mean (weighted as

@@ -47,28 +47,36 @@ def logistic_kernel(x: np.ndarray, width: float) -> np.ndarray:
     return 4.0 / (np.exp(z) + 2.0 + np.exp(-z))
 
 
+def _planar_error(s: StepState) -> np.ndarray:
+    """|commanded - measured| planar base velocity (N,) m/s."""
+    return _norm(s.command[:, :2] - s.base_linvel_b[:, :2], axis=1)
+
+
+def _yaw_error(s: StepState) -> np.ndarray:
+    """|commanded - measured| yaw rate (N,) rad/s."""
+    return np.abs(s.command[:, 2] - s.base_angvel_b[:, 2])
+
+
 def lin_vel(s: StepState, c: RewardConfig) -> np.ndarray:
-    return logistic_kernel(_norm(s.command[:, :2] - s.base_linvel_b[:, :2], axis=1), c.kernel_width)
+    return logistic_kernel(_planar_error(s), c.kernel_width)
+
+
+def ang_vel(s: StepState, c: RewardConfig) -> np.ndarray:
+    return logistic_kernel(_yaw_error(s), c.kernel_width)
+
+
+def lin_vel_fine(s: StepState, c: RewardConfig) -> np.ndarray:
+    return logistic_kernel(_planar_error(s), c.fine_kernel_width)
+
+
+def ang_vel_fine(s: StepState, c: RewardConfig) -> np.ndarray:
+    return logistic_kernel(_yaw_error(s), c.fine_kernel_width)
 
 
 def tracking_kernels(s: StepState, width: float) -> tuple[np.ndarray, np.ndarray]:
     """The planar-velocity and yaw-rate tracking kernels (N,), (N,) at ``width``: the
     ``lin_vel`` and ``ang_vel`` terms before their scales."""
-    lin = logistic_kernel(_norm(s.command[:, :2] - s.base_linvel_b[:, :2], axis=1), width)
-    return lin, logistic_kernel(np.abs(s.command[:, 2] - s.base_angvel_b[:, 2]), width)
-
-
-def ang_vel(s: StepState, c: RewardConfig) -> np.ndarray:
-    return logistic_kernel(np.abs(s.command[:, 2] - s.base_angvel_b[:, 2]), c.kernel_width)
-
-
-def lin_vel_fine(s: StepState, c: RewardConfig) -> np.ndarray:
-    return logistic_kernel(_norm(s.command[:, :2] - s.base_linvel_b[:, :2], axis=1),
-                           c.fine_kernel_width)
-
-
-def ang_vel_fine(s: StepState, c: RewardConfig) -> np.ndarray:
-    return logistic_kernel(np.abs(s.command[:, 2] - s.base_angvel_b[:, 2]), c.fine_kernel_width)
+    return logistic_kernel(_planar_error(s), width), logistic_kernel(_yaw_error(s), width)
 
 
 def torque(s: StepState, c: RewardConfig) -> np.ndarray:
