@@ -10,14 +10,16 @@ Every policy runs the onboard runtime (``deploy.evaluate``) for each command of 
 combined (0.4, -0.15, -0.3)), ``--seconds`` of policy control each, errors measured from
 ground truth after the 2 s settle.  Per policy: the lateral error (mean |vy - cmd| over the
 pure lateral commands), the forward error (|vx - cmd| over forward and backward), the yaw
-error (turning and combined), the fraction of the commanded lateral speed reached, falls.
+error (turning and combined), the fraction of the commanded lateral speed reached, falls,
+and the success rate (the transfer suite's: no fall or fault, every axis within its bar).
 Per side: interquartile mean with a 95 % percentile-bootstrap interval (bench/stats.py);
 and the difference of the sides' IQMs with an interval from resampling both sides.
 
 A side may instead name transfer-suite results (``robot-rl eval --suite ... --out D``:
 ``D/suite.json``), all files of one kind: then nothing runs, the same figures are read
-from the suite's episodes on ``--reality`` (its commands, hidden seeds and kicks) and the
-falls are counted from them:
+from the suite's episodes on ``--reality`` (its commands, hidden seeds and kicks; several
+realities comma-separated, or ``all``, pool their episodes) and the falls are counted
+from them:
 
     python bench/bench_command_sweep.py --side base=runs/s0/suite_default/suite.json,... \
         --side fine=runs/kw/pfine_s0/suite_default/suite.json,... [--reality default]
@@ -36,10 +38,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from stats import bootstrap_ci, difference_ci, fmt_ci  # noqa: E402
 
 from deploy.evaluate import EvalConfig, evaluate  # noqa: E402
+from deploy.suite import episode_success  # noqa: E402
 
 SWEEP = ((0.0, 0.25, 0.0), (0.0, -0.25, 0.0), (0.0, 0.45, 0.0), (0.0, -0.45, 0.0),
          (0.6, 0.0, 0.0), (-0.5, 0.0, 0.0), (0.0, 0.0, 0.5), (0.4, -0.15, -0.3))
-METRICS = ("lateral_err", "lateral_reached", "forward_err", "yaw_err", "falls")
+METRICS = ("lateral_err", "lateral_reached", "forward_err", "yaw_err", "falls", "success")
 
 
 def score(report: dict) -> dict[str, float]:
@@ -62,16 +65,20 @@ def score(report: dict) -> dict[str, float]:
     falls = (report["metrics"]["falls"] if "metrics" in report
              else sum(bool(e["fell"]) for e in report["episodes"]))
     return {"lateral_err": mean(lat), "lateral_reached": mean(reached), "forward_err": mean(fwd),
-            "yaw_err": mean(yaw), "falls": float(falls)}
+            "yaw_err": mean(yaw), "falls": float(falls),
+            "success": mean([float(episode_success(e)) for e in report["episodes"]])}
 
 
 def suite_report(path: str, reality: str) -> dict:
-    """The episodes of ``reality`` in a transfer-suite result (``suite.json``)."""
+    """The episodes of ``reality`` in a transfer-suite result (``suite.json``); names
+    comma-separated, or ``all`` (every reality the suite ran), pool their episodes."""
     data = json.loads(Path(path).read_text())
     realities = data.get("realities", {})
-    if reality not in realities:
-        raise KeyError(f"{path}: field 'realities' has no {reality!r} (has {sorted(realities)})")
-    return {"episodes": realities[reality]["episodes"]}
+    names = sorted(realities) if reality == "all" else reality.split(",")
+    for name in names:
+        if name not in realities:
+            raise KeyError(f"{path}: field 'realities' has no {name!r} (has {sorted(realities)})")
+    return {"episodes": [e for name in names for e in realities[name]["episodes"]]}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -83,7 +90,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--push-interval", type=float, default=0.0, help="pybullet kicks (s) [0]")
     p.add_argument("--seconds", type=float, default=12.0, help="policy seconds per command [12]")
     p.add_argument("--reality", default="default",
-                   help="suite.json sides: the reality whose episodes are read [default]")
+                   help="suite.json sides: the reality whose episodes are read; comma-separated "
+                        "names or 'all' pool them [default]")
     p.add_argument("--out", type=Path, help="write the per-policy figures and summary (JSON)")
     a = p.parse_args(argv)
     sides: dict[str, list[str]] = {}

@@ -80,7 +80,7 @@ def test_seeds_table_pairs_the_deployed_policy_with_its_own_seeds_baselines(tmp_
 
 def test_command_sweep_scores_each_command_on_its_own_axis():
     def ep(vx, vy, yaw, **m):
-        return {"command": {"vx": vx, "vy": vy, "yaw_rate": yaw}, **m}
+        return {"command": {"vx": vx, "vy": vy, "yaw_rate": yaw}, "fell": False, "fault": None, **m}
 
     report = {"metrics": {"falls": 1}, "episodes": [
         ep(0.0, 0.25, 0.0, vy_abs_err=0.15, vy_mean=0.10, vx_abs_err=9, yaw_abs_err=9),
@@ -92,17 +92,20 @@ def test_command_sweep_scores_each_command_on_its_own_axis():
     assert s["lateral_err"] == pytest.approx(0.10) and s["forward_err"] == pytest.approx(0.1)
     assert s["lateral_reached"] == pytest.approx((0.4 + 0.9) / 2)
     assert s["yaw_err"] == pytest.approx(0.3) and s["falls"] == 1
+    assert s["success"] == 0.0  # every episode misses a bar on some axis (9 m/s)
     assert stats.difference_ci([0.2] * 5, [0.1] * 5) == pytest.approx((-0.1, -0.1, -0.1))
 
 
 def test_command_sweep_reads_suite_results_and_counts_their_falls(tmp_path, capsys):
     def ep(vx, vy, yaw, fell, err):
-        return {"command": {"vx": vx, "vy": vy, "yaw_rate": yaw}, "fell": fell,
+        return {"command": {"vx": vx, "vy": vy, "yaw_rate": yaw}, "fell": fell, "fault": None,
                 "vx_abs_err": err, "vy_abs_err": err, "yaw_abs_err": err, "vy_mean": vy / 2}
 
     def suite(path, err, falls):
         eps = [ep(0.7, 0.0, 0.0, i < falls, err) for i in range(3)] + [ep(0.0, 0.25, 0.0, False, err)]
-        path.write_text(json.dumps({"realities": {"default": {"episodes": eps}}}))
+        other = [ep(0.7, 0.0, 0.0, False, 0.1)]  # a second reality, always successful
+        path.write_text(json.dumps({"realities": {"default": {"episodes": eps},
+                                                  "ice": {"episodes": other}}}))
         return str(path)
 
     a = [suite(tmp_path / f"a{i}.json", 0.1, 0) for i in range(2)]
@@ -115,9 +118,16 @@ def test_command_sweep_reads_suite_results_and_counts_their_falls(tmp_path, caps
     assert [r["falls"] for r in res["policies"]["b"]] == [2.0, 2.0]
     assert res["difference"]["b"]["forward_err"][0] == pytest.approx(0.2)
     assert res["summary"]["a"]["lateral_reached"][0] == pytest.approx(0.5)
+    # success: no fall and every axis within the suite's bars (0.3 m/s misses them)
+    assert [r["success"] for r in res["policies"]["a"]] == [1.0, 1.0]
+    assert res["summary"]["b"]["success"][0] == pytest.approx(0.0)
+    # realities pooled: b's 4 failed episodes and ice's 1 successful one
+    assert bench_command_sweep.main(["--side", "b=" + ",".join(b), "--reality", "all",
+                                     "--out", str(out)]) == 0
+    assert json.loads(out.read_text())["policies"]["b"][0]["success"] == pytest.approx(0.2)
     # another reality, or suite and policy files mixed: one line, exit 2
-    assert bench_command_sweep.main(["--side", "a=" + a[0], "--reality", "ice"]) == 2
-    assert "has no 'ice'" in capsys.readouterr().err
+    assert bench_command_sweep.main(["--side", "a=" + a[0], "--reality", "default,mud"]) == 2
+    assert "has no 'mud'" in capsys.readouterr().err
     (tmp_path / "p.onnx").write_bytes(b"")
     assert bench_command_sweep.main(["--side", f"a={a[0]},{tmp_path / 'p.onnx'}"]) == 2
     assert "all policy .onnx or all suite .json" in capsys.readouterr().err
