@@ -38,7 +38,8 @@ def grade_model(model, env, iteration: int, seconds: float) -> dict[str, Any]:
     meta = PolicyMetadata(
         robot=m.robot, joint_names=m.joint_names, observation=m.observation, obs_dim=m.obs_dim,
         action_dim=m.action_dim, action_scale=m.action_scale, nominal_pose=m.nominal_pose,
-        q_min=m.q_min, q_max=m.q_max, control_dt=m.control_dt, iteration=iteration)
+        q_min=m.q_min, q_max=m.q_max, control_dt=m.control_dt, iteration=iteration,
+        commands=m.commands)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "policy.onnx"
         path.write_bytes(onnx_bytes(model, meta.obs_dim, meta))

@@ -111,7 +111,8 @@ def onnx_metadata(policy: PolicyArtifact) -> PolicyMetadata:
         robot=m.robot, joint_names=m.joint_names, observation=m.observation, obs_dim=m.obs_dim,
         action_dim=m.action_dim, action_scale=m.action_scale, nominal_pose=m.nominal_pose,
         q_min=m.q_min, q_max=m.q_max, control_dt=m.control_dt, iteration=m.iteration,
-        policy_config=to_dict(policy.policy_config), source_sha256=policy.sha256)
+        policy_config=to_dict(policy.policy_config), source_sha256=policy.sha256,
+        commands=m.commands)
     meta.validate(str(policy.path))
     return meta
 

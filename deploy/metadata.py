@@ -22,6 +22,9 @@ key                 meaning                                                     
 ``q_min/q_max``     joint position limits used in training (rad, JSON)          ``[...]``
 ``control_dt``      policy control period (s)                                   ``0.02``
 ``iteration``       training iteration of the exported weights                  ``600``
+``commands``        the training command ranges, [low, high] of forward (m/s),   ``[[..]]``
+                    lateral (m/s) and yaw rate (rad/s) (JSON): the runtime keeps
+                    commands inside them; absent in files written before it
 ``policy_config``   :class:`robot_rl.rl.config.PolicyConfig` fields (JSON)      ``{...}``
 ``source_sha256``   SHA-256 of the ``policy.pt`` it was exported from           ``ab12..``
 ==================  ==========================================================  =========
@@ -78,6 +81,9 @@ class PolicyMetadata:
     policy_config: dict[str, Any] = field(default_factory=dict)
     # SHA-256 of the policy.pt the model was exported from ("" if unknown)
     source_sha256: str = ""
+    # training command ranges: (low, high) of forward (m/s), lateral (m/s), yaw rate
+    # (rad/s); None where unknown (older files)
+    commands: tuple[tuple[float, float], ...] | None = None
     # metadata schema version
     format_version: int = ONNX_FORMAT_VERSION
 
@@ -126,6 +132,8 @@ class PolicyMetadata:
             "control_dt": repr(float(self.control_dt)), "iteration": str(self.iteration),
             "policy_config": json.dumps(_jsonable(self.policy_config)),
             "source_sha256": self.source_sha256,
+            **({} if self.commands is None else
+               {"commands": json.dumps([[float(lo), float(hi)] for lo, hi in self.commands])}),
         }
 
     @classmethod
@@ -165,6 +173,9 @@ class PolicyMetadata:
             iteration=int(props.get("iteration", "0") or 0),
             policy_config=json.loads(props.get("policy_config", "{}") or "{}"),
             source_sha256=props.get("source_sha256", ""), format_version=version,
+            commands=(get("commands", lambda v: tuple((float(lo), float(hi))
+                                                       for lo, hi in json.loads(v)))
+                      if "commands" in props else None),
         )
         meta.validate(where)
         if "signals" in props:

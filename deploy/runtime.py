@@ -124,7 +124,8 @@ class OnboardController:
     ``OnboardController(onnx_path, robot, interface)`` loads and checks the model (robot,
     joint order, observation spec, timing).  ``start()`` begins the HOLD -> RAMP ->
     POLICY sequence from the current measured pose; ``step()`` runs one control period;
-    ``run(seconds)`` loops.  ``set_command(vx, vy, yaw_rate)`` may be called at any time.
+    ``run(seconds)`` loops.  ``set_command(vx, vy, yaw_rate)`` may be called at any time
+    (kept inside the policy's training command ranges).
     ``compute(state)`` is the pure decision of one period (no I/O), used by ``step``.
     """
 
@@ -156,6 +157,15 @@ class OnboardController:
         step = np.array([self.safety.command_accel] * 2 + [self.safety.command_yaw_accel])
         self._command_step = np.where(step > 0, step * self.control_dt, np.inf)
         self._rate_limited = bool(np.any(step > 0))
+        self.mode = Mode.HOLD
+        self.fault: str | None = None
+        self.events: list[_Event] = []
+        self._steps = 0
+        # the training command ranges (3, 2) the command is kept inside, or None (the
+        # metadata predates them, or SafetyConfig.clip_commands is off)
+        self.command_ranges = (np.asarray(self.meta.commands, dtype=np.float64)
+                               if self.meta.commands is not None and self.safety.clip_commands
+                               else None)
         self.command = np.zeros(3)
         # the command the policy is given (1, 3): self.command, or on its way there
         self._applied = np.zeros((1, 3))
@@ -164,13 +174,9 @@ class OnboardController:
         self.decimation = 1
         if interface is not None:
             self.attach(interface)
-        self.mode = Mode.HOLD
-        self.fault: str | None = None
-        self.events: list[_Event] = []
         self.last: ControlStep | None = None
         # wall time of the last compute() inside step() (s)
         self.last_compute_s = 0.0
-        self._steps = 0
         self._t0: float | None = None
         self._obs_state = self._new_obs_state()
         self._started = False
@@ -190,10 +196,22 @@ class OnboardController:
         self.decimation = int(round(ratio))
 
     def set_command(self, vx: float, vy: float = 0.0, yaw_rate: float = 0.0) -> None:
-        """Velocity command: forward (m/s), lateral (m/s), yaw rate (rad/s), base frame."""
+        """Velocity command: forward (m/s), lateral (m/s), yaw rate (rad/s), base frame.
+
+        A command outside the ranges the policy was trained on (``commands`` in the ONNX
+        metadata) is kept at their edge, per axis, and the event is logged: a network
+        asked for what it never saw extrapolates, and on a robot that means a fall."""
         cmd = np.array([vx, vy, yaw_rate], dtype=np.float64)
         if not np.all(np.isfinite(cmd)):
             raise ValueError(f"command must be finite, got {cmd}")
+        if self.command_ranges is not None:
+            kept = np.clip(cmd, self.command_ranges[:, 0], self.command_ranges[:, 1])
+            if not np.array_equal(kept, cmd):
+                self._event(self.mode, (
+                    f"command ({cmd[0]:g}, {cmd[1]:g}, {cmd[2]:g}) is outside the ranges the "
+                    f"policy was trained on {self.command_ranges.tolist()}; kept at "
+                    f"({kept[0]:g}, {kept[1]:g}, {kept[2]:g})"), level=logging.WARNING)
+            cmd = kept
         self.command = cmd
         if not self._rate_limited:
             self._applied = cmd[None]  # (1, 3), as the state machine takes it
@@ -257,9 +275,9 @@ class OnboardController:
             self._event(Mode.DAMPING, reason)
             log.error("onboard controller: DAMPING at t=%.3f s: %s", self.time, reason)
 
-    def _event(self, mode: Mode, message: str) -> None:
+    def _event(self, mode: Mode, message: str, level: int = logging.INFO) -> None:
         self.events.append(_Event(self.time, mode, message))
-        log.info("onboard controller: %s at t=%.3f s: %s", mode.value, self.time, message)
+        log.log(level, "onboard controller: %s at t=%.3f s: %s", mode.value, self.time, message)
 
     def check_state(self, state: RobotState) -> str | None:
         """The first fault found in ``state``, as a readable reason, or None

@@ -47,6 +47,9 @@ class SafetyConfig:
     # 0 applies every command at once
     command_accel: float = 0.0
     command_yaw_accel: float = 0.0
+    # keep commands inside the ranges the policy was trained on (the ONNX metadata's
+    # ``commands``), per axis; False passes any finite command to the policy
+    clip_commands: bool = True
 
     def __post_init__(self) -> None:
         for name in ("hold_s", "ramp_s", "joint_limit_margin", "command_accel",

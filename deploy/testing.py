@@ -30,9 +30,10 @@ from robot_rl.sensors import GRAVITY, quat_to_matrix
 
 def random_policy_state(robot: str | RobotDescription = "a1", spec: ObservationSpec | None = None,
                         cfg: PolicyConfig | None = None, seed: int = 0, iteration: int = 0,
-                        control_dt: float = 0.02) -> dict[str, Any]:
+                        control_dt: float = 0.02,
+                        commands: tuple[tuple[float, float], ...] | None = None) -> dict[str, Any]:
     """The dict ``policy.pt`` holds (:func:`policies.artifact.policy_state`), for a randomly
-    initialised policy."""
+    initialised policy (``commands``: its training command ranges, None: not recorded)."""
     r = load_robot(robot) if isinstance(robot, str) else robot
     spec = spec or ObservationSpec(num_joints=r.num_joints)
     cfg = cfg or PolicyConfig(actor_hidden=(128, 128), critic_hidden=(128, 128), activation="elu")
@@ -48,7 +49,8 @@ def random_policy_state(robot: str | RobotDescription = "a1", spec: ObservationS
     meta = PolicyMeta(robot=r.name, joint_names=tuple(r.joint_names), observation=spec.layout(),
                       obs_dim=spec.size, action_dim=r.num_joints, control_dt=control_dt,
                       nominal_pose=tuple(r.nominal_pose), action_scale=spec.action_scale,
-                      q_min=tuple(r.q_min), q_max=tuple(r.q_max), iteration=iteration)
+                      q_min=tuple(r.q_min), q_max=tuple(r.q_max), iteration=iteration,
+                      commands=commands)
     return policy_state(model, meta)
 
 

@@ -6,7 +6,8 @@ The file is a ``torch.save`` dict, read with ``weights_only=True`` (so it cannot
      "model_state": ActorCritic.state_dict(), "policy_config": {PolicyConfig fields},
      "obs_dim": int, "action_dim": int,
      "meta": {"robot", "joint_names", "observation" (ObservationSpec.layout()),
-              "control_dt", "nominal_pose", "action_scale", "q_min", "q_max", "iteration"}}
+              "control_dt", "nominal_pose", "action_scale", "q_min", "q_max", "iteration",
+              "commands" (the training command ranges; absent in older files)}}
 
 :func:`write_policy` (training, ``robot-rl train``) writes it atomically after checking
 the metadata; :func:`read_policy` (export, the pipeline, benchmarks) accepts the policy
@@ -67,6 +68,9 @@ class PolicyMeta:
     q_max: tuple[float, ...]
     # training iteration of the weights (-)
     iteration: int = 0
+    # the command ranges the policy was trained on: (low, high) of forward velocity (m/s),
+    # lateral velocity (m/s), yaw rate (rad/s); None in files written before it was recorded
+    commands: tuple[tuple[float, float], ...] | None = None
 
     def validate(self, where: str) -> None:
         """Raise :class:`PolicyFileError` naming ``where`` and the field (as in the file)."""
@@ -96,7 +100,14 @@ class PolicyMeta:
                 "nominal_pose": [float(x) for x in self.nominal_pose],
                 "action_scale": float(self.action_scale),
                 "q_min": [float(x) for x in self.q_min], "q_max": [float(x) for x in self.q_max],
-                "iteration": int(self.iteration)}
+                "iteration": int(self.iteration),
+                **({} if self.commands is None else {"commands": command_ranges(self.commands)})}
+
+
+def command_ranges(value: Any) -> tuple[tuple[float, float], ...]:
+    """The training command ranges as ((low, high) forward, lateral, yaw rate) floats, from
+    a config's or a file's nested sequence (shape checked by the files' validation)."""
+    return tuple((float(lo), float(hi)) for lo, hi in value)
 
 
 @dataclass
@@ -219,4 +230,5 @@ def _meta(data: dict[str, Any], bad) -> PolicyMeta:
         action_dim=int(data["action_dim"]), control_dt=field_("control_dt", float),
         nominal_pose=field_("nominal_pose", floats), action_scale=field_("action_scale", float),
         q_min=field_("q_min", floats), q_max=field_("q_max", floats),
-        iteration=field_("iteration", int) if "iteration" in m else 0)
+        iteration=field_("iteration", int) if "iteration" in m else 0,
+        commands=field_("commands", command_ranges) if "commands" in m else None)

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from policies.artifact import PolicyMeta, write_policy
+from policies.artifact import PolicyMeta, command_ranges, write_policy
 from policies.config import EnvConfig
 from policies.env import LeggedEnv
 from policies.randomization import SysidParams
@@ -80,12 +80,13 @@ def read_run_config(out: str | Path) -> LocomotionConfig:
 
 def policy_meta(env: LeggedEnv, iteration: int) -> PolicyMeta:
     """The metadata ``policy.pt`` carries for a policy trained on ``env``."""
-    r = env.robot
+    r, c = env.robot, env.cfg.commands
     return PolicyMeta(robot=r.name, joint_names=tuple(r.joint_names),
                       observation=env.spec.layout(), obs_dim=env.spec.size,
                       action_dim=r.num_joints, control_dt=env.cfg.control_dt,
                       nominal_pose=tuple(r.nominal_pose), action_scale=env.spec.action_scale,
-                      q_min=tuple(r.q_min), q_max=tuple(r.q_max), iteration=iteration)
+                      q_min=tuple(r.q_min), q_max=tuple(r.q_max), iteration=iteration,
+                      commands=command_ranges((c.vx, c.vy, c.yaw)))
 
 
 def save_policy(path: Path, runner: OnPolicyRunner, env: LeggedEnv) -> None:

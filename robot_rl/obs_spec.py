@@ -410,7 +410,8 @@ def interface_problem(meta, spec) -> tuple[str, str] | None:
     """The first inconsistency of a policy's interface, as ``(field, message)``, or None.
 
     ``meta`` has the fields both policy files carry (``joint_names``, ``obs_dim``,
-    ``action_dim``, ``nominal_pose``, ``q_min``, ``q_max``, ``control_dt``, ``action_scale``;
+    ``action_dim``, ``nominal_pose``, ``q_min``, ``q_max``, ``control_dt``, ``action_scale``,
+    ``commands`` (None where the file predates it);
     stage 3's ``policy.pt`` and stage 4's ONNX metadata); ``spec()`` returns its
     :class:`ObservationSpec` (raising the caller's own error on a bad layout).  Each file's
     reader names the field its own way."""
@@ -429,6 +430,12 @@ def interface_problem(meta, spec) -> tuple[str, str] | None:
         return "control_dt", f"must be > 0 s, got {meta.control_dt!r}"
     if not (math.isfinite(meta.action_scale) and meta.action_scale > 0):
         return "action_scale", f"must be > 0, got {meta.action_scale!r}"
+    if meta.commands is not None:
+        c = meta.commands
+        if len(c) != 3 or any(len(r) != 2 for r in c) or \
+                not all(math.isfinite(x) for r in c for x in r) or any(lo > hi for lo, hi in c):
+            return "commands", ("expected three finite [low, high] ranges (forward m/s, lateral "
+                                f"m/s, yaw rate rad/s), got {c!r}")
     s = spec()
     if s.size != meta.obs_dim:
         return "obs_dim", f"{meta.obs_dim}, but the observation layout has size {s.size}"

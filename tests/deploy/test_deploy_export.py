@@ -24,7 +24,7 @@ from deploy.export_cli import main as export_main
 from deploy.metadata import ONNX_FORMAT, ONNX_FORMAT_VERSION, MetadataError
 from deploy.runtime import OnboardController
 from deploy.safety import SafetyConfig
-from deploy.testing import write_random_policy
+from deploy.testing import rewrite_onnx_metadata, write_random_policy
 from policies.artifact import PolicyFileError, read_policy
 from robot_rl.mujoco_robot import MujocoRobot
 from robot_rl.obs_spec import ObservationSpec
@@ -153,6 +153,9 @@ _DELETE = object()
     ("policy_config.activation", "sigmoid", "policy_config"),
     ("policy_config.bogus", 1, "policy_config"),
     ("model_state", {"actor.0.weight": torch.zeros(3, 3)}, "model_state"),
+    ("meta.commands", [[-1.0, 1.0], [0.5, -0.5], [0.0, 0.0]], "meta.commands"),
+    ("meta.commands", [[-1.0, 1.0]], "meta.commands"),
+    ("meta.commands", [[-1.0, 1.0, 2.0]] * 3, "meta.commands"),
 ])
 def test_refuses_bad_policy_file_naming_file_and_field(tmp_path, key, value, field):
     path = write_random_policy(tmp_path / "policy", edit=_corrupt(key, value))
@@ -194,3 +197,21 @@ def test_export_cli(tmp_path, capsys):
     assert export_main(["--policy", str(tmp_path / "bad"), "--out", str(tmp_path / "b.onnx")]) == 2  # the user's file: exit 2
     err = capsys.readouterr().err
     assert "'version'" in err and "policy.pt" in err and not (tmp_path / "b.onnx").exists()
+
+
+def test_training_command_ranges_travel_to_the_onnx_metadata(tmp_path):
+    """policy.pt's training command ranges become the ONNX ``commands`` key; a file without
+    them exports without the key, and a malformed key is refused naming it."""
+    box = ((-0.8, 0.8), (-0.3, 0.3), (-0.6, 0.6))
+    write_random_policy(tmp_path / "p", commands=box)
+    path = export_policy(tmp_path / "p", tmp_path / "p.onnx").path
+    props = {p.key: p.value for p in onnx.load(str(path)).metadata_props}
+    assert json.loads(props["commands"]) == [list(r) for r in box]
+    assert read_metadata(path).commands == box
+    write_random_policy(tmp_path / "old")
+    old = export_policy(tmp_path / "old", tmp_path / "old.onnx").path
+    assert "commands" not in {p.key for p in onnx.load(str(old)).metadata_props}
+    assert read_metadata(old).commands is None
+    bad = rewrite_onnx_metadata(path, tmp_path / "bad.onnx", commands="[[0.5, -0.5], [0, 0], [0, 0]]")
+    with pytest.raises(MetadataError, match="'commands'"):
+        read_metadata(bad)

@@ -134,6 +134,28 @@ def test_command_rate_limit_from_the_handover(onnx_a1):
         SafetyConfig(command_accel=-1.0)
 
 
+def test_command_kept_inside_the_training_ranges(tmp_path, onnx_a1, caplog):
+    """A command beyond the ranges in the metadata reaches the policy at their edge, per
+    axis, with a logged event; clip_commands=False, or a model without ranges, passes it."""
+    write_random_policy(tmp_path / "p", "a1", seed=1,
+                        commands=((-0.8, 0.8), (-0.3, 0.3), (-0.6, 0.6)))
+    boxed = export_policy(tmp_path / "p", tmp_path / "boxed.onnx").path
+    with caplog.at_level("WARNING", logger="deploy.runtime"):
+        ctl, _ = controller(boxed, command=(1.5, -0.5, 0.2))
+    np.testing.assert_array_equal(ctl.command, [0.8, -0.3, 0.2])
+    assert "outside the ranges the policy was trained on" in caplog.text
+    assert any("kept at (0.8, -0.3, 0.2)" in line for line in ctl.event_log)
+    np.testing.assert_allclose(run(ctl, 16)[15].obs[0, 9:12], [0.8, -0.3, 0.2], atol=1e-6)
+    ctl.set_command(-0.5, 0.1, -2.0)  # later commands too
+    np.testing.assert_array_equal(ctl.command, [-0.5, 0.1, -0.6])
+    off = dataclasses.replace(FAST, clip_commands=False)
+    ctl, _ = controller(boxed, safety=off, command=(1.5, -0.5, 0.2))
+    np.testing.assert_array_equal(ctl.command, [1.5, -0.5, 0.2])
+    ctl, _ = controller(onnx_a1, command=(1.5, -0.5, 0.2))  # metadata without ranges
+    np.testing.assert_array_equal(ctl.command, [1.5, -0.5, 0.2])
+    assert not any("outside the ranges" in line for line in ctl.event_log)
+
+
 GAIT = ObservationSpec(num_joints=12, gait_frequency=2.0, gait_amplitude=0.25)
 
 

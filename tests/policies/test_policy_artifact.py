@@ -85,3 +85,23 @@ def test_readers_do_not_import_training_code():
             "if m in sys.modules]\n"
             "assert not bad, bad\n")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
+
+
+def test_training_records_its_command_ranges(tmp_path):
+    """policy.pt carries the command ranges of the env it was trained in (what the onboard
+    runtime keeps commands inside); a file written before them reads as None."""
+    from policies.config import CommandConfig, EnvConfig
+    from policies.env import LeggedEnv
+    from policies.train import policy_meta
+
+    cmds = CommandConfig(vx=(-0.5, 1.2), vy=(-0.2, 0.1), yaw=(-1.0, 0.7))
+    env = LeggedEnv(replace(EnvConfig(), num_envs=1, commands=cmds))
+    try:
+        meta = policy_meta(env, 5)
+    finally:
+        env.close()
+    assert meta.commands == ((-0.5, 1.2), (-0.2, 0.1), (-1.0, 0.7))
+    src = read_policy(write_random_policy(tmp_path / "a"))
+    assert src.meta.commands is None
+    back = read_policy(write_policy(tmp_path / "b", src.model, replace(src.meta, commands=meta.commands)))
+    assert back.meta.commands == meta.commands
