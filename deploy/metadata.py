@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from robot_rl.obs_spec import FORMAT_VERSION as OBS_FORMAT_VERSION
-from robot_rl.obs_spec import ObservationSpec, interface_problem
+from robot_rl.obs_spec import ObservationSpec, command_ranges, interface_problem
 
 #: value of the ``format`` key
 ONNX_FORMAT = "robot_rl.onnx_policy"
@@ -133,7 +133,7 @@ class PolicyMetadata:
             "policy_config": json.dumps(_jsonable(self.policy_config)),
             "source_sha256": self.source_sha256,
             **({} if self.commands is None else
-               {"commands": json.dumps([[float(lo), float(hi)] for lo, hi in self.commands])}),
+               {"commands": json.dumps([list(r) for r in command_ranges(self.commands)])}),
         }
 
     @classmethod
@@ -173,8 +173,7 @@ class PolicyMetadata:
             iteration=int(props.get("iteration", "0") or 0),
             policy_config=json.loads(props.get("policy_config", "{}") or "{}"),
             source_sha256=props.get("source_sha256", ""), format_version=version,
-            commands=(get("commands", lambda v: tuple((float(lo), float(hi))
-                                                       for lo, hi in json.loads(v)))
+            commands=(get("commands", lambda v: command_ranges(json.loads(v)))
                       if "commands" in props else None),
         )
         meta.validate(where)

@@ -28,7 +28,7 @@ import torch
 
 from robot_rl.config import ConfigError, artifact_file, atomic_write_bytes, from_dict, to_dict
 from robot_rl.obs_spec import FORMAT_VERSION as OBS_FORMAT_VERSION
-from robot_rl.obs_spec import ObservationSpec, interface_problem
+from robot_rl.obs_spec import ObservationSpec, command_ranges, interface_problem
 from robot_rl.rl.config import PolicyConfig
 from robot_rl.rl.models import ActorCritic
 
@@ -103,11 +103,6 @@ class PolicyMeta:
                 "iteration": int(self.iteration),
                 **({} if self.commands is None else {"commands": command_ranges(self.commands)})}
 
-
-def command_ranges(value: Any) -> tuple[tuple[float, float], ...]:
-    """The training command ranges as ((low, high) forward, lateral, yaw rate) floats, from
-    a config's or a file's nested sequence (shape checked by the files' validation)."""
-    return tuple((float(lo), float(hi)) for lo, hi in value)
 
 
 @dataclass

@@ -17,11 +17,12 @@ from typing import Any
 
 import numpy as np
 
-from policies.artifact import PolicyMeta, command_ranges, write_policy
+from policies.artifact import PolicyMeta, write_policy
 from policies.config import EnvConfig
 from policies.env import LeggedEnv
 from policies.randomization import SysidParams
 from robot_rl.config import apply_overrides, merge_file, write_config
+from robot_rl.obs_spec import command_ranges
 from robot_rl.rl.config import AlgoConfig, PolicyConfig, RunnerConfig, TrainConfig
 from robot_rl.rl.runner import OnPolicyRunner
 from robot_rl.robot import RobotDescription

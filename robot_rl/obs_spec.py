@@ -406,6 +406,12 @@ def action_to_target(spec: ObservationSpec, action: np.ndarray, nominal: np.ndar
     return target
 
 
+def command_ranges(value) -> tuple[tuple[float, float], ...]:
+    """Training command ranges as ((low, high) forward, lateral, yaw rate) floats, from a
+    config's or a policy file's nested sequence (checked by :func:`interface_problem`)."""
+    return tuple((float(lo), float(hi)) for lo, hi in value)
+
+
 def interface_problem(meta, spec) -> tuple[str, str] | None:
     """The first inconsistency of a policy's interface, as ``(field, message)``, or None.
 
