@@ -25,7 +25,7 @@ from pathlib import Path
 
 from actuator_net.config import PAPER_HISTORY_SPACING, ActuatorNetConfig
 from actuator_net.importers import FORMATS
-from robot_rl.config import add_config_arguments, config_from_args
+from robot_rl.config import add_config_arguments, config_from_args, seed_argument
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -58,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--max-steps", type=int, default=None, help="max optimizer steps [3000]")
     t.add_argument("--batch-size", type=int, default=None, help="minibatch size [256]")
     t.add_argument("--lr", type=float, default=None, help="Adam learning rate [3e-3]")
-    t.add_argument("--seed", type=int, default=None, help="random seed [0]")
+    t.add_argument("--seed", type=seed_argument, default=None, help="random seed [0]")
     t.add_argument("--threads", type=int, default=None, help="torch CPU threads [1]")
     add_config_arguments(t, "train.patience=50 model.hidden=[64,64] (ActuatorNetConfig)")
     t.add_argument("--quiet", action="store_true", help="no progress bar")

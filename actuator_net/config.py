@@ -98,6 +98,8 @@ class TrainConfig:
             raise ConfigError("train: lr, batch_size, max_epochs and max_steps must be positive")
         if self.patience < 1 or self.num_threads < 1:
             raise ConfigError("train: patience and num_threads must be >= 1")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise ConfigError(f"train.seed: must be a non-negative integer, got {self.seed!r}")
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,13 @@ from pathlib import Path
 
 from deploy.evaluate import DEFAULT_COMMANDS, SIMS, TERRAIN_COMMANDS, EvalConfig, evaluate
 from deploy.metadata import MetadataError
-from robot_rl.config import ConfigError, add_config_arguments, config_from_args, write_config
+from robot_rl.config import (
+    ConfigError,
+    add_config_arguments,
+    config_from_args,
+    seed_argument,
+    write_config,
+)
 from robot_rl.standin_model import realities
 from robot_rl.terrain import KINDS, TerrainConfig, TerrainError
 
@@ -19,21 +25,14 @@ def _commands(text: str) -> tuple[tuple[float, float, float], ...]:
     """``"vx,vy,yaw;vx,vy,yaw;..."`` -> tuple of triples."""
     out = []
     for item in text.split(";"):
-        parts = [float(x) for x in item.split(",")]
+        try:
+            parts = [float(x) for x in item.split(",")]
+        except ValueError:
+            parts = []
         if len(parts) != 3:
             raise argparse.ArgumentTypeError(f"command {item!r}: expected vx,vy,yaw_rate")
         out.append(tuple(parts))
     return tuple(out)
-
-
-def _seed(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
-    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -78,12 +77,12 @@ def build_parser() -> argparse.ArgumentParser:
                         "tile without falling) [none: the plane]")
     p.add_argument("--difficulty", type=float, default=None,
                    help="terrain difficulty in [0, 1] (slope angle, step height, roughness) [0.5]")
-    p.add_argument("--terrain-seed", type=_seed, default=0,
+    p.add_argument("--terrain-seed", type=seed_argument, default=0,
                    help="seed of the random terrains (rough, obstacles) [0]")
     p.add_argument("--standin-config", default=None,
                    help="the reality to evaluate on (pybullet): a stand-in config JSON or a "
                         f"shipped reality's name ({', '.join(realities())}) [default]")
-    p.add_argument("--standin-seed", type=_seed, default=None,
+    p.add_argument("--standin-seed", type=seed_argument, default=None,
                    help="hidden-physics seed of the PyBullet stand-in [the config's seed]")
     p.add_argument("--push-interval", type=float, default=None,
                    help="kick the base every this many seconds of policy control (pybullet; "
@@ -154,7 +153,7 @@ def _suite(a: argparse.Namespace, policy: Path, out: Path) -> int:
     from deploy.suite import run_suite
 
     try:
-        seeds = tuple(_seed(x) for x in a.suite_seeds.split(",") if x.strip())
+        seeds = tuple(seed_argument(x) for x in a.suite_seeds.split(",") if x.strip())
     except argparse.ArgumentTypeError as e:
         print(f"robot-rl eval: --suite-seeds: {e}", file=sys.stderr)
         return 2

@@ -48,7 +48,7 @@ from typing import Any
 
 import numpy as np
 
-from robot_rl.config import atomic_write_bytes, atomic_write_json
+from robot_rl.config import atomic_write_bytes, atomic_write_json, seed_argument
 
 #: who decides: the identified simulator alone, or the robot (the simulator's scores recorded)
 JUDGES = ("sim", "robot")
@@ -204,7 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out-policy", default=None, help="copy the chosen .onnx here")
     p.add_argument("--episodes", type=int, default=24, help="episodes per candidate [24]")
     p.add_argument("--seconds", type=float, default=8.0, help="policy control per episode (s) [8]")
-    p.add_argument("--seed", type=int, default=0, help="commands and pushes [0]")
+    p.add_argument("--seed", type=seed_argument, default=0, help="commands and pushes [0]")
     p.add_argument("--fitted", action="store_true",
                    help="every episode at stage 1's fitted parameters (default: each episode "
                         "draws them from the identified randomization ranges)")

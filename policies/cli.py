@@ -6,7 +6,7 @@ import argparse
 import json
 
 from policies.train import BUDGETS, LocomotionConfig, train
-from robot_rl.config import add_config_arguments, config_from_args
+from robot_rl.config import add_config_arguments, config_from_args, seed_argument
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -27,7 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="learning algorithm [trpo]")
     p.add_argument("--iterations", type=int, default=None, help="training iterations")
     p.add_argument("--num-envs", type=int, default=None, help="parallel robots")
-    p.add_argument("--seed", type=int, default=None, help="seed (runs are deterministic on CPU)")
+    p.add_argument("--seed", type=seed_argument, default=None, help="seed (runs are deterministic on CPU)")
     p.add_argument("--device", default=None, help="torch device: auto, cpu, cuda [auto]")
     p.add_argument("--physics", default=None, choices=["mujoco", "warp"],
                    help="physics engine: mujoco (C library, CPU threads) or warp (MuJoCo Warp: "

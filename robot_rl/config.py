@@ -184,6 +184,18 @@ def merge_file(cfg: T, path: str | os.PathLike) -> T:
     return from_dict(type(cfg), merged, where=str(path))
 
 
+def seed_argument(text: str) -> int:
+    """argparse ``type`` of a seed: a non-negative integer (numpy's and torch's seeds), so a
+    bad one is a usage error naming the flag, not a traceback from the generator."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
+    return value
+
+
 def add_config_arguments(parser: argparse.ArgumentParser, example: str) -> None:
     """``--config FILE`` and ``--set KEY=VALUE`` (repeatable, several after one flag)."""
     parser.add_argument("--config", default=None, metavar="FILE",

@@ -192,5 +192,7 @@ class SysidConfig:
     def __post_init__(self) -> None:
         if self.bootstrap < 10:
             raise ConfigError("bootstrap must be >= 10 replicates")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise ConfigError(f"seed must be a non-negative integer, got {self.seed!r}")
         if self.block_s <= 0 or self.range_std <= 0 or self.max_relative_std <= 0:
             raise ConfigError("block_s, range_std and max_relative_std must be > 0")

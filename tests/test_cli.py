@@ -120,3 +120,43 @@ def test_pipeline_rounds_must_be_a_whole_number_of_at_least_0(tmp_path, capsys):
     assert e.value.code == 2 and "--rounds: expected a whole number >= 0, got '-1'" in \
         capsys.readouterr().err
     assert not (tmp_path / "run").exists()
+
+
+SEED_FLAGS = {  # stage: argv with a negative seed (numpy's generators raise a traceback on it)
+    "pipeline": ["pipeline", "--out", "{out}", "--seed", "-1"],
+    "train": ["train", "--out", "{out}", "--budget", "smoke", "--seed", "-1"],
+    "collect": ["collect", "--experiment", "ground", "--out", "{out}", "--seed", "-1"],
+    "collect standin": ["collect", "--experiment", "ground", "--out", "{out}",
+                        "--standin-seed", "x"],
+    "actuator": ["actuator", "train", "--logs", "{out}.npz", "--out", "{out}", "--seed", "-1"],
+    "select": ["select", "--run", "{out}", "--seed", "-1"],
+    "eval": ["eval", "--policy", "p.onnx", "--out", "{out}", "--standin-seed", "-2"],
+}
+
+
+@pytest.mark.parametrize("case", sorted(SEED_FLAGS))
+def test_a_negative_seed_is_a_usage_error(case, tmp_path, capsys):
+    from robot_rl.app.cli import main
+
+    out = tmp_path / "out"
+    with pytest.raises(SystemExit) as e:
+        main([a.format(out=out) for a in SEED_FLAGS[case]])
+    err = capsys.readouterr().err
+    assert e.value.code == 2, err
+    assert "seed: expected a non-negative integer" in err and "Traceback" not in err, err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("argv, field", [
+    (["train", "--budget", "smoke", "--set", "train.runner.seed=-1"], "RunnerConfig.seed"),
+    (["sysid", "--logs", "x.npz", "--set", "seed=-1"], "seed"),
+    (["actuator", "train", "--logs", "x.npz", "--set", "train.seed=-1"], "train.seed"),
+])
+def test_a_negative_seed_in_a_config_is_refused(argv, field, tmp_path, capsys):
+    from robot_rl.app.cli import main
+
+    out = tmp_path / "out"
+    rc = main([*argv, "--out", str(out)])
+    err = capsys.readouterr().err
+    assert rc == 2 and field in err and ("non-negative" in err or ">= 0" in err), err
+    assert len(err.strip().splitlines()) == 1 and not out.exists(), err

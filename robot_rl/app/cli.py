@@ -22,6 +22,7 @@ import argparse
 import importlib
 import sys
 
+from robot_rl.config import seed_argument
 from robot_rl.robot import DEFAULT_ROBOT, ROBOTS
 
 #: sub-command -> (module with main(argv), one-line help)
@@ -78,9 +79,9 @@ def _collect(argv: list[str]) -> int:
     p.add_argument("--standin-config", default=None,
                    help="stand-in config JSON (hidden physics, actuator); default: "
                         "robot_rl/standin/default.json")
-    p.add_argument("--standin-seed", type=int, default=None,
+    p.add_argument("--standin-seed", type=seed_argument, default=None,
                    help="override the stand-in's hidden-parameter seed")
-    p.add_argument("--seed", type=int, default=0, help="seed of the excitation signals [0]")
+    p.add_argument("--seed", type=seed_argument, default=0, help="seed of the excitation signals [0]")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     a = p.parse_args(argv)
     if not a.seconds > 0:

@@ -48,7 +48,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from robot_rl.app.summary import write_summary
-from robot_rl.config import ConfigError, atomic_write_bytes, override
+from robot_rl.config import ConfigError, atomic_write_bytes, override, seed_argument
 from robot_rl.robot import DEFAULT_ROBOT, ROBOTS
 
 #: per budget: seconds of each collected log; training phases, each to an iteration count:
@@ -510,7 +510,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--budget", default="default", choices=sorted(BUDGETS),
                    help="smoke: minutes, to check the machinery; default: a walking policy")
     p.add_argument("--force", action="store_true", help="redo every stage")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=seed_argument, default=0)
     p.add_argument("--rounds", type=_rounds, default=0,
                    help="after round 0, this many rounds of: deploy the policy on the robot and "
                         "log it walking, re-identify and re-learn the actuator with those logs, "

@@ -219,7 +219,7 @@ class RunnerConfig:
                 f"RunnerConfig.{n}",
                 f"must be an integer >= 1, got {v!r}",
             )
-        for n in ("save_interval", "torch_threads", "blas_threads"):
+        for n in ("save_interval", "torch_threads", "blas_threads", "seed"):
             v = getattr(self, n)
             _check(
                 isinstance(v, int) and v >= 0,
