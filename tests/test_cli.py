@@ -64,6 +64,13 @@ def _corrupt_onnx(tmp_path: Path) -> Path:
     return bad
 
 
+def _a_file(tmp_path: Path) -> Path:
+    """A plain file where the command's output folder would go."""
+    f = tmp_path / "afile"
+    f.write_text("not a folder")
+    return f
+
+
 CASES = {
     # name: (make input (tmp_path) -> path or None, argv (input, out), what the line names)
     "eval corrupt onnx": (_corrupt_onnx, lambda i, o: ["eval", "--policy", i, "--out", o],
@@ -80,6 +87,9 @@ CASES = {
     "export missing policy": (lambda t: t / "no_policy", lambda i, o: ["export", "--policy", i,
                                                                       "--out", o],
                               ["no_policy", "no such policy file"]),
+    "export into a file": (lambda t: _a_file(t), lambda i, o: [
+        "export", "--policy", str(REPO / "policies" / "trained" / "a1" / "policy.pt"),
+        "--out", f"{i}/policy.onnx"], ["afile/policy.onnx", "cannot write"]),
     "collect negative duration": (None, lambda i, o: ["collect", "--experiment", "ground",
                                                        "--seconds", "-5", "--out", o],
                                   ["--seconds", "> 0 s", "-5"]),

@@ -94,9 +94,13 @@ def test_the_candidates_last_iterations_trained_side_by_side(run_dir):
         assert read_policy(run_dir / folder).meta.iteration == final_iteration(BUDGETS["smoke"])
 
 
-def test_a_stage_failing_in_a_worker_fails_the_pipeline(run_dir, tmp_path, capsys):
+def test_a_stage_failing_in_a_worker_fails_the_pipeline(run_dir, tmp_path, capsys, monkeypatch):
     import shutil
 
+    import robot_rl.standin_model
+
+    # past the pipeline's own check of the config, so that the worker process meets it
+    monkeypatch.setattr(robot_rl.standin_model, "load_standin_config", lambda path: None)
     out = tmp_path / "run"
     shutil.copytree(run_dir, out)
     shutil.rmtree(out / "eval" / "baseline_pd")
@@ -107,6 +111,17 @@ def test_a_stage_failing_in_a_worker_fails_the_pipeline(run_dir, tmp_path, capsy
     assert rc == 2, printed
     assert "no_such_reality.json" in (out / "pipeline_logs" / "baseline.log").read_text()
     assert "no_such_reality.json" in printed  # the failing stage's message, shown
+
+
+def test_a_bad_robot_config_stops_the_pipeline_before_it_writes(tmp_path, capsys):
+    bad = tmp_path / "robot.json"
+    bad.write_text('{"actuator": {"kp_scale": -1}}')
+    out = tmp_path / "run"
+    rc = main(["--robot", "a1", "--out", str(out), "--budget", "smoke", "--standin-config",
+               str(bad)])
+    err = capsys.readouterr().err
+    assert rc == 2 and "robot.json.actuator: kp_scale must be > 0" in err, err
+    assert not out.exists()
 
 
 def test_refuses_other_robot_in_same_folder(run_dir):

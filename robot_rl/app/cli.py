@@ -12,8 +12,9 @@
 Stage commands live in their stage package (``<stage>/cli.py`` with ``main(argv)``);
 this module only dispatches, so a stage that is not installed says so instead of failing
 obscurely.  It is also the one place that turns a user error (a bad input file, config
-key or value: the exception types in :data:`USER_ERRORS`) raised by any command into one
-line, ``robot-rl <command>: error: <message>`` on stderr, and exit status 2.
+key or value: the exception types in :data:`USER_ERRORS`, and an ``OSError`` on a path the
+user named) raised by any command into one line, ``robot-rl <command>: error: <message>``
+on stderr, and exit status 2.
 """
 
 from __future__ import annotations
@@ -54,7 +55,9 @@ USER_ERRORS: tuple[tuple[str, str], ...] = (
 def _user_errors() -> tuple[type[BaseException], ...]:
     """The loaded user-error types (evaluated when an exception reaches the handler)."""
     found = [getattr(sys.modules[m], n, None) for m, n in USER_ERRORS if m in sys.modules]
-    return (FileNotFoundError, *(t for t in found if isinstance(t, type)))
+    # OSError: a path the user named that cannot be read or written (missing, a file where
+    # a folder goes, no permission, disk full)
+    return (OSError, *(t for t in found if isinstance(t, type)))
 
 
 def _collect(argv: list[str]) -> int:

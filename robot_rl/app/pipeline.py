@@ -358,7 +358,10 @@ def stage_done(stage: Stage, out: Path) -> bool:
 
 
 def run(a: argparse.Namespace) -> Path:
+    from robot_rl.standin_model import load_standin_config
+
     check_train_overrides(a)
+    load_standin_config(a.standin_config)  # a bad robot config stops here, nothing written
     out = Path(a.out)
     meta = out / "pipeline.json"
     if meta.exists():
