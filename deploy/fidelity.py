@@ -70,8 +70,9 @@ class Variant:
 VARIANTS = (Variant(False, "pd"), Variant(False, "net"), Variant(True, "pd"), Variant(True, "net"))
 #: the open-loop row of the stand-in's hidden physics and actuator in the training simulator
 TRUTH = "stand-in truth"
-#: control steps of log before the first open-loop window: every simulator's windows start
-#: at the same samples, after the longest warm-up an actuation needs
+#: control steps of log before the first open-loop window, at least: every simulator's
+#: windows start at the same samples, after the longest warm-up an actuation of the report
+#: needs (:func:`warm_steps`; a slow driver or a long network history pushes it later)
 FIRST_WINDOW = 16
 #: a simulator to replay in: (hook applied to the MuJoCo model or None, actuation, the
 #: encoders' zero offsets (J,) rad: the simulated robot measures q + offset and its drivers
@@ -108,6 +109,13 @@ def _actuation(robot: RobotDescription, actuator: Path | None, physics_dt: float
 
     return make_actuation("pd" if actuator is None else "net", robot, 1, physics_dt, actuator,
                           backend="numpy")
+
+
+def _world(robot: RobotDescription, run: Path, v: Variant, physics_dt: float = PHYSICS_DT) -> World:
+    """The (model hook, actuation, encoder offsets) of variant ``v`` of ``run``."""
+    sysid, actuator = _folders(run, v)
+    return (_model_hook(robot, sysid), _actuation(robot, actuator, physics_dt),
+            _offsets(robot, sysid))
 
 
 def _folders(run: Path, v: Variant) -> tuple[Path | None, Path | None]:
@@ -240,28 +248,36 @@ def truth_world(robot: RobotDescription, standin: StandInConfig,
 
 
 # -- open loop -----------------------------------------------------------------------------
-def windows(log: RobotLog, window_s: float) -> list[int]:
+def warm_steps(act, control_dt: float) -> int:
+    """Control steps of log an actuation runs on before a window starts: its own
+    ``warm_steps`` (the stand-in's driver), or the span of a network's history plus one
+    (at least 4: the PD has no memory)."""
+    if hasattr(act, "warm_steps"):
+        return int(act.warm_steps)
+    span = getattr(act, "history_s", 0.0)
+    return max(4, 1 + int(np.ceil(span / control_dt - 1e-9)))
+
+
+def windows(log: RobotLog, window_s: float, first: int = FIRST_WINDOW) -> list[int]:
     """Start indices of the open-loop windows of ``window_s`` in ``log`` (after the first
-    FIRST_WINDOW samples, the actuation's history); empty when the log is too short."""
+    ``first`` samples, the actuations' history); empty when the log is too short."""
     w = int(round(window_s / log.control_dt))
-    return list(range(FIRST_WINDOW, len(log.time) - w - 1, w))
+    return list(range(first, len(log.time) - w - 1, w))
 
 
 def replay(log: RobotLog, robot: RobotDescription, run: Path | None, variant: Variant | None,
            window_s: float = 0.5, physics_dt: float = PHYSICS_DT,
-           world: World | None = None) -> dict[str, Any]:
+           world: World | None = None, first: int = FIRST_WINDOW) -> dict[str, Any]:
     """Multiple-shooting replay of ``log`` in ``variant`` of ``run`` (or in ``world``, a
     (model hook, actuation, encoder offsets) triple such as :func:`truth_world`'s); errors against the log.
-    Windows start ``FIRST_WINDOW`` control steps into the log, whatever the simulator; the
-    actuation runs on the logged states and targets of its ``warm_steps`` (default 4, the
-    network's history) before each window."""
+    Windows start ``first`` control steps into the log, whatever the simulator (a report
+    passes the longest warm-up of its simulators); the actuation runs on the logged states
+    and targets of its :func:`warm_steps` before each window."""
     if log.base_pos is None or log.base_linvel is None or log.base_quat is None:
         raise ValueError(f"{log.path}: open-loop fidelity needs the base state (motion capture)")
     model = build_model(robot, MujocoModelConfig(timestep=physics_dt))
     if world is None:
-        sysid, actuator = _folders(run, variant)
-        world = (_model_hook(robot, sysid), _actuation(robot, actuator, physics_dt),
-                 _offsets(robot, sysid))
+        world = _world(robot, run, variant, physics_dt)
     hook, act, o = world
     if hook is not None:
         hook(model)
@@ -270,11 +286,11 @@ def replay(log: RobotLog, robot: RobotDescription, run: Path | None, variant: Va
     if sub < 1 or abs(sub * physics_dt - log.control_dt) > 1e-9:
         raise ValueError(f"{log.path}: control_dt {log.control_dt} s is not a multiple of the "
                          f"physics step {physics_dt} s")
-    w, warm = int(round(window_s / log.control_dt)), getattr(act, "warm_steps", 4)
-    if warm > FIRST_WINDOW:
+    w, warm = int(round(window_s / log.control_dt)), warm_steps(act, log.control_dt)
+    if warm > first:
         raise ValueError(f"the actuation needs {warm} control steps of history, the windows "
-                         f"leave {FIRST_WINDOW}")
-    starts = windows(log, window_s)
+                         f"leave {first}")
+    starts = windows(log, window_s, first)
     if not starts:
         raise ValueError(f"{log.path}: shorter than one {window_s} s window")
     err_q, err_v, err_h, end_pos = [], [], [], []
@@ -366,9 +382,17 @@ def fidelity(run: str | Path, logs: list[str | Path] | None = None, policy: str 
                             seed=1000, progress=progress)
         logs = [held]
     held = [read_log(p, robot) for p in logs]
+    worlds: dict[str, World] = {v.name: _world(robot, run, v) for v in VARIANTS}
+    if from_standin:  # the reference for what identification can give (grading only)
+        from robot_rl.standin_model import load_standin_config
+
+        worlds[TRUTH] = truth_world(robot, load_standin_config(standin))
+    # every simulator's windows start after the longest warm-up among them
+    dt = held[0].control_dt if held else 0.0
+    first = max([FIRST_WINDOW] + [warm_steps(w[1], dt) for w in worlds.values()]) if held else 0
     # a robot that fell at once leaves a log shorter than one window: no open-loop figure
     # from it (said in the report), the closed loop still runs
-    usable = [bool(windows(log, window_s)) for log in held]
+    usable = [bool(windows(log, window_s, first)) for log in held]
     short = [log for log, ok in zip(held, usable) if not ok]
     held = [log for log, ok in zip(held, usable) if ok]
     skipped = [f"{log.path}: {log.time[-1] - log.time[0]:.2f} s, shorter than one {window_s} s "
@@ -376,16 +400,12 @@ def fidelity(run: str | Path, logs: list[str | Path] | None = None, policy: str 
     for line in skipped:
         print(f"note: open loop skips {line}")
 
-    def mean_replay(variant: Variant | None, world: World | None = None) -> dict[str, float]:
-        per = [replay(log, robot, run, variant, window_s, world=world) for log in held]
+    def mean_replay(world: World) -> dict[str, float]:
+        per = [replay(log, robot, run, None, window_s, world=world, first=first) for log in held]
         return {k: float(np.mean([r[k] for r in per])) for k in per[0]}
 
-    open_loop: dict[str, Any] = {v.name: mean_replay(v) for v in VARIANTS} if held else {}
-    truth = None
-    if from_standin and held:  # the reference for what identification can give (grading only)
-        from robot_rl.standin_model import load_standin_config
-
-        truth = open_loop[TRUTH] = mean_replay(None, truth_world(robot, load_standin_config(standin)))
+    open_loop: dict[str, Any] = {name: mean_replay(w) for name, w in worlds.items()} if held else {}
+    truth = open_loop.get(TRUTH)
     base = open_loop.get("nominal+pd")
     for name, o in open_loop.items():
         o["ratio_vs_nominal_pd"] = {k: o[k] / base[k] for k in ("joint_rmse_rad", "base_vel_rmse_mps",

@@ -161,6 +161,11 @@ class NetworkActuation:
         elif backend != "numpy":
             raise ValueError(f"unknown actuator backend {backend!r}; expected auto, plugin or numpy")
 
+    @property
+    def history_s(self) -> float:
+        """How far back the network's input history reaches (s)."""
+        return (self._evaluator.num_lags - 1) * self._evaluator.history_spacing
+
     def add_to_spec(self, spec: mujoco.MjSpec) -> None:
         """Attach the network plugin to the robot's torque-motor actuators in ``spec``
         (controls become joint targets; torque sensors are appended)."""

@@ -163,3 +163,33 @@ def test_gap_closed():
     assert gap_closed(0.08, 0.05, 0.02) == pytest.approx(0.5)
     assert gap_closed(0.08, 0.08, 0.02) == pytest.approx(0.0)
     assert gap_closed(0.08, 0.08, 0.0799) is None
+
+
+def test_windows_start_after_the_slowest_simulators_warm_up(run):
+    """A driver with a 20 ms current loop behind a 12 ms bus needs 17 control steps of log
+    before a window (latency + three time constants); the report starts every simulator's
+    windows after the longest warm-up among them (a fixed start at 16 steps stopped the
+    pipeline's last stage with a traceback on such a robot)."""
+    import dataclasses
+
+    from deploy.fidelity import FIRST_WINDOW, truth_world, warm_steps
+    from robot_rl.logs import read_log
+    from robot_rl.standin_model import load_standin_config
+
+    cfg = load_standin_config("default")
+    cfg = dataclasses.replace(cfg, actuator=dataclasses.replace(
+        cfg.actuator, torque_time_constant=0.02, latency=0.012))
+    world = truth_world(A1, cfg)
+    log = read_log(run / "walk.npz", A1)
+    warm = warm_steps(world[1], log.control_dt)
+    assert warm == 17 > FIRST_WINDOW
+    with pytest.raises(ValueError, match="needs 17 control steps of history"):
+        replay(log, A1, None, None, window_s=0.25, world=world)
+    r = replay(log, A1, None, None, window_s=0.25, world=world, first=warm)
+    assert r["windows"] >= 4 and np.isfinite(r["joint_rmse_rad"])
+    # the network's history reaches back (num_lags - 1) spacings: its warm-up covers it
+    from deploy.fidelity import _actuation
+
+    net = _actuation(A1, run / "actuator", 0.001)
+    assert net.history_s > 0
+    assert warm_steps(net, log.control_dt) * log.control_dt >= net.history_s + log.control_dt
