@@ -23,8 +23,12 @@ equations (:class:`StandInActuation`): the reference for what identifying parame
 actuator can give this simulator; what separates it from the log is mostly the engines'
 difference (MuJoCo's contacts and integration against PyBullet's), plus the spring and
 gearbox play the reference leaves out.  ``gap_closed`` says how much of the error between
-nominal+pd and the truth each simulator removes (a learned actuator can exceed 1).  Only
-this report reads the truth; no stage does, and a real robot has none.
+nominal+pd and the truth each simulator removes (a learned actuator can exceed 1).  The
+closed loop has the same row: the policy walking in the truth world.  Where a simulator
+and the robot disagree about a policy, the truth row says which side of the gap it is on:
+agreeing with the robot, identification is short of the truth; agreeing with the simulator,
+the two engines part.  Only this report reads the truth; no stage does, and a real robot
+has none.
 
 Writes ``fidelity.json``, ``fidelity.md`` and ``fidelity.png`` to ``<run>/fidelity``.
 """
@@ -133,12 +137,16 @@ class SimRobot(MujocoRobot):
     ``draws``: with ``sysid``, every :meth:`reset` first draws the parameters from stage
     1's randomization ranges (the training's domain randomization) with this generator, so
     each episode meets one robot the identification allows.  ``terrain`` as
-    :class:`~robot_rl.mujoco_robot.MujocoRobot`'s."""
+    :class:`~robot_rl.mujoco_robot.MujocoRobot`'s.  ``world`` (a :data:`World` such as
+    :func:`truth_world`'s) replaces what ``sysid`` and ``actuator`` would build."""
 
     def __init__(self, robot: RobotDescription, sysid: Path | None, actuator: Path | None,
                  physics_dt: float = PHYSICS_DT, draws: np.random.Generator | None = None,
-                 terrain=None):
-        self.actuation = _actuation(robot, actuator, physics_dt)
+                 terrain=None, world: World | None = None):
+        if world is not None and (sysid is not None or actuator is not None):
+            raise ValueError("SimRobot: give a world or sysid/actuator folders, not both")
+        hook, self.actuation, offsets = world if world is not None else (
+            _model_hook(robot, sysid), _actuation(robot, actuator, physics_dt), _offsets(robot, sysid))
         if draws is not None:
             if sysid is None:
                 raise ValueError("SimRobot: parameter draws need identified parameters (sysid)")
@@ -149,8 +157,8 @@ class SimRobot(MujocoRobot):
         self._draws = draws
         #: the parameters drawn for the current episode (None: the fitted values)
         self.drawn: dict[str, float] | None = None
-        super().__init__(robot, physics_dt=physics_dt, model_hook=_model_hook(robot, sysid),
-                         terrain=terrain, encoder_offset=_offsets(robot, sysid))
+        super().__init__(robot, physics_dt=physics_dt, model_hook=hook, terrain=terrain,
+                         encoder_offset=offsets)
 
     @classmethod
     def of_run(cls, robot: RobotDescription, run: Path, variant: Variant,
@@ -330,19 +338,26 @@ def replay(log: RobotLog, robot: RobotDescription, run: Path | None, variant: Va
 # -- closed loop -----------------------------------------------------------------------------
 def closed_loop(policy: Path, robot: RobotDescription, run: Path, standin_config: str | None,
                 seconds: float = 6.0, seed: int = 0, progress: bool = True) -> dict[str, Any]:
-    """The policy on the robot and in every variant over the suite's commands."""
+    """The policy on the robot (the stand-in) and in every variant over the suite's
+    commands; last, in the stand-in's hidden physics and driver in the training simulator
+    (grading only, as the open loop's truth row): where a variant and the robot disagree,
+    the truth row tells whether identification is short of the truth or the two physics
+    engines part."""
     from deploy.evaluate import EvalConfig, evaluate
     from deploy.suite import SUITE_COMMANDS
+    from robot_rl.standin_model import load_standin_config
 
     commands = tuple(c for _, c in SUITE_COMMANDS)
     cfg = EvalConfig(sim="pybullet", robot=robot.name, seconds=seconds, commands=commands,
                      standin_config=standin_config or "", standin_seed=seed, video=False)
     reports = {"robot": evaluate(policy, None, cfg, progress=progress)}
+    mcfg = EvalConfig(sim="mujoco", robot=robot.name, seconds=seconds, commands=commands,
+                      video=False)
     for v in VARIANTS:
-        mcfg = EvalConfig(sim="mujoco", robot=robot.name, seconds=seconds, commands=commands,
-                          video=False)
         reports[v.name] = evaluate(policy, None, mcfg, interface=SimRobot.of_run(robot, run, v),
                                    progress=progress)
+    truth = SimRobot(robot, None, None, world=truth_world(robot, load_standin_config(standin_config)))
+    reports[TRUTH] = evaluate(policy, None, mcfg, interface=truth, progress=progress)
     real = [e["fell"] for e in reports["robot"]["episodes"]]
     out = {}
     for name, rep in reports.items():
