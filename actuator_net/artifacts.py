@@ -13,7 +13,9 @@
     history_spacing h (s): inputs at t, t - h, ..., t - (num_lags - 1) h
     num_lags        L
     hidden          hidden layer widths
-    input_layout    data.INPUT_LAYOUT
+    input_layout    data.INPUT_LAYOUT (each lag's target against the position now) or
+                    data.LAG_ERROR_LAYOUT (each lag's own error; every checkpoint without
+                    the field)
     config          the full ActuatorNetConfig (dict)
     metrics         validation RMSE summary (N m)
 
@@ -39,7 +41,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from actuator_net.data import INPUT_LAYOUT
+from actuator_net.data import LAG_ERROR_LAYOUT, LAYOUTS
 from actuator_net.model import ActuatorMLP
 from robot_rl.config import artifact_file, atomic_write_bytes
 from robot_rl.onnx_io import export_onnx, max_abs_error, run_both
@@ -67,7 +69,7 @@ def checkpoint(result: TrainResult) -> dict:
         "history_spacing": float(result.config.model.history_spacing),
         "num_lags": int(result.config.model.num_lags),
         "hidden": list(m.hidden),
-        "input_layout": INPUT_LAYOUT,
+        "input_layout": LAYOUTS[result.config.model.error_reference],
         "config": result.metrics["config"],
         "metrics": {"rmse_nm": result.metrics["rmse_nm"]},
     }
@@ -94,6 +96,10 @@ def load_checkpoint(path: str | Path) -> tuple[ActuatorMLP, dict]:
     missing = [k for k in _KEYS if k not in ck]
     if missing:
         raise ValueError(f"{path}: field {missing[0]!r} is missing")
+    ck.setdefault("input_layout", LAG_ERROR_LAYOUT)
+    if ck["input_layout"] not in LAYOUTS.values():
+        raise ValueError(f"{path}: field 'input_layout': {ck['input_layout']!r}, expected one "
+                         f"of {sorted(LAYOUTS.values())}")
     model = ActuatorMLP(list(ck["joint_type"]), 2 * int(ck["num_lags"]), tuple(ck["hidden"]))
     state = dict(ck["state_dict"])
     for k in ("lin_w", "lin_b"):  # written before the linear term existed: no linear term

@@ -40,8 +40,17 @@ class ModelConfig:
     # velocity, labelled with the linear term) added to training, as a fraction of the
     # training samples (see actuator_net.train.rest_samples) (-)
     rest_fraction: float = 0.1
+    # the position input of each history lag: "now" = that lag's target against the joint's
+    # position now (a driver behind a bus applies old targets to the present position: the
+    # network tells a struck joint, felt at once, from a new target, felt after the latency);
+    # "lag" = that lag's own error (Hwangbo et al.; checkpoints before 2026-12-03) (see
+    # actuator_net.data)
+    error_reference: str = "now"
 
     def __post_init__(self) -> None:
+        if self.error_reference not in ("now", "lag"):
+            raise ConfigError(f"model.error_reference must be 'now' or 'lag', got "
+                              f"{self.error_reference!r}")
         if not self.history_spacing > 0:
             raise ConfigError(f"model.history_spacing must be > 0 s, got {self.history_spacing}")
         if self.num_lags is not None and self.num_lags < 1:

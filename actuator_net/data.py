@@ -6,10 +6,19 @@ velocity (rad/s) and measured actuator torque (N m) for J joints, with their tim
 From a series, :func:`build_samples` makes the network's samples: for a target row k at
 time t_k, the input of joint j is::
 
-    [e_j(t_k), e_j(t_k - h), ..., e_j(t_k - (L-1) h),  qd_j(t_k), ..., qd_j(t_k - (L-1) h)]
+    [r_j(t_k, 0), r_j(t_k, h), ..., r_j(t_k, (L-1) h),  qd_j(t_k), ..., qd_j(t_k - (L-1) h)]
+    r_j(t, d) = q*_j(t - d) - q_j(t) = e_j(t - d) + q_j(t - d) - q_j(t)
 
-(e = position error, h = history spacing, L = number of lags; layout ``INPUT_LAYOUT``)
-and its label is tau_j(t_k).  When h is an integer multiple m of the sample period the
+(e = position error q* - q, h = history spacing, L = number of lags; layout
+``INPUT_LAYOUT``) and its label is tau_j(t_k): each past target is measured against the
+joint's position *now*.  A driver behind a bus applies an old target to the joint's present
+position, so a joint pushed aside (a foot striking the ground) changes the torque at once
+while a new target changes it only after the latency.  With each lag's own error
+(``LAG_ERROR_LAYOUT``, Hwangbo et al.'s input, and this project's before 2026-12-03) the two
+look alike to the network, which learns from a rig where targets move and joints follow:
+in closed loop it then answers a struck joint a latency late (bench/RESULTS.md, "The
+actuator network answered a struck joint a latency late").  Where a series has no joint
+position, its differences are integrated from the velocity.  When h is an integer multiple m of the sample period the
 history is taken by index stride (rows k, k - m, k - 2m); otherwise it is linearly
 interpolated in time.  A series sampled more slowly than h (period > h) is rejected.
 
@@ -24,8 +33,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-#: Input layout of one joint, for L lags (newest first); also written into the ONNX metadata.
-INPUT_LAYOUT = "pos_error[t - i h] for i in 0..L-1, then vel[t - i h] for i in 0..L-1"
+#: Input layout of one joint, for L lags (newest first); also written into the checkpoint
+#: and the ONNX metadata.
+INPUT_LAYOUT = "q_target[t - i h] - q[t] for i in 0..L-1, then vel[t - i h] for i in 0..L-1"
+#: The layout of each lag's own position error (``model.error_reference = "lag"``, and every
+#: checkpoint written before 2026-12-03)
+LAG_ERROR_LAYOUT = "pos_error[t - i h] for i in 0..L-1, then vel[t - i h] for i in 0..L-1"
+#: ``model.error_reference`` -> input layout
+LAYOUTS = {"now": INPUT_LAYOUT, "lag": LAG_ERROR_LAYOUT}
 
 #: A signal whose standard deviation over a log is below this is "constant" (its unit).
 MIN_STD = {"pos_error": 1e-6, "vel": 1e-6, "tau": 1e-6}
@@ -66,6 +81,8 @@ class ActuatorSeries:
     # per joint, a string naming its actuator (gains, limits) if known: equal keys may share
     # a network under joint_types "auto"
     actuator_keys: list[str] | None = None
+    # joint position (rad), if the file has it, shape (T, J); only its differences are used
+    pos: np.ndarray | None = None
 
     @property
     def num_rows(self) -> int:
@@ -117,6 +134,12 @@ def check_series(s: ActuatorSeries) -> ActuatorSeries:
             if std[j] < MIN_STD[sig] * scale:
                 raise s.fail(sig, f"constant over the log (std {std[j]:.3g} {UNITS[sig]}): the "
                              "actuator is not excited, nothing to learn from", joint=j)
+    if s.pos is not None:
+        if np.shape(s.pos) != (n, nj):
+            raise s.fail("pos", f"expected shape ({n}, {nj}) = (rows, joints), got {np.shape(s.pos)}")
+        if not np.all(np.isfinite(s.pos)):
+            i, j = np.argwhere(~np.isfinite(s.pos))[0]
+            raise s.fail("pos", f"NaN/Inf at row {i}", joint=int(j))
     for g in ("kp", "kd"):
         v = getattr(s, g)
         if v is not None and np.shape(v) != (nj,):
@@ -149,17 +172,31 @@ def lag_plan(s: ActuatorSeries, spacing: float) -> LagPlan:
     return LagPlan(stride=None, period=period)
 
 
-def history(s: ActuatorSeries, rows: np.ndarray, spacing: float, num_lags: int) -> np.ndarray:
-    """Network inputs for label ``rows``: shape (len(rows), J, 2 * num_lags), float64."""
+def position(s: ActuatorSeries) -> np.ndarray:
+    """(T, J) joint position of ``s``: logged, or else integrated from the velocity
+    (trapezoid, from 0 at the first row: only differences are meaningful)."""
+    if s.pos is not None:
+        return s.pos
+    steps = 0.5 * (s.vel[1:] + s.vel[:-1]) * np.diff(s.time)[:, None]
+    return np.concatenate([np.zeros((1, s.num_joints)), np.cumsum(steps, axis=0)])
+
+
+def history(s: ActuatorSeries, rows: np.ndarray, spacing: float, num_lags: int,
+            layout: str = INPUT_LAYOUT) -> np.ndarray:
+    """Network inputs for label ``rows`` in ``layout`` (one of ``LAYOUTS``' values): shape
+    (len(rows), J, 2 * num_lags), float64."""
+    if layout not in LAYOUTS.values():
+        raise ValueError(f"unknown input layout {layout!r}")
     plan = lag_plan(s, spacing)
     rows = np.asarray(rows, dtype=np.int64)
+    q = position(s) if layout == INPUT_LAYOUT else None
     e_cols, v_cols = [], []
     for m in range(num_lags):
         if plan.stride is not None:
             idx = rows - m * plan.stride
             if idx.size and idx.min() < 0:
                 raise ValueError("history reaches before the first row")
-            e_cols.append(s.pos_error[idx])
+            e_cols.append(s.pos_error[idx] + (0.0 if q is None else q[idx] - q[rows]))
             v_cols.append(s.vel[idx])
         else:
             tq = s.time[rows] - m * spacing
@@ -168,8 +205,9 @@ def history(s: ActuatorSeries, rows: np.ndarray, spacing: float, num_lags: int) 
             pos = np.interp(tq, s.time, np.arange(s.num_rows, dtype=np.float64))
             i0 = np.clip(np.floor(pos).astype(np.int64), 0, s.num_rows - 2)
             w = (pos - i0)[:, None]
-            e_cols.append(s.pos_error[i0] * (1 - w) + s.pos_error[i0 + 1] * w)
-            v_cols.append(s.vel[i0] * (1 - w) + s.vel[i0 + 1] * w)
+            lerp = lambda a: a[i0] * (1 - w) + a[i0 + 1] * w  # noqa: E731
+            e_cols.append(lerp(s.pos_error) + (0.0 if q is None else lerp(q) - q[rows]))
+            v_cols.append(lerp(s.vel))
     return np.stack(e_cols + v_cols, axis=-1)
 
 
@@ -233,11 +271,11 @@ class Samples:
 
 
 def build_samples(series: list[ActuatorSeries], parts: list[np.ndarray], spacing: float,
-                  num_lags: int) -> Samples:
+                  num_lags: int, layout: str = INPUT_LAYOUT) -> Samples:
     """Samples of the given label rows of each series (``parts[i]`` for ``series[i]``)."""
     xs, ys, sid, rows, times, es, vs = [], [], [], [], [], [], []
     for i, (s, r) in enumerate(zip(series, parts)):
-        xs.append(history(s, r, spacing, num_lags))
+        xs.append(history(s, r, spacing, num_lags, layout))
         ys.append(s.tau[r])
         sid.append(np.full(len(r), i))
         rows.append(r)

@@ -58,8 +58,8 @@ def from_robot_log(log, robot=None) -> ActuatorSeries:
         pos_error=np.asarray(log.q_target - log.q, dtype=np.float64),
         vel=np.asarray(log.qd, dtype=np.float64), tau=np.asarray(log.tau, dtype=np.float64),
         joint_names=list(log.joint_names), source=str(log.path),
-        columns={"pos_error": "q_target - q", "vel": "qd", "tau": "tau"},
-        kp=kp, kd=kd, actuator_keys=keys)
+        columns={"pos_error": "q_target - q", "vel": "qd", "tau": "tau", "pos": "q"},
+        kp=kp, kd=kd, actuator_keys=keys, pos=np.asarray(log.q, dtype=np.float64))
     return check_series(s)
 
 
@@ -221,7 +221,8 @@ def read_csv(path: str | Path, fmt: CsvFormat = ANKLE_CSV) -> ActuatorSeries:
     s = ActuatorSeries(
         time=time, pos_error=q_target - q, vel=qd, tau=tau,
         joint_names=[fmt.joint_name.format(i=i) for i in joints], source=str(path),
-        columns={"pos_error": f"{fmt.q_target} - {fmt.q}", "vel": fmt.qd, "tau": fmt.tau})
+        columns={"pos_error": f"{fmt.q_target} - {fmt.q}", "vel": fmt.qd, "tau": fmt.tau,
+                 "pos": fmt.q}, pos=q)
     return check_series(s)
 
 

@@ -3,8 +3,10 @@
 // compiled loop (mujoco.rollout threads) instead of returning to Python every physics step.
 //
 // It computes exactly what actuator_net/runtime.py (NumpyActuatorNet) computes, in float32:
-// per actuator, the inputs are position error (ctrl - q) and velocity at L history lags
-// (lag m sits lag_lo[m] + lag_frac[m] physics steps back, interpolated linearly), through
+// per actuator, the inputs are position error and velocity at L history lags (lag m sits
+// lag_lo[m] + lag_frac[m] physics steps back, interpolated linearly): with reference = 1
+// each lag's target (ctrl) against the joint's position now, with 0 each lag's own
+// error (ctrl - q); through
 // the MLP (scaling folded into the first and last layers, softsign between layers) plus a
 // linear term on the same inputs (its offset folded into the last bias); the output is the
 // joint torque (N m), clamped by the actuator's forcerange.
@@ -23,6 +25,8 @@
 //   nets       number of weight sets; net_of: weight set of each actuator
 //   weights    per set, per layer: W (in x out, row-major) then b (out)
 //   linear     per set, 2L weights of the linear term (optional: absent means none)
+//   reference  1: past targets against the position now (the history keeps targets);
+//              0 or absent: each lag's own error (the history keeps errors)
 
 #include <math.h>
 #include <stdlib.h>
@@ -35,10 +39,11 @@
 #define PLUGIN_NAME "robot_rl.actuator_net"
 
 static const char* kAttributes[] = {"actuators", "history", "lag_lo", "lag_frac", "layers",
-                                    "nets", "net_of", "weights", "linear"};
+                                    "nets", "net_of", "weights", "linear", "reference"};
 
 typedef struct {
   int nact, nhist, nlag, nlayer, nnet, stride, widest;
+  int now;  // 1: past targets against the position now
   int size[MAX_LAYERS + 1];
   int* act;        // actuator ids
   int* qadr;       // qpos address of each actuator's joint
@@ -157,6 +162,13 @@ static Net* net_create(const mjModel* m, int instance) {
   if (config_int(m, instance, "actuators", &net->nact) ||
       config_int(m, instance, "history", &net->nhist) ||
       config_int(m, instance, "nets", &net->nnet)) goto fail;
+  if (*config(m, instance, "reference")) {  // optional: absent, each lag's own error
+    if (config_int(m, instance, "reference", &net->now)) goto fail;
+    if (net->now != 0 && net->now != 1) {
+      mju_warning("%s: attribute 'reference' must be 0 or 1", PLUGIN_NAME);
+      goto fail;
+    }
+  }
   int nsize = parse_numbers(config(m, instance, "layers"), sizes, MAX_LAYERS + 1);
   if (nsize < 2) {
     mju_warning("%s: attribute 'layers' must hold 2 to %d widths", PLUGIN_NAME, MAX_LAYERS + 1);
@@ -385,9 +397,12 @@ static void compute(const mjModel* m, mjData* d, int instance, int capability_bi
   float* x = net->work;
   float* y = net->work + nact * net->widest;
 
-  // inputs (nact x 2L): position error at the lags, then velocity at the lags
+  // inputs (nact x 2L): position error at the lags, then velocity at the lags; the sample
+  // kept is the target (reference 1) or the error
   for (int a = 0; a < nact; a++) {
-    float e = (float)(d->ctrl[net->act[a]] - d->qpos[net->qadr[a]]);
+    const float q = (float)d->qpos[net->qadr[a]];
+    const mjtNum target = d->ctrl[net->act[a]];
+    float e = net->now ? (float)target : (float)(target - d->qpos[net->qadr[a]]);
     float v = (float)d->qvel[net->vadr[a]];
     net->stash[2 * a] = e;
     net->stash[2 * a + 1] = v;
@@ -404,7 +419,7 @@ static void compute(const mjModel* m, mjData* d, int instance, int capability_bi
         e0 = e0 + (e1 - e0) * net->lag_frac[l];
         v0 = v0 + (v1 - v0) * net->lag_frac[l];
       }
-      xa[l] = e0;
+      xa[l] = net->now ? e0 - q : e0;
       xa[nlag + l] = v0;
     }
     const float* lw = net->linear + (size_t)net->net_of[a] * net->size[0];

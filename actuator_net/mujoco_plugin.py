@@ -168,6 +168,7 @@ def plugin_config(evaluator, num_actuators: int) -> dict[str, str]:
         "net_of": " ".join(map(str, net_of)),
         "weights": text(flat),
         "linear": text(linear),
+        "reference": "1" if ev.error_now else "0",
     }
 
 

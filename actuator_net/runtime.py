@@ -9,9 +9,11 @@ Contract (the project's one actuation seam)::
 
 Inputs are numpy arrays (the result is numpy, in the dtype of ``q``) or torch tensors (the
 result is a tensor on the evaluator's device).  Per env the evaluator keeps a ring buffer
-of position error and velocity at the physics rate, long enough for the network's
-history (t, t - h, ..., t - (L - 1) h, any L); history steps that fall between physics
-steps are interpolated linearly.  A reset env's history is filled with its current state
+of joint target and velocity at the physics rate, long enough for the network's history
+(t, t - h, ..., t - (L - 1) h, any L); history steps that fall between physics steps are
+interpolated linearly, and each past target is then taken against the joint's position
+now (``actuator_net.data.INPUT_LAYOUT``; a checkpoint of the older layout keeps each
+step's position error instead).  A reset env's history is filled with its current state
 (given to ``reset``, or else the state of the next call), as a robot at rest would have
 had.  Everything is batched torch (no Python loop over envs or joints) under
 ``torch.inference_mode``, with the input/output scaling folded into the first and last
@@ -29,6 +31,7 @@ import numpy as np
 import torch
 
 from actuator_net.artifacts import load_checkpoint
+from actuator_net.data import INPUT_LAYOUT
 
 
 class ActuatorNetEvaluator:
@@ -49,6 +52,10 @@ class ActuatorNetEvaluator:
             raise ValueError(f"num_envs must be >= 1, got {num_envs}")
         self.num_envs, self.physics_dt = int(num_envs), float(physics_dt)
         self.history_spacing, self.num_lags = float(ck["history_spacing"]), int(ck["num_lags"])
+        #: the position inputs are each lag's target against the position now
+        #: (``actuator_net.data.INPUT_LAYOUT``); else each lag's own error (older checkpoints):
+        #: the history then keeps targets, not errors
+        self.error_now = ck["input_layout"] == INPUT_LAYOUT
         self.device = torch.device(device)
         trained = list(ck["joint_names"])
         self.joint_names = list(joint_names) if joint_names is not None else trained
@@ -145,7 +152,8 @@ class ActuatorNetEvaluator:
                                       device=self.device).reshape(-1)
                 ids = ids.nonzero().reshape(-1) if ids.dtype == torch.bool else ids.long()
             if q_target is not None:
-                e, v = self._tensor(q_target) - self._tensor(q), self._tensor(qd)
+                e = self._tensor(q_target) - (0.0 if self.error_now else self._tensor(q))
+                v = self._tensor(qd)
                 cur = torch.stack([e, v], dim=-1).reshape(len(ids), self.num_joints, 2, 1)
                 self._buf[:, ids] = cur.transpose(0, 1).expand(-1, -1, -1, self.buffer_len)
                 if self._pending is not None:  # filled now: not again by the next call
@@ -162,7 +170,8 @@ class ActuatorNetEvaluator:
         as_numpy = isinstance(q, np.ndarray)
         out_dtype = q.dtype if as_numpy else None
         with torch.inference_mode():
-            e = self._tensor(q_target) - self._tensor(q)
+            qt = self._tensor(q)
+            e = self._tensor(q_target) if self.error_now else self._tensor(q_target) - qt
             v = self._tensor(qd)
             if e.shape != (self.num_envs, self.num_joints):
                 raise ValueError(f"expected inputs of shape ({self.num_envs}, {self.num_joints})"
@@ -181,6 +190,8 @@ class ActuatorNetEvaluator:
                 g = torch.index_select(buf, 3, self._idx[ptr], out=self._g)  # (J, N, 2, 2L)
                 torch.lerp(g[..., :self.num_lags], g[..., self.num_lags:], self._frac_t,
                            out=self._x)
+            if self.error_now:  # past targets against the position now
+                self._x[:, :, 0, :] -= qt.t().unsqueeze(-1)
             tau = self._forward(self._x)  # (J, N), fresh tensor
             self._ptr = (ptr + 1) % k
         if as_numpy:
@@ -231,6 +242,7 @@ class NumpyActuatorNet:
         ev = evaluator
         self.num_envs, self.num_joints = int(num_envs), ev.num_joints
         self.num_lags, self.buffer_len = ev.num_lags, ev.buffer_len
+        self.error_now = ev.error_now
         self._shared = ev._shared
         self._w = [w.cpu().numpy() for w in ev._w]
         self._b = [b.cpu().numpy() for b in ev._b]
@@ -256,7 +268,8 @@ class NumpyActuatorNet:
             ids = np.asarray(env_ids).reshape(-1)
             ids = np.flatnonzero(ids) if ids.dtype == bool else ids.astype(np.int64)
         if q_target is not None:
-            cur = np.stack([np.asarray(q_target) - q, np.asarray(qd)], -1)  # (n, J, 2)
+            ref = 0.0 if self.error_now else q
+            cur = np.stack([np.asarray(q_target) - ref, np.asarray(qd)], -1)  # (n, J, 2)
             self._buf[:, ids] = cur.transpose(1, 0, 2)[..., None]
             if self._pending is not None:
                 left = self._pending[~np.isin(self._pending, ids)]
@@ -270,7 +283,7 @@ class NumpyActuatorNet:
             raise ValueError(f"expected inputs of shape ({self.num_envs}, {self.num_joints}) "
                              f"(envs, joints), got {np.shape(q)}")
         k, ptr, buf = self.buffer_len, self._ptr, self._buf
-        buf[:, :, 0, ptr] = (q_target - q).T
+        buf[:, :, 0, ptr] = (q_target if self.error_now else q_target - q).T
         buf[:, :, 1, ptr] = qd.T
         if self._pending is not None:
             ids = self._pending
@@ -280,6 +293,8 @@ class NumpyActuatorNet:
         if self._frac is not None:
             lo, hi = g[..., :self.num_lags], g[..., self.num_lags:]
             g = lo + (hi - lo) * self._frac
+        if self.error_now:  # past targets against the position now (g is a copy)
+            g[:, :, 0, :] -= np.asarray(q, dtype=np.float32).T[..., None]
         self._ptr = (ptr + 1) % k
         nj, n = self.num_joints, self.num_envs
         h = g.reshape(nj * n, -1) if self._shared else g.reshape(nj, n, -1)

@@ -21,6 +21,7 @@ from actuator_net.baselines import apply_pd, fit_pd, ideal_pd, rmse
 from actuator_net.config import ActuatorNetConfig
 from actuator_net.data import (
     ActuatorDataError,
+    LAYOUTS,
     ActuatorSeries,
     Samples,
     build_samples,
@@ -186,9 +187,9 @@ def train(series: list[ActuatorSeries], cfg: ActuatorNetConfig | None = None) ->
     nl = cfg.model.num_lags
     parts = [split_rows(s, h, nl, cfg.split.val_fraction, cfg.split.early_stop_fraction)
              for s in series]
-    tr = build_samples(series, [p.train for p in parts], h, nl)
-    es = build_samples(series, [p.early_stop for p in parts], h, nl)
-    va = build_samples(series, [p.val for p in parts], h, nl)
+    layout = LAYOUTS[cfg.model.error_reference]
+    tr, es, va = (build_samples(series, [getattr(p, k) for p in parts], h, nl, layout)
+                  for k in ("train", "early_stop", "val"))
     joint_type, type_names = resolve_joint_types(cfg.joint_types, series)
     jt = np.array(joint_type)
     names = list(series[0].joint_names)

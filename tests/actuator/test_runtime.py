@@ -64,7 +64,7 @@ def test_matches_network_on_logged_history(physics_dt, which, request):
     rows = np.arange(first, steps)
     for n in range(envs):
         s = ActuatorSeries(time=t, pos_error=qt[:, n] - q[:, n], vel=qd[:, n], tau=qd[:, n],
-                           joint_names=["a", "b", "c"], source="sim")
+                           joint_names=["a", "b", "c"], source="sim", pos=q[:, n])
         with torch.no_grad():
             want = model(torch.tensor(history(s, rows, 0.01, nl), dtype=torch.float32)).numpy()
         # float32 both ways, but not the same arithmetic: scaling folded into the weights
@@ -171,3 +171,53 @@ def test_numpy_twin_matches_the_evaluator(physics_dt, which, request):
         np.testing.assert_allclose(tw(*args), want, atol=2e-5, rtol=1e-5)
     with pytest.raises(ValueError, match=r"\(4, 3\)"):
         tw(qt[0][:2], q[0][:2], qd[0][:2])
+
+
+@pytest.fixture(scope="module")
+def latent_pair(tmp_path_factory):
+    """Two networks on the same log of pendulums behind a 30 ms bus, one per input layout
+    (``model.error_reference``): past targets against the position now, and each lag's own
+    error (the former layout)."""
+    from actuator_net.artifacts import checkpoint
+    from actuator_net.config import ActuatorNetConfig, ModelConfig, TrainConfig
+    from actuator_net.importers import from_robot_log
+    from actuator_net.synthetic import pendulum_log
+    from actuator_net.train import train
+
+    series = [from_robot_log(pendulum_log(seconds=20.0, num_joints=2, seed=3, tau_max=40.0,
+                                          latency=0.03))]
+    out = {}
+    for ref in ("now", "lag"):
+        cfg = ActuatorNetConfig(model=ModelConfig(history_spacing=0.01, num_lags=5,
+                                                  error_reference=ref),
+                                train=TrainConfig(max_steps=400, progress=False))
+        path = tmp_path_factory.mktemp(f"actuator_{ref}") / "actuator.pt"
+        torch.save(checkpoint(train(series, cfg)), path)
+        out[ref] = path
+    return out
+
+
+def test_a_struck_joint_is_answered_at_once_not_a_latency_late(latent_pair):
+    """A driver behind a bus applies old targets to the joint's present position: pushed
+    0.1 rad aside with its target held, the joint meets the driver's stiffness at once
+    (kp 0.1 = 2 N m).  The network whose inputs take past targets against the position now
+    answers in the next step (measured: 1.96 N m); with each lag's own error (the former
+    layout), which a rig's moving targets teach that a new error acts only after the
+    latency, it answers nothing then (0.00 N m) and the full 2 N m only once the error has
+    reached its oldest lag.  The struck foot of a walking robot is this case (bench/RESULTS.md)."""
+    from actuator_net.runtime import ActuatorNetEvaluator
+
+    z, d = np.zeros((1, 2)), 0.1
+    answer = {}
+    for ref, path in latent_pair.items():
+        ev = ActuatorNetEvaluator(path, num_envs=1, physics_dt=0.005)
+        for _ in range(30):
+            rest = ev(z, z, z)[0, 0]
+        ev(z, np.full((1, 2), d), np.full((1, 2), d / 0.005))  # struck within one step
+        steps = [ev(z, np.full((1, 2), d), z)[0, 0] - rest for _ in range(30)]
+        answer[ref] = (steps[0], steps[-1])
+    kp_d = 20.0 * d
+    assert answer["now"][0] == pytest.approx(-kp_d, rel=0.3), answer
+    assert abs(answer["lag"][0]) < 0.3 * kp_d, answer
+    for ref in answer:  # both hold the driver's static stiffness once settled
+        assert answer[ref][1] == pytest.approx(-kp_d, rel=0.2), answer
