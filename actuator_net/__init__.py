@@ -2,7 +2,9 @@
 
 Hwangbo et al. (2019): an MLP from joint position error and velocity at t, t - h, t - 2h
 to torque, 3 hidden layers of 32 softsign units, one network per actuator type.  Here the
-history holds as many steps as the logged actuator's response needs (at least those 3).
+history holds as many steps as the logged actuator's response needs (at least those 3),
+and each past target is taken against the joint's position now (:mod:`actuator_net.data`
+says why: a driver behind a bus answers a struck joint at once).
 
 Modules (data flows top to bottom):
 

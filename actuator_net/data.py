@@ -181,6 +181,11 @@ def position(s: ActuatorSeries) -> np.ndarray:
     return np.concatenate([np.zeros((1, s.num_joints)), np.cumsum(steps, axis=0)])
 
 
+def _lerp(a: np.ndarray, i0: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Rows ``i0 + w`` of ``a``, linearly interpolated."""
+    return a[i0] * (1 - w) + a[i0 + 1] * w
+
+
 def history(s: ActuatorSeries, rows: np.ndarray, spacing: float, num_lags: int,
             layout: str = INPUT_LAYOUT) -> np.ndarray:
     """Network inputs for label ``rows`` in ``layout`` (one of ``LAYOUTS``' values): shape
@@ -205,9 +210,9 @@ def history(s: ActuatorSeries, rows: np.ndarray, spacing: float, num_lags: int,
             pos = np.interp(tq, s.time, np.arange(s.num_rows, dtype=np.float64))
             i0 = np.clip(np.floor(pos).astype(np.int64), 0, s.num_rows - 2)
             w = (pos - i0)[:, None]
-            lerp = lambda a: a[i0] * (1 - w) + a[i0 + 1] * w  # noqa: E731
-            e_cols.append(lerp(s.pos_error) + (0.0 if q is None else lerp(q) - q[rows]))
-            v_cols.append(lerp(s.vel))
+            e_cols.append(_lerp(s.pos_error, i0, w)
+                          + (0.0 if q is None else _lerp(q, i0, w) - q[rows]))
+            v_cols.append(_lerp(s.vel, i0, w))
     return np.stack(e_cols + v_cols, axis=-1)
 
 

@@ -3,7 +3,8 @@
 Hwangbo et al. (2019): input = joint position error and joint velocity at t, t - h,
 t - 2h (6 numbers per joint), 3 hidden layers of 32 softsign units, output = torque; one
 network shared by all joints of one actuator type.  Here L history steps (2L numbers per
-joint), L chosen from the logs (:mod:`actuator_net.response`).  Joints of different types (other
+joint), L chosen from the logs (:mod:`actuator_net.response`), the position numbers being
+past targets against the position now (``actuator_net.data.INPUT_LAYOUT``).  Joints of different types (other
 gains or limits) get their own weights; all types are evaluated in one batched matmul per
 layer (no loop over joints or types).  Scaling (per type) lives in buffers, so the saved
 state dict and the ONNX graph take raw SI inputs and return N m.

@@ -20,8 +20,8 @@ from tqdm import tqdm
 from actuator_net.baselines import apply_pd, fit_pd, ideal_pd, rmse
 from actuator_net.config import ActuatorNetConfig
 from actuator_net.data import (
-    ActuatorDataError,
     LAYOUTS,
+    ActuatorDataError,
     ActuatorSeries,
     Samples,
     build_samples,

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from actuator_net.data import validation_start
+from actuator_net.data import position, validation_start
 from actuator_net.importers import read_robot_log
 from actuator_net.runtime import ActuatorNetEvaluator
 from robot_rl.config import seed_argument
@@ -103,9 +103,8 @@ def main(argv: list[str] | None = None) -> int:
             logs.append((f"walking: {Path(pol).name}", read_robot_log(path, robot), 0))
         results = []
         for name, s, first in logs:
-            # the network reads q_target - q and qd only: (pos_error, 0) stands for (target, q)
-            tau = network_torque(ck, s.pos_error, np.zeros_like(s.vel), s.vel,
-                                 s.sample_period(), s.joint_names)
+            q = position(s)  # logged, or integrated from the velocity
+            tau = network_torque(ck, s.pos_error + q, q, s.vel, s.sample_period(), s.joint_names)
             first = max(first, 50)  # the history fills
             results.append(describe(name, s, tau, kp, kd, first, ranges))
     print(f"actuator network of {run} against logged torque estimates (N m), log rate "
