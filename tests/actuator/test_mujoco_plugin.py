@@ -42,6 +42,14 @@ def lags5(small_actuator_net):
     return path
 
 
+@pytest.fixture(scope="module")
+def lagged(small_actuator_net):
+    """A network of the former input layout (each lag's own position error), as every
+    checkpoint written before 2026-12-03: it still runs as it was trained."""
+    path, model = small_actuator_net("a,b,a", tau_max=40.0, error_reference="lag")
+    return path
+
+
 def _pendulums(joints: int, dt: float) -> mujoco.MjSpec:
     """``joints`` independent pendulums, each driven by a torque motor named after its joint."""
     spec = mujoco.MjSpec()
@@ -58,7 +66,7 @@ def _pendulums(joints: int, dt: float) -> mujoco.MjSpec:
 
 
 @pytest.mark.parametrize("physics_dt", [0.005, 0.004])  # integer and interpolated lags
-@pytest.mark.parametrize("which", ["shared", "typed", "linear", "lags5"])
+@pytest.mark.parametrize("which", ["shared", "typed", "linear", "lags5", "lagged"])
 def test_plugin_applies_the_numpy_evaluators_torque(physics_dt, which, request):
     path = request.getfixturevalue(which)
     names = [f"pendulum_{j}" for j in range(3)]

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from actuator_net.data import ActuatorSeries, history
+from actuator_net.data import INPUT_LAYOUT, LAG_ERROR_LAYOUT, ActuatorSeries, history
 from actuator_net.runtime import ActuatorNetEvaluator, NumpyActuatorNet
 
 
@@ -37,6 +37,14 @@ def lags5(small_actuator_net):
     return (path, model)
 
 
+@pytest.fixture(scope="module")
+def lagged(small_actuator_net):
+    """A network of the former input layout (each lag's own position error), as every
+    checkpoint written before 2026-12-03: it still runs as it was trained."""
+    path, model = small_actuator_net("a,b,a", tau_max=40.0, error_reference="lag")
+    return (path, model)
+
+
 def _signals(steps, envs, joints, seed):
     rng = np.random.default_rng(seed)
     t = np.arange(steps)[:, None, None]
@@ -48,7 +56,7 @@ def _signals(steps, envs, joints, seed):
 
 
 @pytest.mark.parametrize("physics_dt", [0.005, 0.002, 0.004, 0.003])
-@pytest.mark.parametrize("which", ["shared", "typed", "linear", "lags5"])
+@pytest.mark.parametrize("which", ["shared", "typed", "linear", "lags5", "lagged"])
 def test_matches_network_on_logged_history(physics_dt, which, request):
     """At every step the evaluator's torque equals the network on the log-style window
     (stride when h / dt is an integer, linear interpolation otherwise), for 3 lags and 5."""
@@ -66,7 +74,8 @@ def test_matches_network_on_logged_history(physics_dt, which, request):
         s = ActuatorSeries(time=t, pos_error=qt[:, n] - q[:, n], vel=qd[:, n], tau=qd[:, n],
                            joint_names=["a", "b", "c"], source="sim", pos=q[:, n])
         with torch.no_grad():
-            want = model(torch.tensor(history(s, rows, 0.01, nl), dtype=torch.float32)).numpy()
+            x = history(s, rows, 0.01, nl, LAG_ERROR_LAYOUT if which == "lagged" else INPUT_LAYOUT)
+            want = model(torch.tensor(x, dtype=torch.float32)).numpy()
         # float32 both ways, but not the same arithmetic: scaling folded into the weights
         # vs applied to the inputs, and a batched matmul vs one env's: a few ulps of the
         # torque (measured 2.6e-6 N m); 2e-4 also covers the interpolated lags' float32
@@ -148,7 +157,7 @@ def test_joint_mapping(shared, typed):
 
 
 @pytest.mark.parametrize("physics_dt", [0.005, 0.004])
-@pytest.mark.parametrize("which", ["shared", "typed", "linear", "lags5"])
+@pytest.mark.parametrize("which", ["shared", "typed", "linear", "lags5", "lagged"])
 def test_numpy_twin_matches_the_evaluator(physics_dt, which, request):
     """The numpy evaluator (used by the simulator's worker threads) gives the torch
     evaluator's torques, through integer and interpolated lags and both reset forms."""
