@@ -74,6 +74,9 @@ class Variant:
 VARIANTS = (Variant(False, "pd"), Variant(False, "net"), Variant(True, "pd"), Variant(True, "net"))
 #: the open-loop row of the stand-in's hidden physics and actuator in the training simulator
 TRUTH = "stand-in truth"
+#: the open-loop row of another run's (the previous round's) identified simulator with its
+#: network, replayed on this run's held-out logs: two simulators compared on the same data
+PREVIOUS = "previous identified+net"
 #: control steps of log before the first open-loop window, at least: every simulator's
 #: windows start at the same samples, after the longest warm-up an actuation of the report
 #: needs (:func:`warm_steps`; a slow driver or a long network history pushes it later)
@@ -372,14 +375,19 @@ def closed_loop(policy: Path, robot: RobotDescription, run: Path, standin_config
 # -- the report ------------------------------------------------------------------------------
 def fidelity(run: str | Path, logs: list[str | Path] | None = None, policy: str | Path | None = None,
              collect_seconds: float = 30.0, window_s: float = 0.5, closed: bool = True,
-             progress: bool = True) -> dict[str, Any]:
-    """Open- and closed-loop fidelity of the run's simulators; writes ``<run>/fidelity``."""
+             progress: bool = True, previous: str | Path | None = None) -> dict[str, Any]:
+    """Open- and closed-loop fidelity of the run's simulators; writes ``<run>/fidelity``.
+    ``previous``: a run folder whose identified simulator with its network is replayed on the
+    same held-out logs (row :data:`PREVIOUS`; errors on different logs do not compare)."""
     run = Path(run)
     meta = json.loads((run / "pipeline.json").read_text()) if (run / "pipeline.json").exists() else {}
     robot = load_robot(meta.get("robot", "a1"))
     standin = meta.get("standin_config")
     policy = Path(policy) if policy else run / "policy.onnx"
     needs = [run / "sysid" / "params.json", run / "actuator" / "actuator.pt"]
+    if previous is not None:
+        previous = Path(previous)
+        needs += [previous / "sysid" / "params.json", previous / "actuator" / "actuator.pt"]
     if closed or not logs:  # the policy runs
         needs.append(policy)
     for need in needs:
@@ -398,6 +406,8 @@ def fidelity(run: str | Path, logs: list[str | Path] | None = None, policy: str 
         logs = [held]
     held = [read_log(p, robot) for p in logs]
     worlds: dict[str, World] = {v.name: _world(robot, run, v) for v in VARIANTS}
+    if previous is not None:
+        worlds[PREVIOUS] = _world(robot, previous, Variant(True, "net"))
     if from_standin:  # the reference for what identification can give (grading only)
         from robot_rl.standin_model import load_standin_config
 
@@ -429,6 +439,7 @@ def fidelity(run: str | Path, logs: list[str | Path] | None = None, policy: str 
             o["gap_closed"] = gap_closed(base["joint_rmse_rad"], o["joint_rmse_rad"],
                                          truth["joint_rmse_rad"])
     result = {"run": str(run), "policy": str(policy), "standin_config": standin,
+              "previous": None if previous is None else str(previous),
               "logs": [str(p) for p in logs], "physics_dt": PHYSICS_DT, "open_loop": open_loop,
               "open_loop_skipped": skipped,
               "closed_loop": closed_loop(policy, robot, run, standin, progress=progress)
@@ -454,6 +465,8 @@ def markdown(r: dict[str, Any]) -> str:
                      f"{o['base_pos_end_err_m']:.3f} | "
                      f"{o['ratio_vs_nominal_pd'].get('joint_rmse_rad', float('nan')):.2f} | "
                      f"{'' if closed is None else f'{closed:.0%}'} |")
+    if PREVIOUS in r["open_loop"]:
+        lines += ["", f"`{PREVIOUS}`: the simulator of `{r['previous']}` on the same logs."]
     if TRUTH in r["open_loop"]:
         lines += ["", f"`{TRUTH}`: the stand-in's hidden physics and its own actuator equations "
                   "in the training simulator, the reference for what identification can give "
@@ -512,6 +525,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--policy", default=None, help="policy.onnx [<run>/policy.onnx]")
     p.add_argument("--seconds", type=float, default=30.0, help="walking log length (s) [30]")
     p.add_argument("--window", type=float, default=0.5, help="open-loop window (s) [0.5]")
+    p.add_argument("--previous", default=None, metavar="RUN",
+                   help="also replay the held-out logs in this run's (e.g. the previous "
+                        "round's) identified simulator with its network, to compare the two "
+                        "on the same data")
     p.add_argument("--open-loop-only", action="store_true", help="skip the closed-loop runs")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     return p
@@ -523,7 +540,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"robot-rl fidelity: error: --window {a.window}: expected 0.05 to 2 s", file=sys.stderr)
         return 2
     r = fidelity(a.run, a.logs, a.policy, a.seconds, a.window, closed=not a.open_loop_only,
-                 progress=not a.quiet)
+                 progress=not a.quiet, previous=a.previous)
     print(markdown(r))
     print(f"wrote {Path(a.run) / 'fidelity'}/fidelity.json, fidelity.md, fidelity.png")
     return 0

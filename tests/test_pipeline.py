@@ -215,6 +215,12 @@ def test_a_round_continues_the_deployed_candidate(run_dir):
     ckpt = f"model_{final_iteration(b)}.pt"
     assert (here / ckpt).read_bytes() == (run_dir / "randomized" / "policy" / ckpt).read_bytes()
     assert (here / ckpt).read_bytes() != (run_dir / "policy" / ckpt).read_bytes()
+    # the round's fidelity also replays its held-out log in round 0's simulator
+    from deploy.fidelity import PREVIOUS
+
+    fid = json.loads((run_dir / "round_1" / "fidelity" / "fidelity.json").read_text())
+    assert fid["previous"] == str(run_dir)
+    assert PREVIOUS in fid["open_loop"] or not fid["open_loop"]
 
 
 def test_select_meets_robots_drawn_from_the_identified_ranges(run_dir):
@@ -354,6 +360,33 @@ def test_summary_and_rounds_table_of_a_robot_that_fell_at_once(tmp_path):
     (tmp_path / "fidelity" / "fidelity.json").write_text(json.dumps(
         {"open_loop": {}, "open_loop_skipped": ["walking_heldout.npz: 0.24 s"],
          "closed_loop": {"identified+net": {"fall_agreement": 1.0}}}))
-    assert "| 0 | - | - | - | 100% | 2 | - | - |" in rounds_table(tmp_path)
+    assert "| 0 | - | - | - | - | 100% | 2 | - | - |" in rounds_table(tmp_path)
     text = write_summary(tmp_path, BUDGETS).read_text()
     assert "| falls | 2 | 2 |" in text and "Onboard control step" not in text
+
+
+def _fidelity_rows(folder, rows):
+    (folder / "fidelity").mkdir(parents=True, exist_ok=True)
+    (folder / "fidelity" / "fidelity.json").write_text(json.dumps(
+        {"open_loop": {k: {"joint_rmse_rad": v} for k, v in rows.items()}, "closed_loop": None}))
+
+
+@pytest.mark.parametrize("previous_on_same_log, rounds_run", [(0.0205, [1]), (0.0300, [1, 2, 3])])
+def test_the_loop_compares_two_rounds_simulators_on_the_same_held_out_log(
+        tmp_path, monkeypatch, previous_on_same_log, rounds_run):
+    """Round 1's log scores 0.0202 rad in its own simulator: 13 % below round 0's figure
+    (0.0233, on round 0's log), but only 1.5 % below round 0's simulator on round 1's log
+    (the comparison that counts): the loop stops. Where round 0's simulator is 0.0300 on
+    that log, round 1 brought a real gain and the loop goes on."""
+    import argparse
+
+    from deploy.fidelity import PREVIOUS
+    from robot_rl.app import rounds
+
+    _fidelity_rows(tmp_path, {"identified+net": 0.0233})
+    _fidelity_rows(tmp_path / "round_1", {"identified+net": 0.0202, PREVIOUS: previous_on_same_log})
+    calls = []
+    monkeypatch.setattr(rounds, "run_round", lambda out, r, a, budget, call: calls.append(r))
+    done = rounds.run_rounds(tmp_path, argparse.Namespace(rounds=3), {}, None)
+    assert calls == rounds_run
+    assert done[0] == {"round": 1, "fidelity_before": previous_on_same_log, "fidelity_after": 0.0202}
