@@ -10,7 +10,13 @@ line in :data:`ROBOTS`.
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
+import os
+import sys
+import tempfile
+import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -100,10 +106,12 @@ class RobotDescription:
 
     @property
     def urdf_path(self) -> Path:
-        """Absolute path of the URDF inside the installed pybullet_data."""
+        """Absolute path of the URDF both simulators load: ``urdf`` inside the installed
+        pybullet_data (or an absolute path), or its physical copy where a link's inertia is
+        not physical (:func:`physical_urdf`)."""
         import pybullet_data
 
-        return Path(pybullet_data.getDataPath()) / self.urdf
+        return physical_urdf(Path(pybullet_data.getDataPath()) / self.urdf)
 
     def array(self, fname: str) -> np.ndarray:
         """A per-joint field as a float64 numpy array."""
@@ -121,3 +129,72 @@ def load_robot(name: str = DEFAULT_ROBOT) -> RobotDescription:
             raise ConfigError(f"unknown robot {name!r}; registered robots: {sorted(ROBOTS)}")
     data = json.loads(Path(path).read_text())
     return from_dict(RobotDescription, data, where=f"{path}")
+
+
+# -- a URDF both simulators read alike ----------------------------------------------------
+#: relative slack of the triangle inequality before an inertia counts as not physical
+INERTIA_SLACK = 1e-9
+#: a repaired inertia's two smaller moments exceed the largest by this fraction of it, so
+#: that rounding leaves it inside both simulators' checks
+INERTIA_MARGIN = 1e-3
+_KEYS = ("ixx", "ixy", "ixz", "iyy", "iyz", "izz")
+_INDEX = ((0, 0), (0, 1), (0, 2), (1, 1), (1, 2), (2, 2))
+
+
+def nearest_physical_inertia(inertia: np.ndarray) -> np.ndarray:
+    """``inertia`` (3 x 3, symmetric) with its principal moments moved the least to make
+    them a rigid body's: none negative, each at most the sum of the other two; the
+    principal axes kept.  A physical tensor comes back unchanged."""
+    moments, axes = np.linalg.eigh(inertia)
+    if moments[0] >= 0 and moments[0] + moments[1] >= moments[2] * (1 - INERTIA_SLACK):
+        return inertia
+    m = np.maximum(moments, 0.0)
+    short = m[2] * (1 + INERTIA_MARGIN) - m[0] - m[1]
+    if short > 0:  # raise the two smaller moments alike until they pass the largest
+        m[:2] += short / 2
+    return axes @ np.diag(m) @ axes.T
+
+
+@functools.lru_cache(maxsize=16)
+def physical_urdf(src: Path) -> Path:
+    """``src``, or, where a link's inertia is not a rigid body's, a copy with the nearest
+    physical one (:func:`nearest_physical_inertia`) written once to the cache folder
+    (``$ROBOT_RL_CACHE`` or ``~/.cache/robot_rl``) and named on stderr.  Without it each
+    simulator repairs such a link its own way (MuJoCo averages the moments, PyBullet sets
+    them to zero) and the two simulate different robots (the Mini Cheetah's thighs in
+    pybullet_data are such links)."""
+    text = src.read_bytes()
+    root = ET.fromstring(text)
+    fixed = []
+    for link in root.iter("link"):
+        ine = link.find("inertial/inertia")
+        if ine is None:
+            continue
+        v = {k: float(ine.get(k, "0")) for k in _KEYS}
+        tensor = np.array([[v["ixx"], v["ixy"], v["ixz"]], [v["ixy"], v["iyy"], v["iyz"]],
+                           [v["ixz"], v["iyz"], v["izz"]]])
+        new = nearest_physical_inertia(tensor)
+        if new is not tensor:
+            for k, (a, b) in zip(_KEYS, _INDEX):
+                ine.set(k, repr(float(new[a, b])))
+            was, now = np.linalg.eigvalsh(tensor), np.linalg.eigvalsh(new)
+            fixed.append(f"{link.get('name')} (principal moments {was[0]:.3g}, {was[1]:.3g}, "
+                         f"{was[2]:.3g} -> {now[0]:.3g}, {now[1]:.3g}, {now[2]:.3g} kg m^2)")
+    if not fixed:
+        return src
+    for mesh in root.iter("mesh"):  # the copy lives elsewhere: mesh paths become absolute
+        fn = mesh.get("filename")
+        if fn and not fn.startswith(("/", "package://")):
+            mesh.set("filename", str((src.parent / fn).resolve()))
+    cache = Path(os.environ.get("ROBOT_RL_CACHE") or Path.home() / ".cache" / "robot_rl") / "urdf"
+    out = cache / f"{src.stem}.{hashlib.sha1(text).hexdigest()[:12]}.urdf"
+    if not out.exists():
+        cache.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=out.name, suffix=".tmp", dir=cache)
+        with os.fdopen(fd, "wb") as f:
+            f.write(ET.tostring(root, encoding="utf-8", xml_declaration=True))
+        os.replace(tmp, out)
+    print(f"note: {src}: inertia of {'; '.join(fixed)} is not a rigid body's (each principal "
+          f"moment must be at most the sum of the other two); both simulators load the "
+          f"nearest physical one from {out}", file=sys.stderr)
+    return out

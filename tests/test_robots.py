@@ -256,3 +256,56 @@ def test_laikago_toes_resist_twisting_in_both_simulators_as_its_urdf_says():
     a1 = build_model(load_robot("a1"))
     assert urdf_contact_friction(load_robot("a1")) == {}
     assert set(a1.geom_condim.tolist()) == {3} and a1.opt.cone == mujoco.mjtCone.mjCONE_PYRAMIDAL
+
+
+def test_a_link_whose_inertia_is_not_a_rigid_bodys_is_loaded_alike_by_both(tmp_path, monkeypatch,
+                                                                           capsys):
+    """pybullet_data's Mini Cheetah thighs have principal moments 0.41, 1.79 and 2.30 g m^2
+    (0.41 + 1.79 < 2.30: no rigid body has them). MuJoCo would average them and PyBullet set
+    them to zero; the description hands both the nearest physical tensor instead. Here one
+    A1 calf gets that tensor."""
+    import json
+
+    from robot_rl.robot import ROBOT_DIR, nearest_physical_inertia
+
+    monkeypatch.setenv("ROBOT_RL_CACHE", str(tmp_path / "cache"))
+    a1 = load_robot("a1")
+    bad = ('ixx="0.001983" ixy="0.000245" ixz="0.000013" iyy="0.002103" iyz="0.0000015" '
+           'izz="0.000408"')
+    root = ET.parse(a1.urdf_path).getroot()
+    for link in root.iter("link"):
+        if link.get("name") == "FR_lower":
+            link.find("inertial/inertia").attrib.clear()
+            link.find("inertial/inertia").attrib.update(
+                dict(kv.replace('"', "").split("=") for kv in bad.split()))
+    for mesh in root.iter("mesh"):
+        mesh.set("filename", str((a1.urdf_path.parent / mesh.get("filename")).resolve()))
+    urdf = tmp_path / "a1_bad_calf.urdf"
+    ET.ElementTree(root).write(urdf)
+    desc = json.loads((ROBOT_DIR / "a1.json").read_text())
+    (tmp_path / "a1_bad.json").write_text(json.dumps({**desc, "urdf": str(urdf)}))
+    robot = load_robot(str(tmp_path / "a1_bad.json"))
+
+    mj, bt = mujoco_view(robot), pybullet_view(robot)
+    # the two simulators agree on the body (the calf fused with its toe), not zero
+    got = bt.body_inertia["FR_lower"]
+    np.testing.assert_allclose(mj.body_inertia["FR_lower"], got, atol=1e-6 * np.abs(got).max())
+    assert np.linalg.eigvalsh(got)[0] > 1e-5
+    # the copy's calf: a rigid body's, the least change (largest moment kept, the two smaller
+    # raised by ~0.05 g m^2 each)
+    ine = next(ln for ln in ET.parse(robot.urdf_path).getroot().iter("link")
+               if ln.get("name") == "FR_lower").find("inertial/inertia")
+    v = {k: float(ine.get(k)) for k in ("ixx", "ixy", "ixz", "iyy", "iyz", "izz")}
+    moments = np.linalg.eigvalsh(np.array([[v["ixx"], v["ixy"], v["ixz"]],
+                                           [v["ixy"], v["iyy"], v["iyz"]],
+                                           [v["ixz"], v["iyz"], v["izz"]]]))
+    assert moments[0] + moments[1] > moments[2]
+    before = np.linalg.eigvalsh(np.array([[1983, 245, 13], [245, 2103, 1.5], [13, 1.5, 408]]) * 1e-6)
+    np.testing.assert_allclose(moments[2], before[2], rtol=1e-9)
+    assert np.all(moments[:2] - before[:2] < 0.06e-3) and np.all(moments[:2] > before[:2])
+    assert robot.urdf_path.parent == tmp_path / "cache" / "urdf"  # the original is not touched
+    assert "FR_lower" in capsys.readouterr().err  # and the user is told
+    # a physical tensor is left as it is, and so is a URDF of physical links
+    ok = np.diag([1.0, 2.0, 2.5])
+    assert nearest_physical_inertia(ok) is ok
+    assert a1.urdf_path.name == "a1.urdf"
