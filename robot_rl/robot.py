@@ -30,6 +30,7 @@ ROBOTS: dict[str, Path] = {
     "a1": ROBOT_DIR / "a1.json",
     "aliengo": ROBOT_DIR / "aliengo.json",
     "laikago": ROBOT_DIR / "laikago.json",
+    "mini_cheetah": ROBOT_DIR / "mini_cheetah.json",
 }
 DEFAULT_ROBOT = "a1"
 #: fallen: base height below this fraction of the nominal base height (-); the training

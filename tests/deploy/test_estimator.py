@@ -45,7 +45,7 @@ def onnx_pair(tmp_path_factory):
 
 
 # -- leg kinematics ------------------------------------------------------------------------------
-@pytest.mark.parametrize("name", ["a1", "aliengo", "laikago"])
+@pytest.mark.parametrize("name", ["a1", "aliengo", "laikago", "mini_cheetah"])
 def test_leg_kinematics_match_pybullet(name):
     robot = load_robot(name)
     kin = LegKinematics(robot)  # (against a plain joint chain: test_estimator_reference.py)

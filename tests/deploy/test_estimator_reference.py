@@ -116,7 +116,7 @@ class ReferenceEstimator:
         self.velocity, self.p, self.weight = v, np.array([p11, p12, p22]), weight
 
 
-@pytest.mark.parametrize("name", ["a1", "laikago"])  # axes along x and y; URDF joint frames
+@pytest.mark.parametrize("name", ["a1", "laikago", "mini_cheetah"])  # axes +-x, +-y; URDF joint frames
 def test_leg_kinematics_match_the_reference_chain(name):
     robot = load_robot(name)
     kin = LegKinematics(robot)
