@@ -142,6 +142,29 @@ _KEYS = ("ixx", "ixy", "ixz", "iyy", "iyz", "izz")
 _INDEX = ((0, 0), (0, 1), (0, 2), (1, 1), (1, 2), (2, 2))
 
 
+def urdf_inertia(inertia: ET.Element) -> np.ndarray:
+    """The 3 x 3 tensor of a URDF ``<inertia>`` element (absent entries 0)."""
+    out = np.zeros((3, 3))
+    for k, (a, b) in zip(_KEYS, _INDEX):
+        out[a, b] = out[b, a] = float(inertia.get(k, "0"))
+    return out
+
+
+def set_urdf_inertia(inertia: ET.Element, tensor: np.ndarray) -> None:
+    """Write ``tensor`` (3 x 3, symmetric) into a URDF ``<inertia>`` element."""
+    for k, (a, b) in zip(_KEYS, _INDEX):
+        inertia.set(k, repr(float(tensor[a, b])))
+
+
+def absolute_mesh_paths(root: ET.Element, src: Path) -> None:
+    """Make the relative mesh file names of URDF ``root`` (read from ``src``) absolute, so a
+    copy of it can live anywhere."""
+    for mesh in root.iter("mesh"):
+        fn = mesh.get("filename")
+        if fn and not fn.startswith(("/", "package://")):
+            mesh.set("filename", str((src.parent / fn).resolve()))
+
+
 def nearest_physical_inertia(inertia: np.ndarray) -> np.ndarray:
     """``inertia`` (3 x 3, symmetric) with its principal moments moved the least to make
     them a rigid body's: none negative, each at most the sum of the other two; the
@@ -171,22 +194,16 @@ def physical_urdf(src: Path) -> Path:
         ine = link.find("inertial/inertia")
         if ine is None:
             continue
-        v = {k: float(ine.get(k, "0")) for k in _KEYS}
-        tensor = np.array([[v["ixx"], v["ixy"], v["ixz"]], [v["ixy"], v["iyy"], v["iyz"]],
-                           [v["ixz"], v["iyz"], v["izz"]]])
+        tensor = urdf_inertia(ine)
         new = nearest_physical_inertia(tensor)
         if new is not tensor:
-            for k, (a, b) in zip(_KEYS, _INDEX):
-                ine.set(k, repr(float(new[a, b])))
+            set_urdf_inertia(ine, new)
             was, now = np.linalg.eigvalsh(tensor), np.linalg.eigvalsh(new)
             fixed.append(f"{link.get('name')} (principal moments {was[0]:.3g}, {was[1]:.3g}, "
                          f"{was[2]:.3g} -> {now[0]:.3g}, {now[1]:.3g}, {now[2]:.3g} kg m^2)")
     if not fixed:
         return src
-    for mesh in root.iter("mesh"):  # the copy lives elsewhere: mesh paths become absolute
-        fn = mesh.get("filename")
-        if fn and not fn.startswith(("/", "package://")):
-            mesh.set("filename", str((src.parent / fn).resolve()))
+    absolute_mesh_paths(root, src)
     cache = Path(os.environ.get("ROBOT_RL_CACHE") or Path.home() / ".cache" / "robot_rl") / "urdf"
     out = cache / f"{src.stem}.{hashlib.sha1(text).hexdigest()[:12]}.urdf"
     if not out.exists():

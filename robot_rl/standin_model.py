@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from robot_rl.config import ConfigError, from_dict
-from robot_rl.robot import RobotDescription
+from robot_rl.robot import RobotDescription, absolute_mesh_paths, set_urdf_inertia, urdf_inertia
 from robot_rl.sensors import SensorConfig
 from robot_rl.standin_actuator import ReferenceActuatorConfig
 
@@ -218,9 +218,7 @@ def perturbed_urdf(robot: RobotDescription, hidden: HiddenParams, out_dir: Path)
         m = inertial.find("mass")
         m.set("value", repr(float(m.get("value")) * s))
         ine = inertial.find("inertia")
-        for k in ("ixx", "ixy", "ixz", "iyy", "iyz", "izz"):
-            if ine.get(k) is not None:
-                ine.set(k, repr(float(ine.get(k)) * s))
+        set_urdf_inertia(ine, urdf_inertia(ine) * s)
 
     for s, names in zip(hidden.leg_mass_scale, leg_links(robot, root)):
         for n in names:
@@ -236,10 +234,7 @@ def perturbed_urdf(robot: RobotDescription, hidden: HiddenParams, out_dir: Path)
     m1 = m0 + mp
     c1 = (m0 * c0 + mp * p) / m1
     ine = trunk.find("inertia")
-    keys = ("ixx", "ixy", "ixz", "iyy", "iyz", "izz")
-    v = {k: float(ine.get(k, "0")) for k in keys}
-    inertia = np.array([[v["ixx"], v["ixy"], v["ixz"]], [v["ixy"], v["iyy"], v["iyz"]],
-                        [v["ixz"], v["iyz"], v["izz"]]])
+    inertia = urdf_inertia(ine)
     for mass, c in ((m0, c0), (mp, p)):
         d = c - c1
         inertia = inertia + mass * (d @ d * np.eye(3) - np.outer(d, d))
@@ -248,13 +243,8 @@ def perturbed_urdf(robot: RobotDescription, hidden: HiddenParams, out_dir: Path)
         origin = ET.SubElement(trunk, "origin")
     origin.set("xyz", " ".join(repr(float(x)) for x in c1))
     origin.set("rpy", "0 0 0")
-    for k, (a, b) in zip(keys, [(0, 0), (0, 1), (0, 2), (1, 1), (1, 2), (2, 2)]):
-        ine.set(k, repr(float(inertia[a, b])))
-    # mesh paths become absolute so the copy can live anywhere
-    for mesh in root.iter("mesh"):
-        fn = mesh.get("filename")
-        if fn and not fn.startswith(("/", "package://")):
-            mesh.set("filename", str((src.parent / fn).resolve()))
+    set_urdf_inertia(ine, inertia)
+    absolute_mesh_paths(root, src)
     out_dir.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(prefix=f"{robot.name}_standin_", suffix=".urdf", dir=out_dir)
     with open(fd, "wb") as f:

@@ -266,7 +266,7 @@ def test_a_link_whose_inertia_is_not_a_rigid_bodys_is_loaded_alike_by_both(tmp_p
     A1 calf gets that tensor."""
     import json
 
-    from robot_rl.robot import ROBOT_DIR, nearest_physical_inertia
+    from robot_rl.robot import ROBOT_DIR, nearest_physical_inertia, urdf_inertia
 
     monkeypatch.setenv("ROBOT_RL_CACHE", str(tmp_path / "cache"))
     a1 = load_robot("a1")
@@ -295,10 +295,7 @@ def test_a_link_whose_inertia_is_not_a_rigid_bodys_is_loaded_alike_by_both(tmp_p
     # raised by ~0.05 g m^2 each)
     ine = next(ln for ln in ET.parse(robot.urdf_path).getroot().iter("link")
                if ln.get("name") == "FR_lower").find("inertial/inertia")
-    v = {k: float(ine.get(k)) for k in ("ixx", "ixy", "ixz", "iyy", "iyz", "izz")}
-    moments = np.linalg.eigvalsh(np.array([[v["ixx"], v["ixy"], v["ixz"]],
-                                           [v["ixy"], v["iyy"], v["iyz"]],
-                                           [v["ixz"], v["iyz"], v["izz"]]]))
+    moments = np.linalg.eigvalsh(urdf_inertia(ine))
     assert moments[0] + moments[1] > moments[2]
     before = np.linalg.eigvalsh(np.array([[1983, 245, 13], [245, 2103, 1.5], [13, 1.5, 408]]) * 1e-6)
     np.testing.assert_allclose(moments[2], before[2], rtol=1e-9)

@@ -15,7 +15,8 @@ The loop stops early when the identified simulator's open-loop error on held-out
 (identified parameters + actuator network) did not improve by at least ``MIN_GAIN``
 over the previous round's simulator, both replayed on the round's own held-out log: each
 round walks differently, and errors on different logs do not compare (on one run the
-stand-in's own physics scored 0.0224 rad on round 0's log and 0.0198 on round 1's).  Every step is skipped when its output exists, like the stages.
+stand-in's own physics scored 0.0224 rad on round 0's log and 0.0198 on round 1's).  Every
+step is skipped when its output exists, like the stages.
 """
 
 from __future__ import annotations
