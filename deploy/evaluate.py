@@ -150,6 +150,14 @@ def sysid_offsets(robot: RobotDescription, sysid: str | Path | None) -> np.ndarr
     return encoder_offsets(read_params(sysid, robot=robot.name).values, robot)
 
 
+def sysid_floor(robot: RobotDescription, sysid: str | Path | None):
+    """The compliant floor stage 1 measured (a :class:`~robot_rl.sim_mujoco.FloorPad`), None
+    for a rigid or unidentified floor and for the nominal model (``sysid`` None)."""
+    from sysid.artifact import read_params
+
+    return None if sysid is None else read_params(sysid, robot=robot.name).floor
+
+
 def make_interface(cfg: EvalConfig, robot: RobotDescription, sysid: str | Path | None = None,
                    actuator: str | Path | None = None) -> RobotInterface:
     """The simulated robot for ``cfg.sim`` (on ``cfg.terrain``); in MuJoCo with stage 1's
@@ -169,10 +177,13 @@ def make_interface(cfg: EvalConfig, robot: RobotDescription, sysid: str | Path |
         return SimRobot(robot, None if sysid is None else Path(sysid), Path(actuator),
                         terrain=terrain)
     from robot_rl.mujoco_robot import MujocoRobot
+    from robot_rl.sim_mujoco import MujocoModelConfig
 
     hook = sysid_hook(robot, sysid) if sysid is not None else None
     return MujocoRobot(robot, physics_dt=0.005, model_hook=hook, terrain=terrain,
-                       encoder_offset=sysid_offsets(robot, sysid))
+                       encoder_offset=sysid_offsets(robot, sysid),
+                       model_config=MujocoModelConfig(timestep=0.005,
+                                                      floor=sysid_floor(robot, sysid)))
 
 
 # -- one episode ------------------------------------------------------------------------------

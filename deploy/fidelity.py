@@ -52,7 +52,7 @@ from robot_rl.config import atomic_write_bytes, atomic_write_json
 from robot_rl.logs import RobotLog, read_log
 from robot_rl.mujoco_robot import MujocoRobot
 from robot_rl.robot import RobotDescription, load_robot
-from robot_rl.sim_mujoco import MujocoModelConfig, build_model, index
+from robot_rl.sim_mujoco import FloorPad, MujocoModelConfig, build_model, index, settle_pads
 from robot_rl.standin_model import HiddenParams, StandInConfig
 
 #: the training simulator's physics step (s), as policies.config.EnvConfig.physics_dt
@@ -83,8 +83,10 @@ PREVIOUS = "previous identified+net"
 FIRST_WINDOW = 16
 #: a simulator to replay in: (hook applied to the MuJoCo model or None, actuation, the
 #: encoders' zero offsets (J,) rad: the simulated robot measures q + offset and its drivers
-#: track the target on that reading)
-World = tuple[Callable[[mujoco.MjModel], None] | None, Callable[..., np.ndarray], np.ndarray]
+#: track the target on that reading, and the compliant floor it stands on: None for
+#: MuJoCo's rigid contact)
+World = tuple[Callable[[mujoco.MjModel], None] | None, Callable[..., np.ndarray], np.ndarray,
+              FloorPad | None]
 
 
 def gap_closed(nominal: float, error: float, truth: float) -> float | None:
@@ -110,6 +112,13 @@ def _offsets(robot: RobotDescription, sysid: Path | None) -> np.ndarray:
     return sysid_offsets(robot, sysid)
 
 
+def _floor(robot: RobotDescription, sysid: Path | None) -> FloorPad | None:
+    """Stage 1's compliant floor (None: rigid, unidentified, or the nominal model)."""
+    from deploy.evaluate import sysid_floor
+
+    return sysid_floor(robot, sysid)
+
+
 def _actuation(robot: RobotDescription, actuator: Path | None, physics_dt: float):
     """Stage 2's actuator network (None: ideal PD), as the training env builds it."""
     from policies.actuation import make_actuation  # the training env's actuation seam
@@ -119,10 +128,10 @@ def _actuation(robot: RobotDescription, actuator: Path | None, physics_dt: float
 
 
 def _world(robot: RobotDescription, run: Path, v: Variant, physics_dt: float = PHYSICS_DT) -> World:
-    """The (model hook, actuation, encoder offsets) of variant ``v`` of ``run``."""
+    """The :data:`World` of variant ``v`` of ``run``."""
     sysid, actuator = _folders(run, v)
     return (_model_hook(robot, sysid), _actuation(robot, actuator, physics_dt),
-            _offsets(robot, sysid))
+            _offsets(robot, sysid), _floor(robot, sysid))
 
 
 def _folders(run: Path, v: Variant) -> tuple[Path | None, Path | None]:
@@ -148,8 +157,9 @@ class SimRobot(MujocoRobot):
                  terrain=None, world: World | None = None):
         if world is not None and (sysid is not None or actuator is not None):
             raise ValueError("SimRobot: give a world or sysid/actuator folders, not both")
-        hook, self.actuation, offsets = world if world is not None else (
-            _model_hook(robot, sysid), _actuation(robot, actuator, physics_dt), _offsets(robot, sysid))
+        hook, self.actuation, offsets, floor = world if world is not None else (
+            _model_hook(robot, sysid), _actuation(robot, actuator, physics_dt),
+            _offsets(robot, sysid), _floor(robot, sysid))
         if draws is not None:
             if sysid is None:
                 raise ValueError("SimRobot: parameter draws need identified parameters (sysid)")
@@ -161,7 +171,8 @@ class SimRobot(MujocoRobot):
         #: the parameters drawn for the current episode (None: the fitted values)
         self.drawn: dict[str, float] | None = None
         super().__init__(robot, physics_dt=physics_dt, model_hook=hook, terrain=terrain,
-                         encoder_offset=offsets)
+                         encoder_offset=offsets,
+                         model_config=MujocoModelConfig(timestep=physics_dt, floor=floor))
 
     @classmethod
     def of_run(cls, robot: RobotDescription, run: Path, variant: Variant,
@@ -244,8 +255,8 @@ class StandInActuation:
 
 def truth_world(robot: RobotDescription, standin: StandInConfig,
                 physics_dt: float = PHYSICS_DT) -> World:
-    """(model hook, actuation, encoder offsets) of the training simulator with the
-    stand-in's hidden truth."""
+    """The :data:`World` of the training simulator with the stand-in's hidden truth (its
+    floor, where compliant, as a :class:`~robot_rl.sim_mujoco.FloorPad`)."""
     from sysid.apply import apply_params, encoder_offsets
     from sysid.grading import hidden_params, truth_values
 
@@ -254,8 +265,11 @@ def truth_world(robot: RobotDescription, standin: StandInConfig,
     # the world carries the encoder offsets (the replay shifts targets and angles by them),
     # so the driver's own copy of them is taken out
     driver = dataclasses.replace(hidden, encoder_offset=0.0)
+    floor = (FloorPad(standin.floor_stiffness, standin.floor_damping)
+             if standin.floor_stiffness > 0 else None)
     return (lambda model: apply_params(model, values, robot),
-            StandInActuation(robot, standin, driver, physics_dt), encoder_offsets(values, robot))
+            StandInActuation(robot, standin, driver, physics_dt), encoder_offsets(values, robot),
+            floor)
 
 
 # -- open loop -----------------------------------------------------------------------------
@@ -280,19 +294,23 @@ def replay(log: RobotLog, robot: RobotDescription, run: Path | None, variant: Va
            window_s: float = 0.5, physics_dt: float = PHYSICS_DT,
            world: World | None = None, first: int = FIRST_WINDOW) -> dict[str, Any]:
     """Multiple-shooting replay of ``log`` in ``variant`` of ``run`` (or in ``world``, a
-    (model hook, actuation, encoder offsets) triple such as :func:`truth_world`'s); errors against the log.
+    :data:`World` such as :func:`truth_world`'s); errors against the log.  On a compliant
+    floor each window starts with the pads pressed to the logged feet's depth.
     Windows start ``first`` control steps into the log, whatever the simulator (a report
     passes the longest warm-up of its simulators); the actuation runs on the logged states
     and targets of its :func:`warm_steps` before each window."""
     if log.base_pos is None or log.base_linvel is None or log.base_quat is None:
         raise ValueError(f"{log.path}: open-loop fidelity needs the base state (motion capture)")
-    model = build_model(robot, MujocoModelConfig(timestep=physics_dt))
     if world is None:
         world = _world(robot, run, variant, physics_dt)
-    hook, act, o = world
+    hook, act, o, floor = world
+    model = build_model(robot, MujocoModelConfig(timestep=physics_dt, floor=floor))
     if hook is not None:
         hook(model)
     idx, d = index(model, robot), mujoco.MjData(model)
+    from sysid.model import nominal  # the feet's radii, for the pads' start
+
+    radius = nominal(robot).foot_radius
     sub = int(round(log.control_dt / physics_dt))
     if sub < 1 or abs(sub * physics_dt - log.control_dt) > 1e-9:
         raise ValueError(f"{log.path}: control_dt {log.control_dt} s is not a multiple of the "
@@ -312,6 +330,7 @@ def replay(log: RobotLog, robot: RobotDescription, run: Path | None, variant: Va
         # the model's joints at the true angles: the encoders read q + o, the drivers
         # track the target on that reading
         d.qpos[idx.qpos], d.qvel[idx.qvel] = log.q[s] - o, log.qd[s]
+        settle_pads(model, d, robot, radius)
         mujoco.mj_forward(model, d)
         act.reset(np.array([0]), (log.q[s - warm] - o)[None], log.qd[s - warm][None])
         for k in range(s - warm, s):  # the actuation's history (the network's), from the log

@@ -271,6 +271,10 @@ class EnvConfig:
     push_velocity: float = 0.5
     # apply domain randomization from the sysid ranges at every episode start
     randomize: bool = True
+    # stand on the floor stage 1 measured where it found one compliant (``params.json``
+    # ``ground.floor``: a sprung pad under each foot, robot_rl.sim_mujoco.FloorPad); off,
+    # MuJoCo's nearly rigid contact whatever the floor
+    sysid_floor: bool = True
     # base height below which the robot has fallen (fraction of the nominal height)
     fall_height_fraction: float = FALL_HEIGHT_FRACTION
     # base tilt beyond which the robot has fallen: min z of the base up-vector (-)

@@ -77,10 +77,12 @@ class LeggedEnv(gym.vector.VectorEnv):
         self.sysid = sysid
         self.actuation = make_actuation(cfg, self.robot, actuator_dir, seed)
         self.ground = EnvTerrain(cfg, np.random.default_rng([seed, 2]))
+        #: the compliant floor stage 1 measured (None: MuJoCo's rigid contact)
+        self.floor = sysid.floor if sysid is not None and cfg.sysid_floor else None
         model_spec = build_spec(self.robot, MujocoModelConfig(
             timestep=cfg.physics_dt,
-            pd_actuators=isinstance(self.actuation, IdealPD) and self.actuation.in_model),
-            terrain=self.ground.field)
+            pd_actuators=isinstance(self.actuation, IdealPD) and self.actuation.in_model,
+            floor=self.floor), terrain=self.ground.field)
         if self.actuation.in_model and hasattr(self.actuation, "add_to_spec"):
             self.actuation.add_to_spec(model_spec)  # e.g. the actuator network plugin
         if cfg.terminate_on_base_contact:

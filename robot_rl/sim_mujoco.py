@@ -36,6 +36,44 @@ from robot_rl.terrain import Terrain
 
 
 @dataclass(frozen=True)
+class FloorPad:
+    """A compliant floor (a gym mat, turf, soft soil) as stage 1 measures it
+    (``sysid.ground.fit_floor``): stiffness (N/m) and damping (N s/m) under each foot.
+
+    MuJoCo's soft contact gives no floor that is this compliant both standing and under a
+    landing's impact at a 5 ms step, and softening it softens friction too (the feet splay;
+    bench/RESULTS.md, "The floor").  So the contact stays MuJoCo's stiff one and the
+    compliance sits between each leg and its foot: the foot's body gets three slide joints
+    (an isotropic spring-damper pad: the floor's give under the foot, normal and in shear)
+    that keep the foot's URDF mass, the unsprung mass a landing strikes.  Where that mass
+    is too light for the spring to be resolved by the time step, the pad's joints carry
+    the difference as armature (:meth:`pad_mass`)."""
+
+    stiffness: float
+    damping: float
+
+    def __post_init__(self):
+        if not (np.isfinite(self.stiffness) and self.stiffness > 0):
+            raise ValueError(f"FloorPad: stiffness must be > 0 N/m, got {self.stiffness}")
+        if not (np.isfinite(self.damping) and self.damping >= 0):
+            raise ValueError(f"FloorPad: damping must be >= 0 N s/m, got {self.damping}")
+
+    def pad_mass(self, timestep: float) -> float:
+        """The least mass (kg) a pad may move at ``timestep``.  MuJoCo integrates joint
+        damping implicitly and the spring explicitly: a mass m on the pad is stable while
+        K dt^2 < 4 m + 2 B dt, so m >= (K dt^2 - 2 B dt) / 2 keeps a factor of two.  Measured
+        floors are damped far past critical (stage 1: 5000 N/m with 266 N s/m), where the
+        bound is below zero and the foot's own mass moves alone; a stiff, lightly damped
+        floor gets armature."""
+        return max(0.5 * (self.stiffness * timestep ** 2 - 2.0 * self.damping * timestep), 0.0)
+
+
+#: name of a foot's pad joint along axis ``i`` (0, 1, 2: x, y, z of the foot's frame)
+def pad_joint(foot: str, i: int) -> str:
+    return f"{foot}_pad_{'xyz'[i]}"
+
+
+@dataclass(frozen=True)
 class MujocoModelConfig:
     """Simulation settings of the MuJoCo model."""
 
@@ -57,6 +95,9 @@ class MujocoModelConfig:
     # stays out of the implicit integrators' derivatives, unlike a ``position`` or ``pid``
     # actuator's; tests/policies/test_env.py checks the two agree)
     pd_actuators: bool = False
+    # a compliant floor (None: MuJoCo's contact, nearly rigid): a sprung pad under each
+    # foot, see :class:`FloorPad`
+    floor: FloorPad | None = None
 
 
 @functools.lru_cache(maxsize=16)
@@ -172,6 +213,10 @@ def build_spec(robot: RobotDescription, cfg: MujocoModelConfig | None = None,
         if body is None:
             raise ValueError(f"{robot.urdf}: foot link {foot!r} not found")
         body.add_site(name=f"foot_{foot}", pos=[0, 0, 0])
+    if cfg.floor is not None:
+        if cfg.fixed_base:
+            raise ValueError("MujocoModelConfig: a floor pad needs a floating base, not fixed_base")
+        add_floor_pads(spec, robot, cfg.floor, cfg.timestep)
 
     if cfg.pd_actuators:
         spec.activate_plugin("mujoco.pid")
@@ -207,6 +252,58 @@ def build_spec(robot: RobotDescription, cfg: MujocoModelConfig | None = None,
             sensor(f"torque_{name}", mujoco.mjtSensor.mjSENS_ACTUATORFRC,
                    mujoco.mjtObj.mjOBJ_ACTUATOR, name)
     return spec
+
+
+def add_floor_pads(spec: mujoco.MjSpec, robot: RobotDescription, floor: FloorPad,
+                   timestep: float) -> None:
+    """Give each foot's body the three slide joints of :class:`FloorPad` (names
+    :func:`pad_joint`).  The foot keeps its URDF mass; the joints' armature makes up the
+    difference to :meth:`FloorPad.pad_mass` where the foot is lighter."""
+    for foot in robot.foot_links:
+        body = spec.body(foot)
+        mass = float(body.mass)
+        if mass < 1e-6:  # a massless foot link: MuJoCo needs a moving body to have mass
+            body.mass, body.fullinertia = 1e-6, [1e-10, 1e-10, 1e-10, 0.0, 0.0, 0.0]
+            mass = 1e-6
+        armature = max(floor.pad_mass(timestep) - mass, 0.0)
+        for geom in body.geoms:
+            # MuJoCo's contact is soft in proportion to the inertia it pushes: on the light
+            # foot alone its default settings sink the sphere 3-5 mm (0.6-0.9 mm on the
+            # whole leg), in series with the pad.  The stiffest settings MuJoCo advises
+            # (time constant 2 dt, impedance 0.99) bring that back to about 1-2 mm.
+            geom.solref = [2.0 * timestep, 1.0]
+            geom.solimp = [0.99, 0.99, 0.001, 0.5, 2.0]
+        for i, axis in enumerate(np.eye(3)):
+            j = body.add_joint(name=pad_joint(foot, i), axis=axis, type=mujoco.mjtJoint.mjJNT_SLIDE)
+            j.stiffness = [floor.stiffness, 0.0, 0.0]
+            j.damping = [floor.damping, 0.0, 0.0]
+            j.armature = armature
+
+
+def has_pads(model: mujoco.MjModel, robot: RobotDescription) -> bool:
+    """Whether ``model`` was built with a :class:`FloorPad`."""
+    return mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_JOINT, pad_joint(robot.foot_links[0], 0)) >= 0
+
+
+def settle_pads(model: mujoco.MjModel, data: mujoco.MjData, robot: RobotDescription,
+                radius: np.ndarray) -> None:
+    """Set each foot's pad (a model with :class:`FloorPad`) so that a foot whose rigid
+    position lies below the floor (z = 0) sits on it, the pad pressed by the depth: the
+    state a logged pose on a compliant floor starts from.  ``radius``: each foot's sphere
+    radius (m).  Runs forward kinematics; a model without pads is left as it is."""
+    if not has_pads(model, robot):
+        return
+    adr = [[int(model.jnt_qposadr[model.joint(pad_joint(foot, i)).id]) for i in range(3)]
+           for foot in robot.foot_links]
+    for a in adr:
+        data.qpos[a] = 0.0
+    mujoco.mj_kinematics(model, data)
+    for f, foot in enumerate(robot.foot_links):
+        b = model.body(foot).id
+        depth = radius[f] - float(data.xpos[b][2])  # the sphere's bottom below z = 0
+        if depth > 0:  # up by the depth, in the foot's frame (the pad's axes)
+            data.qpos[adr[f]] = data.xmat[b].reshape(3, 3).T @ np.array([0.0, 0.0, depth])
+    mujoco.mj_forward(model, data)
 
 
 def add_terrain(spec: mujoco.MjSpec, terrain: Terrain, friction: float = 1.0) -> None:

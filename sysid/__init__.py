@@ -27,8 +27,9 @@ Method, and why:
   the force ratio of slipping feet.  Both need the legs from the first step.
 * The floor's compliance (:func:`sysid.ground.fit_floor`), ground logs: a loaded foot's
   height against its normal force and vertical speed gives a spring and damper per foot, or
-  "rigid" when the feet do not sink with their load.  Reported in ``params.json``
-  (``ground.floor``); the simulators do not model it yet.
+  "rigid" when the feet do not sink with their load.  In ``params.json``
+  (``ground.floor``); a compliant floor becomes a sprung pad under each foot of the
+  identified simulator (:class:`robot_rl.sim_mujoco.FloorPad`).
 * Standard deviations: moving-block bootstrap (statistical) + spread over analysis variants
   (systematic) + a type-B model-adequacy floor, in quadrature; see :mod:`sysid.params`.
 * Validation (:mod:`sysid.replay`): open-loop replay of held-out logged torques in MuJoCo

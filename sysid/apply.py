@@ -43,6 +43,7 @@ import numpy as np
 
 from robot_rl.logs import RobotLog
 from robot_rl.robot import RobotDescription
+from robot_rl.sim_mujoco import has_pads
 from sysid.model import AXES, Nominal, kind_of, nominal, parameter_names
 
 MAPPING = {
@@ -92,7 +93,8 @@ def _plan(model: mujoco.MjModel, robot: RobotDescription) -> _Plan:
     key = (robot, model.nbody, model.njnt, model.ngeom, model.names)
     plan = _PLANS.get(key)
     if plan is None:
-        nom = nominal(robot)
+        # a model with floor pads has its feet as bodies of their own (sim_mujoco.FloorPad)
+        nom = nominal(robot, pads=has_pads(model, robot))
         legs = {}
         for foot, bodies in zip(robot.foot_links, nom.legs):
             ids = np.array([model.body(b).id for b in bodies], dtype=np.intp)

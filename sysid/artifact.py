@@ -3,6 +3,9 @@
 Schema (written by :func:`sysid.identify.run` and ``robot-rl sysid --hand-set``): a JSON
 object with ``robot`` (description name) and ``parameters``: name -> {``nominal``,
 ``fitted``, ``std``, ``identifiable``, ``range`` [low, high], ``unit``, ``maps_to``, ...};
+``ground.floor`` (optional, :func:`sysid.ground.fit_floor`) is the floor under the feet:
+where it is identifiable and not rigid, its ``stiffness_N_per_m`` and ``damping_N_s_per_m``
+become :attr:`SysidParams.floor`, the compliant floor the identified simulator stands on;
 the other keys (method, logs, validation, ...) document the run.  :func:`read_params`
 accepts the run's ``sysid/`` folder or the file, validates what consumers use and names the
 file and field on error; it imports nothing of the identification code.
@@ -18,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from robot_rl.config import ConfigError, artifact_file, atomic_write_json
+from robot_rl.sim_mujoco import FloorPad
 
 
 @dataclass(frozen=True)
@@ -27,6 +31,8 @@ class SysidParams:
     robot: str
     values: dict[str, float]
     ranges: dict[str, tuple[float, float]]
+    #: the measured compliant floor (None: rigid, or not identified)
+    floor: FloorPad | None = None
 
 
 def params_path(path: str | Path) -> Path:
@@ -62,7 +68,19 @@ def read_params(path: str | Path, robot: str | None = None) -> SysidParams:
     if robot and found and found != robot:
         raise ConfigError(f"{path}: field 'robot': parameters are for robot {found!r}, "
                           f"expected {robot!r}")
-    return SysidParams(robot=found, values=values, ranges=ranges)
+    return SysidParams(robot=found, values=values, ranges=ranges, floor=_floor(data, path))
+
+
+def _floor(data: dict, path: Path) -> FloorPad | None:
+    """``ground.floor`` as a :class:`FloorPad` where stage 1 found it compliant."""
+    floor = (data.get("ground") or {}).get("floor") or {}
+    if not isinstance(floor, dict) or not floor.get("identifiable") or floor.get("rigid", True):
+        return None
+    try:
+        return FloorPad(float(floor["stiffness_N_per_m"]), float(floor["damping_N_s_per_m"]))
+    except (KeyError, TypeError, ValueError) as e:
+        raise ConfigError(f"{path}: field 'ground.floor': a compliant floor needs "
+                          f"'stiffness_N_per_m' > 0 and 'damping_N_s_per_m' >= 0 ({e})") from None
 
 
 def write_params(path: str | Path, params: dict[str, Any]) -> Path:

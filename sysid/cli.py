@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     elif floor.get("identifiable"):
         print(f"floor: compliant, {floor['stiffness_N_per_m']:.0f} +- {floor['stiffness_std']:.0f} "
               f"N/m and {floor['damping_N_s_per_m']:.0f} N s/m per foot, feet {floor['depth_mm']:.1f} "
-              "mm deep at their load (reported; the simulators do not model it yet)")
+              "mm deep at their load (the identified simulator stands on it: a sprung pad per foot)")
     elif floor:
         print(f"floor: not identified ({floor.get('reason', '')})")
     return 0

@@ -377,8 +377,9 @@ def fit_floor(data: list[GroundData], cfg: GroundFitConfig, block: int, bootstra
     with 2 std is reported rigid, with the stiffness it exceeds; one whose sink is not
     above zero by 2 std either is not identifiable from the log.
 
-    Reported in ``params.json`` (``ground.floor``); the simulators do not model floor
-    compliance yet (MuJoCo's contact stays as built).
+    Reported in ``params.json`` (``ground.floor``); where compliant, the identified
+    simulator (training env, evaluation, fidelity) stands on it as a sprung pad under each
+    foot (:class:`robot_rl.sim_mujoco.FloorPad`, read by :func:`sysid.artifact.read_params`).
     """
     rows, ys = [], []
     for g in data:

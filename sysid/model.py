@@ -24,7 +24,7 @@ import numpy as np
 
 from robot_rl.robot import RobotDescription
 from robot_rl.sensors import GRAVITY
-from robot_rl.sim_mujoco import MujocoModelConfig, build_model, index
+from robot_rl.sim_mujoco import FloorPad, MujocoModelConfig, build_model, index
 
 UNITS = {
     "armature": "kg m^2",
@@ -94,8 +94,9 @@ class Nominal:
 
 
 @functools.lru_cache(maxsize=8)
-def _nominal(name: str, urdf: str, robot: RobotDescription) -> Nominal:
-    m = build_model(robot)
+def _nominal(name: str, urdf: str, robot: RobotDescription, pads: bool) -> Nominal:
+    # with pads the feet are bodies of their own (the values of the pad do not matter here)
+    m = build_model(robot, MujocoModelConfig(floor=FloorPad(1.0, 1.0)) if pads else None)
     legs = [[m.body(b).name for b in bodies] for bodies in leg_bodies(m, robot)]
     tb = m.body(robot.base_link).id
     return Nominal(
@@ -106,9 +107,11 @@ def _nominal(name: str, urdf: str, robot: RobotDescription) -> Nominal:
     )
 
 
-def nominal(robot: RobotDescription) -> Nominal:
-    """The nominal inertial data of ``robot`` (cached per robot)."""
-    return _nominal(robot.name, str(robot.urdf_path), robot)
+def nominal(robot: RobotDescription, pads: bool = False) -> Nominal:
+    """The nominal inertial data of ``robot`` (cached per robot).  ``pads``: of the model
+    with a compliant floor's pads (:class:`~robot_rl.sim_mujoco.FloorPad`), whose feet are
+    bodies of their own instead of fused into the lower legs."""
+    return _nominal(robot.name, str(robot.urdf_path), robot, pads)
 
 
 def weight_moment(robot: RobotDescription) -> float:

@@ -147,10 +147,10 @@ def test_the_simulator_reads_its_joints_through_the_encoder_offsets(run):
     from deploy.fidelity import truth_world
 
     log, cfg = standin_log("encoder_offset")
-    hook, act, offsets = truth_world(A1, cfg)
+    hook, act, offsets, floor = truth_world(A1, cfg)
     assert np.abs(offsets).max() > 0.02
-    truth = replay(log, A1, None, None, window_s=0.25, world=(hook, act, offsets))
-    blind = replay(log, A1, None, None, window_s=0.25, world=(hook, act, 0 * offsets))
+    truth = replay(log, A1, None, None, window_s=0.25, world=(hook, act, offsets, floor))
+    blind = replay(log, A1, None, None, window_s=0.25, world=(hook, act, 0 * offsets, floor))
     print(f"\nencoder offsets: joint RMSE {truth['joint_rmse_rad']:.4f} rad with, "
           f"{blind['joint_rmse_rad']:.4f} without")
     assert truth["joint_rmse_rad"] < 0.025  # 0.022 measured; the engines' difference
@@ -224,3 +224,20 @@ def test_the_stand_in_truth_walks_the_policy_in_the_training_simulator_as_the_ro
     assert abs(tau["truth"] - tau["robot"]) < 0.1 * tau["robot"] < abs(tau["nominal"] - tau["robot"]), tau
     with pytest.raises(ValueError, match="not both"):
         SimRobot(A1, None, Path("actuator"), world=world)
+
+
+def test_the_stand_in_truth_on_a_soft_floor_predicts_its_height_only_with_the_pads():
+    """The fidelity replay of a log from the stand-in on a 3000 N/m mat: its hidden truth in
+    MuJoCo tracks the logged base height within ~2 mm with the floor's pads (each window
+    starting with them pressed to the logged depth), 8 mm on MuJoCo's rigid contact."""
+    from deploy.fidelity import replay, truth_world
+
+    log, cfg = standin_log("soft_floor", seconds=2.0)
+    hook, act, offsets, floor = truth_world(A1, cfg)
+    assert (3000.0, 200.0) == (floor.stiffness, floor.damping)
+    pad = replay(log, A1, None, None, window_s=0.25, world=(hook, act, offsets, floor))
+    rigid = replay(log, A1, None, None, window_s=0.25, world=(hook, act, offsets, None))
+    print(f"\nsoft floor, base height RMSE: {1e3 * pad['base_height_rmse_m']:.1f} mm with pads, "
+          f"{1e3 * rigid['base_height_rmse_m']:.1f} mm rigid")
+    assert pad["base_height_rmse_m"] < 0.5 * rigid["base_height_rmse_m"]
+    assert pad["base_vel_rmse_mps"] < rigid["base_vel_rmse_mps"]
