@@ -17,13 +17,14 @@ parameter draws), so the
 first config given as ``--robot-configs`` reproduces the judge's falls.  Prints, per
 candidate and setting, the episodes that fell and the mean judge score.
 
-``--pad K:B:A``: a prototype of the floor's compliance in the identified simulator, MuJoCo's
-contact left stiff: under each foot an isotropic spring-damper pad (three slide joints in
-the foot body, stiffness K N/m, damping B N s/m, armature A kg for a stable 5 ms step), e.g.
-stage 1's ``ground.floor`` of the run (RESULTS, "The floor").  Applies to the simulator
-settings and to ``--stand``, whose depth is then the rigid foot's (the pad's attachment point)::
+The identified simulator stands on the floor stage 1 measured (``ground.floor`` of the run's
+params.json: where compliant, a sprung pad under each foot, ``robot_rl.sim_mujoco.FloorPad``).
+``--floor rigid`` or ``--floor K:B`` (N/m, N s/m) replaces it, for the simulator settings and
+for ``--stand``, whose depth is then the rigid foot's (the pad's attachment point); the
+prototype's ``--pad K:B:A`` of earlier RESULTS entries is this option now (the armature
+follows from K, B and the step, ``FloorPad.pad_mass``)::
 
-    python bench/diag_floor.py --run runs/fc/s4 --pad 5020:266:0.1 --sim-contacts default
+    python bench/diag_floor.py --run runs/fc/s4 --floor rigid --sim-contacts default
 
 ``--stand``: instead, the run's identified A1 (fitted parameters, actuator network) holding
 its nominal pose for 2 s in MuJoCo with each ``--sim-contacts`` setting: the feet's depth
@@ -72,27 +73,12 @@ def set_contact(model, vals: tuple[float, ...]) -> None:
         model.geom_solref[:] = [-vals[1], -vals[2]]
 
 
-def use_pad(k: float, b: float, armature: float) -> None:
-    """Every :class:`~robot_rl.mujoco_robot.MujocoRobot` (the simulators the judge's episodes
-    and ``--stand`` use) built from here on in this process stands on pads (see ``--pad``)."""
-    import mujoco
+def use_floor(floor) -> None:
+    """Every identified simulator built from here on in this process stands on ``floor``
+    (a ``FloorPad``, or None: MuJoCo's rigid contact) instead of stage 1's (``--floor``)."""
+    import deploy.fidelity as fidelity
 
-    import robot_rl.mujoco_robot as mujoco_robot
-    from robot_rl import sim_mujoco
-
-    def build_model(robot, cfg=None, terrain=None):
-        spec = sim_mujoco.build_spec(robot, cfg, terrain)
-        for foot in robot.foot_links:
-            # stage 1's leg mass scales set the lower leg's mass with the foot fused in, so the
-            # foot, a body of its own here, keeps no mass (the pad's armature moves it)
-            body = spec.body(foot)
-            body.mass, body.fullinertia = 1e-6, [1e-10, 1e-10, 1e-10, 0.0, 0.0, 0.0]
-            for i, axis in enumerate(np.eye(3)):
-                j = body.add_joint(name=f"{foot}_pad{i}", axis=axis, type=mujoco.mjtJoint.mjJNT_SLIDE)
-                j.stiffness, j.damping, j.armature = [k, 0.0, 0.0], [b, 0.0, 0.0], armature
-        return spec.compile()
-
-    mujoco_robot.build_model = build_model
+    fidelity._floor = lambda robot, sysid: None if sysid is None else floor
 
 
 def foot_depth(sim, robot, radius) -> float:
@@ -154,7 +140,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sim-contacts", default="",
                    help="identified-simulator contact settings: default, T (solref time "
                         "constant, s) or D:K:B (solimp impedance, direct solref stiffness, damping)")
-    p.add_argument("--pad", default="", help="K:B:A, a spring-damper pad under each foot (prototype)")
+    p.add_argument("--floor", default="",
+                   help="the identified simulator's floor: 'rigid' or K:B (N/m, N s/m) "
+                        "[stage 1's, from the run's params.json]")
     p.add_argument("--stand", action="store_true",
                    help="measure the standing depth and stiffness per --sim-contacts setting")
     a = p.parse_args(argv)
@@ -168,16 +156,15 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as e:
         print(f"diag_floor: error: {e}", file=sys.stderr)
         return 2
-    if a.pad:
+    if a.floor:
+        from robot_rl.sim_mujoco import FloorPad
+
         try:
-            k, b, arm = (float(x) for x in a.pad.split(":"))
-        except ValueError:
-            k = b = arm = -1.0
-        if not (0 < k < np.inf and 0 <= b < np.inf and 0 <= arm < np.inf):
-            print(f"diag_floor: error: --pad: {a.pad!r} is not K:B:A (stiffness > 0, damping "
-                  "and armature >= 0)", file=sys.stderr)
+            use_floor(None if a.floor == "rigid" else FloorPad(*(float(x) for x in a.floor.split(":"))))
+        except (TypeError, ValueError):
+            print(f"diag_floor: error: --floor: {a.floor!r} is not 'rigid' or K:B (stiffness "
+                  "> 0 N/m, damping >= 0 N s/m)", file=sys.stderr)
             return 2
-        use_pad(k, b, arm)
     from deploy.evaluate import EvalConfig, evaluate
     from deploy.fidelity import SimRobot, Variant
     from deploy.select import _robot_of, _score
