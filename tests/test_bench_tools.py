@@ -148,7 +148,7 @@ def test_floor_diagnosis_parses_contacts_and_refuses_bad_ones(tmp_path, capsys):
     assert "--sim-contacts" in capsys.readouterr().err
     assert diag_floor.main(["--run", str(tmp_path / "nothing")]) == 2
     assert "select.json: missing" in capsys.readouterr().err
-    assert diag_floor.main(["--run", str(tmp_path), "--pad", "5000:-1:0.1"]) == 2
+    assert diag_floor.main(["--run", str(tmp_path), "--floor", "5000:-1"]) == 2
     assert "--pad" in capsys.readouterr().err
     assert diag_floor.main(["--run", str(tmp_path)]) == 2  # "{}" is no judge's record
     assert "not a robot judge's record" in capsys.readouterr().err
