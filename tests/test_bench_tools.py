@@ -149,7 +149,7 @@ def test_floor_diagnosis_parses_contacts_and_refuses_bad_ones(tmp_path, capsys):
     assert diag_floor.main(["--run", str(tmp_path / "nothing")]) == 2
     assert "select.json: missing" in capsys.readouterr().err
     assert diag_floor.main(["--run", str(tmp_path), "--floor", "5000:-1"]) == 2
-    assert "--pad" in capsys.readouterr().err
+    assert "--floor" in capsys.readouterr().err
     assert diag_floor.main(["--run", str(tmp_path)]) == 2  # "{}" is no judge's record
     assert "not a robot judge's record" in capsys.readouterr().err
 
