@@ -264,13 +264,19 @@ def add_floor_pads(spec: mujoco.MjSpec, robot: RobotDescription, floor: FloorPad
                    timestep: float) -> None:
     """Give each foot's body the three slide joints of :class:`FloorPad` (names
     :func:`pad_joint`).  The foot keeps its URDF mass; the joints' armature makes up the
-    difference to :meth:`FloorPad.pad_mass` where the foot is lighter."""
+    difference to :meth:`FloorPad.pad_mass` where the foot is lighter.
+
+    The lower leg's collision shapes move onto the pad too (their mass stays with the leg):
+    on laikago and the Mini Cheetah the shank's mesh reaches the ground beside the toe's
+    sphere, and left on the rigid leg it carried half the standing load past the pad."""
     for foot in robot.foot_links:
         body = spec.body(foot)
+        body.explicitinertial = True  # the moved shapes add no mass
         mass = float(body.mass)
         if mass < 1e-6:  # a massless foot link: MuJoCo needs a moving body to have mass
             body.mass, body.fullinertia = 1e-6, [1e-10, 1e-10, 1e-10, 0.0, 0.0, 0.0]
             mass = 1e-6
+        _move_collision_shapes(body.parent, body)
         armature = max(floor.pad_mass(timestep) - mass, 0.0)
         for geom in body.geoms:
             # the stiffest contact MuJoCo advises (time constant 2 dt, impedance 0.99): in
@@ -282,6 +288,23 @@ def add_floor_pads(spec: mujoco.MjSpec, robot: RobotDescription, floor: FloorPad
             j.stiffness = [floor.stiffness, 0.0, 0.0]
             j.damping = [floor.damping, 0.0, 0.0]
             j.armature = armature
+
+
+def _move_collision_shapes(src, dst) -> None:
+    """Re-create ``src``'s colliding geoms on its child body ``dst`` at the same place (in
+    ``dst``'s frame) and stop the originals from colliding."""
+    inv = np.zeros(4)
+    mujoco.mju_negQuat(inv, np.asarray(dst.quat, dtype=np.float64))
+    for g in list(src.geoms):
+        if not (g.contype or g.conaffinity):
+            continue
+        pos, quat = np.zeros(3), np.zeros(4)
+        mujoco.mju_rotVecQuat(pos, np.asarray(g.pos, dtype=np.float64) - dst.pos, inv)
+        mujoco.mju_mulQuat(quat, inv, np.asarray(g.quat, dtype=np.float64))
+        dst.add_geom(type=g.type, size=g.size, pos=pos, quat=quat, meshname=g.meshname,
+                     contype=g.contype, conaffinity=g.conaffinity, condim=g.condim,
+                     friction=g.friction, group=g.group)
+        g.contype, g.conaffinity = 0, 0
 
 
 def has_pads(model: mujoco.MjModel, robot: RobotDescription) -> bool:

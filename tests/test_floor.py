@@ -168,3 +168,28 @@ def test_settle_pads_starts_a_logged_pose_with_the_feet_on_the_floor():
     gap = radius - d.site_xpos[idx.foot_site][:, 2]
     np.testing.assert_allclose(gap, 0.0, atol=1e-6)  # on it
     assert np.linalg.norm(d.qpos[pads]) > 0.5 * np.linalg.norm(pressed)
+
+
+@pytest.mark.parametrize("name", ["laikago", "mini_cheetah"])
+def test_the_whole_standing_load_goes_through_the_pads(name):
+    """laikago's and the Mini Cheetah's shank meshes reach the ground beside the toe: they
+    move onto the pad with it, so no load bypasses the floor's spring (before: about half of
+    the Mini Cheetah's weight stood on the rigid shanks)."""
+    robot = load_robot(name)
+    m = build_model(robot, MujocoModelConfig(pd_actuators=True, floor=FloorPad(5000.0, 266.0)))
+    assert sum(m.body_mass) == pytest.approx(sum(build_model(robot).body_mass), rel=1e-9)
+    d = mujoco.MjData(m)
+    set_nominal(m, d, robot)
+    d.ctrl[index(m, robot).actuator] = robot.array("nominal_pose")
+    for _ in range(600):
+        mujoco.mj_step(m, d)
+    pads = {m.body(f).id for f in robot.foot_links}
+    through, total, f6 = 0.0, 0.0, np.zeros(6)
+    for c in range(d.ncon):
+        con = d.contact[c]
+        mujoco.mj_contactForce(m, d, c, f6)
+        total += f6[0]
+        if {m.geom_bodyid[con.geom1], m.geom_bodyid[con.geom2]} & pads:
+            through += f6[0]
+    assert total > 0.9 * sum(m.body_mass) * 9.81
+    assert through > 0.99 * total
