@@ -71,6 +71,19 @@ def read_params(path: str | Path, robot: str | None = None) -> SysidParams:
     return SysidParams(robot=found, values=values, ranges=ranges, floor=_floor(data, path))
 
 
+def describe_floor(floor: dict) -> str:
+    """One line on ``params.json``'s ``ground.floor`` ("" when the run has none)."""
+    if floor.get("identifiable") and floor.get("rigid"):
+        return (f"rigid (feet sink {floor['sink_mm']:.2f} mm under their load; stiffer than "
+                f"{floor['stiffness_above_N_per_m']:.0f} N/m per foot)")
+    if floor.get("identifiable"):
+        return (f"compliant, {floor['stiffness_N_per_m']:.0f} +- {floor['stiffness_std']:.0f} N/m "
+                f"and {floor['damping_N_s_per_m']:.0f} N s/m per foot, feet "
+                f"{floor['depth_mm']:.1f} mm deep at their load (the identified simulator stands "
+                "on it: a sprung pad per foot)")
+    return f"not identified ({floor.get('reason', '')})" if floor else ""
+
+
 def _floor(data: dict, path: Path) -> FloorPad | None:
     """``ground.floor`` as a :class:`FloorPad` where stage 1 found it compliant."""
     floor = (data.get("ground") or {}).get("floor") or {}

@@ -10,6 +10,7 @@ from pathlib import Path
 from robot_rl.config import ConfigError, add_config_arguments, config_from_args, write_config
 from robot_rl.logs import LogError
 from robot_rl.robot import DEFAULT_ROBOT, ROBOTS
+from sysid.artifact import describe_floor
 from sysid.config import SysidConfig
 
 
@@ -62,16 +63,9 @@ def main(argv: list[str] | None = None) -> int:
           f" rad, ratio {v['ratio']:.3f}); {data['runtime_s']:.1f} s")
     if s["not_identifiable"]:
         print("not identifiable: " + ", ".join(s["not_identifiable"]))
-    floor = data.get("ground", {}).get("floor") or {}
-    if floor.get("identifiable") and floor.get("rigid"):
-        print(f"floor: rigid (feet sink {floor['sink_mm']:.2f} mm under their load; stiffer than "
-              f"{floor['stiffness_above_N_per_m']:.0f} N/m per foot)")
-    elif floor.get("identifiable"):
-        print(f"floor: compliant, {floor['stiffness_N_per_m']:.0f} +- {floor['stiffness_std']:.0f} "
-              f"N/m and {floor['damping_N_s_per_m']:.0f} N s/m per foot, feet {floor['depth_mm']:.1f} "
-              "mm deep at their load (the identified simulator stands on it: a sprung pad per foot)")
-    elif floor:
-        print(f"floor: not identified ({floor.get('reason', '')})")
+    floor = describe_floor((data.get("ground") or {}).get("floor") or {})
+    if floor:
+        print(f"floor: {floor}")
     return 0
 
 

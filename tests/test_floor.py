@@ -193,3 +193,13 @@ def test_the_whole_standing_load_goes_through_the_pads(name):
             through += f6[0]
     assert total > 0.9 * sum(m.body_mass) * 9.81
     assert through > 0.99 * total
+
+
+def test_the_floor_is_described_in_one_line_for_the_cli_and_the_summary():
+    from sysid.artifact import describe_floor
+
+    line = describe_floor({**COMPLIANT, "stiffness_std": 168.0, "depth_mm": 8.1})
+    assert line.startswith("compliant, 5020 +- 168 N/m and 266 N s/m") and "pad" in line
+    assert describe_floor({"identifiable": True, "rigid": True, "sink_mm": 0.03,
+                           "stiffness_above_N_per_m": 273000.0}).startswith("rigid")
+    assert describe_floor({}) == ""

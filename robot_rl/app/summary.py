@@ -49,6 +49,11 @@ def write_summary(out: Path, budgets: Mapping[str, Mapping]) -> Path:
         if "ratio" in val:
             method_lines.append(f"- **held-out replay RMSE**: identified / nominal model = "
                                 f"{val['ratio']:.3f}")
+        from sysid.artifact import describe_floor  # stage 1's artifact, its owner's words
+
+        floor = describe_floor((params.get("ground") or {}).get("floor") or {})
+        if floor:
+            method_lines.append(f"- **floor**: {floor}")
         lines += ["## 1. System identification", "", *method_lines, "",
                   "| parameter | nominal | fitted | std | identifiable | randomization range |",
                   "|---|---|---|---|---|---|"]
